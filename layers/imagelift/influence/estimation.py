@@ -1,0 +1,263 @@
+"""The regressions: PPML and OLS with absorbed fixed effects, and pooled OLS, all fitted by statsmodels.
+
+Fixed effects are swept out by :mod:`imagelift.influence.demean`; statsmodels then fits the demeaned data
+(``WLS`` inside each IRLS step for PPML, ``OLS`` for the linear models) and supplies the cluster-robust
+sandwich. statsmodels' small-sample factor is G/(G-1) * (N-1)/(N-k) with k the columns it sees; the absorbed
+fixed effects also use up degrees of freedom, so the covariance is rescaled by (N-k)/(N-K). Following fixest
+and pyfixest, K counts the regressors plus the levels of every absorbed factor that is not nested in the
+cluster variable, minus one for each such factor beyond the first; a factor nested in the clusters (the
+product effects, clustered by product) adds nothing. Inference uses Student t with G-1 degrees of freedom.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import statsmodels.api as sm
+from scipy import stats
+
+from imagelift.influence.demean import FixedEffects, drop_singletons
+
+
+class EstimationError(ValueError):
+    """The model cannot be estimated on these data (too few rows, no variation, no convergence)."""
+
+
+@dataclass
+class FitResult:
+    """Coefficients, their clustered covariance and what was dropped on the way."""
+
+    model: str
+    names: list[str]
+    params: np.ndarray
+    cov: np.ndarray
+    nobs: int
+    n_clusters: int
+    df_k: int
+    dropped: dict[str, int] = field(default_factory=dict)
+    iterations: int = 0
+    kept_rows: np.ndarray | None = None  # boolean mask over the input rows used in the fit
+    linear_predictor: np.ndarray | None = None  # PPML: eta on the kept rows (with fixed effects)
+
+    @property
+    def std_err(self) -> np.ndarray:
+        return np.sqrt(np.diag(self.cov))
+
+    def coef(self, name: str) -> tuple[float, float]:
+        i = self.names.index(name)
+        return float(self.params[i]), float(self.std_err[i])
+
+    def inference(self, name: str, level: float = 0.95) -> dict[str, float]:
+        """Estimate, standard error, confidence interval and two-sided p-value from t(G-1)."""
+        estimate, se = self.coef(name)
+        df = max(self.n_clusters - 1, 1)
+        t_crit = float(stats.t.ppf(0.5 + level / 2, df))
+        p_value = float(2 * stats.t.sf(abs(estimate / se), df)) if se > 0 else float("nan")
+        return {
+            "estimate": estimate,
+            "std_err": se,
+            "ci_low": estimate - t_crit * se,
+            "ci_high": estimate + t_crit * se,
+            "p_value": p_value,
+        }
+
+
+def _absorbed_dof(fe: FixedEffects, clusters: np.ndarray) -> int:
+    """Degrees of freedom used by the absorbed fixed effects, counted as fixest's ssc(fixef.K = "nested")."""
+    total = 0
+    counted = 0
+    for codes, n_levels in zip(fe.codes, fe.n_levels, strict=True):
+        # nested: every level of the factor lies inside a single cluster
+        per_level = np.zeros(n_levels, dtype=np.int64) - 1
+        per_level[codes] = clusters
+        nested = bool(np.all(per_level[codes] == clusters))
+        if not nested:
+            total += n_levels
+            counted += 1
+    return total - max(counted - 1, 0) if counted else 0
+
+
+def _cluster_cov(result, clusters: np.ndarray, n: int, k: int, df_k: int) -> np.ndarray:
+    robust = result.get_robustcov_results(cov_type="cluster", groups=clusters, use_correction=True)
+    return np.asarray(robust.cov_params()) * (n - k) / (n - df_k)
+
+
+def _check_design(x_dm: np.ndarray, x: np.ndarray, names: list[str]) -> None:
+    for j, name in enumerate(names):
+        spread = float(np.max(np.abs(x[:, j]))) if len(x) else 0.0
+        if spread == 0 or float(np.max(np.abs(x_dm[:, j]))) <= 1e-9 * spread:
+            raise EstimationError(f"{name} does not vary once the fixed effects are absorbed")
+    if np.linalg.matrix_rank(x_dm) < x_dm.shape[1]:
+        raise EstimationError(f"regressors {names} are collinear once the fixed effects are absorbed")
+
+
+def _prepare(
+    x: np.ndarray, fe_columns: list[np.ndarray], clusters: np.ndarray, keep: np.ndarray, tol: float
+) -> tuple[FixedEffects, np.ndarray, np.ndarray]:
+    fe = FixedEffects.from_columns(*(c[keep] for c in fe_columns), tol=tol)
+    single = drop_singletons(fe.codes)
+    if not single.all():
+        keep = keep.copy()
+        keep[np.flatnonzero(keep)[~single]] = False
+        fe = fe.subset(single)
+    cluster_codes = np.unique(clusters[keep], return_inverse=True)[1]
+    return fe, keep, cluster_codes
+
+
+def fit_ols_fe(
+    y: np.ndarray,
+    x: np.ndarray,
+    names: list[str],
+    fe_columns: list[np.ndarray],
+    clusters: np.ndarray,
+    *,
+    model: str = "ols_fe",
+    tol: float = 1e-10,
+) -> FitResult:
+    """OLS of ``y`` on ``x`` with the factors in ``fe_columns`` absorbed, errors clustered by ``clusters``."""
+    n_in = len(y)
+    keep = np.ones(n_in, dtype=bool)
+    fe, keep, cluster_codes = _prepare(x, fe_columns, clusters, keep, tol)
+    n = int(keep.sum())
+    k = x.shape[1]
+    if n <= k + 1:
+        raise EstimationError(f"{model}: {n} usable rows for {k} regressors")
+    yx = np.column_stack([y[keep], x[keep]])
+    yx_dm, _ = fe.demean(yx)
+    y_dm, x_dm = yx_dm[:, 0], yx_dm[:, 1:]
+    _check_design(x_dm, x[keep], names)
+    result = sm.OLS(y_dm, x_dm, hasconst=False).fit()
+    df_k = k + _absorbed_dof(fe, cluster_codes)
+    cov = _cluster_cov(result, cluster_codes, n, k, df_k)
+    return FitResult(
+        model=model,
+        names=list(names),
+        params=np.asarray(result.params),
+        cov=cov,
+        nobs=n,
+        n_clusters=int(cluster_codes.max()) + 1,
+        df_k=df_k,
+        dropped={"singletons": n_in - n},
+        kept_rows=keep,
+    )
+
+
+def fit_pooled_ols(
+    y: np.ndarray, x: np.ndarray, names: list[str], clusters: np.ndarray, *, model: str = "pooled_ols"
+) -> FitResult:
+    """Plain OLS with an intercept and no fixed effects, errors clustered by ``clusters``."""
+    n, k = x.shape
+    design = np.column_stack([np.ones(n), x])
+    result = sm.OLS(y, design, hasconst=True).fit()
+    cluster_codes = np.unique(clusters, return_inverse=True)[1]
+    cov = _cluster_cov(result, cluster_codes, n, k + 1, k + 1)
+    return FitResult(
+        model=model,
+        names=["intercept", *names],
+        params=np.asarray(result.params),
+        cov=cov,
+        nobs=n,
+        n_clusters=int(cluster_codes.max()) + 1,
+        df_k=k + 1,
+        kept_rows=np.ones(n, dtype=bool),
+    )
+
+
+def _separated(y: np.ndarray, fe_columns: list[np.ndarray], keep: np.ndarray) -> np.ndarray:
+    """Rows in a fixed-effect level whose outcome is zero throughout: its effect would run to minus infinity."""
+    keep = keep.copy()
+    while True:
+        changed = False
+        for col in fe_columns:
+            codes = np.unique(col, return_inverse=True)[1]
+            totals = np.bincount(codes[keep], weights=y[keep], minlength=int(codes.max()) + 1)
+            dead = keep & (totals[codes] <= 0)
+            if dead.any():
+                keep &= ~dead
+                changed = True
+        if not changed:
+            return keep
+
+
+def fit_ppml(
+    y: np.ndarray,
+    x: np.ndarray,
+    names: list[str],
+    fe_columns: list[np.ndarray],
+    clusters: np.ndarray,
+    *,
+    tol: float = 1e-10,
+    irls_tol: float = 1e-10,
+    maxiter: int = 100,
+    model: str = "ppml",
+) -> FitResult:
+    """Poisson pseudo-maximum likelihood with absorbed fixed effects, by IRLS with weighted demeaning.
+
+    Each step regresses the working response z = eta + (y - mu)/mu on x by weighted least squares with
+    weights mu, after sweeping the fixed effects out of both with the same weights (statsmodels ``WLS``).
+    Convergence is judged on the deviance, as fixest and pyfixest do. Fixed-effect levels with no sales at
+    all are dropped first (their effect is minus infinity and would stall the iteration), then singletons.
+    """
+    if np.any(y < 0):
+        raise EstimationError("PPML needs a non-negative outcome")
+    n_in = len(y)
+    keep = np.ones(n_in, dtype=bool)
+    n_separated = 0
+    # singletons and separated levels can uncover each other; repeat until neither changes anything
+    while True:
+        before = int(keep.sum())
+        keep = _separated(y, fe_columns, keep)
+        n_separated += before - int(keep.sum())
+        fe, keep, cluster_codes = _prepare(x, fe_columns, clusters, keep, tol)
+        if int(keep.sum()) == before:
+            break
+    n = int(keep.sum())
+    k = x.shape[1]
+    if n <= k + 1:
+        raise EstimationError(f"{model}: {n} usable rows for {k} regressors")
+    yk, xk = y[keep].astype(np.float64), x[keep].astype(np.float64)
+
+    mu = (yk + yk.mean()) / 2
+    eta = np.log(mu)
+    deviance = _poisson_deviance(yk, mu)
+    fe_start = None
+    result = None
+    for iteration in range(1, maxiter + 1):
+        z = eta + yk / mu - 1
+        zx_dm, fe_start = fe.demean(np.column_stack([z, xk]), weights=mu, start=fe_start)
+        z_dm, x_dm = zx_dm[:, 0], zx_dm[:, 1:]
+        if iteration == 1:
+            _check_design(x_dm, xk, names)
+        result = sm.WLS(z_dm, x_dm, weights=mu, hasconst=False).fit()
+        eta = z - (z_dm - x_dm @ np.asarray(result.params))
+        mu = np.exp(eta)
+        new_deviance = _poisson_deviance(yk, mu)
+        converged = abs(new_deviance - deviance) / (0.1 + abs(deviance)) < irls_tol
+        deviance = new_deviance
+        if converged:
+            break
+    else:
+        raise EstimationError(f"{model}: IRLS did not converge in {maxiter} iterations")
+    assert result is not None
+    df_k = k + _absorbed_dof(fe, cluster_codes)
+    cov = _cluster_cov(result, cluster_codes, n, k, df_k)
+    return FitResult(
+        model=model,
+        names=list(names),
+        params=np.asarray(result.params),
+        cov=cov,
+        nobs=n,
+        n_clusters=int(cluster_codes.max()) + 1,
+        df_k=df_k,
+        dropped={"all_zero_fixed_effect": n_separated, "singletons": n_in - n - n_separated},
+        iterations=iteration,
+        kept_rows=keep,
+        linear_predictor=eta,
+    )
+
+
+def _poisson_deviance(y: np.ndarray, mu: np.ndarray) -> float:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        term = np.where(y > 0, y * np.log(y / mu), 0.0)
+    return float(2 * np.sum(term - (y - mu)))

@@ -1,0 +1,308 @@
+"""Simulated sales exports and category records with known (planted) effects, for demos, tests and benchmarks.
+
+The data are built to be hard in the ways real catalogues are: better products use model photos more often
+and cost more (so a pooled regression is biased), listings differ persistently, demand moves with the season
+and with product-week shocks (errors correlated within product), sales are over-dispersed counts with many
+zero weeks, some listings start late, and about a third of listings change their photo during the period.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from imagelift.influence.records import CATEGORY_NAMES
+
+
+@dataclass(frozen=True)
+class SimulationSpec:
+    """What to simulate. Lifts and premiums are in percent; the elasticity is d log(units) / d log(price)."""
+
+    products: int = 300
+    listings_per_product: float = 4.0
+    weeks: int = 52
+    start: str = "2025-01-06"
+    model_lift: float = 9.0
+    worn_lift: float = 5.0
+    elasticity: float = -1.2
+    model_price_premium: float = 3.0
+    worn_price_premium: float = 1.0
+    promo_lift: float = 20.0
+    promo_share: float = 0.1
+    base_units: float = 4.0
+    switch_share: float = 0.35
+    late_start_share: float = 0.2
+    dispersion: float = 2.0  # gamma shape of the multiplicative noise (smaller: more over-dispersed)
+    product_week_sd: float = 0.15
+    listing_sd: float = 0.3
+    failed_records: float = 0.02  # share of listings that also have a failed classification record
+    deleted_records: float = 0.01
+    unmatched_records: int = 3
+    bad_rows: int = 0  # rows corrupted on purpose, spread over the rejection reasons
+    seed: int = 0
+
+
+@dataclass
+class Simulation:
+    sales: pd.DataFrame
+    records: list[dict[str, Any]]
+    truth: dict[str, Any] = field(default_factory=dict)
+
+
+def _monday(text: str) -> date:
+    day = date.fromisoformat(text)
+    return day - timedelta(days=day.weekday())
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def simulate(spec: SimulationSpec | None = None) -> Simulation:
+    spec = spec or SimulationSpec()
+    rng = np.random.default_rng(spec.seed)
+    start = _monday(spec.start)
+    n_products, n_weeks = spec.products, spec.weeks
+
+    quality = rng.normal(size=n_products)  # drives demand, price and the use of model photos alike
+    n_listings = 1 + rng.poisson(max(spec.listings_per_product - 1, 0), n_products)
+    listing_product = np.repeat(np.arange(n_products), n_listings)
+    n_total = len(listing_product)
+    listing_number = np.concatenate([np.arange(k) for k in n_listings])
+
+    # photo category: model photos more likely on better products
+    logits = np.column_stack([0.9 * quality[listing_product], np.full(n_total, 0.2), np.zeros(n_total)])
+    probs = np.exp(logits)
+    probs /= probs.sum(axis=1, keepdims=True)
+    first_category = 1 + (rng.random(n_total)[:, None] > np.cumsum(probs, axis=1)).sum(axis=1)
+    first_week = np.where(
+        rng.random(n_total) < spec.late_start_share, rng.integers(1, max(n_weeks // 2, 2), n_total), 0
+    )
+    switches = (rng.random(n_total) < spec.switch_share) & (first_week < n_weeks - 2)
+    switch_week = np.where(switches, rng.integers(first_week + 1, n_weeks - 1), n_weeks)
+    second_category = first_category + rng.integers(1, 3, n_total)
+    second_category = (second_category - 1) % 3 + 1
+
+    listing_effect = rng.normal(-(spec.listing_sd**2) / 2, spec.listing_sd, n_total)
+    listing_markup = rng.normal(0, 0.05, n_total)
+    base_log_price = 4.0 + 0.3 * quality + rng.normal(0, 0.3, n_products)
+
+    # listing-week panel (late starters have no rows before their first week)
+    weeks = np.arange(n_weeks)
+    listing, week = np.meshgrid(np.arange(n_total), weeks, indexing="ij")
+    listing, week = listing.ravel(), week.ravel()
+    active = week >= first_week[listing]
+    listing, week = listing[active], week[active]
+    product = listing_product[listing]
+    n_rows = len(listing)
+    category = np.where(week >= switch_week[listing], second_category[listing], first_category[listing])
+
+    premium = np.select(
+        [category == 1, category == 2],
+        [math.log1p(spec.model_price_premium / 100), math.log1p(spec.worn_price_premium / 100)],
+        0.0,
+    )
+    discounted = rng.random(n_rows) < 0.15
+    log_price = (
+        base_log_price[product]
+        + listing_markup[listing]
+        + premium
+        + np.where(discounted, math.log(0.8), 0.0)
+        + rng.normal(0, 0.03, n_rows)
+    )
+    price = np.round(np.exp(log_price), 2)
+    log_price = np.log(price)  # the model sees the rounded price, so plant the effect on it
+    promo = (rng.random(n_rows) < spec.promo_share).astype(int)
+
+    season = 0.2 * np.sin(2 * np.pi * weeks / 52) + rng.normal(0, 0.05, n_weeks)
+    product_week = rng.normal(-(spec.product_week_sd**2) / 2, spec.product_week_sd, (n_products, n_weeks))
+    lift = np.select(
+        [category == 1, category == 2], [math.log1p(spec.model_lift / 100), math.log1p(spec.worn_lift / 100)], 0.0
+    )
+    log_mu = (
+        math.log(spec.base_units)
+        + 0.5 * quality[product]
+        + listing_effect[listing]
+        + season[week]
+        + product_week[product, week]
+        + lift
+        + spec.elasticity * (log_price - base_log_price[product])
+        + promo * math.log1p(spec.promo_lift / 100)
+    )
+    noise = rng.gamma(spec.dispersion, 1 / spec.dispersion, n_rows)
+    units = rng.poisson(np.exp(log_mu) * noise)
+
+    product_ids = np.array([f"P{i:05d}" for i in range(n_products)])
+    listing_ids = np.array([f"L{i:06d}" for i in range(n_total)])
+    week_dates = np.array([(start + timedelta(weeks=int(w))).isoformat() for w in weeks])
+    sales = pd.DataFrame(
+        {
+            "week": week_dates[week],
+            "product_id": product_ids[product],
+            "listing_id": listing_ids[listing],
+            "units": units,
+            "price": price,
+            "promo": promo,
+        }
+    )
+
+    records = _records(
+        spec,
+        rng,
+        start,
+        product_ids,
+        listing_ids,
+        listing_product,
+        listing_number,
+        first_week,
+        switch_week,
+        first_category,
+        second_category,
+    )
+    expected_rejections: dict[str, int] = {}
+    if spec.bad_rows:
+        sales, expected_rejections = _corrupt(sales, spec.bad_rows, rng)
+
+    truth = {
+        "spec": asdict(spec),
+        "effects_pct": {"model": spec.model_lift, "worn": spec.worn_lift},
+        "log_effects": {"model": math.log1p(spec.model_lift / 100), "worn": math.log1p(spec.worn_lift / 100)},
+        "price_premium_pct": {"model": spec.model_price_premium, "worn": spec.worn_price_premium},
+        "elasticity": spec.elasticity,
+        "promo_lift_pct": spec.promo_lift,
+        "rows": len(sales),
+        "products": n_products,
+        "listings": n_total,
+        "expected_rejections": expected_rejections,
+        "listing_weeks_by_category": {CATEGORY_NAMES[c]: int((category == c).sum()) for c in CATEGORY_NAMES},
+    }
+    return Simulation(sales=sales, records=records, truth=truth)
+
+
+def _records(
+    spec,
+    rng,
+    start,
+    product_ids,
+    listing_ids,
+    listing_product,
+    listing_number,
+    first_week,
+    switch_week,
+    first_category,
+    second_category,
+) -> list[dict[str, Any]]:
+    origin = datetime(start.year, start.month, start.day, tzinfo=UTC)
+    sequencer = iter(range(10**15, 10**16))
+    records = []
+
+    def record(i: int, when: datetime, status: str, category: int | None, photo: int) -> dict[str, Any]:
+        product, listing = product_ids[listing_product[i]], listing_ids[i]
+        item: dict[str, Any] = {
+            "bucket": "imagelift-uploads",
+            "key": f"images/{product}/{listing}/photo-{photo}.jpg",
+            "sequencer": f"{next(sequencer):X}",
+            "event_time": _iso(when),
+            "product_id": product,
+            "listing_id": listing,
+            "status": status,
+        }
+        if category is not None:
+            item.update({"category": int(category), "category_name": CATEGORY_NAMES[int(category)]})
+        return item
+
+    hours_before = rng.uniform(1, 60, (len(listing_ids), 2))
+    for i in range(len(listing_ids)):
+        week_start = origin + timedelta(weeks=int(first_week[i]))
+        first_at = week_start - timedelta(hours=float(hours_before[i, 0]) + 24 * float(first_week[i] == 0) * 30)
+        records.append(record(i, first_at, "classified", first_category[i], 1))
+        if switch_week[i] < spec.weeks:
+            switch_at = origin + timedelta(weeks=int(switch_week[i])) - timedelta(hours=float(hours_before[i, 1]))
+            records.append(record(i, switch_at, "classified", second_category[i], 2))
+    period_hours = spec.weeks * 7 * 24
+    for share, status in ((spec.failed_records, "failed"), (spec.deleted_records, "deleted")):
+        for i in np.flatnonzero(rng.random(len(listing_ids)) < share):
+            when = origin + timedelta(hours=float(rng.uniform(0, period_hours)))
+            item = record(int(i), when, status, None, 9)
+            if status == "failed":
+                item["error"] = {"code": "corrupt", "message": "simulated decode failure"}
+            records.append(item)
+    for j in range(spec.unmatched_records):
+        records.append(
+            {
+                "bucket": "imagelift-uploads",
+                "key": f"uploads/stray-{j}.jpg",
+                "sequencer": f"{next(sequencer):X}",
+                "event_time": _iso(origin),
+                "status": "classified",
+                "category": 3,
+                "category_name": "product",
+            }
+        )
+    order = rng.permutation(len(records))  # the table has no order
+    return [records[k] for k in order]
+
+
+BAD_ROW_KINDS = (
+    "missing_field",
+    "non_numeric",
+    "bad_week",
+    "negative_units",
+    "price_not_positive",
+    "duplicate_listing_week",
+    "unknown_listing",
+)
+
+
+def _corrupt(sales: pd.DataFrame, count: int, rng: np.random.Generator) -> tuple[pd.DataFrame, dict[str, int]]:
+    sales = sales.astype({"units": object, "price": object, "week": object})
+    victims = rng.choice(len(sales), size=min(count, len(sales)), replace=False)
+    expected: dict[str, int] = {}
+    extra = []
+    for n, row in enumerate(victims):
+        kind = BAD_ROW_KINDS[n % len(BAD_ROW_KINDS)]
+        if kind == "missing_field":
+            sales.at[row, "price"] = ""
+        elif kind == "non_numeric":
+            sales.at[row, "units"] = "n/a"
+        elif kind == "bad_week":
+            sales.at[row, "week"] = "week 12"
+        elif kind == "negative_units":
+            sales.at[row, "units"] = -3
+        elif kind == "price_not_positive":
+            sales.at[row, "price"] = 0
+        elif kind == "duplicate_listing_week":
+            extra.append(sales.loc[row].copy())
+            expected[kind] = expected.get(kind, 0) + 1  # the original as well as the copy is rejected
+        elif kind == "unknown_listing":
+            sales.at[row, "listing_id"] = f"GHOST{n}"
+        expected[kind] = expected.get(kind, 0) + 1
+    if extra:
+        sales = pd.concat([sales, pd.DataFrame(extra)], ignore_index=True)
+    return sales, expected
+
+
+def write_simulation(sim: Simulation, out_dir: Path, *, gzip_sales: bool = False) -> dict[str, Path]:
+    """sales.csv (or sales.csv.gz), categories.jsonl and truth.json under ``out_dir``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    sales_path = out_dir / ("sales.csv.gz" if gzip_sales else "sales.csv")
+    text = sim.sales.to_csv(index=False)
+    if gzip_sales:
+        sales_path.write_bytes(gzip.compress(text.encode(), compresslevel=5))
+    else:
+        sales_path.write_text(text, encoding="utf-8")
+    categories_path = out_dir / "categories.jsonl"
+    with categories_path.open("w", encoding="utf-8") as handle:
+        for item in sim.records:
+            handle.write(json.dumps(item) + "\n")
+    truth_path = out_dir / "truth.json"
+    truth_path.write_text(json.dumps(sim.truth, indent=2) + "\n", encoding="utf-8")
+    return {"sales": sales_path, "categories": categories_path, "truth": truth_path}

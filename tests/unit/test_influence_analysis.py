@@ -1,0 +1,117 @@
+"""The report's contract, its warnings instead of numbers, and the per-product effects."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from imagelift.config import ReportConfig
+from imagelift.influence.analysis import analyse
+from imagelift.influence.records import normalise_records
+from imagelift.influence.sales import read_sales
+from imagelift.influence.simulate import SimulationSpec, simulate
+
+EFFECT_FIELDS = {
+    "category",
+    "category_name",
+    "estimate",
+    "std_err",
+    "ci_low",
+    "ci_high",
+    "p_value",
+    "effect_pct",
+    "effect_pct_ci",
+}
+
+
+def _report(sim, config=None):
+    sales = read_sales([("sales.csv", sim.sales.to_csv(index=False).encode())], controls=["promo"])
+    return analyse(sales, normalise_records(sim.records), config or ReportConfig(controls="promo"))
+
+
+@pytest.fixture(scope="module")
+def report_and_truth():
+    sim = simulate(SimulationSpec(products=250, weeks=30, bad_rows=14, seed=2))
+    return _report(sim), sim.truth
+
+
+def test_report_follows_the_json_contract(report_and_truth):
+    report, truth = report_and_truth
+    json.dumps(report, allow_nan=False)  # strict JSON: no NaN or infinities
+    for key in (
+        "generated_at",
+        "period",
+        "counts",
+        "spec",
+        "effects",
+        "price_elasticity",
+        "price_effects",
+        "per_product",
+        "pooled",
+        "warnings",
+    ):
+        assert key in report
+    assert [e["category"] for e in report["effects"]] == [1, 2]
+    for entry in [*report["effects"], *report["price_effects"]]:
+        assert entry.keys() >= EFFECT_FIELDS
+        assert entry["ci_low"] < entry["estimate"] < entry["ci_high"]
+        assert entry["effect_pct"] == pytest.approx(100 * np.expm1(entry["estimate"]))
+    assert {"estimate", "std_err", "ci_low", "ci_high", "p_value", "effect_pct"} <= report["price_elasticity"].keys()
+    counts = report["counts"]
+    assert counts["rows_rejected"] == truth["expected_rejections"]
+    assert counts["rows_used"] + counts["rows_rejected_total"] == counts["rows"]
+    assert counts["products"] == truth["products"]
+    assert counts["records"]["excluded"]["failed"] > 0
+    assert report["period"] == {"from": "2025-01-06", "to": "2025-07-28"}
+    assert report["spec"]["fixed_effects"] == ["product_id", "week"]
+    assert report["robustness"]["ols_log_units"]["effects"][0]["estimate"] is not None
+
+
+def test_per_product_effects_centre_on_the_planted_lift(report_and_truth):
+    report, truth = report_and_truth
+    rows = report["per_product"]
+    assert rows and {"product_id", "category", "effect_pct", "effect_pct_ci", "n"} <= rows[0].keys()
+    model = [r for r in rows if r["category"] == 1]
+    covered = np.mean([r["effect_pct_ci"][0] <= truth["effects_pct"]["model"] <= r["effect_pct_ci"][1] for r in model])
+    assert len(model) > 50
+    assert covered > 0.85  # rough intervals (few listings per product) but not misleading
+    assert abs(np.median([r["effect_pct"] for r in model]) - truth["effects_pct"]["model"]) < 6
+
+
+def test_a_category_that_never_varies_within_products_gets_a_warning_not_a_number():
+    sim = simulate(SimulationSpec(products=80, weeks=12, switch_share=0.0, seed=4))
+    # give every listing of a product the same category as its first listing... for worn photos only:
+    records = sim.records
+    worn_products = {r["product_id"] for r in records if r.get("category") == 2}
+    for r in records:
+        if r.get("product_id") in worn_products and r.get("category") is not None:
+            r["category"] = 2
+    report = _report(sim)
+    worn = report["effects"][1]
+    assert worn["estimate"] is None and worn["effect_pct"] is None
+    assert "never varies within a product" in worn["note"]
+    assert any("worn category never varies" in w for w in report["warnings"])
+    assert report["effects"][0]["estimate"] is not None  # the model effect is still estimated
+    assert report["price_effects"][1]["estimate"] is None
+
+
+def test_a_cell_too_small_gets_a_warning_not_a_number():
+    sim = simulate(SimulationSpec(products=60, weeks=12, switch_share=0.0, seed=6))
+    worn = [r for r in sim.records if r.get("category") == 2]
+    for r in worn[2:]:
+        r["category"] = 3  # two worn listings left in the whole catalogue
+    report = _report(sim, ReportConfig(controls="promo", min_cell_rows=30, min_cell_products=3))
+    assert report["effects"][1]["estimate"] is None
+    assert "Too little data for the worn effect" in report["effects"][1]["note"]
+    assert any("Too little data for the worn effect" in w for w in report["warnings"])
+
+
+def test_many_zero_weeks_still_recover_the_lift():
+    sim = simulate(SimulationSpec(products=400, weeks=30, base_units=0.4, seed=8))
+    share_zero = float((sim.sales["units"] == 0).mean())
+    assert share_zero > 0.6
+    report = _report(sim)
+    low, high = report["effects"][0]["effect_pct_ci"]
+    assert low <= sim.truth["effects_pct"]["model"] <= high

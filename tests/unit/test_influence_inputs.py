@@ -1,0 +1,182 @@
+"""Sales exports and category records: every bad row counted by reason, bad files named, the as-of join."""
+
+from __future__ import annotations
+
+import gzip
+
+import pandas as pd
+import pytest
+
+from imagelift.influence.records import join_categories, normalise_records, read_jsonl
+from imagelift.influence.sales import InputFileError, Rejections, read_sales
+
+HEADER = "week,product_id,listing_id,units,price,promo\n"
+
+
+def _read(text: str, name: str = "sales.csv", controls=("promo",)):
+    return read_sales([(name, text.encode())], controls=controls)
+
+
+def test_each_bad_row_is_rejected_and_counted_by_reason():
+    text = HEADER + (
+        "2025-01-06,P1,L1,3,10.0,0\n"  # good
+        "2025-01-06,P1,L2,,10.0,0\n"  # missing units
+        "2025-01-06,P1,L3,abc,10.0,0\n"  # non-numeric
+        "2025-01-06,P1,L4,2,inf,0\n"  # non-finite price
+        "2025-01-06,P1,L5,2,10.0,yes\n"  # non-numeric control
+        "someday,P1,L6,2,10.0,0\n"  # bad week
+        "2025-01-06,P 1,L7,2,10.0,0\n"  # bad id
+        "2025-01-06,P1,L8,-1,10.0,0\n"  # negative units
+        "2025-01-06,P1,L9,1.5,10.0,0\n"  # fractional units
+        "2025-01-06,P1,L10,1,0,0\n"  # price zero
+        "2025-01-06,P1,L11,1,-4,0\n"  # negative price
+        "2025-01-07,P1,L12,1,5,0\n"  # Tuesday: same Monday week as the next row
+        "2025-01-06,P1,L12,2,5,0\n"
+        "2025-01-13,P1,L1,4,10.0,1\n"  # good
+    )
+    table = _read(text)
+    assert table.rows_read == 14
+    assert len(table.frame) == 2
+    assert table.rejections.as_dict() == {
+        "missing_field": 1,
+        "non_numeric": 3,
+        "bad_week": 1,
+        "bad_id": 1,
+        "negative_units": 1,
+        "non_integer_units": 1,
+        "price_not_positive": 2,
+        "duplicate_listing_week": 2,
+    }
+    assert table.rejections.total + len(table.frame) == table.rows_read  # nothing lost
+    assert table.rejections.examples["bad_week"] == ["sales.csv:7"]
+    assert table.frame["week"].dt.day_of_week.eq(0).all()
+
+
+def test_weeks_are_normalised_to_monday_and_files_combined_with_gzip():
+    plain = HEADER + "2025-01-08,P1,L1,3,10.0,0\n"
+    zipped = gzip.compress((HEADER + "2025-01-12T10:00:00Z,P1,L2,1,9.5,1\n").encode())
+    table = read_sales([("a.csv", plain.encode()), ("b.csv.gz", zipped)], controls=["promo"])
+    assert table.frame["week"].astype(str).tolist() == ["2025-01-06", "2025-01-06"]
+    assert table.files == ["a.csv", "b.csv.gz"]
+    # the same listing-week in two files is a duplicate too
+    twice = read_sales([("a.csv", plain.encode()), ("c.csv", plain.encode())], controls=["promo"])
+    assert twice.rejections.as_dict() == {"duplicate_listing_week": 2}
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"", "exports/bad.csv: is empty"),
+        (b"  \n", "exports/bad.csv: is empty"),
+        (HEADER.encode(), "exports/bad.csv: has a header but no rows"),
+        ((HEADER + "2025-01-06,P\xe9,L1,1,2,0\n").encode("latin-1"), "exports/bad.csv: is not UTF-8 text (byte 0xe9"),
+        (b"week,product_id,units\n2025-01-06,P1,1\n", "exports/bad.csv: lacks column(s) listing_id, price, promo"),
+        (b"\x1f\x8b\x08\x00garbage", "exports/bad.csv: looks gzipped but cannot be decompressed"),
+    ],
+)
+def test_unreadable_files_raise_an_error_naming_the_file(data, message):
+    with pytest.raises(InputFileError) as caught:
+        read_sales([("exports/bad.csv", data)], controls=["promo"])
+    assert str(caught.value).startswith(message)
+
+
+def test_gzipped_empty_file_is_named():
+    with pytest.raises(InputFileError, match=r"^s.csv.gz: is empty"):
+        read_sales([("s.csv.gz", gzip.compress(b""))])
+
+
+def _records(*rows):
+    keys = ("product_id", "listing_id", "status", "category", "event_time", "sequencer")
+    return [dict(zip(keys, row, strict=True)) for row in rows]
+
+
+def test_records_need_only_the_six_fields_and_bad_ones_are_counted():
+    items = _records(
+        ("P1", "L1", "classified", 3, "2024-12-01T00:00:00Z", "A1"),
+        ("P1", "L1", "failed", None, "2025-01-01T00:00:00Z", "A2"),
+        ("P1", "L1", "deleted", None, "2025-01-02T00:00:00Z", "A3"),
+        (None, None, "classified", 1, "2025-01-01T00:00:00Z", "A4"),  # key outside images/<p>/<l>/
+        ("P1", "L2", "classified", 7, "2025-01-01T00:00:00Z", "A5"),
+        ("P1", "L2", "classified", 1, "not a time", "A6"),
+        ("P1", "L3", "pending", 1, "2025-01-01T00:00:00Z", "A7"),
+    )
+    records = normalise_records(items)
+    assert records.records_read == 7
+    assert len(records.frame) == 1
+    assert records.excluded_dict() == {
+        "failed": 1,
+        "deleted": 1,
+        "unmatched_key": 1,
+        "bad_status": 1,
+        "bad_category": 1,
+        "bad_event_time": 1,
+    }
+
+
+def test_dynamodb_decimals_and_json_lines_are_accepted():
+    from decimal import Decimal
+
+    records = normalise_records(
+        [
+            {
+                "product_id": "P1",
+                "listing_id": "L1",
+                "status": "classified",
+                "category": Decimal("2"),
+                "event_time": "2025-01-01T00:00:00.000Z",
+                "sequencer": "00A",
+            }
+        ]
+    )
+    assert records.frame["category"].tolist() == [2]
+    with pytest.raises(InputFileError, match=r"^cats.jsonl: line 2 is not JSON"):
+        read_jsonl("cats.jsonl", b'{"product_id": "P1"}\n{broken\n')
+
+
+def test_as_of_join_takes_the_photo_live_at_mid_week():
+    sales = _read(
+        HEADER
+        + "2024-12-30,P1,L1,1,10,0\n"  # before any record: no category that week
+        + "2025-01-06,P1,L1,1,10,0\n"
+        + "2025-01-13,P1,L1,1,10,0\n"
+        + "2025-01-20,P1,L1,1,10,0\n"
+        + "2025-01-27,P1,L1,1,10,0\n"
+        + "2025-01-06,P1,L9,1,10,0\n"  # never classified
+    )
+    records = normalise_records(
+        _records(
+            ("P1", "L1", "classified", 3, "2025-01-05T12:00:00Z", "10"),  # live from week of 6 Jan
+            ("P1", "L1", "classified", 1, "2025-01-14T09:00:00Z", "11"),  # Tuesday: live at mid-week of 13 Jan
+            ("P1", "L1", "failed", None, "2025-01-15T00:00:00Z", "12"),  # ignored
+            ("P1", "L1", "classified", 2, "2025-01-24T00:00:00Z", "13"),  # Friday: after mid-week of 20 Jan
+            # two records at the same instant: the higher sequencer (longer hex, numerically larger) wins
+            ("P1", "L1", "classified", 3, "2025-01-26T00:00:00Z", "FF"),
+            ("P1", "L1", "classified", 2, "2025-01-26T00:00:00Z", "100"),
+        )
+    )
+    rejections = sales.rejections
+    joined = join_categories(sales.frame, records, rejections)
+    assert joined["week"].astype(str).tolist() == ["2025-01-06", "2025-01-13", "2025-01-20", "2025-01-27"]
+    assert joined["category"].tolist() == [3, 1, 1, 2]
+    assert rejections.as_dict() == {"unknown_listing": 1, "no_category_that_week": 1}
+
+
+def test_join_never_loses_a_row():
+    sales = _read(
+        HEADER
+        + "".join(
+            f"2025-01-{6 + 7 * w:02d},P{p},L{p}{k},1,10,0\n" for w in range(3) for p in range(3) for k in range(2)
+        )
+    )
+    records = normalise_records(
+        _records(
+            *[
+                ("P0", "L00", "classified", 1, "2025-01-01T00:00:00Z", "1"),
+                ("P1", "L10", "classified", 2, "2025-01-15T00:00:00Z", "2"),
+            ]
+        )
+    )
+    rejections = Rejections()
+    joined = join_categories(sales.frame, records, rejections)
+    assert len(joined) + rejections.total == len(sales.frame)
+    assert isinstance(joined, pd.DataFrame)

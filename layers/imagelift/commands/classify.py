@@ -1,0 +1,200 @@
+"""``imagelift classify PATH... [--json] [--annotate DIR] [--threads N]``: sort photos into model / worn / product.
+
+Folders are searched recursively for image files (by extension; formats we refuse, such as GIF or HEIC, are
+listed too so that they get an error line rather than vanish). A file that cannot be classified gets an error
+line and the run goes on; the exit status is 1 at the end if any file failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+IMAGE_SUFFIXES = {
+    ".jpg",
+    ".jpeg",
+    ".jpe",
+    ".jfif",
+    ".png",
+    ".webp",
+    # Refused formats, listed so that they are reported, not silently skipped:
+    ".gif",
+    ".heic",
+    ".heif",
+    ".avif",
+    ".bmp",
+    ".tif",
+    ".tiff",
+}
+PROGRESS_MIN_FILES = 20
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "classify",
+        help="classify photos: 1 model (face), 2 worn (person, no face), 3 product",
+        description=__doc__.splitlines()[0] if __doc__ else None,
+    )
+    parser.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="image files or folders (recursive)")
+    parser.add_argument("--json", action="store_true", help="one JSON object per image per line")
+    parser.add_argument("--annotate", type=Path, metavar="DIR", help="write copies with boxes and landmarks drawn")
+    parser.add_argument(
+        "--threads", type=int, default=None, metavar="N", help="ONNX Runtime threads (default: IMAGELIFT_THREADS or 1)"
+    )
+    parser.add_argument(
+        "--models-dir", type=Path, default=None, help="models directory (default: IMAGELIFT_MODELS_DIR or ./models)"
+    )
+    parser.set_defaults(func=run)
+
+
+def collect(paths: list[Path]) -> list[Path]:
+    """Files as given, and image files under folders (sorted, hidden entries skipped); missing paths kept to report."""
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            files.extend(
+                sorted(
+                    p
+                    for p in path.rglob("*")
+                    if p.is_file()
+                    and p.suffix.lower() in IMAGE_SUFFIXES
+                    and not any(part.startswith(".") for part in p.relative_to(path).parts)
+                )
+            )
+        else:
+            files.append(path)
+    return files
+
+
+def run(args: argparse.Namespace) -> int:
+    from imagelift.config import VisionConfig
+    from imagelift.vision.cascade import Cascade
+    from imagelift.vision.image_io import ImageDecodeError
+
+    overrides = {}
+    if args.threads is not None:
+        if args.threads < 0:
+            print("error: --threads must be >= 0", file=sys.stderr)
+            return 2
+        overrides["threads"] = args.threads
+    if args.models_dir is not None:
+        overrides["models_dir"] = args.models_dir
+    config = VisionConfig.from_env(**overrides)
+    files = collect(args.paths)
+    if not files:
+        print("error: no image files found", file=sys.stderr)
+        return 1
+    try:
+        cascade = Cascade.load(config)
+    except FileNotFoundError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if args.annotate:
+        args.annotate.mkdir(parents=True, exist_ok=True)
+
+    rows: list[dict] = []
+    failures = 0
+    progress = Progress(len(files), enabled=len(files) >= PROGRESS_MIN_FILES)
+    for index, path in enumerate(files):
+        started = time.perf_counter()
+        try:
+            data = path.read_bytes()
+            result = cascade.classify_bytes(data, name=str(path))
+            if args.annotate:
+                write_annotated(args.annotate, path, files, data, result, config)
+            row = {
+                "path": str(path),
+                **result.to_record(),
+                "ms": round((time.perf_counter() - started) * 1000, 1),
+            }
+        except ImageDecodeError as exc:
+            row = {"path": str(path), "error": exc.to_record()}
+        except OSError as exc:
+            row = {"path": str(path), "error": {"code": "unreadable", "message": exc.strerror or str(exc)}}
+        failures += "error" in row
+        rows.append(row)
+        if args.json:
+            print(json.dumps(row), flush=True)
+        progress.update(index + 1, path)
+    progress.done()
+    if not args.json:
+        print_table(rows)
+    return 1 if failures else 0
+
+
+def write_annotated(out_dir: Path, path: Path, files: list[Path], data: bytes, result, config) -> None:
+    import cv2
+
+    from imagelift.vision.annotate import annotate
+    from imagelift.vision.image_io import decode_image
+
+    full = decode_image(data, max_bytes=config.max_bytes, max_pixels=config.max_pixels).bgr
+    # Names from different folders may clash: keep the path below the common folder, flattened.
+    name = "__".join(path.resolve().parts[-3:]) if len({f.name for f in files}) < len(files) else path.name
+    target = out_dir / (Path(name).stem + ".annotated.jpg")
+    cv2.imwrite(str(target), annotate(full, result), [cv2.IMWRITE_JPEG_QUALITY, 90])
+
+
+class Progress:
+    """A one-line progress bar on stderr (a line every 10% when stderr is not a terminal)."""
+
+    def __init__(self, total: int, *, enabled: bool) -> None:
+        self.total = total
+        self.enabled = enabled
+        self.tty = sys.stderr.isatty()
+        self.started = time.perf_counter()
+        self.last_decile = -1
+
+    def update(self, done: int, path: Path) -> None:
+        if not self.enabled:
+            return
+        elapsed = time.perf_counter() - self.started
+        rate = done / elapsed if elapsed > 0 else 0.0
+        if self.tty:
+            width = 30
+            filled = round(width * done / self.total)
+            bar = "#" * filled + "-" * (width - filled)
+            print(
+                f"\r[{bar}] {done}/{self.total} {rate:.1f}/s {path.name[:40]:40s}", end="", file=sys.stderr, flush=True
+            )
+        else:
+            decile = 10 * done // self.total
+            if decile != self.last_decile:
+                self.last_decile = decile
+                print(f"classified {done}/{self.total} ({rate:.1f}/s)", file=sys.stderr, flush=True)
+
+    def done(self) -> None:
+        if self.enabled and self.tty:
+            print(file=sys.stderr)
+
+
+def print_table(rows: list[dict]) -> None:
+    from imagelift.vision.categories import CATEGORY_NAMES
+
+    width = min(60, max((len(r["path"]) for r in rows), default=4))
+    print(f"{'path':{width}}  {'category':10}  {'by':5}  {'faces':>5}  {'persons':>7}  {'ms':>7}")
+    for r in rows:
+        path = r["path"] if len(r["path"]) <= width else "..." + r["path"][-(width - 3) :]
+        if "error" in r:
+            print(f"{path:{width}}  ERROR {r['error']['code']}: {r['error']['message']}")
+        else:
+            category = f"{r['category']} {r['category_name']}"
+            print(
+                f"{path:{width}}  {category:10}  {r['decided_by']:5}  {len(r['faces']):5d}  "
+                f"{len(r['persons']):7d}  {r['ms']:7.1f}"
+            )
+    counts = Counter(r["category"] for r in rows if "error" not in r)
+    errors = Counter(r["error"]["code"] for r in rows if "error" in r)
+    print()
+    for number, name in CATEGORY_NAMES.items():
+        print(f"{number} {name:8} {counts.get(number, 0):5d}")
+    if errors:
+        print(f"{'errors':10} {sum(errors.values()):5d}  ({', '.join(f'{k} {v}' for k, v in sorted(errors.items()))})")
+    classified = [r["ms"] for r in rows if "error" not in r]
+    if classified:
+        classified.sort()
+        print(f"{len(classified)} classified, median {classified[len(classified) // 2]:.1f} ms per photo")

@@ -14,7 +14,8 @@ runs it: moto invokes nothing here).
 moto's CloudFormation (5.x) silently skips some resource types and properties this template relies on. After the
 stack is created, :func:`_apply_what_moto_skips` sets them through the service APIs from the same expanded template,
 so the local resources are what the template says: bucket versioning, public access block, ownership controls,
-lifecycle rules, bucket-key encryption and event notifications; bucket policies; DynamoDB point-in-time recovery;
+lifecycle rules, bucket-key encryption and event notifications; bucket policies (statements without a Condition:
+moto ignores conditions, so a conditional Deny would deny everything); DynamoDB point-in-time recovery;
 Lambda event invoke configs. What is still not reproduced is listed in ``StackInfo.not_reproduced`` (never silent).
 """
 
@@ -399,8 +400,16 @@ def _apply_what_moto_skips(template: dict[str, Any], info: StackInfo, *, account
         if kind == "AWS::S3::Bucket":
             _apply_bucket(_client("s3", region, endpoint), info.physical(logical_id), props)
         elif kind == "AWS::S3::BucketPolicy":
-            policy = props["PolicyDocument"]
-            _client("s3", region, endpoint).put_bucket_policy(Bucket=props["Bucket"], Policy=json.dumps(policy))
+            # moto ignores Condition blocks: a conditional Deny (e.g. aws:SecureTransport false) would deny all.
+            policy = dict(props["PolicyDocument"])
+            kept = [st for st in policy["Statement"] if "Condition" not in st]
+            for statement in policy["Statement"]:
+                if "Condition" in statement:
+                    sid = statement.get("Sid", "(no Sid)")
+                    not_reproduced.append(f"{logical_id}: statement {sid} (moto does not evaluate its Condition)")
+            if kept:
+                policy["Statement"] = kept
+                _client("s3", region, endpoint).put_bucket_policy(Bucket=props["Bucket"], Policy=json.dumps(policy))
         elif kind == "AWS::DynamoDB::Table":
             pitr = (props.get("PointInTimeRecoverySpecification") or {}).get("PointInTimeRecoveryEnabled")
             if pitr:

@@ -149,7 +149,7 @@ def test_as_of_join_takes_the_photo_live_at_mid_week():
             ("P1", "L1", "classified", 1, "2025-01-14T09:00:00Z", "11"),  # Tuesday: live at mid-week of 13 Jan
             ("P1", "L1", "failed", None, "2025-01-15T00:00:00Z", "12"),  # ignored
             ("P1", "L1", "classified", 2, "2025-01-24T00:00:00Z", "13"),  # Friday: after mid-week of 20 Jan
-            # two records at the same instant: the higher sequencer (longer hex, numerically larger) wins
+            # two records at the same instant: the higher sequencer wins, compared right-padded ("FF0" > "100")
             ("P1", "L1", "classified", 3, "2025-01-26T00:00:00Z", "FF"),
             ("P1", "L1", "classified", 2, "2025-01-26T00:00:00Z", "100"),
         )
@@ -157,7 +157,7 @@ def test_as_of_join_takes_the_photo_live_at_mid_week():
     rejections = sales.rejections
     joined = join_categories(sales.frame, records, rejections)
     assert joined["week"].astype(str).tolist() == ["2025-01-06", "2025-01-13", "2025-01-20", "2025-01-27"]
-    assert joined["category"].tolist() == [3, 1, 1, 2]
+    assert joined["category"].tolist() == [3, 1, 1, 3]
     assert rejections.as_dict() == {"unknown_listing": 1, "no_category_that_week": 1}
 
 

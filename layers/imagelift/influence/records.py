@@ -74,11 +74,11 @@ def _text(value: Any) -> str:
 
 
 def _sequencer_key(values: pd.Series) -> pd.Series:
-    """S3 sequencers are hex strings of varying length: compare them as numbers, left-padded with zeros."""
+    """S3 sequencers are hex strings of varying length: AWS says to right-pad the shorter with zeros to compare."""
     cleaned = values.fillna("").astype(str).str.strip().str.upper()
     cleaned = cleaned.where(cleaned.str.fullmatch(r"[0-9A-F]*"), "")
     width = int(cleaned.str.len().max()) if len(cleaned) else 0
-    return cleaned.str.rjust(width, "0")
+    return cleaned.str.ljust(width, "0")
 
 
 def normalise_records(items: Iterable[Mapping[str, Any]]) -> CategoryRecords:

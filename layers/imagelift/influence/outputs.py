@@ -1,0 +1,373 @@
+"""The report's files: ``influence.json`` (the contract), ``influence.csv`` (one row per number) and
+``influence.html`` (self-contained: inline SVG, no scripts or external assets, readable by a non-statistician).
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+REPORT_FILES = ("influence.json", "influence.csv", "influence.html")
+CSV_COLUMNS = (
+    "section",
+    "category",
+    "category_name",
+    "product_id",
+    "estimate",
+    "std_err",
+    "ci_low",
+    "ci_high",
+    "p_value",
+    "effect_pct",
+    "effect_pct_ci_low",
+    "effect_pct_ci_high",
+    "n",
+    "note",
+)
+COLOURS = {"model": "#1b6ca8", "worn": "#d9822b", "product": "#6b7280", "price": "#7c3aed"}
+
+
+def render_json(report: dict[str, Any]) -> bytes:
+    return (json.dumps(report, indent=2, allow_nan=False, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def render_csv(report: dict[str, Any]) -> bytes:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+
+    def row(section: str, entry: dict[str, Any], **extra: Any) -> None:
+        ci = entry.get("effect_pct_ci") or [None, None]
+        writer.writerow(
+            {
+                **{k: entry.get(k) for k in CSV_COLUMNS},
+                "section": section,
+                "effect_pct_ci_low": ci[0],
+                "effect_pct_ci_high": ci[1],
+                **extra,
+            }
+        )
+
+    for entry in report["effects"]:
+        row("sales_effect", entry)
+    row("price_elasticity", report["price_elasticity"], note=report["price_elasticity"].get("effect_basis"))
+    for entry in report["price_effects"]:
+        row("price_premium", entry)
+    for entry in report.get("robustness", {}).get("ols_log_units", {}).get("effects", []):
+        row("check_ols_log_units", entry)
+    for entry in report["pooled"]["effects"]:
+        row("pooled_ols_seed", entry)
+    for entry in report["per_product"]:
+        row("per_product", entry)
+    return buffer.getvalue().encode("utf-8")
+
+
+def write_local(report: dict[str, Any], out_dir: Path, max_products: int = 60) -> dict[str, Path]:
+    """Write the three files under ``out_dir``; returns their paths by file name."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for name, data in render_all(report, max_products).items():
+        path = out_dir / name
+        path.write_bytes(data)
+        paths[name] = path
+    return paths
+
+
+def render_all(report: dict[str, Any], max_products: int = 60) -> dict[str, bytes]:
+    return {
+        "influence.json": render_json(report),
+        "influence.csv": render_csv(report),
+        "influence.html": render_html(report, max_products),
+    }
+
+
+# ---------------------------------------------------------------------------------------------------- HTML
+
+
+def _e(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _pct(value: float | None, signed: bool = True, digits: int = 1) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:+.{digits}f}%" if signed else f"{value:.{digits}f}%"
+
+
+def _verdict(entry: dict[str, Any], level: float) -> str:
+    low, high = entry["effect_pct_ci"]
+    if low > 0:
+        return "a real lift: even the cautious end of the range is above zero"
+    if high < 0:
+        return "a real drop: even the optimistic end of the range is below zero"
+    return "not distinguishable from no effect: the range includes zero"
+
+
+def _chart(rows: list[tuple[str, str, dict[str, Any]]], level: float) -> str:
+    """Horizontal interval chart: one line per (label, colour, entry), a dot at the estimate, a bar for the range."""
+    shown = [(label, colour, e) for label, colour, e in rows if e.get("effect_pct") is not None]
+    if not shown:
+        return "<p>No effect could be estimated, so there is nothing to chart.</p>"
+    values = [0.0]
+    for _, _, e in shown:
+        values += [e["effect_pct_ci"][0], e["effect_pct_ci"][1]]
+    lo, hi = min(values), max(values)
+    pad = max((hi - lo) * 0.12, 1.0)
+    lo, hi = lo - pad, hi + pad
+    width, left, right, row_h, top = 760, 230, 30, 46, 30
+    height = top + row_h * len(shown) + 40
+    plot_w = width - left - right
+
+    def x(v: float) -> float:
+        return left + (v - lo) / (hi - lo) * plot_w
+
+    step = _nice_step((hi - lo) / 6)
+    ticks = []
+    t = step * int(lo / step)
+    while t <= hi:
+        if t >= lo:
+            ticks.append(t)
+        t += step
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="100%" role="img" '
+        f'aria-label="Effects with {level:.0%} intervals">',
+        f'<rect x="0" y="0" width="{width}" height="{height}" fill="#ffffff"/>',
+    ]
+    for t in ticks:
+        parts.append(
+            f'<line x1="{x(t):.1f}" y1="{top - 10}" x2="{x(t):.1f}" y2="{height - 30}" stroke="#e5e7eb" />'
+            f'<text x="{x(t):.1f}" y="{height - 12}" font-size="12" text-anchor="middle" fill="#4b5563">'
+            f"{t:+g}%</text>"
+        )
+    parts.append(
+        f'<line x1="{x(0):.1f}" y1="{top - 14}" x2="{x(0):.1f}" y2="{height - 30}" stroke="#111827" '
+        f'stroke-width="1.5" stroke-dasharray="4 3"/>'
+        f'<text x="{x(0):.1f}" y="{top - 18}" font-size="11" text-anchor="middle" fill="#111827">no effect</text>'
+    )
+    for i, (label, colour, e) in enumerate(shown):
+        y = top + row_h * i + row_h / 2
+        low, high = e["effect_pct_ci"]
+        parts.append(
+            f'<text x="{left - 12}" y="{y + 4:.1f}" font-size="14" text-anchor="end" fill="#111827">{_e(label)}</text>'
+            f'<line x1="{x(low):.1f}" y1="{y:.1f}" x2="{x(high):.1f}" y2="{y:.1f}" stroke="{colour}" '
+            f'stroke-width="6" stroke-linecap="round" opacity="0.45"/>'
+            f'<circle cx="{x(e["effect_pct"]):.1f}" cy="{y:.1f}" r="7" fill="{colour}"/>'
+            f'<text x="{x(e["effect_pct"]):.1f}" y="{y - 12:.1f}" font-size="12" text-anchor="middle" '
+            f'fill="{colour}" font-weight="bold">{_pct(e["effect_pct"])}</text>'
+        )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _nice_step(raw: float) -> float:
+    for step in (0.5, 1, 2, 2.5, 5, 10, 20, 25, 50, 100, 200, 500):
+        if step >= raw:
+            return float(step)
+    return 1000.0
+
+
+def _interval_bar(low: float, high: float, estimate: float, lo: float, hi: float, colour: str) -> str:
+    width, height = 180, 16
+
+    def x(v: float) -> float:
+        v = min(max(v, lo), hi)
+        return 4 + (v - lo) / (hi - lo) * (width - 8)
+
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}">'
+        f'<line x1="{x(0):.1f}" y1="0" x2="{x(0):.1f}" y2="{height}" stroke="#9ca3af" stroke-dasharray="2 2"/>'
+        f'<line x1="{x(low):.1f}" y1="8" x2="{x(high):.1f}" y2="8" stroke="{colour}" stroke-width="4" '
+        f'opacity="0.45" stroke-linecap="round"/>'
+        f'<circle cx="{x(estimate):.1f}" cy="8" r="4" fill="{colour}"/></svg>'
+    )
+
+
+CSS = """
+body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;color:#111827;max-width:1040px;margin:24px auto;
+padding:0 20px;line-height:1.5;background:#f9fafb}
+h1{font-size:26px;margin:0 0 4px} h2{font-size:19px;margin:28px 0 8px;border-bottom:1px solid #e5e7eb;padding-bottom:4px}
+.sub{color:#4b5563;margin:0 0 18px} .card{background:#fff;border:1px solid #e5e7eb;border-radius:10px;padding:16px 20px;
+margin:12px 0} .headline{display:flex;gap:14px;flex-wrap:wrap} .big{flex:1 1 280px}
+.big .num{font-size:34px;font-weight:700} .big .rng{color:#374151} .big .what{font-size:14px;color:#4b5563}
+table{border-collapse:collapse;width:100%;font-size:14px;background:#fff} th,td{padding:6px 10px;
+border-bottom:1px solid #e5e7eb;text-align:left;vertical-align:middle} th{background:#f3f4f6;font-weight:600}
+td.n{text-align:right;font-variant-numeric:tabular-nums} .warn{background:#fffbeb;border:1px solid #f59e0b;
+border-radius:10px;padding:10px 18px;margin:12px 0} .warn li{margin:4px 0} .ok{color:#065f46}
+.muted{color:#6b7280;font-size:13px} details{margin:10px 0} summary{cursor:pointer;font-weight:600}
+"""
+
+
+def render_html(report: dict[str, Any], max_products: int = 60) -> bytes:
+    level = float(report["spec"].get("confidence", 0.95))
+    lvl = f"{level:.0%}"
+    counts = report["counts"]
+    effects = report["effects"]
+    elasticity = report["price_elasticity"]
+    period = report["period"]
+    out: list[str] = [
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>",
+        f"<title>Photo influence report {_e(period['from'])} to {_e(period['to'])}</title>",
+        f"<style>{CSS}</style></head><body>",
+        "<h1>How the kind of product photo moves sales</h1>",
+        f"<p class='sub'>Weeks {_e(period['from'])} to {_e(period['to'])} &middot; {counts['products']:,} products, "
+        f"{counts['listings']:,} listings, {counts['rows_used']:,} listing-weeks analysed &middot; generated "
+        f"{_e(report['generated_at'])}</p>",
+    ]
+
+    # headline cards
+    out.append("<div class='headline'>")
+    for entry in effects:
+        name = entry["category_name"]
+        colour = COLOURS.get(name, "#111827")
+        label = {"model": "Model photos", "worn": "Worn-look photos"}.get(name, name)
+        if entry.get("effect_pct") is None:
+            out.append(
+                f"<div class='card big'><div class='what'>{_e(label)} vs product-only</div>"
+                f"<div class='num' style='color:#9ca3af'>no number</div><div class='rng'>{_e(entry.get('note', ''))}"
+                "</div></div>"
+            )
+            continue
+        low, high = entry["effect_pct_ci"]
+        out.append(
+            f"<div class='card big'><div class='what'>{_e(label)} vs product-only photos, units sold</div>"
+            f"<div class='num' style='color:{colour}'>{_pct(entry['effect_pct'])}</div>"
+            f"<div class='rng'>{lvl} range: {_pct(low)} to {_pct(high)}</div>"
+            f"<div class='what'>{_e(_verdict(entry, level))}</div></div>"
+        )
+    if elasticity.get("effect_pct") is not None:
+        low, high = elasticity["effect_pct_ci"]
+        out.append(
+            "<div class='card big'><div class='what'>Price: a 10% price rise changes units sold by</div>"
+            f"<div class='num' style='color:{COLOURS['price']}'>{_pct(elasticity['effect_pct'])}</div>"
+            f"<div class='rng'>{lvl} range: {_pct(low)} to {_pct(high)} &middot; elasticity "
+            f"{elasticity['estimate']:.2f}</div></div>"
+        )
+    out.append("</div>")
+
+    # warnings
+    if report["warnings"]:
+        out.append("<div class='warn'><strong>Read this first</strong><ul>")
+        out.extend(f"<li>{_e(w)}</li>" for w in report["warnings"])
+        out.append("</ul></div>")
+    else:
+        out.append("<p class='ok'>No warnings: every effect had enough data to be estimated.</p>")
+
+    # chart
+    rows = [
+        (f"{e['category_name'].capitalize()} photo: sales", COLOURS.get(e["category_name"], "#111"), e) for e in effects
+    ]
+    rows += [(f"{e['category_name'].capitalize()} photo: price", COLOURS["price"], e) for e in report["price_effects"]]
+    out.append(f"<h2>Effects against product-only photos, with {lvl} ranges</h2><div class='card'>")
+    out.append(_chart(rows, level))
+    out.append(
+        f"<p class='muted'>The dot is the best estimate; the bar is the range that contains the true effect with "
+        f"{lvl} confidence. A bar that crosses the dashed line means the data cannot rule out no effect. "
+        "&ldquo;Sales&rdquo; compares units sold by the same product in the same week at the same price; "
+        "&ldquo;price&rdquo; is how much higher listings with that kind of photo are priced.</p></div>"
+    )
+
+    # comparison table
+    out.append("<h2>The same question, three ways</h2><table><tr><th>Method</th>")
+    out.extend(f"<th>{_e(e['category_name'].capitalize())} photo</th>" for e in effects)
+    out.append("<th>Price elasticity</th><th>Rows</th></tr>")
+    methods = [
+        ("Headline: Poisson model, same product, same week (use this)", effects, elasticity, report["spec"]["nobs"]),
+        (
+            "Check: log(units) regression, weeks with sales only",
+            report["robustness"]["ols_log_units"]["effects"],
+            report["robustness"]["ols_log_units"]["price_elasticity"],
+            report["robustness"]["ols_log_units"]["nobs"],
+        ),
+        (
+            "Old method: pooled regression, no product or week controls (biased)",
+            report["pooled"]["effects"],
+            report["pooled"]["price_elasticity"],
+            report["pooled"]["nobs"],
+        ),
+    ]
+    for label, entries, el, nobs in methods:
+        out.append(f"<tr><td>{_e(label)}</td>")
+        for e in entries:
+            if e.get("effect_pct") is None:
+                out.append("<td>n/a</td>")
+            else:
+                out.append(
+                    f"<td>{_pct(e['effect_pct'])} <span class='muted'>({_pct(e['effect_pct_ci'][0])} to "
+                    f"{_pct(e['effect_pct_ci'][1])})</span></td>"
+                )
+        est = el.get("estimate")
+        out.append(f"<td>{'n/a' if est is None else f'{est:.2f}'}</td><td class='n'>{nobs:,}</td></tr>")
+    out.append("</table>")
+
+    # per product
+    per_product = report["per_product"]
+    limit = max_products
+    out.append("<h2>Product by product</h2>")
+    if not per_product:
+        out.append("<p>No product had enough listing-weeks of both a photo type and product-only photos.</p>")
+    else:
+        out.append(
+            f"<p>Products that showed both a photo type and product-only photos, largest first "
+            f"({min(limit, len(per_product))} of {len(per_product)} shown here; the CSV has all). Each product's range "
+            "is wide: a product has only a few listings, so read these as hints, the headline as the answer.</p>"
+        )
+        shown = sorted(per_product, key=lambda r: -r["n"])[:limit]
+        lo = min(min(r["effect_pct_ci"][0] for r in shown), -10.0)
+        hi = max(max(r["effect_pct_ci"][1] for r in shown), 10.0)
+        lo, hi = max(lo, -100.0), min(hi, 300.0)
+        out.append(
+            "<table><tr><th>Product</th><th>Photo type</th><th>Effect on units</th>"
+            f"<th>{lvl} range</th><th>Range (dashed line: no effect)</th><th>Listing-weeks</th></tr>"
+        )
+        for r in shown:
+            colour = COLOURS.get(r["category_name"], "#111")
+            low, high = r["effect_pct_ci"]
+            out.append(
+                f"<tr><td>{_e(r['product_id'])}</td><td>{_e(r['category_name'])}</td>"
+                f"<td class='n'>{_pct(r['effect_pct'])}</td><td class='n'>{_pct(low)} to {_pct(high)}</td>"
+                f"<td>{_interval_bar(low, high, r['effect_pct'], lo, hi, colour)}</td>"
+                f"<td class='n'>{r['n']:,}</td></tr>"
+            )
+        out.append("</table>")
+
+    # data
+    out.append("<h2>The data</h2><table><tr><th>What</th><th>Count</th></tr>")
+    out.append(
+        f"<tr><td>Sales rows read ({len(counts.get('files', []))} file(s))</td>"
+        f"<td class='n'>{counts['rows']:,}</td></tr>"
+    )
+    out.append(f"<tr><td>Used</td><td class='n'>{counts['rows_used']:,}</td></tr>")
+    for reason, n in counts["rows_rejected"].items():
+        examples = ", ".join(counts.get("rejected_examples", {}).get(reason, [])[:3])
+        out.append(
+            f"<tr><td>Rejected: {_e(reason.replace('_', ' '))} <span class='muted'>e.g. {_e(examples)}</span></td>"
+            f"<td class='n'>{n:,}</td></tr>"
+        )
+    records = counts["records"]
+    out.append(f"<tr><td>Photo records read</td><td class='n'>{records['read']:,}</td></tr>")
+    out.append(f"<tr><td>Photo records used</td><td class='n'>{records['used']:,}</td></tr>")
+    for reason, n in records["excluded"].items():
+        out.append(f"<tr><td>Photo records left out: {_e(reason.replace('_', ' '))}</td><td class='n'>{n:,}</td></tr>")
+    for name, n in counts.get("listing_weeks_by_category", {}).items():
+        out.append(f"<tr><td>Listing-weeks with {_e(name)} photos</td><td class='n'>{n:,}</td></tr>")
+    out.append("</table>")
+
+    spec = report["spec"]
+    out.append(
+        "<details><summary>How this was worked out</summary><div class='card'>"
+        "<p>Each listing's weekly units are compared with the same product's other listings in the same week, "
+        "at their own prices, so that differences between products, seasons and prices are not mistaken for the "
+        "effect of the photo. Weeks with no sales count too. Ranges allow for the fact that weeks of the same "
+        "product move together.</p>"
+        f"<p class='muted'>Estimator: {_e(spec['estimator'])}. Model: {_e(spec['formula'])}. Standard errors: "
+        f"{_e(spec['std_err'])}. {_e(spec['week_assignment'])}. Effects in percent: {_e(spec['effect_pct'])}. "
+        f"{spec['nobs']:,} observations, {spec['clusters']:,} products, {spec['iterations']} iterations.</p>"
+        "</div></details>"
+    )
+    out.append("</body></html>")
+    return "".join(out).encode("utf-8")

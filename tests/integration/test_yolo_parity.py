@@ -13,6 +13,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import onnx
 import onnxruntime as ort
 import pytest
 
@@ -64,19 +65,20 @@ def test_yolov3_tiny_heads_match_opencv_on_photos(models_dir, darknet_tiny_files
     net = _opencv(cfg, weights)
     heads = _head_conv_names(cfg.read_text())
     assert heads == ["conv_15", "conv_22"]
-    assert len(labelled_photos) >= 10
+    photos = labelled_photos[::3]  # every third photo, all three folders (the full 39 agree too; see the report)
+    assert len(photos) >= 10
     worst = [0.0, 0.0]
-    for path, _ in labelled_photos:
+    for path, _ in photos:
         image = cv2.imread(str(path), cv2.IMREAD_COLOR)
         assert image is not None, path
         diffs = _max_diffs(session, net, heads, to_blob(letterbox(image, 416).image))
         worst = [max(w, d) for w, d in zip(worst, diffs, strict=True)]
     # Dynamic input: a non-square size, plain resize.
-    for path, _ in labelled_photos[:5]:
+    for path, _ in labelled_photos[1::13]:
         image = cv2.resize(cv2.imread(str(path), cv2.IMREAD_COLOR), (544, 320))
         diffs = _max_diffs(session, net, heads, to_blob(image))
         worst = [max(w, d) for w, d in zip(worst, diffs, strict=True)]
-    print(f"yolov3-tiny max abs diff per head over {len(labelled_photos)} photos: {worst}")
+    print(f"yolov3-tiny max abs diff per head over {len(photos)} photos: {worst}")
     assert max(worst) <= TOLERANCE
 
 
@@ -102,13 +104,12 @@ def test_32_bit_seen_header_reads_like_opencv(models_dir, darknet_tiny_files, la
 
 
 class _CfgWriter:
-    """Writes a Darknet cfg and matching random weights (Darknet order), tracking each layer's channels."""
+    """Writes a Darknet cfg, tracking each layer's channels, and the recipe of matching random weights."""
 
-    def __init__(self, rng: np.random.Generator) -> None:
-        self.rng = rng
+    def __init__(self) -> None:
         self.lines = ["[net]", "width=416", "height=416", "channels=3", ""]
         self.channels: list[int] = []
-        self.chunks: list[np.ndarray] = []
+        self.recipe: list[tuple[str, int, float, float]] = []  # (distribution, count, a, b) in Darknet order
 
     @property
     def index(self) -> int:
@@ -120,17 +121,16 @@ class _CfgWriter:
         return self.index - 1
 
     def conv(self, filters: int, size: int, stride: int = 1, *, linear: bool = False) -> int:
-        c = self.channels[-1] if self.channels else 3
-        fan_in = c * size * size
-        self.chunks.append(self.rng.normal(0, 0.1, filters))  # biases (BN beta when batch-normalised)
+        fan_in = (self.channels[-1] if self.channels else 3) * size * size
+        self.recipe.append(("normal", filters, 0.0, 0.1))  # biases (BN beta when batch-normalised)
         if linear:
             options = {"size": size, "stride": stride, "pad": 1, "filters": filters, "activation": "linear"}
         else:
-            self.chunks += [self.rng.uniform(0.8, 1.2, filters), self.rng.normal(0, 0.05, filters)]
-            self.chunks.append(self.rng.uniform(0.5, 1.5, filters))
+            self.recipe += [("uniform", filters, 0.8, 1.2), ("normal", filters, 0.0, 0.05)]  # scales, mean
+            self.recipe.append(("uniform", filters, 0.5, 1.5))  # variance
             options = {"batch_normalize": 1, "filters": filters, "size": size, "stride": stride, "pad": 1,
                        "activation": "leaky"}  # fmt: skip
-        self.chunks.append(self.rng.normal(0, 1 / np.sqrt(fan_in), filters * fan_in))
+        self.recipe.append(("normal", filters * fan_in, 0.0, 1 / np.sqrt(fan_in)))
         return self._emit("convolutional", filters, **options)
 
     def shortcut(self, offset: int) -> int:
@@ -147,13 +147,22 @@ class _CfgWriter:
         anchors = "10,13,  16,30,  33,23,  30,61,  62,45,  59,119,  116,90,  156,198,  373,326"
         return self._emit("yolo", self.channels[-1], mask=mask, anchors=anchors, classes=80, num=9)
 
-    def weights(self) -> bytes:
-        return struct.pack("<3iQ", 0, 2, 0, 32013312) + np.concatenate(self.chunks).astype("<f4").tobytes()
+    def write_weights(self, path: Path, seed: int) -> None:
+        """Streams the weights (62M floats for YOLOv3) to ``path`` behind a 0.2 header, chunk by chunk."""
+        rng = np.random.default_rng(seed)
+        with path.open("wb") as handle:
+            handle.write(struct.pack("<3iQ", 0, 2, 0, 32013312))
+            for distribution, count, a, b in self.recipe:
+                if distribution == "normal":
+                    chunk = rng.standard_normal(count, dtype=np.float32) * np.float32(b) + np.float32(a)
+                else:
+                    chunk = rng.uniform(a, b, count).astype(np.float32)
+                handle.write(chunk.astype("<f4").tobytes())
 
 
-def yolov3_cfg_and_random_weights(seed: int = 3) -> tuple[str, bytes, int]:
+def yolov3_cfg() -> _CfgWriter:
     """The layer structure of Darknet's yolov3.cfg (Darknet-53 + 3 heads): 75 conv, 23 shortcut, 3 yolo."""
-    w = _CfgWriter(np.random.default_rng(seed))
+    w = _CfgWriter()
     w.conv(32, 3)
     for filters, blocks in ((64, 1), (128, 2), (256, 8), (512, 8), (1024, 4)):
         w.conv(filters, 3, 2)
@@ -177,35 +186,40 @@ def yolov3_cfg_and_random_weights(seed: int = 3) -> tuple[str, bytes, int]:
             w.upsample()
             w.route(-1, skip)
     assert (route_36, route_61) == (36, 61)
-    return "\n".join(w.lines), w.weights(), sum(1 for line in w.lines if line == "[convolutional]")
+    return w
 
 
 def test_full_yolov3_structure_matches_darknet():
-    cfg, _, n_conv = yolov3_cfg_and_random_weights()
+    writer = yolov3_cfg()
+    cfg = "\n".join(writer.lines)
     kinds = [s.kind for s in parse_cfg(cfg)[1:]]
-    assert n_conv == 75
+    assert kinds.count("convolutional") == 75
     assert len(kinds) == 107
     assert [i for i, k in enumerate(kinds) if k == "yolo"] == [82, 94, 106]
     assert kinds.count("shortcut") == 23
     assert "layers=-1, 61" in cfg and "layers=-1, 36" in cfg
+    # as many floats as the real yolov3.weights holds (248,007,048 bytes less its 20-byte header)
+    assert sum(count for _, count, _, _ in writer.recipe) == 62_001_757
 
 
 @pytest.mark.slow
 def test_full_yolov3_random_weights_match_opencv(labelled_photos, tmp_path):
-    cfg_text, weights, _ = yolov3_cfg_and_random_weights()
-    cfg, weights_path = tmp_path / "yolov3.cfg", tmp_path / "yolov3.weights"
+    writer = yolov3_cfg()
+    cfg_text = "\n".join(writer.lines)
+    cfg, weights, onnx_path = tmp_path / "yolov3.cfg", tmp_path / "yolov3.weights", tmp_path / "yolov3.onnx"
     cfg.write_text(cfg_text)
-    weights_path.write_bytes(weights)
-    converted = convert(cfg_text, weights, model_name="yolov3")
+    writer.write_weights(weights, seed=3)
+    converted = convert(cfg_text, weights.read_bytes(), model_name="yolov3")
     assert [h.stride for h in converted.heads] == [32, 16, 8]
-    session = ort.InferenceSession(converted.model.SerializeToString(), providers=["CPUExecutionProvider"])
-    net = _opencv(cfg, weights_path)
+    onnx.save(converted.model, str(onnx_path))
+    del converted  # 250 MB of initializers
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    net = _opencv(cfg, weights)
     heads = _head_conv_names(cfg_text)
     assert heads == ["conv_81", "conv_93", "conv_105"]
-    worst = [0.0, 0.0, 0.0]
-    for (path, _), size in zip(labelled_photos[::13], (256, 160, 224), strict=False):
-        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        diffs = _max_diffs(session, net, heads, to_blob(letterbox(image, size).image))
-        worst = [max(w, d) for w, d in zip(worst, diffs, strict=True)]
+    photo = cv2.imread(str(labelled_photos[len(labelled_photos) // 2][0]), cv2.IMREAD_COLOR)
+    square = _max_diffs(session, net, heads, to_blob(letterbox(photo, 256).image))
+    wide = _max_diffs(session, net, heads, to_blob(cv2.resize(photo, (224, 160))))
+    worst = [max(a, b) for a, b in zip(square, wide, strict=True)]
     print(f"yolov3 (random weights) max abs diff per head: {worst}")
     assert max(worst) <= TOLERANCE

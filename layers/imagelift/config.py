@@ -93,9 +93,9 @@ class VisionConfig(_FromEnv):
     """Largest encoded file accepted, in bytes."""
     max_pixels: int = 50_000_000
     """Largest width x height accepted (decompression bombs); 50 MP covers current phone cameras."""
-    decode_long_side: int = 1024
-    """JPEGs are decoded at 1/2, 1/4 or 1/8 scale when the long side stays at least this large (libjpeg does it
-    cheaply); MTCNN and YOLO never look at more pixels than this anyway."""
+    decode_long_side: int = 400
+    """JPEGs are decoded at 1/2, 1/4 or 1/8 scale when the long side stays at least this large (libjpeg skips
+    most of the work). Keep it >= ``face_max_side``: neither MTCNN nor YOLO looks at more pixels. 0 = full size."""
 
     # Faces (MTCNN): a face makes the photo category 1.
     face_min_size: int = 20
@@ -103,8 +103,9 @@ class VisionConfig(_FromEnv):
     face_max_side: int = 400
     """MTCNN runs on the photo shrunk so its long side is at most this (speed; a face under
     ``face_min_size * max_side / face_max_side`` original pixels is then missed)."""
-    face_pnet_threshold: float = 0.6
-    """P-Net candidate score (MTCNN paper default)."""
+    face_pnet_threshold: float = 0.7
+    """P-Net candidate score. The paper's 0.6 sends about twice as many candidates to R-Net for the same faces
+    (bench lever "P-Net threshold 0.6")."""
     face_rnet_threshold: float = 0.7
     """R-Net refinement score (MTCNN paper default)."""
     face_onet_threshold: float = 0.7
@@ -120,7 +121,7 @@ class VisionConfig(_FromEnv):
     """Objectness x class score a person needs in any pass (stock cascade: 0.5 at 416, where yolov3-tiny hardly
     ever sees frame-filling legs; see bench/results/vision.json for the measured trade-off)."""
     yolo_input_size: int = 192
-    """Letterboxed YOLO input for the whole photo. Small on purpose: worn-look photos are close-ups, and a
+    """Letterboxed YOLO input for the whole photo (0 skips this pass). Small on purpose: worn-look photos are close-ups, and a
     frame-filling person shrunk to ~200 px matches the scale yolov3-tiny learnt on COCO (and costs 1/5 of 416)."""
     padded_pass: bool = True
     """Second YOLO pass on the photo shrunk into a grey canvas, for people who fill the frame."""

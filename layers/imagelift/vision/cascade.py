@@ -87,6 +87,9 @@ class Cascade:
         from imagelift.vision.yolo import YoloDetector  # H1's module; imported here so tests can stub detectors
 
         config = config or VisionConfig.from_env()
+        if config.threads > 0:
+            # OpenCV's resizes would otherwise start a thread pool per core, idle or fighting ONNX Runtime.
+            cv2.setNumThreads(config.threads)
         models_dir = Path(config.models_dir)
         yolo_path = models_dir / config.yolo_model
         missing = [str(models_dir / rel) for rel in (*MTCNN_FILES.values(),) if not (models_dir / rel).is_file()]

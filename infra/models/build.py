@@ -347,7 +347,7 @@ def _carry_over(
             new_files[rel] = entry
             log(f"kept {rel} from the existing {old.name}/")
         else:
-            log(f"kept {rel} from the existing {old.name}/ (not in its manifest)")
+            log(f"kept {rel} from the existing {old.name}/ unlisted: it is not in, or does not match, the old manifest")
 
 
 def _swap_into_place(tmp: Path, out: Path) -> None:

@@ -6,9 +6,11 @@ imagelift.services.classify_service.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -17,6 +19,9 @@ from imagelift.services.classify_service import ClassifyService
 logger = Logger(service="classify-image")
 metrics = Metrics(namespace="imagelift", service="classify-image")
 tracer = Tracer(service="classify-image")
+# the library's per-record lines (loggers imagelift.*) come out as the same structured JSON, with the request id
+logging.getLogger("imagelift")
+copy_config_to_registered_loggers(source_logger=logger, include={"imagelift"})
 
 service = ClassifyService.from_env()  # Cascade.load: ONNX sessions created once per container
 

@@ -122,7 +122,7 @@ def test_template_environment_names_are_ones_the_code_reads():
     globals_env = load_template(TEMPLATE)["Globals"]["Function"]["Environment"]["Variables"]
     vision = {f"{VisionConfig._PREFIX}{f.name.upper()}" for f in fields(VisionConfig)}
     storage = {f.metadata.get("env", f.name.upper()) for f in fields(StorageConfig)}
-    powertools = {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "LOG_LEVEL"}
+    powertools = {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL"}
     unknown = set(env) | set(globals_env)
     unknown -= vision | storage | powertools
     assert not unknown, f"template sets variables nothing reads: {sorted(unknown)}"

@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -401,7 +401,3 @@ class ClassifyService:
 
 def _without_none(item: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in item.items() if v is not None}
-
-
-def summarize(results: Iterable[RecordResult]) -> dict[str, int]:
-    return dict(Counter(r.outcome for r in results))

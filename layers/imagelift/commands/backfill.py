@@ -24,8 +24,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 class ProgressBar:
-    def __init__(self, stream=sys.stderr, width: int = 30) -> None:
-        self.stream, self.width = stream, width
+    def __init__(self, stream=None, width: int = 30) -> None:
+        self.stream = stream if stream is not None else sys.stderr  # looked up now, not at import
+        self.width = width
         self.counts: dict[str, int] = {}
 
     def __call__(self, done: int, total: int, key: str, result) -> None:

@@ -18,6 +18,7 @@ import pandas as pd
 from scipy import stats
 
 from imagelift.config import ReportConfig
+from imagelift.influence.demean import factorize
 from imagelift.influence.estimation import EstimationError, FitResult, fit_ols_fe, fit_pooled_ols, fit_ppml
 from imagelift.influence.records import BASE_CATEGORY, CATEGORY_NAMES, CategoryRecords, join_categories
 from imagelift.influence.sales import SalesTable
@@ -78,7 +79,7 @@ def _elasticity_entry(fit: FitResult | None, level: float, note: str | None = No
 
 def identification(panel: pd.DataFrame) -> dict[int, dict[str, int]]:
     """For each category: rows, and the rows and products where its dummy varies within a product."""
-    per_product = panel.groupby(["product_id", "category"], sort=False).size().unstack(fill_value=0)
+    per_product = panel.groupby(["product_code", "category"], sort=False).size().unstack(fill_value=0)
     total = per_product.sum(axis=1)
     out = {}
     for category in (*EFFECT_CATEGORIES, BASE_CATEGORY):
@@ -147,7 +148,9 @@ def _try(fit: Callable[[], FitResult], label: str, warnings: list[str]) -> FitRe
         return None
 
 
-def per_product_effects(panel: pd.DataFrame, fit: FitResult, categories: list[int], config: ReportConfig) -> list[dict]:
+def per_product_effects(
+    panel: pd.DataFrame, fit: FitResult, categories: list[int], config: ReportConfig, product_ids: np.ndarray
+) -> list[dict]:
     """Each product's own lift per category, given the catalogue-wide price, week and control effects.
 
     Within a product, Poisson with the fitted linear predictor (minus the category terms) as an offset and one
@@ -159,7 +162,7 @@ def per_product_effects(panel: pd.DataFrame, fit: FitResult, categories: list[in
     """
     if fit.kept_rows is None or fit.linear_predictor is None or not categories:
         return []
-    rows = panel.loc[fit.kept_rows, ["product_id", "listing_id", "category", "units"]].reset_index(drop=True)
+    rows = panel.loc[fit.kept_rows, ["product_code", "listing_code", "category", "units"]].reset_index(drop=True)
     eta = fit.linear_predictor
     offset = eta.copy()
     for category in categories:
@@ -169,7 +172,7 @@ def per_product_effects(panel: pd.DataFrame, fit: FitResult, categories: list[in
     rows["expected"] = np.exp(offset)  # without the category terms: per-product cell levels are estimated
 
     # listing-cells: one listing under one category
-    keys = ["product_id", "listing_id", "category"]
+    keys = ["product_code", "listing_code", "category"]
     lc = rows.groupby(keys, sort=False).agg(
         units=("units", "sum"), fitted=("fitted", "sum"), expected=("expected", "sum"), n=("units", "size")
     )
@@ -223,7 +226,7 @@ def per_product_effects(panel: pd.DataFrame, fit: FitResult, categories: list[in
         ):
             out.append(
                 {
-                    "product_id": str(product),
+                    "product_id": str(product_ids[product]),
                     "category": category,
                     "category_name": CATEGORY_NAMES[category],
                     "effect_pct": float(effect),
@@ -251,8 +254,9 @@ def analyse(
     if panel.empty:
         raise EstimationError("no usable sales rows remain after validation and the category join")
     panel[PRICE] = np.log(panel["price"].to_numpy())
-    product = panel["product_id"].to_numpy()
-    week = panel["week"].to_numpy()
+    product, product_ids = factorize(panel["product_id"].to_numpy())
+    week = factorize(panel["week"].to_numpy())[0]
+    panel["product_code"] = product
     fe = [product, week]
 
     ident = identification(panel)
@@ -334,8 +338,8 @@ def analyse(
             "rows_rejected": rejections.as_dict(),
             "rows_rejected_total": rejections.total,
             "rejected_examples": {k: v for k, v in rejections.examples.items() if v},
-            "products": int(panel["product_id"].nunique()),
-            "listings": int(panel[["product_id", "listing_id"]].drop_duplicates().shape[0]),
+            "products": len(product_ids),
+            "listings": int(panel["listing_code"].nunique()),
             "weeks": int(panel["week"].nunique()),
             "listing_weeks_by_category": {CATEGORY_NAMES[c]: ident[c]["rows"] for c in CATEGORY_NAMES},
             "records": {
@@ -364,7 +368,7 @@ def analyse(
         "effects": effects,
         "price_elasticity": _elasticity_entry(ppml, level),
         "price_effects": [_effect_entry(price_fit, c, level, notes.get(c)) for c in EFFECT_CATEGORIES],
-        "per_product": per_product_effects(panel, ppml, categories, config) if ppml else [],
+        "per_product": per_product_effects(panel, ppml, categories, config, product_ids) if ppml else [],
         "robustness": {
             "ols_log_units": {
                 "spec": "OLS of log(units) on the same design, weeks with sales only, same fixed effects and errors",

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 
 
 class DemeaningDidNotConverge(RuntimeError):
@@ -19,9 +20,11 @@ class DemeaningDidNotConverge(RuntimeError):
 
 
 def factorize(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Integer codes 0..G-1 for ``values`` and the sorted unique levels."""
-    levels, codes = np.unique(values, return_inverse=True)
-    return codes.astype(np.intp, copy=False), levels
+    """Integer codes 0..G-1 for ``values`` (hashing, in order of first appearance) and the levels."""
+    codes, levels = pd.factorize(np.asarray(values), sort=False)
+    if (codes < 0).any():
+        raise ValueError("fixed-effect columns must not hold missing values")
+    return codes.astype(np.intp, copy=False), np.asarray(levels)
 
 
 def drop_singletons(codes: Sequence[np.ndarray]) -> np.ndarray:
@@ -43,17 +46,30 @@ def drop_singletons(codes: Sequence[np.ndarray]) -> np.ndarray:
             return keep
 
 
+# Largest (levels of one factor) x (levels of the other) for which the exact two-way start is computed.
+DIRECT_MAX_CELLS = 20_000_000
+DIRECT_MAX_SMALL = 2_000
+
+
 @dataclass
 class FixedEffects:
     """A set of categorical factors (integer codes per row) to absorb.
 
     ``codes`` must be dense: each array holds 0..G-1 with every level present (use :func:`factorize`).
+
+    The answer is always the fixed point of alternating projections (each factor's weighted mean swept out in
+    turn until a whole sweep changes nothing by more than ``tol``). With two factors, one of them small (weeks),
+    the sweeps start from the exact two-way solution: the small factor's effects solve a G_small x G_small
+    system once the large factor is concentrated out, so the sweep that follows only confirms convergence,
+    instead of creeping towards it on an unbalanced panel.
     """
 
     codes: list[np.ndarray]
     tol: float = 1e-10
     maxiter: int = 10_000
     n_levels: list[int] = field(init=False)
+    last_sweeps: int = field(init=False, default=0)
+    _cell_codes: np.ndarray | None = field(init=False, default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.codes = [np.ascontiguousarray(c, dtype=np.intp) for c in self.codes]
@@ -66,6 +82,36 @@ class FixedEffects:
     def subset(self, mask: np.ndarray) -> FixedEffects:
         """The same factors on the rows in ``mask``, re-coded densely."""
         return FixedEffects([factorize(c[mask])[0] for c in self.codes], tol=self.tol, maxiter=self.maxiter)
+
+    def _direct_start(self, x: np.ndarray, w: np.ndarray, group_w: list[np.ndarray]) -> list[np.ndarray] | None:
+        if len(self.codes) != 2:
+            return None
+        big, small = (0, 1) if self.n_levels[0] >= self.n_levels[1] else (1, 0)
+        g_big, g_small = self.n_levels[big], self.n_levels[small]
+        if g_small > DIRECT_MAX_SMALL or g_big * g_small > DIRECT_MAX_CELLS:
+            return None
+        c_big, c_small = self.codes[big], self.codes[small]
+        w_big, w_small = group_w[big], group_w[small]
+        if self._cell_codes is None:
+            self._cell_codes = c_big * g_small + c_small
+        cell = np.bincount(self._cell_codes, weights=w, minlength=g_big * g_small).reshape(g_big, g_small)
+        share = cell / w_big[:, None]
+        system = np.diag(w_small) - cell.T @ share  # weighted within-big cross-product of the small dummies
+        k = x.shape[1]
+        sums_big = np.empty((g_big, k))
+        rhs = np.empty((g_small, k))
+        for j in range(k):
+            wx = w * x[:, j]
+            sums_big[:, j] = np.bincount(c_big, weights=wx, minlength=g_big)
+            rhs[:, j] = np.bincount(c_small, weights=wx, minlength=g_small)
+        rhs -= share.T @ sums_big
+        # singular by construction (one level per connected set is free): least squares picks one solution,
+        # and every solution gives the same residuals
+        gamma = np.linalg.lstsq(system, rhs, rcond=None)[0]
+        alpha = (sums_big - cell @ gamma) / w_big[:, None]
+        coefs: list[np.ndarray] = [np.empty(0), np.empty(0)]
+        coefs[big], coefs[small] = alpha, gamma
+        return coefs
 
     def demean(
         self,
@@ -82,32 +128,35 @@ class FixedEffects:
         one_dim = x.ndim == 1
         if one_dim:
             x = x[:, None]
+        x = np.asfortranarray(x)  # column by column below: keep each column contiguous
         n, k = x.shape
         w = np.ones(n) if weights is None else np.asarray(weights, dtype=np.float64)
         group_w = [np.bincount(c, weights=w, minlength=g) for c, g in zip(self.codes, self.n_levels, strict=True)]
-        coefs = [s.copy() for s in start] if start is not None else [np.zeros((g, k)) for g in self.n_levels]
-        out = np.empty_like(x)
+        coefs = self._direct_start(x, w, group_w)
+        if coefs is None:
+            coefs = [s.copy() for s in start] if start is not None else [np.zeros((g, k)) for g in self.n_levels]
+        out = np.empty_like(x, order="F")
+        self.last_sweeps = 0
         for j in range(k):
-            col = x[:, j]
-            fitted = np.zeros(n)
+            resid = x[:, j].copy()
             for c, coef in zip(self.codes, coefs, strict=True):
-                fitted += coef[c, j]
-            scale = 1.0 + float(np.max(np.abs(col))) if n else 1.0
-            for _sweep in range(self.maxiter):
+                resid -= coef[c, j]
+            scale = 1.0 + float(np.max(np.abs(x[:, j]))) if n else 1.0
+            largest_change = 0.0
+            for sweep in range(1, self.maxiter + 1):
                 largest_change = 0.0
-                for f, (c, coef, gw) in enumerate(zip(self.codes, coefs, group_w, strict=True)):
-                    # residual of this column on the other factors, averaged within this factor's levels
-                    partial = col - fitted + coef[c, j]
-                    new = np.bincount(c, weights=w * partial, minlength=self.n_levels[f]) / gw
-                    delta = new - coef[:, j]
-                    fitted += delta[c]
-                    coef[:, j] = new
-                    largest_change = max(largest_change, float(np.max(np.abs(delta))) if len(delta) else 0.0)
-                if len(self.codes) == 1 or largest_change <= self.tol * scale:
+                for c, coef, gw, g in zip(self.codes, coefs, group_w, self.n_levels, strict=True):
+                    # weighted mean of the current residual within each level of this factor
+                    delta = np.bincount(c, weights=w * resid, minlength=g) / gw
+                    coef[:, j] += delta
+                    resid -= delta[c]
+                    largest_change = max(largest_change, float(np.max(np.abs(delta))) if g else 0.0)
+                self.last_sweeps = max(self.last_sweeps, sweep)
+                if largest_change <= self.tol * scale:
                     break
             else:
                 raise DemeaningDidNotConverge(
                     f"fixed effects did not converge in {self.maxiter} sweeps (last change {largest_change:.3g})"
                 )
-            out[:, j] = col - fitted
+            out[:, j] = resid
         return (out[:, 0] if one_dim else out), coefs

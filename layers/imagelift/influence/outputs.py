@@ -35,7 +35,13 @@ COLOURS = {"model": "#1b6ca8", "worn": "#d9822b", "product": "#6b7280", "price":
 
 
 def render_json(report: dict[str, Any]) -> bytes:
-    return (json.dumps(report, indent=2, allow_nan=False, ensure_ascii=False) + "\n").encode("utf-8")
+    # the top level indented for people, each entry on one line: json's C encoder only runs without indent,
+    # and the per-product list can hold tens of thousands of entries
+    parts = [
+        f"  {json.dumps(key)}: {json.dumps(value, allow_nan=False, ensure_ascii=False)}"
+        for key, value in report.items()
+    ]
+    return ("{\n" + ",\n".join(parts) + "\n}\n").encode("utf-8")
 
 
 def render_csv(report: dict[str, Any]) -> bytes:

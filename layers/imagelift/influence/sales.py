@@ -100,8 +100,15 @@ def decode_text(name: str, data: bytes) -> str:
 def parse_sales_csv(name: str, data: bytes, controls: Iterable[str] = ()) -> pd.DataFrame:
     """One export file as a frame of strings, with ``_source`` and ``_line`` (1-based, header is line 1)."""
     text = decode_text(name, data)
+    options = {"keep_default_na": False, "na_filter": False, "skipinitialspace": True}
     try:
-        frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, na_filter=False, skipinitialspace=True)
+        header = pd.read_csv(io.StringIO(text), nrows=0, **options).columns
+        numeric = {c: "float64" for c in header if str(c).strip().lower() in {"units", "price", *controls}}
+        try:
+            # fast path: a clean file parses its numbers in the C reader; any bad value sends us to the slow path
+            frame = pd.read_csv(io.StringIO(text), dtype={c: str for c in header} | numeric, **options)
+        except (ValueError, OverflowError):
+            frame = pd.read_csv(io.StringIO(text), dtype=str, **options)
     except pd.errors.ParserError as exc:
         raise InputFileError(name, f"is not a readable CSV file ({exc})") from exc
     except pd.errors.EmptyDataError as exc:
@@ -114,8 +121,10 @@ def parse_sales_csv(name: str, data: bytes, controls: Iterable[str] = ()) -> pd.
     if frame.empty:
         raise InputFileError(name, "has a header but no rows")
     frame = frame[list(wanted)].copy()
-    for column in wanted:
-        frame[column] = frame[column].str.strip()
+    for column in ("week", "product_id", "listing_id"):
+        # few distinct values: strip each once (numbers are parsed with surrounding blanks allowed)
+        codes, uniques = pd.factorize(frame[column])
+        frame[column] = pd.Index(uniques).str.strip().to_numpy(dtype=object)[codes]
     frame["_source"] = name
     frame["_line"] = np.arange(2, len(frame) + 2)
     return frame
@@ -148,15 +157,25 @@ def validate_sales(raw: pd.DataFrame, controls: tuple[str, ...] = ()) -> tuple[p
             rejections.add(reason, frame[bad])
             frame = frame[~bad]
 
-    text_columns = (*REQUIRED_COLUMNS, *controls)
-    reject("missing_field", (frame[list(text_columns)] == "").any(axis=1))
-
-    numeric = {c: pd.to_numeric(frame[c], errors="coerce") for c in ("units", "price", *controls)}
+    numeric_columns = ("units", "price", *controls)
+    missing = (frame[["week", "product_id", "listing_id"]] == "").any(axis=1).to_numpy().copy()
+    values = {}
+    for column in numeric_columns:
+        raw = frame[column]
+        parsed = (
+            raw.to_numpy(dtype=float) if raw.dtype.kind == "f" else pd.to_numeric(raw, errors="coerce").to_numpy(float)
+        )
+        failed = np.flatnonzero(~np.isfinite(parsed)) if raw.dtype.kind != "f" else np.empty(0, dtype=np.intp)
+        if len(failed):
+            blank = np.array([str(v).strip() == "" for v in frame[column].to_numpy()[failed]], dtype=bool)
+            missing[failed[blank]] = True
+        values[column] = parsed
+    frame = frame.assign(**values)
+    reject("missing_field", pd.Series(missing, index=frame.index))
     bad = pd.Series(False, index=frame.index)
-    for values in numeric.values():
-        bad |= ~np.isfinite(values.to_numpy(dtype=float))
+    for column in numeric_columns:
+        bad |= ~np.isfinite(frame[column].to_numpy())
     reject("non_numeric", bad)
-    frame = frame.assign(**{c: numeric[c][frame.index].astype(float) for c in numeric})
 
     week = _mondays(frame["week"])
     reject("bad_week", week.isna())

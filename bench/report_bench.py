@@ -1,0 +1,336 @@
+"""Benchmarks of the influence report: speed and memory against pyfixest, and the coverage of its intervals.
+
+    python bench/report_bench.py speed     [--sizes 10000 100000 1000000] [--repeats 3]
+    python bench/report_bench.py coverage  [--datasets 200]
+    python bench/report_bench.py all
+
+speed: for each size a simulated export (about 20k listings at 1M rows) is written to disk, then
+  - end to end (read CSV, read records, as-of join, every fit, per-product effects, write json/csv/html) runs in a
+    fresh process: wall time per stage and the process's peak RSS;
+  - each headline fit (PPML, and OLS of log(units)) runs in its own fresh process, ours and pyfixest's
+    (fepois / feols) on the same joined panel: median wall time over --repeats after a warm-up, the peak RSS
+    above the process's baseline, and the largest coefficient and SE differences between the two.
+  Targets (issue 5): 1M rows end to end <= 10 s, each fit <= 2x pyfixest in the same run, peak <= 1.5 GB.
+coverage: simulate many data sets with known effects and count how often the 95% intervals contain the truth
+  (should be 93-97%), for the default data and for data where most weeks have no sale.
+
+Results go to bench/results/report_speed.json and bench/results/report_coverage.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+sys.path.insert(0, str(ROOT / "layers"))
+
+LISTINGS_PER_PRODUCT = 4.0
+WEEKS = 52
+
+
+def _products_for(rows: int) -> int:
+    # about 0.93 active weeks per listing-week slot (late starters), LISTINGS_PER_PRODUCT listings per product
+    return max(10, round(rows / (LISTINGS_PER_PRODUCT * WEEKS * 0.93)))
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def _current_rss_mb() -> float:
+    with open("/proc/self/statm") as handle:
+        return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1024 / 1024
+
+
+# ------------------------------------------------------------------------------------------- child processes
+
+
+def child_end_to_end(data_dir: str, out_dir: str) -> dict:
+    t0 = time.perf_counter()
+    from imagelift.config import ReportConfig
+    from imagelift.services.report_service import run_local
+
+    imports = time.perf_counter() - t0
+    start = time.perf_counter()
+    run = run_local(
+        [Path(data_dir) / "sales.csv"],
+        Path(data_dir) / "categories.jsonl",
+        Path(out_dir),
+        ReportConfig(controls="promo"),
+    )
+    total = time.perf_counter() - start
+    return {
+        "seconds": total,
+        "import_seconds": imports,
+        "stages": run.timings_s,
+        "peak_rss_mb": _peak_rss_mb(),
+        "rows": run.report["counts"]["rows"],
+        "listings": run.report["counts"]["listings"],
+        "products": run.report["counts"]["products"],
+        "effects_pct": {e["category_name"]: e["effect_pct"] for e in run.report["effects"]},
+    }
+
+
+def _panel(data_dir: str):
+    import pandas as pd
+
+    panel = pd.read_pickle(Path(data_dir) / "panel.pkl")
+    return panel
+
+
+def child_fit(data_dir: str, implementation: str, model: str, repeats: int) -> dict:
+    import numpy as np
+
+    panel = _panel(data_dir)
+    names = ["category_model", "category_worn", "log_price", "promo"]
+    if model == "ols":
+        panel = panel[panel["units"] > 0].copy()
+        panel["log_units"] = np.log(panel["units"])
+    warmup = panel[panel["product_id"].isin(panel["product_id"].unique()[:50])]
+
+    if implementation == "ours":
+        from imagelift.influence.estimation import fit_ols_fe, fit_ppml
+
+        def run(frame):
+            x = frame[names].to_numpy(dtype=float)
+            product, week = frame["product_id"].to_numpy(), frame["week"].to_numpy()
+            if model == "ppml":
+                fit = fit_ppml(frame["units"].to_numpy(float), x, names, [product, week], product)
+            else:
+                fit = fit_ols_fe(frame["log_units"].to_numpy(), x, names, [product, week], product)
+            return fit.params, fit.std_err
+    else:
+        import pyfixest as pf
+
+        formula = ("units" if model == "ppml" else "log_units") + " ~ " + " + ".join(names) + " | product_id + week"
+
+        def run(frame):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                if model == "ppml":
+                    fit = pf.fepois(formula, frame, vcov={"CRV1": "product_id"})
+                else:
+                    fit = pf.feols(formula, frame, vcov={"CRV1": "product_id"})
+            return fit.coef().to_numpy(), fit.se().to_numpy()
+
+    run(warmup)  # imports, JIT compilation, first-touch allocations
+    baseline = _current_rss_mb()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        params, se = run(panel)
+        times.append(time.perf_counter() - start)
+    return {
+        "median_seconds": statistics.median(times),
+        "seconds": times,
+        "peak_above_baseline_mb": max(_peak_rss_mb() - baseline, 0.0),
+        "peak_rss_mb": _peak_rss_mb(),
+        "params": [float(v) for v in params],
+        "std_err": [float(v) for v in se],
+        "nobs": len(panel),
+    }
+
+
+def _child(args: list[str]) -> dict:
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "layers"), "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "")}
+    env = {k: v for k, v in env.items() if v != ""}
+    out = subprocess.run(
+        [sys.executable, __file__, "_child", *args], capture_output=True, text=True, env=env, check=False
+    )
+    if out.returncode != 0:
+        raise RuntimeError(f"child {args} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+# ------------------------------------------------------------------------------------------------- speed
+
+
+def prepare(rows: int, directory: Path) -> dict:
+    from imagelift.influence.records import join_categories, normalise_records
+    from imagelift.influence.sales import Rejections, read_sales
+    from imagelift.influence.simulate import SimulationSpec, simulate, write_simulation
+
+    spec = SimulationSpec(products=_products_for(rows), listings_per_product=LISTINGS_PER_PRODUCT, weeks=WEEKS, seed=1)
+    sim = simulate(spec)
+    paths = write_simulation(sim, directory)
+    sales = read_sales([("sales.csv", paths["sales"].read_bytes())], controls=["promo"])
+    panel = join_categories(sales.frame, normalise_records(sim.records), Rejections())
+    panel["category_model"] = (panel["category"] == 1).astype(float)
+    panel["category_worn"] = (panel["category"] == 2).astype(float)
+    panel["log_price"] = np.log(panel["price"])
+    panel.to_pickle(directory / "panel.pkl")
+    return {"rows": len(sim.sales), "listings": sim.truth["listings"], "products": sim.truth["products"]}
+
+
+def speed(sizes: list[int], repeats: int) -> dict:
+    results = []
+    for rows in sizes:
+        with tempfile.TemporaryDirectory(prefix="report-bench-") as tmp:
+            data = Path(tmp)
+            shape = prepare(rows, data)
+            print(
+                f"\n== {shape['rows']:,} rows, {shape['listings']:,} listings, {shape['products']:,} products",
+                flush=True,
+            )
+            e2e = _child(["e2e", str(data), str(data / "out")])
+            print(
+                f"end to end {e2e['seconds']:.2f} s (imports {e2e['import_seconds']:.2f} s more), "
+                f"peak RSS {e2e['peak_rss_mb']:.0f} MB; stages "
+                + ", ".join(f"{k} {v:.2f}" for k, v in e2e["stages"].items()),
+                flush=True,
+            )
+            fits = {}
+            for model in ("ppml", "ols"):
+                ours = _child(["fit", str(data), "ours", model, str(repeats)])
+                ref = _child(["fit", str(data), "pyfixest", model, str(repeats)])
+                fits[model] = {
+                    "ours": {k: v for k, v in ours.items() if k not in {"params", "std_err"}},
+                    "pyfixest": {k: v for k, v in ref.items() if k not in {"params", "std_err"}},
+                    "time_ratio": ours["median_seconds"] / ref["median_seconds"],
+                    "max_abs_coef_diff": float(np.max(np.abs(np.subtract(ours["params"], ref["params"])))),
+                    "max_abs_se_diff": float(np.max(np.abs(np.subtract(ours["std_err"], ref["std_err"])))),
+                }
+                f = fits[model]
+                print(
+                    f"{model:5s} ours {ours['median_seconds']:.3f} s (+{ours['peak_above_baseline_mb']:.0f} MB)  "
+                    f"pyfixest {ref['median_seconds']:.3f} s (+{ref['peak_above_baseline_mb']:.0f} MB)  "
+                    f"ratio {f['time_ratio']:.2f}  |coef diff| {f['max_abs_coef_diff']:.1e}  "
+                    f"|se diff| {f['max_abs_se_diff']:.1e}",
+                    flush=True,
+                )
+            results.append({**shape, "end_to_end": e2e, "fits": fits})
+    largest = results[-1]
+    targets = {
+        "end_to_end_seconds_at_largest": largest["end_to_end"]["seconds"],
+        "end_to_end_target_s": 10.0,
+        "peak_rss_mb_at_largest": largest["end_to_end"]["peak_rss_mb"],
+        "peak_target_mb": 1536,
+        "fit_time_ratios_at_largest": {m: f["time_ratio"] for m, f in largest["fits"].items()},
+        "fit_ratio_target": 2.0,
+    }
+    return {"sizes": results, "targets": targets}
+
+
+# ---------------------------------------------------------------------------------------------- coverage
+
+
+def coverage(datasets: int) -> dict:
+    from imagelift.config import ReportConfig
+    from imagelift.influence.analysis import analyse
+    from imagelift.influence.records import normalise_records
+    from imagelift.influence.sales import read_sales
+    from imagelift.influence.simulate import SimulationSpec, simulate
+
+    scenarios = {
+        "default": {"products": 150, "weeks": 26},
+        "many_zero_weeks": {"products": 200, "weeks": 26, "base_units": 0.3},
+    }
+    config = ReportConfig(controls="promo")
+    out = {}
+    for name, params in scenarios.items():
+        hits: dict[str, list[bool]] = {}
+        zero_share, per_product_hits = [], []
+        start = time.perf_counter()
+        for seed in range(datasets):
+            sim = simulate(SimulationSpec(**params, seed=10_000 + seed))
+            zero_share.append(float((sim.sales["units"] == 0).mean()))
+            sales = read_sales([("sales.csv", sim.sales.to_csv(index=False).encode())], controls=["promo"])
+            report = analyse(sales, normalise_records(sim.records), config)
+            truth = sim.truth
+
+            def hit(key: str, entry: dict, value: float, hits: dict = hits) -> None:
+                if entry.get("ci_low") is not None:
+                    hits.setdefault(key, []).append(entry["ci_low"] <= value <= entry["ci_high"])
+
+            for e in report["effects"]:
+                hit(f"ppml_{e['category_name']}", e, truth["log_effects"][e["category_name"]])
+            hit("ppml_elasticity", report["price_elasticity"], truth["elasticity"])
+            for e in report["price_effects"]:
+                hit(
+                    f"price_premium_{e['category_name']}",
+                    e,
+                    np.log1p(truth["price_premium_pct"][e["category_name"]] / 100),
+                )
+            for e in report["robustness"]["ols_log_units"]["effects"]:
+                hit(f"check_ols_log_units_{e['category_name']}", e, truth["log_effects"][e["category_name"]])
+            for e in report["pooled"]["effects"]:
+                hit(f"pooled_ols_{e['category_name']}", e, truth["log_effects"][e["category_name"]])
+            for r in report["per_product"]:
+                planted = truth["effects_pct"][r["category_name"]]
+                per_product_hits.append(r["effect_pct_ci"][0] <= planted <= r["effect_pct_ci"][1])
+            if (seed + 1) % 50 == 0:
+                print(f"  {name}: {seed + 1}/{datasets} data sets, {time.perf_counter() - start:.0f} s", flush=True)
+        rates = {k: {"coverage": float(np.mean(v)), "n": len(v)} for k, v in hits.items()}
+        rates["per_product_pooled"] = {"coverage": float(np.mean(per_product_hits)), "n": len(per_product_hits)}
+        headline = [h for k, v in hits.items() if k.startswith("ppml_") for h in v]
+        out[name] = {
+            "params": params,
+            "datasets": datasets,
+            "mean_zero_share": float(np.mean(zero_share)),
+            "rows_per_dataset": len(sim.sales),
+            "coverage": rates,
+            "headline_pooled": {"coverage": float(np.mean(headline)), "n": len(headline)},
+            "seconds": time.perf_counter() - start,
+        }
+        print(f"{name} (zero weeks {np.mean(zero_share):.0%}):", flush=True)
+        for k, v in rates.items():
+            print(f"  {k:32s} {v['coverage']:.3f}  (n={v['n']})", flush=True)
+    sd = float(np.sqrt(0.95 * 0.05 / datasets))
+    return {"scenarios": out, "nominal": 0.95, "binomial_sd_per_rate": sd, "target": [0.93, 0.97]}
+
+
+# ---------------------------------------------------------------------------------------------------- main
+
+
+def _write(name: str, payload: dict) -> None:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "command": " ".join(["python", "bench/report_bench.py", *sys.argv[1:]]),
+        **payload,
+    }
+    path = RESULTS / name
+    path.write_text(json.dumps(payload, indent=2) + "\n")
+    print(f"wrote {path.relative_to(ROOT)}")
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "_child":
+        kind, *rest = sys.argv[2:]
+        if kind == "e2e":
+            result = child_end_to_end(*rest)
+        else:
+            data_dir, implementation, model, repeats = rest
+            result = child_fit(data_dir, implementation, model, int(repeats))
+        print(json.dumps(result))
+        return
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("what", choices=["speed", "coverage", "all"], nargs="?", default="all")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--datasets", type=int, default=200)
+    args = parser.parse_args()
+    if args.what in {"speed", "all"}:
+        _write("report_speed.json", speed(args.sizes, args.repeats))
+    if args.what in {"coverage", "all"}:
+        _write("report_coverage.json", coverage(args.datasets))
+
+
+if __name__ == "__main__":
+    main()

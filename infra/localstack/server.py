@@ -81,9 +81,17 @@ class MotoServer:
         return self.url
 
     def stop(self) -> None:
+        """Stop serving and drop everything the server held.
+
+        moto keeps its resources in process-wide state, shared by every server and ``mock_aws`` of the process:
+        without the reset, a stack created after this one (a second test module) would find its buckets taken.
+        """
         if self._server is not None:
+            from moto.moto_api._internal.models import moto_api_backend
+
             self._server.stop()
             self._server = None
+            moto_api_backend.reset()
 
     def __enter__(self) -> MotoServer:
         self.start()

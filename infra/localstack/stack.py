@@ -363,6 +363,10 @@ def deploy_local_stack(
         f"UploadsBucket: {len(replaced)} S3 -> Lambda notification(s) go to SQS queue {queue_url} instead "
         "(moto does not invoke Lambda); the local runner invokes the function with each event from it"
     )
+    stack.not_reproduced.append(
+        "UploadsBucket: moto sends no ObjectRemoved:DeleteMarkerCreated event when a delete makes a delete marker "
+        "(the bucket is versioned): deletes reach the function only through `imagelift local invoke` with an event"
+    )
     return stack
 
 

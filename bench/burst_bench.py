@@ -1,0 +1,295 @@
+"""Burst benchmark: many uploads at once into the local stack, classified at a concurrency of N; nothing lost or doubled.
+
+    .venv/bin/python bench/burst_bench.py [--uploads 1000] [--concurrency 4] [--corrupt-share 0.01]
+
+template.yaml's stack runs in moto on 127.0.0.1; ClassifyImageFunction runs as N instances of the Lambda Runtime
+Interface Emulator (N execution environments) reading the uploads bucket's S3 notification queue. The uploads
+are copies of the sample photos under distinct keys, plus a share of corrupt files (empty, truncated, random
+bytes), put from 8 threads as fast as moto takes them. Then the check: exactly one ImageCategories record per
+upload, none missing, none doubled, every corrupt file a ``failed`` record and every photo a ``classified`` one
+of its label's category. Throughput is uploads per second from the first upload to the last record; the same
+run first measures one instance on a small batch as the reference, and reports the ratio.
+
+Prints the figures and writes bench/results/burst.json (or --out).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import statistics
+import sys
+import threading
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from infra.localstack.delivery import Delivery, QueueDelivery  # noqa: E402
+from infra.localstack.runner import start_function  # noqa: E402
+from infra.localstack.samples import bundled_photos, corrupt_variants, photos_from_dir  # noqa: E402
+from infra.localstack.stack import LocalStack, running_local_stack  # noqa: E402
+
+CATEGORY_NAMES = {1: "model", 2: "worn", 3: "product"}
+
+
+def plan_uploads(count: int, corrupt_share: float, photos: list[Any], prefix: str) -> list[dict[str, Any]]:
+    """``count`` distinct keys; every ``1/corrupt_share``-th one a corrupt file, the rest photo copies."""
+    corrupt_every = round(1 / corrupt_share) if corrupt_share > 0 else 0
+    broken = corrupt_variants(photos[0])
+    plan = []
+    for i in range(count):
+        product, listing = f"B{prefix}{i // 4:04d}", f"L{prefix}{i:05d}"
+        if corrupt_every and i % corrupt_every == corrupt_every // 2:
+            name, data = broken[(i // corrupt_every) % len(broken)]
+            plan.append({"key": f"images/{product}/{listing}/{name}", "data": data, "corrupt": True, "label": None})
+        else:
+            photo = photos[i % len(photos)]
+            plan.append(
+                {
+                    "key": f"images/{product}/{listing}/{photo.name}",
+                    "data": photo.data,
+                    "corrupt": False,
+                    "label": photo.label,
+                }
+            )
+    return plan
+
+
+def _scan(stack: LocalStack) -> list[dict[str, Any]]:
+    items = []
+    for page in (
+        stack.client("dynamodb")
+        .get_paginator("scan")
+        .paginate(
+            TableName=stack.categories_table,
+            ProjectionExpression="#k, #s, category, #e",
+            ExpressionAttributeNames={"#k": "key", "#s": "status", "#e": "error"},
+        )
+    ):
+        for item in page["Items"]:
+            items.append(
+                {
+                    "key": item["key"]["S"],
+                    "status": item["status"]["S"],
+                    "category": int(item["category"]["N"]) if "category" in item else None,
+                    "error_code": item.get("error", {}).get("M", {}).get("code", {}).get("S"),
+                }
+            )
+    return items
+
+
+def _burst(
+    stack: LocalStack, plan: list[dict[str, Any]], runners: list[Any], progress: bool
+) -> tuple[float, QueueDelivery, list[float]]:
+    s3, sqs = stack.client("s3"), stack.client("sqs")
+    durations: list[float] = []
+    lock = threading.Lock()
+    step = max(1, len(plan) // 10)
+
+    def on_delivery(delivery: Delivery) -> None:
+        with lock:
+            durations.append(delivery.invocation.duration_ms)
+            n = len(durations)
+        if progress and (n % step == 0 or n == len(plan)):
+            print(f"  [{time.perf_counter() - started:6.1f}s] {n}/{len(plan)} events handled", flush=True)
+
+    classify = stack.function("classify")
+    delivery = QueueDelivery(
+        sqs,
+        stack.notification_queue_url,
+        runners,
+        max_attempts=1 + classify.max_retry_attempts,
+        failure_queue_url=stack.classify_failures_queue_url,
+        function_arn=classify.function_name,
+        on_delivery=on_delivery,
+    )
+    started = time.perf_counter()
+    with delivery:
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            list(pool.map(lambda u: s3.put_object(Bucket=stack.uploads_bucket, Key=u["key"], Body=u["data"]), plan))
+        uploaded = time.perf_counter() - started
+        if progress:
+            print(f"  [{uploaded:6.1f}s] all {len(plan)} uploads done", flush=True)
+        drained = delivery.wait_until_drained(timeout_s=1800)
+    elapsed = time.perf_counter() - started
+    if not drained:
+        raise RuntimeError("the notification queue did not drain within 30 minutes")
+    return elapsed, delivery, durations
+
+
+def check_records(plan: list[dict[str, Any]], items: list[dict[str, Any]]) -> dict[str, Any]:
+    """Lost, doubled, failed-as-expected, and category-as-labelled counts of one burst's keys."""
+    keys = {u["key"] for u in plan}
+    per_key = Counter(item["key"] for item in items if item["key"] in keys)
+    by_key = {item["key"]: item for item in items if item["key"] in keys}
+    corrupt = {u["key"] for u in plan if u["corrupt"]}
+    failed = {k for k, item in by_key.items() if item["status"] == "failed"}
+    classified = {k for k, item in by_key.items() if item["status"] == "classified"}
+    wrong_category = [
+        u["key"]
+        for u in plan
+        if not u["corrupt"] and u["key"] in classified and u["label"] and by_key[u["key"]]["category"] != u["label"]
+    ]
+    return {
+        "records": sum(per_key.values()),
+        "keys_with_record": len(per_key),
+        "lost": len(keys - set(per_key)),
+        "doubled": sum(1 for n in per_key.values() if n > 1),
+        "failed": len(failed),
+        "corrupt_uploaded": len(corrupt),
+        "corrupt_recorded_failed": len(corrupt & failed),
+        "photos_failed": len(failed - corrupt),
+        "classified": len(classified),
+        "failure_codes": dict(Counter(by_key[k]["error_code"] for k in failed)),
+        "categories": dict(Counter(CATEGORY_NAMES.get(by_key[k]["category"], "?") for k in classified)),
+        "category_differs_from_label": len(wrong_category),
+        "stray_records": sum(1 for item in items if item["key"] not in keys),
+    }
+
+
+def run_burst(
+    uploads: int = 1000,
+    concurrency: int = 4,
+    corrupt_share: float = 0.01,
+    runner: str = "auto",
+    reference_uploads: int = 40,
+    images_dir: Path | None = None,
+    progress: bool = True,
+    stack: LocalStack | None = None,
+) -> dict[str, Any]:
+    """The burst; in a new local stack unless ``stack`` is given (moto's state is process-wide: one at a time)."""
+    photos = photos_from_dir(images_dir) if images_dir else bundled_photos()
+    say = print if progress else (lambda *_: None)
+    t0 = time.perf_counter()
+    with contextlib.ExitStack() as scope:
+        if stack is None:
+            stack = scope.enter_context(running_local_stack())
+        say(f"local stack up in {time.perf_counter() - t0:.1f} s at {stack.endpoint_url}")
+        runners = []
+        try:
+            for index in range(concurrency):
+                runners.append(start_function(stack, "classify", runner=runner, name=f"classify-{index}", say=say))
+            kind = runners[0].runner
+            # Cold starts (model loading) happen on each instance's first event; warm them all first, as a
+            # burst into a warm function, so the figures are of classification, not of four imports.
+            warm = plan_uploads(concurrency, 0.0, photos, "W")
+            _burst(stack, warm, runners, progress=False)
+            reference: dict[str, Any] = {}
+            if reference_uploads:
+                ref_plan = plan_uploads(reference_uploads, 0.0, photos, "R")
+                say(f"reference: {reference_uploads} uploads, 1 instance")
+                ref_s, _, ref_durations = _burst(stack, ref_plan, runners[:1], progress=False)
+                reference = {
+                    "uploads": reference_uploads,
+                    "concurrency": 1,
+                    "elapsed_s": round(ref_s, 2),
+                    "photos_per_s": round(reference_uploads / ref_s, 2),
+                    "invocation_ms_median": round(statistics.median(ref_durations), 1),
+                }
+                say(f"  {reference['photos_per_s']} photos/s")
+            plan = plan_uploads(uploads, corrupt_share, photos, "")
+            say(
+                f"burst: {uploads} uploads ({sum(u['corrupt'] for u in plan)} corrupt), {concurrency} instances ({kind})"
+            )
+            elapsed, delivery, durations = _burst(stack, plan, runners, progress)
+        finally:
+            for function in runners:
+                function.stop()
+        items = _scan(stack)
+        failure_queue = stack.classify_failures_queue_url
+        dead_letters = 0
+        if failure_queue:
+            attrs = stack.client("sqs").get_queue_attributes(
+                QueueUrl=failure_queue, AttributeNames=["ApproximateNumberOfMessages"]
+            )
+            dead_letters = int(attrs["Attributes"]["ApproximateNumberOfMessages"])
+    check = check_records(plan, items)
+    ordered = sorted(durations)
+    throughput = uploads / elapsed
+    result = {
+        "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "command": "python bench/burst_bench.py " + " ".join(sys.argv[1:]),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "uploads": uploads,
+        "concurrency": concurrency,
+        "runner": kind,
+        "elapsed_s": round(elapsed, 2),
+        "photos_per_s": round(throughput, 2),
+        "invocation_ms": {
+            "median": round(statistics.median(ordered), 1),
+            "p95": round(ordered[int(0.95 * (len(ordered) - 1))], 1),
+            "max": round(ordered[-1], 1),
+        },
+        "reference": reference,
+        "speedup_vs_one_instance": round(throughput / reference["photos_per_s"], 2) if reference else None,
+        **check,
+        "delivery": delivery.stats.to_dict(),
+        "failure_queue_messages": dead_letters,
+        "passed": (
+            check["records"] == uploads
+            and check["lost"] == 0
+            and check["doubled"] == 0
+            and check["corrupt_recorded_failed"] == check["corrupt_uploaded"]
+            and check["photos_failed"] == 0
+            and dead_letters == 0
+        ),
+    }
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--uploads", type=int, default=1000)
+    parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--corrupt-share", type=float, default=0.01)
+    parser.add_argument("--reference-uploads", type=int, default=40, help="single-instance reference batch (0: skip)")
+    parser.add_argument("--runner", choices=("auto", "rie", "in-process"), default="auto")
+    parser.add_argument("--images", type=Path, default=Path(os.environ["IMAGES"]) if os.environ.get("IMAGES") else None)
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "burst.json")
+    args = parser.parse_args(argv)
+    if args.runner == "in-process" and args.concurrency > 1:
+        print("in-process handlers share one process and run one at a time: use --runner rie for concurrency")
+    result = run_burst(
+        uploads=args.uploads,
+        concurrency=args.concurrency,
+        corrupt_share=args.corrupt_share,
+        runner=args.runner,
+        reference_uploads=args.reference_uploads,
+        images_dir=args.images,
+    )
+    print()
+    print(
+        f"{result['uploads']} uploads at concurrency {result['concurrency']} ({result['runner']}): "
+        f"{result['photos_per_s']} photos/s over {result['elapsed_s']} s "
+        f"(one instance: {result['reference'].get('photos_per_s', '-')} photos/s; ratio {result['speedup_vs_one_instance']})"
+    )
+    print(
+        f"records {result['records']} for {result['keys_with_record']} keys: lost {result['lost']}, "
+        f"doubled {result['doubled']}, failed {result['failed']} (corrupt uploaded {result['corrupt_uploaded']}, "
+        f"recorded failed {result['corrupt_recorded_failed']}), classified {result['classified']} {result['categories']}, "
+        f"category differs from label {result['category_differs_from_label']}"
+    )
+    print(
+        f"invocations {result['delivery']['invocations']}, failed attempts {result['delivery']['failed_attempts']}, "
+        f"events delivered twice {result['delivery']['keys_delivered_more_than_once']}, failure queue "
+        f"{result['failure_queue_messages']}; invocation ms median {result['invocation_ms']['median']}, "
+        f"p95 {result['invocation_ms']['p95']}"
+    )
+    print("PASS" if result["passed"] else "FAIL")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    print(f"wrote {args.out}")
+    return 0 if result["passed"] else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,115 @@
+"""S3 events from the notification queue to the function, with Lambda's retry and on-failure semantics; a small burst."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from infra.localstack.delivery import QueueDelivery
+from infra.localstack.rie import RieFunction, RieUnavailable, rie_binary
+from infra.localstack.stack import LocalStack, running_local_stack
+
+ROOT = Path(__file__).resolve().parents[2]
+HANDLERS = Path(__file__).resolve().parent / "local_handlers"
+
+
+@pytest.fixture(scope="module")
+def rie() -> Path:
+    try:
+        return rie_binary()
+    except RieUnavailable as exc:
+        pytest.skip(f"no Runtime Interface Emulator here: {exc}")
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[LocalStack]:
+    with running_local_stack(stack_name="imagelift-deliverytest") as local:
+        yield local
+
+
+def _drain(sqs, queue_url: str) -> list[dict]:  # type: ignore[no-untyped-def]
+    bodies = []
+    while True:
+        messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", [])
+        if not messages:
+            return bodies
+        for message in messages:
+            bodies.append(json.loads(message["Body"]))
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+
+def test_failed_invocations_are_retried_then_sent_to_the_failure_queue(
+    stack: LocalStack, rie: Path, tmp_path: Path
+) -> None:
+    s3, sqs = stack.client("s3"), stack.client("sqs")
+    failure_queue = stack.classify_failures_queue_url
+    assert failure_queue
+    _drain(sqs, failure_queue)
+    env = {"FLAKY_STATE_DIR": str(tmp_path)}
+    runners = [RieFunction(HANDLERS, "app.flaky", env, binary=rie, name=f"flaky-{i}") for i in range(2)]
+    delivered = []
+    try:
+        delivery = QueueDelivery(
+            sqs,
+            stack.notification_queue_url,
+            runners,
+            max_attempts=3,
+            failure_queue_url=failure_queue,
+            function_arn="flaky",
+            on_delivery=delivered.append,
+        )
+        with delivery:
+            for key in ("images/P1/L1/ok.jpg", "images/P1/L2/fails-once.jpg", "images/P1/L3/always-fails.jpg"):
+                s3.put_object(Bucket=stack.uploads_bucket, Key=key, Body=b"not looked at")
+            assert delivery.wait_until_drained(timeout_s=120)
+    finally:
+        for runner in runners:
+            runner.stop()
+    stats = delivery.stats
+    assert stats.deliveries_per_key == {"images/P1/L1/ok.jpg": 1, "images/P1/L2/fails-once.jpg": 1}
+    assert stats.invocations == 1 + 2 + 3  # ok once; fails-once twice; always-fails three times
+    assert stats.failed_attempts == 1 + 3
+    assert stats.dead_lettered == 1
+    attempts = sorted((d.keys[0], d.attempt, d.ok) for d in delivered)
+    assert [a for a in attempts if "always" in a[0]] == [
+        ("images/P1/L3/always-fails.jpg", 1, False),
+        ("images/P1/L3/always-fails.jpg", 2, False),
+        ("images/P1/L3/always-fails.jpg", 3, False),
+    ]
+    dead = _drain(sqs, failure_queue)
+    assert len(dead) == 1
+    assert dead[0]["requestContext"]["condition"] == "RetriesExhausted"
+    assert dead[0]["requestContext"]["approximateInvokeCount"] == 3
+    assert dead[0]["requestPayload"]["Records"][0]["s3"]["bucket"]["name"] == stack.uploads_bucket
+    assert dead[0]["responsePayload"]["errorType"] == "RuntimeError"
+    assert _drain(sqs, stack.notification_queue_url) == []
+
+
+@pytest.mark.slow
+def test_small_burst_loses_nothing_and_doubles_nothing(stack: LocalStack, rie: Path, models_dir: Path) -> None:
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        from burst_bench import run_burst
+    finally:
+        sys.path.remove(str(ROOT / "bench"))
+    result = run_burst(
+        uploads=40, concurrency=2, corrupt_share=0.05, runner="rie", reference_uploads=0, progress=False, stack=stack
+    )
+    assert result["runner"] == "rie"
+    assert result["records"] == 40
+    assert result["keys_with_record"] == 40
+    assert result["lost"] == 0
+    assert result["doubled"] == 0
+    assert result["corrupt_uploaded"] == 2
+    assert result["corrupt_recorded_failed"] == 2
+    assert result["failed"] == 2
+    assert result["classified"] == 38
+    assert result["category_differs_from_label"] == 0
+    assert result["delivery"]["keys_delivered_more_than_once"] == 0
+    assert result["failure_queue_messages"] == 0
+    assert result["photos_per_s"] > 0
+    assert result["passed"] is True

@@ -115,3 +115,11 @@ def test_many_zero_weeks_still_recover_the_lift():
     report = _report(sim)
     low, high = report["effects"][0]["effect_pct_ci"]
     assert low <= sim.truth["effects_pct"]["model"] <= high
+
+
+def test_a_single_product_gives_warnings_not_a_crash():
+    sim = simulate(SimulationSpec(products=1, listings_per_product=3, weeks=10, seed=9))
+    report = _report(sim)
+    assert all(e["estimate"] is None for e in report["effects"])
+    assert report["warnings"]
+    json.dumps(report, allow_nan=False)

@@ -101,6 +101,42 @@ def test_weighted_demeaning_equals_dummy_regression():
     assert np.max(np.abs(ours - (x - dummies @ coef))) < 1e-9
 
 
+def test_exact_two_way_start_and_plain_sweeps_reach_the_same_point(monkeypatch):
+    """Unbalanced, weighted, and with a block of products seen only in weeks no other product has."""
+    import imagelift.influence.demean as demean
+
+    rng = np.random.default_rng(3)
+    n = 3000
+    product = rng.integers(0, 200, n)
+    week = rng.integers(0, 30, n)
+    island = product >= 190
+    week[island] = 30 + rng.integers(0, 3, island.sum())  # a second connected set of fixed effects
+    x = rng.normal(size=(n, 3)) + product[:, None] * 0.01
+    w = rng.gamma(2.0, 1.0, n)
+    fe = FixedEffects.from_columns(product, week, tol=1e-13)
+    direct, _ = fe.demean(x, weights=w)
+    assert fe.last_sweeps == 1  # the exact start is already the fixed point
+    monkeypatch.setattr(demean, "DIRECT_MAX_SMALL", 0)
+    sweeps, _ = fe.demean(x, weights=w)
+    assert fe.last_sweeps > 1
+    assert np.max(np.abs(direct - sweeps)) < 1e-9
+    dummies = np.column_stack([np.eye(200)[product], np.eye(33)[week]])
+    sw = np.sqrt(w)[:, None]
+    coef, *_ = np.linalg.lstsq(dummies * sw, x * sw, rcond=None)
+    assert np.max(np.abs(direct - (x - dummies @ coef))) < 1e-9
+
+
+def test_three_factors_use_plain_sweeps():
+    rng = np.random.default_rng(4)
+    n = 600
+    a, b, c = rng.integers(0, 12, n), rng.integers(0, 7, n), rng.integers(0, 5, n)
+    x = rng.normal(size=(n, 2))
+    ours, _ = FixedEffects.from_columns(a, b, c, tol=1e-14).demean(x)
+    dummies = np.column_stack([np.eye(12)[a], np.eye(7)[b][:, 1:], np.eye(5)[c][:, 1:]])
+    coef, *_ = np.linalg.lstsq(dummies, x, rcond=None)
+    assert np.max(np.abs(ours - (x - dummies @ coef))) < 1e-9
+
+
 def test_singletons_are_dropped_repeatedly():
     # row 3 is alone in a=2; once it goes, row 2 is alone in b=1
     a = np.array([0, 0, 1, 2, 0, 1])

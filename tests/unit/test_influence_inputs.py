@@ -180,3 +180,26 @@ def test_join_never_loses_a_row():
     joined = join_categories(sales.frame, records, rejections)
     assert len(joined) + rejections.total == len(sales.frame)
     assert isinstance(joined, pd.DataFrame)
+
+
+def test_records_without_a_sequencer_are_accepted():
+    records = normalise_records(
+        [
+            {
+                "product_id": "P1",
+                "listing_id": "L1",
+                "status": "classified",
+                "category": 1,
+                "event_time": "2025-01-01T00:00:00Z",
+            },
+            {
+                "product_id": "P1",
+                "listing_id": "L2",
+                "status": "classified",
+                "category": 3,
+                "event_time": "2025-01-02T00:00:00+00:00",
+            },
+        ]
+    )
+    assert records.frame["category"].tolist() == [1, 3]
+    assert records.excluded_dict() == {}

@@ -149,3 +149,25 @@ def test_dockerfile_and_template_build_the_image_from_these_files():
     assert function["Properties"]["PackageType"] == "Image"
     assert function["Metadata"]["Dockerfile"] == "functions/influence_report/Dockerfile"
     assert function["Metadata"]["DockerContext"] == "."
+
+
+def test_function_memory_covers_the_benchmarked_peak():
+    """template.yaml's default memory must hold the end-to-end peak bench/report_bench.py measured, with room."""
+    import json
+
+    results = ROOT / "bench" / "results" / "report_speed.json"
+    if not results.is_file():
+        pytest.skip("bench/results/report_speed.json not there: run python bench/report_bench.py speed")
+    largest = json.loads(results.read_text())["sizes"][-1]
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_multi_constructor("!", lambda loader, suffix, node: None)
+    template = yaml.load((ROOT / "template.yaml").read_text(), Loader=Loader)
+    memory_mb = template["Parameters"]["ReportMemorySize"]["Default"]
+    peak_mb = largest["end_to_end"]["peak_rss_mb"]
+    assert largest["rows"] >= 1_000_000
+    assert memory_mb >= 1.5 * peak_mb, (
+        f"{memory_mb} MB configured, {peak_mb:.0f} MB measured at {largest['rows']:,} rows"
+    )

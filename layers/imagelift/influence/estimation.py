@@ -80,6 +80,11 @@ def _absorbed_dof(fe: FixedEffects, clusters: np.ndarray) -> int:
 
 
 def _cluster_cov(result, clusters: np.ndarray, n: int, k: int, df_k: int) -> np.ndarray:
+    n_clusters = int(clusters.max()) + 1 if len(clusters) else 0
+    if n_clusters < 2:
+        raise EstimationError(f"clustered errors need at least 2 products, the data hold {n_clusters}")
+    if n <= df_k:
+        raise EstimationError(f"{n} rows leave no degrees of freedom after {df_k} parameters")
     robust = result.get_robustcov_results(cov_type="cluster", groups=clusters, use_correction=True)
     return np.asarray(robust.cov_params()) * (n - k) / (n - df_k)
 

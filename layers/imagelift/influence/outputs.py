@@ -225,7 +225,7 @@ def render_html(report: dict[str, Any], max_products: int = 60) -> bytes:
         "<h1>How the kind of product photo moves sales</h1>",
         f"<p class='sub'>Weeks {_e(period['from'])} to {_e(period['to'])} &middot; {counts['products']:,} products, "
         f"{counts['listings']:,} listings, {counts['rows_used']:,} listing-weeks analysed &middot; generated "
-        f"{_e(report['generated_at'])}</p>",
+        f"{_e(report['generated_at'].replace('T', ' ').replace('+00:00', ' UTC'))}</p>",
     ]
 
     # headline cards
@@ -270,7 +270,10 @@ def render_html(report: dict[str, Any], max_products: int = 60) -> bytes:
     rows = [
         (f"{e['category_name'].capitalize()} photo: sales", COLOURS.get(e["category_name"], "#111"), e) for e in effects
     ]
-    rows += [(f"{e['category_name'].capitalize()} photo: price", COLOURS["price"], e) for e in report["price_effects"]]
+    rows += [
+        (f"{e['category_name'].capitalize()} photo: price premium", COLOURS["price"], e)
+        for e in report["price_effects"]
+    ]
     out.append(f"<h2>Effects against product-only photos, with {lvl} ranges</h2><div class='card'>")
     out.append(_chart(rows, level))
     out.append(

@@ -36,6 +36,7 @@ demo: models
 bench: models
 	$(BIN)/python bench/vision_bench.py
 	$(BIN)/python bench/report_bench.py
+	$(BIN)/python bench/burst_bench.py
 
 clean:
 	rm -rf $(VENV) $(MODELS_DIR) out .cache .pytest_cache .ruff_cache

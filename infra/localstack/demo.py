@@ -414,7 +414,9 @@ def _photo_summary(plan: list[tuple[str, SamplePhoto]], by_key: dict[str, dict[s
         else:
             outcome = f"{record.get('status')} ({(record.get('error') or {}).get('code', '')})"
         entry["categories"][outcome] += 1
-    return [{**e, "categories": dict(e["categories"])} for e in grouped.values()]
+    order = {"model": 0, "worn": 1, "product": 2}
+    entries = sorted(grouped.values(), key=lambda e: (order.get(e["label"], 3), e["photo"]))
+    return [{**e, "categories": dict(e["categories"])} for e in entries]
 
 
 def _schedule_event(stack: LocalStack) -> dict[str, Any]:

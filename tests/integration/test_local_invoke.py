@@ -131,11 +131,17 @@ def test_local_invoke_runs_classify_through_the_emulator(
 
 
 @pytest.mark.slow
-def test_in_process_fallback_gives_the_same_answer(stack: LocalStack, models_dir: Path, tmp_path: Path) -> None:
+def test_without_the_emulator_the_handler_runs_in_process_and_says_so(
+    stack: LocalStack, models_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import infra.localstack.rie as rie_module
+
+    monkeypatch.setattr(rie_module.platform, "system", lambda: "Darwin")  # the emulator is a Linux binary
     event_path, key = _event_for_uploaded_photo(stack, tmp_path)  # a new version of the photo
     event = json.loads(event_path.read_text(encoding="utf-8"))
     said: list[str] = []
-    function = start_function(stack, "classify", runner="in-process", say=said.append)
+    function = start_function(stack, "classify", runner="auto", say=said.append)
+    assert len(said) == 1 and "Linux" in said[0] and "in process instead" in said[0]
     result = function.invoke(event)
     assert function.runner == "in-process"
     assert result.ok, result.error

@@ -66,6 +66,8 @@ class DemoResult:
     timings_s: dict[str, float] = field(default_factory=dict)
     runner: str = ""
     notes: list[str] = field(default_factory=list)
+    function_pids: list[int] = field(default_factory=list)
+    """Emulator processes the demo started (all stopped before it returns)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -80,6 +82,7 @@ class DemoResult:
             "timings_s": {k: round(v, 2) for k, v in self.timings_s.items()},
             "runner": self.runner,
             "notes": self.notes,
+            "function_pids": self.function_pids,
         }
 
 
@@ -216,9 +219,11 @@ def _run_flow(
     s3, sqs = stack.client("s3"), stack.client("sqs")
     t = time.perf_counter()
     runners = []
+    started_pids: list[int | None] = []
     try:
         for index in range(max(1, options.concurrency)):
             runners.append(start_function(stack, "classify", runner=options.runner, name=f"classify-{index}", say=say))
+            started_pids.append(getattr(runners[-1], "pid", None))
         kind = "Runtime Interface Emulator" if runners[0].runner == "rie" else "in process"
         say(f"ClassifyImageFunction: {len(runners)} instance(s), {kind}, reading the S3 notification queue")
 
@@ -296,6 +301,7 @@ def _run_flow(
     s3.put_object(Bucket=stack.data_bucket, Key=sales_key, Body=sales_csv)
     say(f"sales export: {len(sim.sales):,} listing-weeks -> s3://{stack.data_bucket}/{sales_key}")
     report_runner = start_function(stack, "report", runner=options.runner, name="report", say=say)
+    started_pids.append(getattr(report_runner, "pid", None))
     try:
         event = _schedule_event(stack)
         say("InfluenceReportFunction: invoked as the weekly schedule would (EventBridge Scheduled Event)")
@@ -354,6 +360,7 @@ def _run_flow(
         timings_s=timings,
         runner=runners[0].runner if runners else "",
         notes=notes,
+        function_pids=[pid for pid in started_pids if pid is not None],
     )
     summary_path = out / "demo.json"
     summary_path.write_text(json.dumps(result.to_dict(), indent=2, default=str) + "\n", encoding="utf-8")

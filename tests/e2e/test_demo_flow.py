@@ -52,6 +52,7 @@ def test_demo_runs_the_whole_flow(tmp_path: Path, models_dir: Path) -> None:
     assert html.lstrip().lower().startswith("<!doctype html") and "model" in html
     assert "planted +9.0%" in stdout and "planted +5.0%" in stdout
     assert "stopped the local stack" in stdout
-    # nothing the demo started is left running
-    leftovers = subprocess.run(["pgrep", "-f", str(out)], capture_output=True, text=True)
-    assert leftovers.stdout.strip() == ""
+    # nothing the demo started is left running: two classify instances and the report function, all stopped
+    assert len(summary["function_pids"]) == 3
+    for pid in summary["function_pids"]:
+        assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text().lower()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -68,6 +69,8 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         models_dir=models_dir.resolve(),
     )
+    # `kill` (SIGTERM) unwinds like Ctrl-C, so the function processes and the moto server are stopped either way.
+    signal.signal(signal.SIGTERM, _interrupt)
     say = Progress()
     say("imagelift demo: the whole flow on this machine (moto on 127.0.0.1, no AWS account, no Docker)")
     try:
@@ -78,6 +81,10 @@ def run(args: argparse.Namespace) -> int:
     print()
     print(render_summary(result.to_dict()))
     return 0
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def render_summary(summary: dict) -> str:

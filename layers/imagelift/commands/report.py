@@ -1,4 +1,6 @@
-"""``imagelift report --sales PATH... --categories PATH --out DIR``: the weekly influence report on local files.
+"""Run the weekly influence report on local files: how model / worn photos move sales against product-only.
+
+``imagelift report --sales PATH... --categories PATH --out DIR``.
 
 Sales exports are CSV files (gzip allowed; folders are searched for *.csv and *.csv.gz); categories are JSON
 Lines of ImageCategories items. Writes DIR/influence.json, influence.csv and influence.html and prints the

@@ -1,5 +1,7 @@
-"""``imagelift simulate --out DIR [--model-lift 9 --worn-lift 5 --elasticity -1.2 ...]``: a sales export and
-category records with planted effects (DIR/sales.csv, DIR/categories.jsonl, DIR/truth.json).
+"""Write a simulated sales export and category records with planted effects, for demos and tests.
+
+``imagelift simulate --out DIR [--model-lift 9 --worn-lift 5 --elasticity -1.2 ...]`` writes DIR/sales.csv,
+DIR/categories.jsonl and DIR/truth.json (the planted values).
 
 Feed them to ``imagelift report --sales DIR/sales.csv --categories DIR/categories.jsonl --controls promo``.
 """

@@ -21,6 +21,8 @@ import pandas as pd
 
 from imagelift.influence.records import CATEGORY_NAMES
 
+UPLOADS_BUCKET = "imagelift-uploads"  # a name only: simulated records point at no real object
+
 
 @dataclass(frozen=True)
 class SimulationSpec:
@@ -206,10 +208,16 @@ def _records(
 
     def record(i: int, when: datetime, status: str, category: int | None, photo: int) -> dict[str, Any]:
         product, listing = product_ids[listing_product[i]], listing_ids[i]
+        key = f"images/{product}/{listing}/photo-{photo}.jpg"
+        seq = f"{next(sequencer):X}"
         item: dict[str, Any] = {
-            "bucket": "imagelift-uploads",
-            "key": f"images/{product}/{listing}/photo-{photo}.jpg",
-            "sequencer": f"{next(sequencer):X}",
+            # table-ready: ImageCategories' key is pk = s3://<bucket>/<key>, sk = the object version
+            "pk": f"s3://{UPLOADS_BUCKET}/{key}",
+            "sk": f"sim-{seq}",
+            "bucket": UPLOADS_BUCKET,
+            "key": key,
+            "version_id": f"sim-{seq}",
+            "sequencer": seq,
             "event_time": _iso(when),
             "product_id": product,
             "listing_id": listing,
@@ -236,11 +244,15 @@ def _records(
                 item["error"] = {"code": "corrupt", "message": "simulated decode failure"}
             records.append(item)
     for j in range(spec.unmatched_records):
+        seq = f"{next(sequencer):X}"
         records.append(
             {
-                "bucket": "imagelift-uploads",
+                "pk": f"s3://{UPLOADS_BUCKET}/uploads/stray-{j}.jpg",
+                "sk": f"sim-{seq}",
+                "bucket": UPLOADS_BUCKET,
                 "key": f"uploads/stray-{j}.jpg",
-                "sequencer": f"{next(sequencer):X}",
+                "version_id": f"sim-{seq}",
+                "sequencer": seq,
                 "event_time": _iso(origin),
                 "status": "classified",
                 "category": 3,

@@ -27,7 +27,8 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-test: lint models
+# checkov runs inside the test suite (tests/integration/test_template_checkov.py); its own venv is made here.
+test: lint models .venv-checkov/bin/checkov
 	$(BIN)/python -m pytest
 
 demo: models
@@ -45,3 +46,6 @@ clean:
 .PHONY: checkov
 checkov:
 	infra/checkov/run.sh
+
+.venv-checkov/bin/checkov:
+	CHECKOV_INSTALL_ONLY=1 infra/checkov/run.sh

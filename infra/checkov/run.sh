@@ -15,6 +15,8 @@ if [[ ! -x "$VENV/bin/checkov" ]]; then
   "$VENV/bin/python" -m pip install --quiet "checkov==$CHECKOV_VERSION"
 fi
 
+[[ -n "${CHECKOV_INSTALL_ONLY:-}" ]] && exit 0
+
 cd "$ROOT"
 # BC_SKIP_MAPPING: don't fetch the guideline mapping from the platform (no network here or in CI).
 export BC_SKIP_MAPPING=TRUE CKV_NO_UPDATE_CHECK=TRUE

@@ -247,13 +247,17 @@ def fit_ppml(
     if n <= k + 1:
         raise EstimationError(f"{model}: {n} usable rows for {k} regressors")
     yk, xk = y[keep].astype(np.float64), x[keep].astype(np.float64)
+    # one column-major buffer for [z, x]: the sweeps walk it column by column, and it is reused every step
+    zx = np.empty((n, k + 1), dtype=np.float64, order="F")
+    zx[:, 1:] = xk
 
     mu = (yk + yk.mean()) / 2
     eta = np.log(mu)
     deviance = _poisson_deviance(yk, mu)
     for iteration in range(1, maxiter + 1):
         z = eta + yk / mu - 1
-        zx_dm, _ = fe.demean(np.column_stack([z, xk]), weights=mu)
+        zx[:, 0] = z
+        zx_dm, _ = fe.demean(zx, weights=mu)
         z_dm, x_dm = zx_dm[:, 0], zx_dm[:, 1:]
         if iteration == 1:
             _check_design(x_dm, xk, names)

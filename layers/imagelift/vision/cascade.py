@@ -123,7 +123,10 @@ class Cascade:
             data,
             max_bytes=self.config.max_bytes,
             max_pixels=self.config.max_pixels,
-            target_long_side=self.config.decode_long_side,
+            # Never decode below what MTCNN is allowed to look at.
+            target_long_side=max(self.config.decode_long_side, self.config.face_max_side)
+            if self.config.decode_long_side
+            else None,
         )
         decode_ms = (time.perf_counter() - t0) * 1000
         return self.classify_decoded(decoded, name=name, decode_ms=decode_ms)

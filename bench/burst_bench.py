@@ -88,7 +88,7 @@ def _scan(stack: LocalStack) -> list[dict[str, Any]]:
 
 
 def _burst(
-    stack: LocalStack, plan: list[dict[str, Any]], runners: list[Any], progress: bool
+    stack: LocalStack, plan: list[dict[str, Any]], runners: list[Any], progress: bool, receive_batch: int = 1
 ) -> tuple[float, QueueDelivery, list[float]]:
     s3, sqs = stack.client("s3"), stack.client("sqs")
     durations: list[float] = []
@@ -111,6 +111,7 @@ def _burst(
         failure_queue_url=stack.classify_failures_queue_url,
         function_arn=classify.function_name,
         on_delivery=on_delivery,
+        receive_batch=receive_batch,
     )
     started = time.perf_counter()
     with delivery:
@@ -165,6 +166,7 @@ def run_burst(
     images_dir: Path | None = None,
     progress: bool = True,
     stack: LocalStack | None = None,
+    receive_batch: int = 10,
 ) -> dict[str, Any]:
     """The burst; in a new local stack unless ``stack`` is given (moto's state is process-wide: one at a time)."""
     photos = photos_from_dir(images_dir) if images_dir else bundled_photos()
@@ -187,7 +189,9 @@ def run_burst(
             if reference_uploads:
                 ref_plan = plan_uploads(reference_uploads, 0.0, photos, "R")
                 say(f"reference: {reference_uploads} uploads, 1 instance")
-                ref_s, _, ref_durations = _burst(stack, ref_plan, runners[:1], progress=False)
+                ref_s, _, ref_durations = _burst(
+                    stack, ref_plan, runners[:1], progress=False, receive_batch=receive_batch
+                )
                 reference = {
                     "uploads": reference_uploads,
                     "concurrency": 1,
@@ -200,7 +204,7 @@ def run_burst(
             say(
                 f"burst: {uploads} uploads ({sum(u['corrupt'] for u in plan)} corrupt), {concurrency} instances ({kind})"
             )
-            elapsed, delivery, durations = _burst(stack, plan, runners, progress)
+            elapsed, delivery, durations = _burst(stack, plan, runners, progress, receive_batch=receive_batch)
         finally:
             for function in runners:
                 function.stop()
@@ -222,6 +226,7 @@ def run_burst(
         "uploads": uploads,
         "concurrency": concurrency,
         "runner": kind,
+        "receive_batch": receive_batch,
         "elapsed_s": round(elapsed, 2),
         "photos_per_s": round(throughput, 2),
         "invocation_ms": {
@@ -254,6 +259,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reference-uploads", type=int, default=40, help="single-instance reference batch (0: skip)")
     parser.add_argument("--runner", choices=("auto", "rie", "in-process"), default="auto")
     parser.add_argument("--images", type=Path, default=Path(os.environ["IMAGES"]) if os.environ.get("IMAGES") else None)
+    parser.add_argument(
+        "--receive-batch", type=int, default=10, help="S3 events taken per SQS receive (each still its own invocation)"
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "burst.json")
     args = parser.parse_args(argv)
     if args.runner == "in-process" and args.concurrency > 1:
@@ -265,6 +273,7 @@ def main(argv: list[str] | None = None) -> int:
         runner=args.runner,
         reference_uploads=args.reference_uploads,
         images_dir=args.images,
+        receive_batch=args.receive_batch,
     )
     print()
     print(

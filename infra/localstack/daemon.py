@@ -178,7 +178,7 @@ def start_detached(
     for path in (paths.pid, paths.stack):
         path.unlink(missing_ok=True)
     command = [
-        sys.executable, "-m", "imagelift", "local", "up",
+        sys.executable, "-m", "imagelift", "local", "up", "--state-dir", str(paths.root),
         "--port", str(port), "--concurrency", str(concurrency), "--runner", runner,
     ]  # fmt: skip
     with paths.log.open("ab") as log:

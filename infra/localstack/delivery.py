@@ -107,6 +107,7 @@ class QueueDelivery:
         function_arn: str = "",
         on_delivery: Callable[[Delivery], None] | None = None,
         poll_wait_s: int = 1,
+        receive_batch: int = 1,
     ) -> None:
         if not runners:
             raise ValueError("QueueDelivery needs at least one function runner")
@@ -118,11 +119,16 @@ class QueueDelivery:
         self.function_arn = function_arn
         self.on_delivery = on_delivery
         self.poll_wait_s = poll_wait_s
+        # Messages taken per ReceiveMessage call; each is still its own invocation, deleted after it. moto's
+        # ReceiveMessage walks the whole queue, so under a deep queue (a burst) taking several per call saves
+        # most of that walk; the cost is that a thread holds up to this many events while others may be idle.
+        self.receive_batch = max(1, min(10, receive_batch))
         self.stats = DeliveryStats()
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._in_flight = 0
+        self._idle_threads = 0
 
     # -- lifecycle ------------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -157,16 +163,22 @@ class QueueDelivery:
         return int(attrs["ApproximateNumberOfMessages"]) + int(attrs["ApproximateNumberOfMessagesNotVisible"])
 
     def wait_until_drained(self, timeout_s: float = 600.0, settle_s: float = 0.5) -> bool:
-        """Block until the queue is empty and no invocation is running (twice in a row); False on timeout."""
+        """Block until every thread found the queue empty, nothing is being invoked, and SQS agrees; False on timeout.
+
+        SQS is asked only once the threads see nothing more: moto computes queue attributes by walking every
+        message, which under a deep queue costs more than the invocations themselves.
+        """
         deadline = time.monotonic() + timeout_s
         quiet_since: float | None = None
         while time.monotonic() < deadline:
             with self._lock:
-                busy = self._in_flight
-            if busy == 0 and self.queue_depth() == 0:
+                quiet = self._in_flight == 0 and self._idle_threads == len(self._threads)
+            if quiet:
                 quiet_since = quiet_since or time.monotonic()
                 if time.monotonic() - quiet_since >= settle_s:
-                    return True
+                    if self.queue_depth() == 0:
+                        return True
+                    quiet_since = None
             else:
                 quiet_since = None
             time.sleep(0.1)
@@ -174,11 +186,12 @@ class QueueDelivery:
 
     # -- the work -------------------------------------------------------------------------------------------
     def _work(self, runner: Any) -> None:
+        idle = False  # did this thread's last receive come back empty?
         while not self._stop.is_set():
             try:
                 messages = self.sqs.receive_message(
                     QueueUrl=self.queue_url,
-                    MaxNumberOfMessages=1,
+                    MaxNumberOfMessages=self.receive_batch,
                     WaitTimeSeconds=self.poll_wait_s,
                     AttributeNames=["ApproximateReceiveCount"],
                 ).get("Messages", [])
@@ -188,9 +201,13 @@ class QueueDelivery:
                 self._note_error(f"receive_message: {type(exc).__name__}: {exc}")
                 time.sleep(0.5)
                 continue
+            with self._lock:
+                self._in_flight += len(messages)
+                idle_now = not messages
+                if idle_now != idle:
+                    self._idle_threads += 1 if idle_now else -1
+                    idle = idle_now
             for message in messages:
-                with self._lock:
-                    self._in_flight += 1
                 try:
                     self._deliver(runner, message)
                 finally:

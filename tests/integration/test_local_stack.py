@@ -6,6 +6,7 @@ import json
 import time
 import urllib.parse
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -123,3 +124,52 @@ def test_attach_finds_the_same_stack_and_state_round_trips(stack: LocalStack) ->
     assert attached.runtime_env("classify")["CATEGORIES_TABLE"] == stack.categories_table
     restored = LocalStack.from_json(stack.to_json())
     assert restored.summary() == stack.summary()
+
+
+@pytest.mark.slow
+def test_local_up_detached_serves_classifies_uploads_and_down_stops_it(tmp_path, models_dir) -> None:  # type: ignore[no-untyped-def]
+    import subprocess
+    import sys
+
+    from infra.localstack.daemon import StatePaths, running_stack
+    from infra.localstack.samples import bundled_photos
+
+    root = TEMPLATE.parent
+    state = ["--state-dir", str(tmp_path / "state")]
+    up = subprocess.run(
+        [sys.executable, "-m", "imagelift", "local", "up", "--detach", *state],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        cwd=root,
+    )
+    assert up.returncode == 0, up.stdout + up.stderr
+    found = running_stack(StatePaths(tmp_path / "state"))
+    assert found is not None
+    local, pid = found
+    try:
+        assert f"export AWS_ENDPOINT_URL={local.endpoint_url}" in up.stdout
+        assert local.uploads_bucket in up.stdout and local.categories_table in up.stdout
+        again = subprocess.run(
+            [sys.executable, "-m", "imagelift", "local", "up", *state], capture_output=True, text=True, cwd=root
+        )
+        assert again.returncode == 1 and "already runs" in again.stderr
+        # an upload through the endpoint is classified by the running stack, as S3 -> Lambda would
+        local.client("s3").put_object(
+            Bucket=local.uploads_bucket, Key="images/P9/L9/astronaut.jpg", Body=bundled_photos()[0].data
+        )
+        deadline = time.monotonic() + 90
+        items: list[dict] = []
+        while not items and time.monotonic() < deadline:
+            items = local.client("dynamodb").scan(TableName=local.categories_table)["Items"]
+            time.sleep(0.5)
+        assert len(items) == 1
+        assert items[0]["status"]["S"] == "classified" and items[0]["category"]["N"] == "1"
+    finally:
+        down = subprocess.run(
+            [sys.executable, "-m", "imagelift", "local", "down", *state], capture_output=True, text=True, cwd=root
+        )
+    assert down.returncode == 0 and f"pid {pid}" in down.stdout
+    proc = Path(f"/proc/{pid}")
+    assert not proc.exists() or "zombie" in (proc / "status").read_text().lower()
+    assert running_stack(StatePaths(tmp_path / "state")) is None

@@ -25,21 +25,31 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="local_command", required=True, metavar="ACTION")
+    state = argparse.ArgumentParser(add_help=False)
+    state.add_argument(
+        "--state-dir",
+        type=Path,
+        default=Path(".cache/local"),
+        metavar="DIR",
+        help="where `local up` keeps its pid, state and log files (default .cache/local)",
+    )
 
-    up = sub.add_parser("up", help="create the stack and keep it running until Ctrl-C (or --detach)")
+    up = sub.add_parser("up", parents=[state], help="create the stack and keep it running until Ctrl-C (or --detach)")
     up.add_argument("--detach", action="store_true", help="run in the background; stop with `imagelift local down`")
     up.add_argument("--port", type=int, default=0, help="moto's port on 127.0.0.1 (default: a free one)")
     up.add_argument("--concurrency", type=int, default=1, help="classify function instances on the S3 events")
     up.add_argument("--runner", choices=("auto", "rie", "in-process"), default="auto")
     up.set_defaults(func=run_up)
 
-    down = sub.add_parser("down", help="stop the stack started by `imagelift local up --detach`")
+    down = sub.add_parser("down", parents=[state], help="stop the stack started by `imagelift local up --detach`")
     down.set_defaults(func=run_down)
 
-    status = sub.add_parser("status", help="whether a local stack is running, and its names")
+    status = sub.add_parser("status", parents=[state], help="whether a local stack is running, and its names")
     status.set_defaults(func=run_status)
 
-    invoke = sub.add_parser("invoke", help="run a function once with an event, like `sam local invoke`")
+    invoke = sub.add_parser(
+        "invoke", parents=[state], help="run a function once with an event, like `sam local invoke`"
+    )
     invoke.add_argument("function", metavar="FUNCTION", help="classify, report, or a logical id from template.yaml")
     invoke.add_argument("--event", "-e", required=True, metavar="FILE", help="the event (JSON file; - for stdin)")
     invoke.add_argument(
@@ -58,23 +68,25 @@ def _err(text: str) -> None:
 
 
 def run_up(args: argparse.Namespace) -> int:
-    from infra.localstack.daemon import running_stack, serve, start_detached, usage_text
+    from infra.localstack.daemon import StatePaths, running_stack, serve, start_detached, usage_text
     from infra.localstack.demo import Progress
 
-    found = running_stack()
+    found = running_stack(StatePaths(args.state_dir))
     if found:
         stack, pid = found
         _err(f"a local stack already runs at {stack.endpoint_url} (pid {pid}); `imagelift local down` stops it")
         return 1
     if args.detach:
         try:
-            stack, pid = start_detached(port=args.port, concurrency=args.concurrency, runner=args.runner)
+            stack, pid = start_detached(
+                port=args.port, concurrency=args.concurrency, runner=args.runner, paths=StatePaths(args.state_dir)
+            )
         except RuntimeError as exc:
             _err(str(exc))
             return 1
         print(usage_text(stack))
         print(
-            f"\nrunning in the background (pid {pid}, log .cache/local/local.log); stop it with `imagelift local down`"
+            f"\nrunning in the background (pid {pid}, log {args.state_dir / 'local.log'}); stop it with `imagelift local down`"
         )
         return 0
     say = Progress()
@@ -85,14 +97,21 @@ def run_up(args: argparse.Namespace) -> int:
         print(usage_text(stack), flush=True)
         print("\nCtrl-C stops it. Classified uploads are listed below.", flush=True)
 
-    serve(port=args.port, concurrency=args.concurrency, runner=args.runner, say=say, on_ready=ready)
+    serve(
+        port=args.port,
+        concurrency=args.concurrency,
+        runner=args.runner,
+        paths=StatePaths(args.state_dir),
+        say=say,
+        on_ready=ready,
+    )
     return 0
 
 
 def run_down(args: argparse.Namespace) -> int:
-    from infra.localstack.daemon import stop_running
+    from infra.localstack.daemon import StatePaths, stop_running
 
-    pid = stop_running()
+    pid = stop_running(StatePaths(args.state_dir))
     if pid is None:
         print("no local stack is running")
         return 0
@@ -101,9 +120,9 @@ def run_down(args: argparse.Namespace) -> int:
 
 
 def run_status(args: argparse.Namespace) -> int:
-    from infra.localstack.daemon import running_stack, usage_text
+    from infra.localstack.daemon import StatePaths, running_stack, usage_text
 
-    found = running_stack()
+    found = running_stack(StatePaths(args.state_dir))
     if found is None:
         print("no local stack is running (`imagelift local up` starts one)")
         return 1
@@ -121,7 +140,7 @@ def _read_event(source: str) -> object:
 def run_invoke(args: argparse.Namespace) -> int:
     import contextlib
 
-    from infra.localstack.daemon import running_stack
+    from infra.localstack.daemon import StatePaths, running_stack
     from infra.localstack.rie import RieError, RieUnavailable
     from infra.localstack.runner import start_function
     from infra.localstack.stack import DEFAULT_STACK_NAME, LocalStackError, attach_local_stack, running_local_stack
@@ -135,6 +154,16 @@ def run_invoke(args: argparse.Namespace) -> int:
         _err(f"event {args.event} is not JSON: {exc}")
         return 2
 
+    from infra.localstack.stack import FUNCTION_ALIASES, function_sources
+
+    logical = FUNCTION_ALIASES.get(args.function.lower().replace("-", "_"), args.function)
+    known = function_sources()
+    if logical not in known and not args.endpoint:
+        _err(
+            f"no function {args.function!r} in template.yaml (functions: {', '.join(known)}; aliases: classify, report)"
+        )
+        return 2
+
     def note(text: str) -> None:
         if not args.quiet:
             print(f"# {text}", file=sys.stderr, flush=True)
@@ -143,7 +172,7 @@ def run_invoke(args: argparse.Namespace) -> int:
         try:
             if args.endpoint:
                 stack = attach_local_stack(args.endpoint, stack_name=args.stack_name or DEFAULT_STACK_NAME)
-            elif found := running_stack():
+            elif found := running_stack(StatePaths(args.state_dir)):
                 stack = found[0]
                 note(f"using the local stack at {stack.endpoint_url} (pid {found[1]})")
             else:

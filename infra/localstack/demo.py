@@ -28,7 +28,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from infra.localstack.delivery import Delivery, QueueDelivery
+from infra.localstack.delivery import Delivery, classify_delivery
 from infra.localstack.runner import start_function
 from infra.localstack.samples import CATEGORY_NAMES, SamplePhoto, bundled_photos, photos_from_dir
 from infra.localstack.stack import ROOT, LocalStack, running_local_stack
@@ -216,7 +216,7 @@ def _run_flow(
     timings: dict[str, float],
     notes: list[str],
 ) -> DemoResult:
-    s3, sqs = stack.client("s3"), stack.client("sqs")
+    s3 = stack.client("s3")
     runners = []
     started_pids: list[int | None] = []
     try:
@@ -257,19 +257,9 @@ def _run_flow(
                         f"product {done['product']}, failed {done['failed']} ({rate:.1f} photos/s)"
                     )
 
-        failure_queue = stack.classify_failures_queue_url
-        attempts = 1 + stack.function("classify").max_retry_attempts
         say(f"uploading {total} photos to s3://{stack.uploads_bucket}/images/<product>/<listing>/ ...")
         t_upload = time.perf_counter()
-        delivery = QueueDelivery(
-            sqs,
-            stack.notification_queue_url,
-            runners,
-            max_attempts=attempts,
-            failure_queue_url=failure_queue,
-            function_arn=stack.function("classify").function_name,
-            on_delivery=on_delivery,
-        )
+        delivery = classify_delivery(stack, runners, on_delivery=on_delivery)
         with delivery:
             with ThreadPoolExecutor(max_workers=4) as uploader:
                 list(

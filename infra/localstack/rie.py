@@ -66,11 +66,8 @@ def rie_arch(machine: str | None = None, system: str | None = None) -> str | Non
 
 
 def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
     with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def rie_binary(cache_dir: Path = DEFAULT_CACHE, *, download: bool = True, progress: Any = None) -> Path:

@@ -12,6 +12,7 @@ product effects, clustered by product) adds nothing. Inference uses Student t wi
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import statsmodels.api as sm
@@ -135,6 +136,23 @@ def _prepare(
     return fe, keep, cluster_codes
 
 
+def _absorbed_fit_result(
+    result, fe: FixedEffects, cluster_codes: np.ndarray, n: int, k: int, *, model: str, names: list[str], **details: Any
+) -> FitResult:
+    """A fit on demeaned data, with clustered errors whose small-sample correction counts the absorbed levels."""
+    df_k = k + _absorbed_dof(fe, cluster_codes)
+    return FitResult(
+        model=model,
+        names=list(names),
+        params=np.asarray(result.params),
+        cov=_cluster_cov(result, cluster_codes, n, k, df_k),
+        nobs=n,
+        n_clusters=int(cluster_codes.max()) + 1,
+        df_k=df_k,
+        **details,
+    )
+
+
 def fit_ols_fe(
     y: np.ndarray,
     x: np.ndarray,
@@ -158,18 +176,8 @@ def fit_ols_fe(
     y_dm, x_dm = yx_dm[:, 0], yx_dm[:, 1:]
     _check_design(x_dm, x[keep], names)
     result = _statsmodels_fit(y_dm, x_dm)
-    df_k = k + _absorbed_dof(fe, cluster_codes)
-    cov = _cluster_cov(result, cluster_codes, n, k, df_k)
-    return FitResult(
-        model=model,
-        names=list(names),
-        params=np.asarray(result.params),
-        cov=cov,
-        nobs=n,
-        n_clusters=int(cluster_codes.max()) + 1,
-        df_k=df_k,
-        dropped={"singletons": n_in - n},
-        kept_rows=keep,
+    return _absorbed_fit_result(
+        result, fe, cluster_codes, n, k, model=model, names=names, dropped={"singletons": n_in - n}, kept_rows=keep
     )
 
 
@@ -276,16 +284,14 @@ def fit_ppml(
         raise EstimationError(f"{model}: IRLS did not converge in {maxiter} iterations")
     # the converged step again, as a statsmodels WLS: its params and residuals feed the clustered sandwich
     result = _statsmodels_fit(z_dm, x_dm, weights=weights)
-    df_k = k + _absorbed_dof(fe, cluster_codes)
-    cov = _cluster_cov(result, cluster_codes, n, k, df_k)
-    return FitResult(
+    return _absorbed_fit_result(
+        result,
+        fe,
+        cluster_codes,
+        n,
+        k,
         model=model,
-        names=list(names),
-        params=np.asarray(result.params),
-        cov=cov,
-        nobs=n,
-        n_clusters=int(cluster_codes.max()) + 1,
-        df_k=df_k,
+        names=names,
         dropped={"all_zero_fixed_effect": n_separated, "singletons": n_in - n - n_separated},
         iterations=iteration,
         kept_rows=keep,

@@ -79,3 +79,22 @@ def cascade(models_dir: Path):
     from imagelift.vision.cascade import Cascade
 
     return Cascade.load(VisionConfig.from_env({}, models_dir=models_dir))
+
+
+@pytest.fixture(scope="session")
+def rie() -> Path:
+    """The Lambda Runtime Interface Emulator binary; tests that need it skip where this machine has none."""
+    from infra.localstack.rie import RieUnavailable, rie_binary
+
+    try:
+        return rie_binary()
+    except RieUnavailable as exc:
+        pytest.skip(f"no Runtime Interface Emulator here: {exc}")
+
+
+@pytest.fixture()
+def dummy_aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Dummy credentials and the test region in os.environ, for a stack a test deploys itself."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "x")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)

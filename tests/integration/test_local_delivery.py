@@ -10,19 +10,11 @@ from pathlib import Path
 import pytest
 
 from infra.localstack.delivery import QueueDelivery
-from infra.localstack.rie import RieFunction, RieUnavailable, rie_binary
+from infra.localstack.rie import RieFunction
 from infra.localstack.stack import LocalStack, running_local_stack
 
 ROOT = Path(__file__).resolve().parents[2]
 HANDLERS = Path(__file__).resolve().parent / "local_handlers"
-
-
-@pytest.fixture(scope="module")
-def rie() -> Path:
-    try:
-        return rie_binary()
-    except RieUnavailable as exc:
-        pytest.skip(f"no Runtime Interface Emulator here: {exc}")
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from infra.localstack.rie import RieFunction, RieUnavailable, rie_arch, rie_binary
+from infra.localstack.rie import RieFunction, rie_arch
 from infra.localstack.runner import start_function
 from infra.localstack.samples import bundled_photos
 from infra.localstack.stack import LocalStack, running_local_stack
@@ -25,14 +25,6 @@ from infra.localstack.stack import LocalStack, running_local_stack
 ROOT = Path(__file__).resolve().parents[2]
 HANDLERS = Path(__file__).resolve().parent / "local_handlers"
 EVENTS = ROOT / "tests" / "events"
-
-
-@pytest.fixture(scope="module")
-def rie() -> Path:
-    try:
-        return rie_binary()
-    except RieUnavailable as exc:
-        pytest.skip(f"no Runtime Interface Emulator here: {exc}")
 
 
 @pytest.fixture(scope="module")

@@ -248,34 +248,27 @@ def test_what_moto_cannot_reproduce_is_reported_not_hidden(stack: DeployedStack)
 # ------------------------------------------------------------------ parameters, and a moto server on 127.0.0.1
 
 
-def test_parameters_reach_the_function_and_its_config():
+def test_parameters_reach_the_function_and_its_config(dummy_aws_env):
     from moto import mock_aws
 
-    with pytest.MonkeyPatch.context() as mp:
-        for name, value in {
-            "AWS_ACCESS_KEY_ID": "x",
-            "AWS_SECRET_ACCESS_KEY": "x",
-            "AWS_DEFAULT_REGION": REGION,
-        }.items():
-            mp.setenv(name, value)
-        with mock_aws():
-            info = deploy_stack(
-                TEMPLATE,
-                stack_name="ImageLift-Params",
-                region=REGION,
-                parameters={
-                    "BucketNamePrefix": "shoes-test",
-                    "ClassifyMemorySize": "3008",
-                    "ClassifyTimeout": "120",
-                    "ClassifyMaximumRetryAttempts": "1",
-                    "FaceMinConfidence": "0.95",
-                    "PersonMinConfidence": "0.6",
-                    "MaxImageBytes": "5000000",
-                },
-            )
-            lam = boto3.client("lambda", region_name=REGION)
-            config = lam.get_function_configuration(FunctionName=info.physical(FUNCTION))
-            invoke = lam.get_function_event_invoke_config(FunctionName=info.physical(FUNCTION))
+    with mock_aws():
+        info = deploy_stack(
+            TEMPLATE,
+            stack_name="ImageLift-Params",
+            region=REGION,
+            parameters={
+                "BucketNamePrefix": "shoes-test",
+                "ClassifyMemorySize": "3008",
+                "ClassifyTimeout": "120",
+                "ClassifyMaximumRetryAttempts": "1",
+                "FaceMinConfidence": "0.95",
+                "PersonMinConfidence": "0.6",
+                "MaxImageBytes": "5000000",
+            },
+        )
+        lam = boto3.client("lambda", region_name=REGION)
+        config = lam.get_function_configuration(FunctionName=info.physical(FUNCTION))
+        invoke = lam.get_function_event_invoke_config(FunctionName=info.physical(FUNCTION))
     assert (config["MemorySize"], config["Timeout"], invoke["MaximumRetryAttempts"]) == (3008, 120, 1)
     assert info.physical("UploadsBucket") == "shoes-test-123456789012-us-east-1-uploads"
     vision = VisionConfig.from_env(info.function_env[FUNCTION])

@@ -8,7 +8,7 @@ that the caller's retry policy applies.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -76,14 +76,20 @@ class PhotoStore:
             return {"IfMatch": f'"{_etag(etag)}"'}
         return {}
 
-    def head(self, bucket: str, key: str, *, version_id: str | None = None, etag: str | None = None) -> ObjectInfo:
-        """Size and identity of one object version, without reading it; raises :class:`ObjectGone`."""
+    def _request(
+        self, operation: Callable[..., dict[str, Any]], bucket: str, key: str, version_id: str | None, etag: str | None
+    ) -> dict[str, Any]:
+        """``head_object`` or ``get_object`` of the version asked for; :class:`ObjectGone` when it no longer exists."""
         try:
-            response = self.client.head_object(Bucket=bucket, Key=key, **self._selector(version_id, etag))
+            return operation(Bucket=bucket, Key=key, **self._selector(version_id, etag))
         except ClientError as exc:
             if _is_gone(exc):
                 raise ObjectGone(f"s3://{bucket}/{key} (version {version_id or etag or 'latest'}) is gone") from exc
             raise
+
+    def head(self, bucket: str, key: str, *, version_id: str | None = None, etag: str | None = None) -> ObjectInfo:
+        """Size and identity of one object version, without reading it; raises :class:`ObjectGone`."""
+        response = self._request(self.client.head_object, bucket, key, version_id, etag)
         return ObjectInfo(
             bucket=bucket,
             key=key,
@@ -98,12 +104,7 @@ class PhotoStore:
         self, bucket: str, key: str, *, max_bytes: int, version_id: str | None = None, etag: str | None = None
     ) -> bytes:
         """The bytes of one object version, at most ``max_bytes`` (else :class:`ObjectTooLarge`)."""
-        try:
-            response = self.client.get_object(Bucket=bucket, Key=key, **self._selector(version_id, etag))
-        except ClientError as exc:
-            if _is_gone(exc):
-                raise ObjectGone(f"s3://{bucket}/{key} (version {version_id or etag or 'latest'}) is gone") from exc
-            raise
+        response = self._request(self.client.get_object, bucket, key, version_id, etag)
         size = int(response.get("ContentLength", 0))
         body = response["Body"]
         try:

@@ -137,10 +137,10 @@ class MTCNN:
             stride, cell = 2.0, 12.0
             boxes = np.column_stack(
                 [
-                    np.fix((stride * xs + 1) / scale),
-                    np.fix((stride * ys + 1) / scale),
-                    np.fix((stride * xs + cell) / scale),
-                    np.fix((stride * ys + cell) / scale),
+                    np.trunc((stride * xs + 1) / scale),
+                    np.trunc((stride * ys + 1) / scale),
+                    np.trunc((stride * xs + cell) / scale),
+                    np.trunc((stride * ys + cell) / scale),
                     prob[ys, xs],
                     reg[ys, xs],
                 ]
@@ -162,7 +162,7 @@ class MTCNN:
             ]
         )
         refined = _square(refined)
-        refined[:, :4] = np.fix(refined[:, :4])
+        refined[:, :4] = np.trunc(refined[:, :4])
         return refined
 
     # -- stage 2 ----------------------------------------------------------------------------------------
@@ -182,7 +182,7 @@ class MTCNN:
     # -- stage 3 ----------------------------------------------------------------------------------------
     def _stage_onet(self, integral: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         boxes = boxes.copy()
-        boxes[:, :4] = np.fix(boxes[:, :4])
+        boxes[:, :4] = np.trunc(boxes[:, :4])
         crops = crop_resize(integral, boxes[:, :4], 48)
         out = self._run(self._onet, self._onet_outputs, crops)
         score = out["prob"][:, 1]

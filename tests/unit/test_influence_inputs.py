@@ -94,15 +94,17 @@ def test_records_need_only_the_six_fields_and_bad_ones_are_counted():
     items = _records(
         ("P1", "L1", "classified", 3, "2024-12-01T00:00:00Z", "A1"),
         ("P1", "L1", "failed", None, "2025-01-01T00:00:00Z", "A2"),
-        ("P1", "L1", "deleted", None, "2025-01-02T00:00:00Z", "A3"),
+        ("P1", "L1", "deleted", None, "2025-01-02T00:00:00Z", "A3"),  # ends the L1 photo: used, not excluded
+        ("P1", "L1", "deleted", None, "2025-01-03T00:00:00Z", "A8"),  # nothing live left to end: excluded
         (None, None, "classified", 1, "2025-01-01T00:00:00Z", "A4"),  # key outside images/<p>/<l>/
         ("P1", "L2", "classified", 7, "2025-01-01T00:00:00Z", "A5"),
         ("P1", "L2", "classified", 1, "not a time", "A6"),
         ("P1", "L3", "pending", 1, "2025-01-01T00:00:00Z", "A7"),
     )
     records = normalise_records(items)
-    assert records.records_read == 7
+    assert records.records_read == 8
     assert len(records.frame) == 1
+    assert records.used == 2
     assert records.excluded_dict() == {
         "failed": 1,
         "deleted": 1,

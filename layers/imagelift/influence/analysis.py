@@ -344,7 +344,7 @@ def analyse(
             "listing_weeks_by_category": {CATEGORY_NAMES[c]: ident[c]["rows"] for c in CATEGORY_NAMES},
             "records": {
                 "read": records.records_read,
-                "used": len(records.frame),
+                "used": records.used,
                 "excluded": records.excluded_dict(),
             },
             "files": list(sales.files),

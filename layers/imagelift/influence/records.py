@@ -1,8 +1,11 @@
 """Category records (ImageCategories items) as the report needs them, and the as-of join onto sales weeks.
 
-Only ``product_id``, ``listing_id``, ``status``, ``category``, ``event_time`` and ``sequencer`` are read; a
-record carrying nothing else is fine. Records that cannot place a photo on a listing at a time (failed or
-deleted, key outside ``images/<product>/<listing>/``, bad category or time) are excluded and counted.
+Only ``product_id``, ``listing_id``, ``status``, ``category``, ``event_time``, ``sequencer`` and the optional
+``key`` are read; a record carrying nothing else is fine. A photo is one ``key`` (records without one count as a
+single photo per listing): it is live from its classified record until a later ``deleted`` record of the same key,
+and a re-upload makes it live again. Records that cannot place or end a photo on a listing at a time (failed,
+key outside ``images/<product>/<listing>/``, bad status, category or time, a deletion with no live photo to
+end) are excluded and counted.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import pandas as pd
 
 from imagelift.influence.sales import ID_PATTERN, InputFileError, Rejections
 
-RECORD_FIELDS = ("product_id", "listing_id", "status", "category", "event_time", "sequencer")
+RECORD_FIELDS = ("product_id", "listing_id", "status", "category", "event_time", "sequencer", "key")
 CATEGORY_NAMES = {1: "model", 2: "worn", 3: "product"}
 BASE_CATEGORY = 3
 # A week's sales are credited to the photo live at the middle of the week (Thursday noon): with a change
@@ -27,7 +30,7 @@ WEEK_MIDPOINT = pd.Timedelta(hours=84)
 
 EXCLUSION_REASONS = {
     "failed": "classification failed (status failed)",
-    "deleted": "the photo was deleted (status deleted)",
+    "deleted": "a deletion with no live photo of that key to end (a duplicate, or before any upload)",
     "unmatched_key": "the image key is not images/<product_id>/<listing_id>/<file>",
     "bad_status": "status is missing or unknown",
     "bad_category": "category is not 1, 2 or 3",
@@ -37,11 +40,23 @@ EXCLUSION_REASONS = {
 
 @dataclass
 class CategoryRecords:
-    """Usable records: product_id, listing_id (str), category (int 1-3), event_time (UTC, naive), seq_rank."""
+    """Records as the join needs them.
+
+    ``frame``: usable classified records: product_id, listing_id (str), key (str, "" when absent), category
+    (int 1-3), event_time (UTC, naive). ``segments``: per listing, from ``start`` on its category is ``category``
+    (float; NaN while none of its photos is live), one row wherever a record changed the listing's live photos.
+    """
 
     frame: pd.DataFrame
     records_read: int
     excluded: Counter
+    segments: pd.DataFrame
+    deletions_used: int = 0
+
+    @property
+    def used(self) -> int:
+        """Classified records placed plus deletions that ended a live photo."""
+        return len(self.frame) + self.deletions_used
 
     def excluded_dict(self) -> dict[str, int]:
         return {reason: int(self.excluded[reason]) for reason in EXCLUSION_REASONS if self.excluded.get(reason)}
@@ -99,8 +114,7 @@ def normalise_records(items: Iterable[Mapping[str, Any]]) -> CategoryRecords:
     status = _text(frame["status"]).str.lower()
     frame = frame.assign(status=status)
     exclude("failed", frame["status"] == "failed")
-    exclude("deleted", frame["status"] == "deleted")
-    exclude("bad_status", frame["status"] != "classified")
+    exclude("bad_status", ~frame["status"].isin(["classified", "deleted"]))
     product = _text(frame["product_id"])
     listing = _text(frame["listing_id"])
     frame = frame.assign(product_id=product, listing_id=listing)
@@ -110,29 +124,87 @@ def normalise_records(items: Iterable[Mapping[str, Any]]) -> CategoryRecords:
     )
     category = pd.to_numeric(_text(frame["category"]).replace("", None), errors="coerce")
     frame = frame.assign(category=category)
-    exclude("bad_category", ~frame["category"].isin(list(CATEGORY_NAMES)))
+    # a deletion needs no category: it only ends the photo of its key
+    exclude("bad_category", (frame["status"] == "classified") & ~frame["category"].isin(list(CATEGORY_NAMES)))
     event_time = pd.to_datetime(_text(frame["event_time"]), errors="coerce", utc=True, format="ISO8601")
     frame = frame.assign(event_time=event_time.dt.tz_localize(None))
     exclude("bad_event_time", frame["event_time"].isna())
 
+    deleted = (frame["status"] == "deleted").to_numpy()
     frame = frame.assign(
-        category=frame["category"].astype(np.int64), sequencer=_sequencer_key(frame["sequencer"])
+        key=_text(frame["key"]),
+        category=frame["category"].where(~deleted, 0).fillna(0).astype(np.int64),
+        sequencer=_sequencer_key(frame["sequencer"]),
+        deleted=deleted,
     ).sort_values(["product_id", "listing_id", "event_time", "sequencer"], kind="stable")
-    # Two records at the same instant: the later S3 event (higher sequencer) decides.
-    frame = frame.drop_duplicates(["product_id", "listing_id", "event_time"], keep="last")
-    frame = frame[["product_id", "listing_id", "category", "event_time"]].reset_index(drop=True)
-    return CategoryRecords(frame=frame, records_read=read, excluded=excluded)
+    segments, deletions_used, deletions_unused = _sweep(frame)
+    if deletions_unused:
+        excluded["deleted"] += deletions_unused
+    classified = frame[~frame["deleted"]]
+    # Two records of one photo at the same instant: the later S3 event (higher sequencer) decides.
+    classified = classified.drop_duplicates(["product_id", "listing_id", "key", "event_time"], keep="last")
+    classified = classified[["product_id", "listing_id", "key", "category", "event_time"]].reset_index(drop=True)
+    return CategoryRecords(
+        frame=classified, records_read=read, excluded=excluded, segments=segments, deletions_used=deletions_used
+    )
+
+
+def _sweep(frame: pd.DataFrame) -> tuple[pd.DataFrame, int, int]:
+    """Walk each listing's records in time order, keeping its live photos (key -> upload time, sequencer, category).
+
+    After every record that changes them, the listing's category is that of the most recently uploaded live photo,
+    or NaN when none is live. Returns the segments, the deletions that ended a live photo and those that did not.
+    """
+    listing_code = pd.MultiIndex.from_arrays([frame["product_id"], frame["listing_id"]]).factorize()[0].tolist()
+    keys = frame["key"].tolist()
+    deleted = frame["deleted"].tolist()
+    times = frame["event_time"].to_numpy(dtype="datetime64[ns]").view(np.int64).tolist()
+    sequencers = frame["sequencer"].tolist()
+    categories = frame["category"].tolist()
+    positions: list[int] = []
+    segment_categories: list[float] = []
+    live: dict[str, tuple[int, str, int]] = {}
+    current = -1
+    used = unused = 0
+    for position, (code, key, gone, at, seq, cat) in enumerate(
+        zip(listing_code, keys, deleted, times, sequencers, categories, strict=True)
+    ):
+        if code != current:
+            live = {}
+            current = code
+        if gone:
+            if live.pop(key, None) is None:
+                unused += 1
+                continue
+            used += 1
+        else:
+            live[key] = (at, seq, cat)
+        positions.append(position)
+        segment_categories.append(float(max(live.values())[2]) if live else np.nan)
+    rows = frame.iloc[positions]
+    segments = pd.DataFrame(
+        {
+            "product_id": rows["product_id"].to_numpy(),
+            "listing_id": rows["listing_id"].to_numpy(),
+            "start": rows["event_time"].to_numpy(),
+            "category": np.asarray(segment_categories, dtype=float),
+        }
+    )
+    # several records at one instant: the state after the last of them holds from then on
+    segments = segments.drop_duplicates(["product_id", "listing_id", "start"], keep="last").reset_index(drop=True)
+    return segments, used, unused
 
 
 def join_categories(sales: pd.DataFrame, records: CategoryRecords, rejections: Rejections) -> pd.DataFrame:
-    """Each listing-week's category: the latest usable record at or before the week's midpoint.
+    """Each listing-week's category: that of the newest photo live at the week's midpoint.
 
     Sales rows of listings with no usable record are rejected as ``unknown_listing``; rows from weeks before
-    a listing's first record as ``no_category_that_week``.
+    a listing's first record as ``no_category_that_week``; rows from weeks when all its photos had been deleted
+    as ``no_live_photo``.
     """
-    rec = records.frame
+    seg = records.segments
     # listings as integer codes: hashing two string columns once beats matching them in every step below
-    known = pd.MultiIndex.from_arrays([rec["product_id"], rec["listing_id"]]).unique()
+    known = pd.MultiIndex.from_arrays([seg["product_id"], seg["listing_id"]]).unique()
     listing = known.get_indexer(pd.MultiIndex.from_arrays([sales["product_id"], sales["listing_id"]]))
     is_known = listing >= 0
     rejections.add("unknown_listing", sales[~is_known])
@@ -141,14 +213,17 @@ def join_categories(sales: pd.DataFrame, records: CategoryRecords, rejections: R
     left = sales.assign(_at=sales["week"] + WEEK_MIDPOINT).sort_values("_at", kind="stable")
     right = pd.DataFrame(
         {
-            "listing_code": known.get_indexer(pd.MultiIndex.from_arrays([rec["product_id"], rec["listing_id"]])),
-            "_at": rec["event_time"].astype(left["_at"].dtype),
-            "category": rec["category"].to_numpy(),
+            "listing_code": known.get_indexer(pd.MultiIndex.from_arrays([seg["product_id"], seg["listing_id"]])),
+            "_at": seg["start"].astype(left["_at"].dtype),
+            "category": seg["category"].to_numpy(),
+            "_segment": True,
         }
     ).sort_values("_at", kind="stable")
     joined = pd.merge_asof(left, right, on="_at", by="listing_code", direction="backward")
-    no_category = joined["category"].isna()
-    rejections.add("no_category_that_week", joined[no_category])
-    joined = joined[~no_category].drop(columns="_at")
+    before_first = joined["_segment"].isna()
+    rejections.add("no_category_that_week", joined[before_first])
+    no_live = ~before_first & joined["category"].isna()
+    rejections.add("no_live_photo", joined[no_live])
+    joined = joined[~before_first & ~no_live].drop(columns=["_at", "_segment"])
     joined["category"] = joined["category"].astype(np.int64)
     return joined.reset_index(drop=True)

@@ -33,6 +33,7 @@ REJECTION_REASONS = {
     "duplicate_listing_week": "the same listing appears more than once in one week (all copies rejected)",
     "unknown_listing": "no classified photo record exists for this product and listing",
     "no_category_that_week": "the listing's first classified photo came after this week",
+    "no_live_photo": "the listing's photos had been deleted by then (no live photo at mid-week)",
 }
 
 

@@ -16,6 +16,13 @@ class ImageliftError(Exception):
 class PermanentError(ImageliftError):
     """The input can never succeed as it is; record why and move on."""
 
+    code: str = "permanent"
+    """Short reason a record or a count can carry (``error.code`` of a failed ImageCategories item)."""
+
+    def to_record(self) -> dict[str, str]:
+        """``{code, message}`` as a failed record stores it."""
+        return {"code": self.code, "message": str(self)}
+
 
 class TransientError(ImageliftError):
     """A dependency failed in a way a retry may fix."""

@@ -1,0 +1,153 @@
+"""The ImageCategories item: one record per photo version, typed, and the one way such a record is built.
+
+The event path, the backfill, the simulation and the tests all call :meth:`CategoryRecord.build`; the table adapter
+stores :meth:`CategoryRecord.to_item` and reads back with :meth:`CategoryRecord.from_item`. Fields the classifier adds
+that this module does not name (a new diagnostic, say) travel in :attr:`CategoryRecord.extra` and round-trip as
+top-level attributes, so the classifier can grow without an edit here. ``None`` is never stored.
+
+The report reads only :data:`REPORT_FIELDS` and accepts records that carry nothing else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from imagelift.records.categories import by_id
+from imagelift.records.keys import object_pk, parse_image_key, version_sk
+
+STATUS_CLASSIFIED = "classified"
+STATUS_FAILED = "failed"
+STATUS_DELETED = "deleted"
+STATUSES = (STATUS_CLASSIFIED, STATUS_FAILED, STATUS_DELETED)
+
+SOURCE_EVENT = "s3_event"
+SOURCE_EVENT_WITHOUT_SEQUENCER = "s3_event_without_sequencer"
+"""The event had no sequencer (moto's notifications): its order comes from the event time."""
+SOURCE_BACKFILL = "backfill"
+SOURCE_SIMULATED = "simulated"
+
+REPORT_FIELDS = ("product_id", "listing_id", "status", "category", "event_time", "sequencer", "key")
+"""What the weekly report reads of each record (``sequencer`` breaks ties of ``event_time``)."""
+
+
+@dataclass(frozen=True)
+class CategoryRecord:
+    """One ImageCategories item. Key and order fields first, then where the photo belongs, then the outcome."""
+
+    pk: str
+    """``s3://<bucket>/<key>`` (imagelift.records.keys)."""
+    sk: str
+    """The object version: ``v#<version id>``, ``etag#<etag>`` or ``delete#<sequencer>`` (imagelift.records.keys)."""
+    bucket: str
+    key: str
+    sequencer: str
+    """Normalised S3 sequencer; empty for a backfill record."""
+    event_time: str
+    """ISO 8601, UTC: when the photo version was uploaded (or deleted)."""
+    status: str
+    """One of :data:`STATUSES`."""
+    version_id: str | None = None
+    etag: str | None = None
+    event_name: str | None = None
+    """``ObjectCreated:Put``, ``ObjectRemoved:DeleteMarkerCreated``, ``Backfill``..."""
+    source: str | None = None
+    """``s3_event``, ``s3_event_without_sequencer``, ``backfill`` or ``simulated``."""
+    recorded_at: str | None = None
+    matched: bool | None = None
+    """The key follows ``<images prefix><product_id>/<listing_id>/<file>``; unmatched records stay out of reports."""
+    file_name: str | None = None
+    product_id: str | None = None
+    listing_id: str | None = None
+    category: int | None = None
+    category_name: str | None = None
+    decided_by: str | None = None
+    """``mtcnn``, ``yolo`` or ``none``."""
+    faces: list[dict[str, Any]] | None = None
+    persons: list[dict[str, Any]] | None = None
+    width: int | None = None
+    height: int | None = None
+    format: str | None = None
+    timings_ms: dict[str, float] | None = None
+    models: dict[str, str] | None = None
+    thresholds: dict[str, Any] | None = None
+    error: dict[str, str] | None = None
+    """``{code, message}`` of a failed record."""
+    size_bytes: int | None = None
+    classified_at: str | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+    """Attributes this module does not name, kept as they came."""
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        bucket: str,
+        key: str,
+        images_prefix: str,
+        sequencer: str,
+        event_time: str,
+        status: str,
+        version_id: str | None = None,
+        etag: str | None = None,
+        **values: Any,
+    ) -> CategoryRecord:
+        """A record of one photo version: keys, ids from the image key, ``category_name`` from ``category``.
+
+        ``values`` are any further fields (an outcome from the classifier, say); names this class lacks go to
+        :attr:`extra`.
+        """
+        if status not in STATUSES:
+            raise ValueError(f"status {status!r} is not one of {STATUSES}")
+        parsed = parse_image_key(key, images_prefix)
+        ids: dict[str, Any] = {"matched": parsed.matched, "file_name": parsed.file_name}
+        if parsed.matched:
+            ids.update(product_id=parsed.product_id, listing_id=parsed.listing_id)
+        category = values.get("category")
+        if category is not None and values.get("category_name") is None:
+            values["category_name"] = by_id(int(category)).name
+        sk = version_sk(version_id=version_id, etag=etag, sequencer=sequencer, removed=status == STATUS_DELETED)
+        return cls.from_item(
+            {
+                **values,
+                **ids,
+                "pk": object_pk(bucket, key),
+                "sk": sk,
+                "bucket": bucket,
+                "key": key,
+                "sequencer": sequencer,
+                "event_time": event_time,
+                "status": status,
+                "version_id": version_id,
+                "etag": etag,
+            }
+        )
+
+    @classmethod
+    def from_item(cls, item: Mapping[str, Any]) -> CategoryRecord:
+        """An item as stored (plain numbers: see imagelift.adapters.dynamodb_codec); unknown attributes -> extra."""
+        known = {f.name for f in fields(cls)} - {"extra"}
+        named = {k: v for k, v in item.items() if k in known and v is not None}
+        missing = [f.name for f in fields(cls) if f.name in _REQUIRED and f.name not in named]
+        if missing:
+            raise ValueError(f"an ImageCategories item needs {', '.join(missing)}")
+        extra = {k: v for k, v in item.items() if k not in known and v is not None}
+        return cls(**named, extra=extra)
+
+    def to_item(self) -> dict[str, Any]:
+        """The item to store: every field that is not None, extra attributes beside them."""
+        item = {k: v for k, v in self.extra.items() if v is not None}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name != "extra" and value is not None:
+                item[f.name] = value
+        return item
+
+    def report_fields(self) -> dict[str, Any]:
+        """What the weekly report reads of this record."""
+        item = self.to_item()
+        return {name: item[name] for name in REPORT_FIELDS if name in item}
+
+
+_REQUIRED = frozenset({"pk", "sk", "bucket", "key", "sequencer", "event_time", "status"})

@@ -1,0 +1,97 @@
+"""The key scheme: image keys, ImageCategories item keys and the event order, in one place.
+
+- Image key: ``<images prefix><product_id>/<listing_id>/<file name>``, ids matching :data:`ID_PATTERN`. The prefix
+  is configuration (``StorageConfig.images_prefix``); a key that does not match is still recorded, unmatched.
+- ``pk`` = ``s3://<bucket>/<key>``: every record of one object sits in one partition, so its whole history is one
+  Query and "what is this object now" is the item with the greatest ``sequencer``.
+- ``sk`` = the object version the record is about: ``v#<version id>`` (the uploads bucket is versioned; a delete
+  marker is a version too), ``etag#<etag>`` in a bucket without versioning, ``delete#<sequencer>`` for a delete
+  there. A new upload to the same key is a new item, so the report can join each week of sales to the category
+  that was live then. Simulated records use the version form with a made-up version id (``v#sim-<n>``).
+- ``sequencer``: S3's event sequencer, upper-case and right-padded with zeros to :data:`SEQUENCER_WIDTH` hex digits
+  (how AWS says to compare sequencers of different lengths), so string order is event order. Backfill records
+  carry the empty sequencer, older than any event.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from imagelift.errors import PermanentError
+
+ID_PATTERN: re.Pattern[str] = re.compile(r"[A-Za-z0-9_.-]{1,128}")
+"""A product or listing id (use with ``fullmatch``)."""
+SEQUENCER_WIDTH = 32
+"""Sequencers are stored right-padded with zeros to this many hex digits (S3's are 16 to 20 today)."""
+BACKFILL_SEQUENCER = ""
+"""The sequencer of a record made without an event: older than every event, so any event supersedes it."""
+
+
+class InvalidSequencerError(PermanentError, ValueError):
+    """A sequencer or event time that cannot be put in event order."""
+
+
+@dataclass(frozen=True)
+class ImageKey:
+    product_id: str | None
+    listing_id: str | None
+    file_name: str
+
+    @property
+    def matched(self) -> bool:
+        return self.product_id is not None
+
+
+def parse_image_key(key: str, images_prefix: str) -> ImageKey:
+    """``<images_prefix><product_id>/<listing_id>/<file>`` -> ids; any other key gives an unmatched ImageKey."""
+    id_ = ID_PATTERN.pattern
+    match = re.fullmatch(rf"{re.escape(images_prefix)}({id_})/({id_})/([^/]+)", key)
+    if match:
+        return ImageKey(match.group(1), match.group(2), match.group(3))
+    return ImageKey(None, None, key.rsplit("/", 1)[-1])
+
+
+def image_key(images_prefix: str, product_id: str, listing_id: str, file_name: str) -> str:
+    """The key a seller's photo of one listing is uploaded under (the inverse of :func:`parse_image_key`)."""
+    return f"{images_prefix}{product_id}/{listing_id}/{file_name}"
+
+
+def object_pk(bucket: str, key: str) -> str:
+    return f"s3://{bucket}/{key}"
+
+
+def version_sk(*, version_id: str | None, etag: str | None, sequencer: str, removed: bool) -> str:
+    """Which item a record belongs to: the object version."""
+    if version_id:
+        return f"v#{version_id}"
+    if etag and not removed:
+        return f"etag#{etag}"
+    return f"delete#{sequencer}"
+
+
+def normalize_sequencer(raw: str) -> str:
+    """S3 sequencer -> a string whose order is event order: upper-case hex, right-padded with zeros.
+
+    AWS: sequencers of one key compare as hex strings after right-padding the shorter with zeros.
+    """
+    value = raw.strip().upper()
+    if not value or not re.fullmatch(r"[0-9A-F]+", value):
+        raise InvalidSequencerError(f"S3 sequencer {raw!r} is not a hexadecimal string")
+    return value.ljust(SEQUENCER_WIDTH, "0")
+
+
+def parse_event_time(text: str) -> datetime:
+    """An ISO 8601 event time (``Z`` allowed) as an aware datetime; a naive one is taken as UTC."""
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except (ValueError, AttributeError) as exc:
+        raise InvalidSequencerError(f"eventTime {text!r} is not an ISO 8601 time") from exc
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def sequencer_from_time(event_time: str) -> str:
+    """Stand-in sequencer for events without one (moto's notifications): microseconds since the epoch, in hex."""
+    moment = parse_event_time(event_time)
+    return normalize_sequencer(f"{int(moment.timestamp() * 1_000_000):016X}")

@@ -1,7 +1,7 @@
 """ClassifyImageFunction: S3 ObjectCreated / ObjectRemoved under images/ -> one ImageCategories record per photo.
 
 The models are loaded here, at import (container init), once per container; the work is in
-imagelift.services.classify_service.
+imagelift.services.classify_service.ClassifyService.
 """
 
 from __future__ import annotations

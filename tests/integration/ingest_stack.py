@@ -87,10 +87,10 @@ class DeployedStack:
 
     def items(self, key: str) -> list[dict[str, Any]]:
         """Every ImageCategories item of one object, oldest event first, numbers as int/float."""
-        from imagelift.adapters.categories_table import CategoriesTable, from_dynamodb
+        from imagelift.adapters.categories_table import CategoriesTable
 
         table = CategoriesTable(self.table_name, client=self.dynamodb)
-        return [from_dynamodb(item) for item in table.history(f"s3://{self.uploads_bucket}/{key}")]
+        return [record.to_item() for record in table.history(f"s3://{self.uploads_bucket}/{key}")]
 
     def raw_items(self, key: str) -> list[dict[str, Any]]:
         """The same items as DynamoDB returns them (low-level attribute values)."""

@@ -10,7 +10,7 @@ from botocore.exceptions import ClientError
 from ingest_stack import DeployedStack, s3_event
 
 from imagelift.cli import main
-from imagelift.services.backfill import backfill
+from imagelift.services.backfill import BackfillService
 from imagelift.services.classify_service import ClassifyService
 
 
@@ -33,6 +33,11 @@ def service(stack: DeployedStack, counting: CountingClassifier) -> ClassifyServi
     return ClassifyService.from_env(classifier=counting)
 
 
+@pytest.fixture()
+def backfiller(stack: DeployedStack, counting: CountingClassifier) -> BackfillService:
+    return BackfillService.from_env(classifier=counting)
+
+
 def upload(stack: DeployedStack, prefix: str, photos: list[tuple[Path, int]]) -> list[str]:
     keys = []
     for index, (path, _) in enumerate(photos):
@@ -43,7 +48,11 @@ def upload(stack: DeployedStack, prefix: str, photos: list[tuple[Path, int]]) ->
 
 
 def test_backfill_records_what_is_missing_and_a_rerun_does_nothing(
-    stack: DeployedStack, service: ClassifyService, counting: CountingClassifier, labelled_photos
+    stack: DeployedStack,
+    service: ClassifyService,
+    backfiller: BackfillService,
+    counting: CountingClassifier,
+    labelled_photos,
 ):
     prefix = "images/bf1-"
     photos = labelled_photos[::8]  # 5 photos over the three folders
@@ -57,7 +66,7 @@ def test_backfill_records_what_is_missing_and_a_rerun_does_nothing(
     counting.calls = 0
 
     seen = []
-    summary = backfill(service, stack.uploads_bucket, prefix, concurrency=3, progress=lambda *a: seen.append(a[:2]))
+    summary = backfiller.run(stack.uploads_bucket, prefix, concurrency=3, progress=lambda *a: seen.append(a[:2]))
     report = summary.to_dict()
     assert report["listed"] == len(keys) + 2
     assert (report["classified"], report["failed"], report["already_recorded"]) == (len(keys), 1, 1)
@@ -75,17 +84,17 @@ def test_backfill_records_what_is_missing_and_a_rerun_does_nothing(
     assert stack.items(f"{prefix}P-d/L-d/deleted.jpg") == []
 
     counting.calls = 0
-    again = backfill(service, stack.uploads_bucket, prefix, concurrency=2).to_dict()
+    again = backfiller.run(stack.uploads_bucket, prefix, concurrency=2).to_dict()
     assert again["already_recorded"] == len(keys) + 2 and again["classified"] == again["failed"] == 0
     assert counting.calls == 0
 
 
 def test_a_real_event_for_a_backfilled_version_supersedes_it(
-    stack: DeployedStack, service: ClassifyService, labelled_photos
+    stack: DeployedStack, service: ClassifyService, backfiller: BackfillService, labelled_photos
 ):
     key = "images/bf2-P/L/photo.jpg"
     record = stack.put_photo(key, labelled_photos[2][0].read_bytes())
-    backfill(service, stack.uploads_bucket, "images/bf2-", concurrency=1)
+    backfiller.run(stack.uploads_bucket, "images/bf2-", concurrency=1)
     assert stack.items(key)[0]["source"] == "backfill"
     assert service.handle_event(s3_event(record)).counts == {"classified": 1}
     (item,) = stack.items(key)
@@ -93,11 +102,11 @@ def test_a_real_event_for_a_backfilled_version_supersedes_it(
 
 
 def test_backfill_counts_transient_faults_and_a_rerun_finishes(
-    stack: DeployedStack, service: ClassifyService, labelled_photos, monkeypatch
+    stack: DeployedStack, backfiller: BackfillService, labelled_photos, monkeypatch
 ):
     prefix = "images/bf3-"
     keys = upload(stack, prefix, labelled_photos[:3])
-    original = service.photos.client.get_object
+    original = backfiller.photos.client.get_object
 
     def throttle_first(**kwargs):
         if kwargs["Key"] == keys[0]:
@@ -105,11 +114,11 @@ def test_backfill_counts_transient_faults_and_a_rerun_finishes(
         return original(**kwargs)
 
     with monkeypatch.context() as patch:
-        patch.setattr(service.photos.client, "get_object", throttle_first)
-        first = backfill(service, stack.uploads_bucket, prefix, concurrency=2)
+        patch.setattr(backfiller.photos.client, "get_object", throttle_first)
+        first = backfiller.run(stack.uploads_bucket, prefix, concurrency=2)
     assert not first.complete and [k for k, _ in first.errors] == [keys[0]] and "SlowDown" in first.errors[0][1]
     assert stack.items(keys[0]) == []
-    second = backfill(service, stack.uploads_bucket, prefix, concurrency=2)
+    second = backfiller.run(stack.uploads_bucket, prefix, concurrency=2)
     assert second.complete and second.outcomes["classified"] == 1 and second.outcomes["duplicate"] == 2
     assert len(stack.items(keys[0])) == 1
 

@@ -9,7 +9,7 @@ import pytest
 from botocore.exceptions import ClientError
 from ingest_stack import DeployedStack, LambdaContext, s3_event
 
-from imagelift.services.classify_service import TransientRecordError
+from imagelift.services.results import TransientRecordError
 
 PER_CATEGORY = 3
 

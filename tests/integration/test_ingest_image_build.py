@@ -57,7 +57,7 @@ with mock_aws():
     item = app.service.records.history(f"s3://{bucket}/{key}")[0]
     print("PROBE " + json.dumps({
         "imagelift": imagelift.__file__, "models_dir": str(app.service.classifier.config.models_dir),
-        "response": response, "status": item["status"], "category": int(item["category"]),
+        "response": response, "status": item.status, "category": int(item.category),
     }))
 """
 

@@ -15,7 +15,8 @@ import pytest
 from botocore.exceptions import ClientError, ReadTimeoutError
 from ingest_stack import DeployedStack, next_sequencer, s3_event, s3_record
 
-from imagelift.services.classify_service import ClassifyService, TransientRecordError
+from imagelift.services.classify_service import ClassifyService
+from imagelift.services.results import TransientRecordError
 from imagelift.vision.image_io import ImageDecodeError
 
 NAMES = {1: "model", 2: "worn", 3: "product"}
@@ -383,9 +384,19 @@ def test_fault_on_every_attempt_keeps_raising(stack: DeployedStack, service: Cla
 
 
 def test_decimal_conversion_keeps_precision():
-    from imagelift.adapters.categories_table import from_dynamodb, to_dynamodb
+    from imagelift.adapters.dynamodb_codec import from_dynamodb, to_dynamodb
 
     value = {"a": 0.1, "b": [1, 2.5, {"c": 1e-7}], "d": True, "e": None}
     converted = to_dynamodb(value)
     assert converted["a"] == Decimal("0.1") and converted["b"][2]["c"] == Decimal("1e-07")
     assert from_dynamodb(converted) == value
+
+
+def test_a_record_neither_created_nor_removed_is_reported_invalid_not_retried(
+    stack: DeployedStack, service: ClassifyService, fake: FakeClassifier
+):
+    key = "images/P-20/L-20/restored.jpg"
+    summary = service.handle_event(s3_event(s3_record("ObjectRestore:Completed", stack.uploads_bucket, key)))
+    assert summary.counts == {"invalid": 1} and summary.retry == []
+    assert summary.results[0].error["code"] == "invalid_event"
+    assert stack.items(key) == [] and fake.calls == []

@@ -47,7 +47,7 @@ def test_deploy_against_a_moto_server_on_localhost(labelled_photos, cascade, dum
         )
         assert service.handle_event(s3_event(record)).counts == {"classified": 1}
         items = CategoriesTable(env["CATEGORIES_TABLE"], client=ddb).history(f"s3://{bucket}/{key}")
-        assert [i["status"] for i in items] == ["classified"]
+        assert [i.status for i in items] == ["classified"]
         assert s3.get_bucket_versioning(Bucket=bucket)["Status"] == "Enabled"
     finally:
         server.stop()

@@ -1,4 +1,4 @@
-"""S3 event parsing, image keys, sequencer order and item keys: pure functions of the classify service."""
+"""S3 event parsing, image keys, sequencer order and item keys: pure functions of the ingest."""
 
 from __future__ import annotations
 
@@ -7,14 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from imagelift.services.classify_service import (
-    InvalidEventError,
-    normalize_sequencer,
-    parse_image_key,
-    parse_s3_event,
-    sequencer_from_time,
-    version_sk,
-)
+from imagelift.records.keys import normalize_sequencer, parse_image_key, sequencer_from_time, version_sk
+from imagelift.services.s3_events import InvalidEventError, parse_s3_event
 
 EVENTS = Path(__file__).resolve().parents[1] / "events"
 
@@ -116,7 +110,7 @@ def test_equal_sequencers_of_different_length_are_equal_after_padding():
     ],
 )
 def test_matching_keys_give_product_and_listing(key, ids):
-    parsed = parse_image_key(key)
+    parsed = parse_image_key(key, "images/")
     assert parsed.matched
     assert (parsed.product_id, parsed.listing_id, parsed.file_name) == ids
 
@@ -134,7 +128,7 @@ def test_matching_keys_give_product_and_listing(key, ids):
     ],
 )
 def test_other_keys_are_unmatched(key):
-    parsed = parse_image_key(key)
+    parsed = parse_image_key(key, "images/")
     assert not parsed.matched
     assert parsed.product_id is None and parsed.listing_id is None
 

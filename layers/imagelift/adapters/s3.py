@@ -15,21 +15,33 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from imagelift.errors import PermanentError
+
 # 404s of a deleted key or version, and 412 when the ETag no longer matches (the key was overwritten).
 _GONE_CODES = {"404", "NoSuchKey", "NoSuchVersion", "NotFound", "412", "PreconditionFailed"}
 
 
-class ObjectGone(Exception):
+class ObjectGone(PermanentError):
     """The object version an event refers to no longer exists (deleted or replaced before it was read)."""
 
+    code = "object_gone"
 
-class ObjectTooLarge(Exception):
-    """The object holds more bytes than the reader accepts."""
+
+class ObjectTooLarge(PermanentError):
+    """The object holds more bytes than the reader accepts: the ingest's one source of ``too_large``."""
+
+    code = "too_large"
 
     def __init__(self, size: int, limit: int) -> None:
         super().__init__(f"{size} bytes, more than the {limit} accepted")
         self.size = size
         self.limit = limit
+
+    @classmethod
+    def check(cls, size: int, limit: int) -> None:
+        """Raise when ``size`` is over ``limit``."""
+        if size > limit:
+            raise cls(size, limit)
 
 
 @dataclass(frozen=True)
@@ -108,16 +120,14 @@ class PhotoStore:
         size = int(response.get("ContentLength", 0))
         body = response["Body"]
         try:
-            if size > max_bytes:
-                raise ObjectTooLarge(size, max_bytes)
+            ObjectTooLarge.check(size, max_bytes)
             data = body.read(max_bytes + 1)
         finally:
             body.close()
-        if len(data) > max_bytes:
-            raise ObjectTooLarge(len(data), max_bytes)
+        ObjectTooLarge.check(len(data), max_bytes)
         return data
 
-    def current_objects(self, bucket: str, prefix: str = "") -> Iterator[ObjectInfo]:
+    def current_objects(self, bucket: str, prefix: str) -> Iterator[ObjectInfo]:
         """Every current (latest, not deleted) object under ``prefix``, with its version id when versioned."""
         paginator = self.client.get_paginator("list_object_versions")
         for page in paginator.paginate(Bucket=bucket, Prefix=prefix):

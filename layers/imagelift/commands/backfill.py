@@ -46,23 +46,18 @@ def run(args: argparse.Namespace) -> int:
         return 2
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from imagelift.adapters.categories_table import CategoriesTable
-    from imagelift.config import StorageConfig
-    from imagelift.services.backfill import backfill
-    from imagelift.services.classify_service import ClassifyService
+    from imagelift.services.backfill import BackfillService
 
-    storage = StorageConfig.from_env()
-    prefix = storage.images_prefix if args.prefix is None else args.prefix
+    storage = {"categories_table": args.table} if args.table else {}
     try:
-        service = ClassifyService.from_env()
+        service = BackfillService.from_env(**storage)
     except FileNotFoundError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    if args.table:
-        service.records = CategoriesTable(args.table)
+    prefix = service.images_prefix if args.prefix is None else args.prefix
     progress = None if args.no_progress else ProgressBar()
     try:
-        summary = backfill(service, args.bucket, prefix, concurrency=args.concurrency, progress=progress)
+        summary = service.run(args.bucket, prefix, concurrency=args.concurrency, progress=progress)
     except (ClientError, BotoCoreError) as exc:
         print(f"error: cannot list s3://{args.bucket}/{prefix}: {exc}", file=sys.stderr)
         return 1

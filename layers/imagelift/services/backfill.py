@@ -1,7 +1,7 @@
 """Classify the photos a bucket already holds (uploaded before deployment, or whose events were lost).
 
 Lists the current object versions under a prefix and records each one that has no record yet, with the same
-classification and item layout as the S3 events (``source = backfill``, ``sequencer`` empty so that any real event
+classification and record as the S3 events (``source = backfill``, the empty sequencer so that any real event
 for the same version supersedes it). Versions that have a record are skipped with one GetItem, so a rerun only does
 what is missing; a transient fault is counted and left for the next run.
 """
@@ -13,10 +13,15 @@ from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
-from imagelift.adapters.s3 import ObjectInfo
-from imagelift.services.classify_service import ClassifyService, RecordResult
+from imagelift.adapters.categories_table import CategoriesTable
+from imagelift.adapters.s3 import ObjectInfo, PhotoStore
+from imagelift.records.category_record import SOURCE_BACKFILL, CategoryRecord
+from imagelift.records.keys import BACKFILL_SEQUENCER, object_pk, version_sk
+from imagelift.services.classify_service import Classifier, classify_object, result_of, utc_now
+from imagelift.services.results import RecordResult
 
 
 @dataclass
@@ -53,39 +58,108 @@ Progress = Callable[[int, int, str, RecordResult | None], None]
 """progress(done, total, key, result or None when the object hit an error)."""
 
 
-def backfill(
-    service: ClassifyService,
-    bucket: str,
-    prefix: str = "images/",
-    *,
-    concurrency: int = 4,
-    progress: Progress | None = None,
-) -> BackfillSummary:
-    if concurrency < 1:
-        raise ValueError(f"concurrency must be at least 1, not {concurrency}")
-    started = time.perf_counter()
-    summary = BackfillSummary(bucket=bucket, prefix=prefix)
-    objects = [obj for obj in service.photos.current_objects(bucket, prefix) if not obj.key.endswith("/")]
-    summary.listed = len(objects)
+class BackfillService:
+    def __init__(
+        self,
+        classifier: Classifier,
+        photos: PhotoStore,
+        records: CategoriesTable,
+        *,
+        max_bytes: int,
+        images_prefix: str,
+        clock: Callable[[], str] = utc_now,
+    ) -> None:
+        self.classifier = classifier
+        self.photos = photos
+        self.records = records
+        self.max_bytes = max_bytes
+        self.images_prefix = images_prefix
+        self.clock = clock
 
-    def one(obj: ObjectInfo) -> tuple[ObjectInfo, RecordResult | None, str | None]:
-        try:
-            result = service.record_existing_object(
-                bucket, obj.key, version_id=obj.version_id, etag=obj.etag, last_modified=obj.last_modified
-            )
-        except Exception as exc:  # transient (throttling, timeouts, 5xx): counted, the next run retries it
-            return obj, None, f"{type(exc).__name__}: {exc}"
-        return obj, result, None
+    @classmethod
+    def from_env(
+        cls, classifier: Classifier | None = None, environ: dict[str, str] | None = None, **storage: Any
+    ) -> BackfillService:
+        """Production wiring as the classify function has it; ``storage`` overrides StorageConfig fields."""
+        from imagelift.config import StorageConfig, VisionConfig
 
-    with ThreadPoolExecutor(max_workers=concurrency) as pool:
-        for done, (obj, result, error) in enumerate(pool.map(one, objects), start=1):
-            if result is None:
-                summary.errors.append((obj.key, error or "unknown error"))
-            else:
-                summary.outcomes[result.outcome] += 1
-                if result.category is not None:
-                    summary.categories[result.category] += 1
-            if progress is not None:
-                progress(done, len(objects), obj.key, result)
-    summary.seconds = time.perf_counter() - started
-    return summary
+        vision = VisionConfig.from_env(environ)
+        config = StorageConfig.from_env(environ, **storage)
+        if classifier is None:
+            from imagelift.vision.cascade import Cascade
+
+            classifier = Cascade.load(vision)
+        return cls(
+            classifier,
+            PhotoStore(),
+            CategoriesTable(config.categories_table),
+            max_bytes=vision.max_bytes,
+            images_prefix=config.images_prefix,
+        )
+
+    def run(
+        self, bucket: str, prefix: str, *, concurrency: int = 4, progress: Progress | None = None
+    ) -> BackfillSummary:
+        """Record every current object under ``prefix`` that has no record; transient faults are counted."""
+        if concurrency < 1:
+            raise ValueError(f"concurrency must be at least 1, not {concurrency}")
+        started = time.perf_counter()
+        summary = BackfillSummary(bucket=bucket, prefix=prefix)
+        objects = [obj for obj in self.photos.current_objects(bucket, prefix) if not obj.key.endswith("/")]
+        summary.listed = len(objects)
+
+        def one(obj: ObjectInfo) -> tuple[ObjectInfo, RecordResult | None, str | None]:
+            try:
+                result = self.record_existing_object(obj)
+            except Exception as exc:  # transient (throttling, timeouts, 5xx): counted, the next run retries it
+                return obj, None, f"{type(exc).__name__}: {exc}"
+            return obj, result, None
+
+        with ThreadPoolExecutor(max_workers=concurrency) as pool:
+            for done, (obj, result, error) in enumerate(pool.map(one, objects), start=1):
+                if result is None:
+                    summary.errors.append((obj.key, error or "unknown error"))
+                else:
+                    summary.outcomes[result.outcome] += 1
+                    if result.category is not None:
+                        summary.categories[result.category] += 1
+                if progress is not None:
+                    progress(done, len(objects), obj.key, result)
+        summary.seconds = time.perf_counter() - started
+        return summary
+
+    def record_existing_object(self, obj: ObjectInfo) -> RecordResult:
+        """Classify an object no event told us about; written only if its version has no record."""
+        pk = object_pk(obj.bucket, obj.key)
+        sk = version_sk(version_id=obj.version_id, etag=obj.etag, sequencer=BACKFILL_SEQUENCER, removed=False)
+        existing = self.records.get(pk, sk)
+        if existing is not None:
+            return RecordResult(obj.key, "duplicate", existing.status)
+        event_time = (obj.last_modified or datetime.now(UTC)).astimezone(UTC).isoformat(timespec="milliseconds")
+        outcome = classify_object(
+            self.photos,
+            self.classifier,
+            obj.bucket,
+            obj.key,
+            max_bytes=self.max_bytes,
+            clock=self.clock,
+            version_id=obj.version_id,
+            etag=obj.etag,
+        )
+        record = CategoryRecord.build(
+            bucket=obj.bucket,
+            key=obj.key,
+            images_prefix=self.images_prefix,
+            version_id=obj.version_id,
+            etag=obj.etag,
+            sequencer=BACKFILL_SEQUENCER,
+            event_name="Backfill",
+            event_time=event_time.replace("+00:00", "Z"),
+            source=SOURCE_BACKFILL,
+            recorded_at=self.clock(),
+            **outcome,
+        )
+        if not self.records.put_if_absent(record):
+            existing = self.records.get(pk, sk)
+            return RecordResult(obj.key, "duplicate", existing.status if existing else None)
+        return result_of(record)

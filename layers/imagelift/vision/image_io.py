@@ -22,10 +22,12 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from imagelift.errors import PermanentError
+
 ERROR_CODES = ("empty", "corrupt", "truncated", "unsupported_format", "too_large")
 
 
-class ImageDecodeError(ValueError):
+class ImageDecodeError(PermanentError, ValueError):
     """A photo that cannot be classified; ``code`` is one of :data:`ERROR_CODES`."""
 
     def __init__(self, code: str, message: str) -> None:

@@ -33,12 +33,11 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from imagelift.records.categories import CATEGORY_NAMES  # noqa: E402
 from infra.localstack.delivery import Delivery, QueueDelivery, classify_delivery  # noqa: E402
 from infra.localstack.runner import start_function  # noqa: E402
 from infra.localstack.samples import bundled_photos, corrupt_variants, photos_from_dir  # noqa: E402
 from infra.localstack.stack import LocalStack, running_local_stack  # noqa: E402
-
-CATEGORY_NAMES = {1: "model", 2: "worn", 3: "product"}
 
 
 def plan_uploads(count: int, corrupt_share: float, photos: list[Any], prefix: str) -> list[dict[str, Any]]:

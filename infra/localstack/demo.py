@@ -28,9 +28,11 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from imagelift.adapters.category_records import scan_category_records
+from imagelift.records.categories import CATEGORY_NAMES
 from infra.localstack.delivery import Delivery, classify_delivery
 from infra.localstack.runner import start_function
-from infra.localstack.samples import CATEGORY_NAMES, SamplePhoto, bundled_photos, photos_from_dir
+from infra.localstack.samples import SamplePhoto, bundled_photos, photos_from_dir
 from infra.localstack.stack import ROOT, LocalStack, running_local_stack
 
 PLANTED = {"model_lift": 9.0, "worn_lift": 5.0, "elasticity": -1.2}
@@ -280,7 +282,7 @@ def _run_flow(
         for runner in runners:
             runner.stop()
 
-    records = _scan(stack)
+    records = list(scan_category_records(stack.categories_table, stack.client("dynamodb"), fields=None))
     by_key = {r["key"]: r for r in records}
     photos = _photo_summary(plan, by_key)
 
@@ -356,29 +358,6 @@ def _run_flow(
     summary_path.write_text(json.dumps(result.to_dict(), indent=2, default=str) + "\n", encoding="utf-8")
     result.files["demo.json"] = str(summary_path)
     return result
-
-
-def _scan(stack: LocalStack) -> list[dict[str, Any]]:
-    from boto3.dynamodb.types import TypeDeserializer
-
-    deserializer = TypeDeserializer()
-    items = []
-    for page in stack.client("dynamodb").get_paginator("scan").paginate(TableName=stack.categories_table):
-        for item in page["Items"]:
-            items.append(_plain({k: deserializer.deserialize(v) for k, v in item.items()}))
-    return items
-
-
-def _plain(value: Any) -> Any:
-    from decimal import Decimal
-
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list | set | tuple):
-        return [_plain(v) for v in value]
-    return value
 
 
 def _photo_summary(plan: list[tuple[str, SamplePhoto]], by_key: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:

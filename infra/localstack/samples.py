@@ -14,8 +14,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from imagelift.records.categories import CATEGORY_NAMES
+
 PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
-CATEGORY_NAMES = {1: "model", 2: "worn", 3: "product"}
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from imagelift.config import VisionConfig
+from imagelift.records.categories import CATEGORY_NAMES
 from imagelift.vision.cascade import Cascade, Classification
-from imagelift.vision.categories import CATEGORY_NAMES
 from imagelift.vision.image_io import ImageDecodeError
 
 

@@ -173,7 +173,7 @@ class Progress:
 
 
 def print_table(rows: list[dict]) -> None:
-    from imagelift.vision.categories import CATEGORY_NAMES
+    from imagelift.records.categories import CATEGORY_NAMES
 
     width = min(60, max((len(r["path"]) for r in rows), default=4))
     print(f"{'path':{width}}  {'category':10}  {'by':5}  {'faces':>5}  {'persons':>7}  {'ms':>7}")

@@ -9,14 +9,14 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from imagelift.config import VisionConfig
-from imagelift.vision.categories import CATEGORY_NAMES, MODEL, PRODUCT, WORN
+from imagelift.records.categories import CATEGORY_NAMES, MODEL, PRODUCT, WORN
 from imagelift.vision.image_io import DecodedImage, ImageDecodeError, decode_image
 from imagelift.vision.mtcnn import MTCNN, Face
 from imagelift.vision.person import Person, PersonFinder
@@ -39,7 +39,6 @@ class Classification:
     thresholds: dict[str, float | int | bool]
     name: str = ""
     format: str = ""
-    extra: dict = field(default_factory=dict)
 
     @property
     def category_name(self) -> str:
@@ -149,11 +148,11 @@ class Cascade:
         timings = {"decode": decode_ms, "mtcnn": (t1 - t0) * 1000, "yolo": 0.0}
         persons: list[Person] = []
         if faces:
-            category, decided_by = MODEL, "mtcnn"
+            category, decided_by = MODEL.id, "mtcnn"
         else:
             persons = self.persons.find(image)
             timings["yolo"] = (time.perf_counter() - t1) * 1000
-            category, decided_by = (WORN, "yolo") if persons else (PRODUCT, "none")
+            category, decided_by = (WORN.id, "yolo") if persons else (PRODUCT.id, "none")
         timings["total"] = decode_ms + (time.perf_counter() - t0) * 1000
         return Classification(
             category=category,

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import gzip
 import io
-import re
 import zlib
 from collections import Counter
 from collections.abc import Iterable
@@ -17,8 +16,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from imagelift.records.keys import ID_PATTERN
+
 REQUIRED_COLUMNS = ("week", "product_id", "listing_id", "units", "price")
-ID_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
 MAX_EXAMPLES_PER_REASON = 5
 
 # Reasons a sales row is rejected, in the order they are checked (a row is counted under its first one).

@@ -19,9 +19,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from imagelift.influence.records import CATEGORY_NAMES
+from imagelift.config import StorageConfig
+from imagelift.records.categories import CATEGORY_NAMES
+from imagelift.records.category_record import SOURCE_SIMULATED, CategoryRecord
+from imagelift.records.keys import image_key, normalize_sequencer
 
 UPLOADS_BUCKET = "imagelift-uploads"  # a name only: simulated records point at no real object
+IMAGES_PREFIX = StorageConfig().images_prefix
+"""Simulated photos sit where a default deployment puts them."""
 
 
 @dataclass(frozen=True)
@@ -206,26 +211,25 @@ def _records(
     sequencer = iter(range(10**15, 10**16))
     records = []
 
-    def record(i: int, when: datetime, status: str, category: int | None, photo: int) -> dict[str, Any]:
+    def simulated(key: str, when: datetime, status: str, **values: Any) -> dict[str, Any]:
+        # a made-up version id per record, so each is its own item (sk v#sim-<n>) as an upload would be
+        number = f"{next(sequencer):X}"
+        return CategoryRecord.build(
+            bucket=UPLOADS_BUCKET,
+            key=key,
+            images_prefix=IMAGES_PREFIX,
+            version_id=f"sim-{number}",
+            sequencer=normalize_sequencer(number),
+            event_time=_iso(when),
+            status=status,
+            source=SOURCE_SIMULATED,
+            **values,
+        ).to_item()
+
+    def record(i: int, when: datetime, status: str, category: int | None, photo: int, **values: Any) -> dict[str, Any]:
         product, listing = product_ids[listing_product[i]], listing_ids[i]
-        key = f"images/{product}/{listing}/photo-{photo}.jpg"
-        seq = f"{next(sequencer):X}"
-        item: dict[str, Any] = {
-            # table-ready: ImageCategories' key is pk = s3://<bucket>/<key>, sk = the object version
-            "pk": f"s3://{UPLOADS_BUCKET}/{key}",
-            "sk": f"sim-{seq}",
-            "bucket": UPLOADS_BUCKET,
-            "key": key,
-            "version_id": f"sim-{seq}",
-            "sequencer": seq,
-            "event_time": _iso(when),
-            "product_id": product,
-            "listing_id": listing,
-            "status": status,
-        }
-        if category is not None:
-            item.update({"category": int(category), "category_name": CATEGORY_NAMES[int(category)]})
-        return item
+        key = image_key(IMAGES_PREFIX, product, listing, f"photo-{photo}.jpg")
+        return simulated(key, when, status, category=None if category is None else int(category), **values)
 
     hours_before = rng.uniform(1, 60, (len(listing_ids), 2))
     for i in range(len(listing_ids)):
@@ -239,26 +243,10 @@ def _records(
     for share, status in ((spec.failed_records, "failed"), (spec.deleted_records, "deleted")):
         for i in np.flatnonzero(rng.random(len(listing_ids)) < share):
             when = origin + timedelta(hours=float(rng.uniform(0, period_hours)))
-            item = record(int(i), when, status, None, 9)
-            if status == "failed":
-                item["error"] = {"code": "corrupt", "message": "simulated decode failure"}
-            records.append(item)
+            error = {"code": "corrupt", "message": "simulated decode failure"} if status == "failed" else None
+            records.append(record(int(i), when, status, None, 9, error=error))
     for j in range(spec.unmatched_records):
-        seq = f"{next(sequencer):X}"
-        records.append(
-            {
-                "pk": f"s3://{UPLOADS_BUCKET}/uploads/stray-{j}.jpg",
-                "sk": f"sim-{seq}",
-                "bucket": UPLOADS_BUCKET,
-                "key": f"uploads/stray-{j}.jpg",
-                "version_id": f"sim-{seq}",
-                "sequencer": seq,
-                "event_time": _iso(origin),
-                "status": "classified",
-                "category": 3,
-                "category_name": "product",
-            }
-        )
+        records.append(simulated(f"uploads/stray-{j}.jpg", origin, "classified", category=3))
     order = rng.permutation(len(records))  # the table has no order
     return [records[k] for k in order]
 

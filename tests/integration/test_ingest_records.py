@@ -15,11 +15,10 @@ import pytest
 from botocore.exceptions import ClientError, ReadTimeoutError
 from ingest_stack import DeployedStack, next_sequencer, s3_event, s3_record
 
+from imagelift.records.categories import CATEGORY_NAMES
 from imagelift.services.classify_service import ClassifyService
 from imagelift.services.results import TransientRecordError
 from imagelift.vision.image_io import ImageDecodeError
-
-NAMES = {1: "model", 2: "worn", 3: "product"}
 
 
 @dataclass
@@ -34,7 +33,7 @@ class FakeResult:
         }
         return {
             "category": self.category,
-            "category_name": NAMES[self.category],
+            "category_name": CATEGORY_NAMES[self.category],
             "decided_by": {1: "mtcnn", 2: "yolo", 3: "none"}[self.category],
             "faces": [face] if self.category == 1 else [],
             "persons": [{"box": [1.0, 2.0, 3.0, 4.0], "confidence": 0.75}] if self.category == 2 else [],

@@ -127,21 +127,20 @@ class CategoryRecord:
     @classmethod
     def from_item(cls, item: Mapping[str, Any]) -> CategoryRecord:
         """An item as stored (plain numbers: see imagelift.adapters.dynamodb_codec); unknown attributes -> extra."""
-        known = {f.name for f in fields(cls)} - {"extra"}
-        named = {k: v for k, v in item.items() if k in known and v is not None}
-        missing = [f.name for f in fields(cls) if f.name in _REQUIRED and f.name not in named]
-        if missing:
+        named: dict[str, Any] = {}
+        extra: dict[str, Any] = {}
+        for k, v in item.items():
+            if v is not None:
+                (named if k in _NAMED else extra)[k] = v
+        if not named.keys() >= _REQUIRED:
+            missing = sorted(_REQUIRED - named.keys())
             raise ValueError(f"an ImageCategories item needs {', '.join(missing)}")
-        extra = {k: v for k, v in item.items() if k not in known and v is not None}
         return cls(**named, extra=extra)
 
     def to_item(self) -> dict[str, Any]:
         """The item to store: every field that is not None, extra attributes beside them."""
         item = {k: v for k, v in self.extra.items() if v is not None}
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if f.name != "extra" and value is not None:
-                item[f.name] = value
+        item.update((k, v) for k, v in vars(self).items() if v is not None and k != "extra")
         return item
 
     def report_fields(self) -> dict[str, Any]:
@@ -150,4 +149,5 @@ class CategoryRecord:
         return {name: item[name] for name in REPORT_FIELDS if name in item}
 
 
+_NAMED: frozenset[str] = frozenset(f.name for f in fields(CategoryRecord) if f.name != "extra")
 _REQUIRED = frozenset({"pk", "sk", "bucket", "key", "sequencer", "event_time", "status"})

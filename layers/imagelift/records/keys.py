@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 
 from imagelift.errors import PermanentError
 
@@ -44,10 +45,15 @@ class ImageKey:
         return self.product_id is not None
 
 
+@lru_cache(maxsize=8)
+def _image_key_pattern(images_prefix: str) -> re.Pattern[str]:
+    id_ = ID_PATTERN.pattern
+    return re.compile(rf"{re.escape(images_prefix)}({id_})/({id_})/([^/]+)")
+
+
 def parse_image_key(key: str, images_prefix: str) -> ImageKey:
     """``<images_prefix><product_id>/<listing_id>/<file>`` -> ids; any other key gives an unmatched ImageKey."""
-    id_ = ID_PATTERN.pattern
-    match = re.fullmatch(rf"{re.escape(images_prefix)}({id_})/({id_})/([^/]+)", key)
+    match = _image_key_pattern(images_prefix).fullmatch(key)
     if match:
         return ImageKey(match.group(1), match.group(2), match.group(3))
     return ImageKey(None, None, key.rsplit("/", 1)[-1])

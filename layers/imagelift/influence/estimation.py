@@ -19,10 +19,11 @@ import statsmodels.api as sm
 from scipy import stats
 from statsmodels.regression.linear_model import OLSResults, RegressionResults
 
+from imagelift.errors import EstimationFailure
 from imagelift.influence.demean import FixedEffects, drop_singletons, factorize
 
 
-class EstimationError(ValueError):
+class EstimationError(EstimationFailure, ValueError):
     """The model cannot be estimated on these data (too few rows, no variation, no convergence)."""
 
 

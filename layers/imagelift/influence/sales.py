@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from imagelift.errors import PermanentError
+
 REQUIRED_COLUMNS = ("week", "product_id", "listing_id", "units", "price")
 ID_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
 MAX_EXAMPLES_PER_REASON = 5
@@ -37,7 +39,7 @@ REJECTION_REASONS = {
 }
 
 
-class InputFileError(ValueError):
+class InputFileError(PermanentError, ValueError):
     """A whole input file is unusable; the message names the file and says why."""
 
     def __init__(self, name: str, problem: str) -> None:

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from imagelift.influence.records import CATEGORY_NAMES
+from imagelift.records.categories import CATEGORY_NAMES
 
 UPLOADS_BUCKET = "imagelift-uploads"  # a name only: simulated records point at no real object
 

@@ -155,6 +155,22 @@ def test_category_absorbed_by_product_effects_is_refused():
         fit_ppml(y, constant_within, ["category_model"], [product, week], product)
 
 
+def test_a_singular_system_is_an_estimation_error(monkeypatch):
+    from imagelift.influence import estimation
+
+    def singular(*args, **kwargs):
+        raise np.linalg.LinAlgError("Singular matrix")
+
+    monkeypatch.setattr(estimation.np.linalg, "solve", singular)
+    rng = np.random.default_rng(2)
+    product = np.repeat(np.arange(20), 10)
+    week = np.tile(np.arange(10), 20)
+    x = rng.normal(size=(len(product), 1))
+    y = rng.poisson(3, len(product)).astype(float)
+    with pytest.raises(EstimationError, match="ppml: Singular matrix"):
+        fit_ppml(y, x, ["x"], [product, week], product)
+
+
 @pytest.fixture(scope="module")
 def simulated_report():
     sim = simulate(SimulationSpec(products=400, weeks=40, seed=5))

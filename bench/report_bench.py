@@ -11,7 +11,7 @@ speed: for each size a simulated export (about 20k listings at 1M rows) is writt
     panel: timed in one process, interleaved (ours, pyfixest, ours, ...) after a warm-up so that a busy shared
     machine slows both alike, reporting medians and the median of the paired ratios; the peak RSS each adds
     above the loaded data, each alone in a fresh process; the largest coefficient and SE differences.
-  Targets (issue 5): 1M rows end to end <= 10 s, each fit <= 2x pyfixest in the same run, peak <= 1.5 GB.
+  Targets: 1M rows end to end <= 10 s, each fit <= 2x pyfixest in the same run, peak <= 1.5 GB.
 coverage: simulate many data sets with known effects and count how often the 95% intervals contain the truth
   (should be 93-97%), for the default data and for data where most weeks have no sale.
 
@@ -80,10 +80,10 @@ def child_end_to_end(data_dir: str, out_dir: str) -> dict:
         "import_seconds": imports,
         "stages": run.timings_s,
         "peak_rss_mb": _peak_rss_mb(),
-        "rows": run.report["counts"]["rows"],
-        "listings": run.report["counts"]["listings"],
-        "products": run.report["counts"]["products"],
-        "effects_pct": {e["category_name"]: e["effect_pct"] for e in run.report["effects"]},
+        "rows": run.report.counts.rows,
+        "listings": run.report.counts.listings,
+        "products": run.report.counts.products,
+        "effects_pct": {e.category_name: e.effect_pct for e in run.report.effects},
     }
 
 
@@ -250,6 +250,7 @@ def coverage(datasets: int) -> dict:
     from imagelift.config import ReportConfig
     from imagelift.influence.analysis import analyse
     from imagelift.influence.records import normalise_records
+    from imagelift.influence.report import Effect
     from imagelift.influence.sales import read_sales
     from imagelift.influence.simulate import SimulationSpec, simulate
 
@@ -270,26 +271,22 @@ def coverage(datasets: int) -> dict:
             report = analyse(sales, normalise_records(sim.records), config)
             truth = sim.truth
 
-            def hit(key: str, entry: dict, value: float, hits: dict = hits) -> None:
-                if entry.get("ci_low") is not None:
-                    hits.setdefault(key, []).append(entry["ci_low"] <= value <= entry["ci_high"])
+            def hit(key: str, effect: Effect, value: float, hits: dict = hits) -> None:
+                if effect.ci_low is not None:
+                    hits.setdefault(key, []).append(effect.ci_low <= value <= effect.ci_high)
 
-            for e in report["effects"]:
-                hit(f"ppml_{e['category_name']}", e, truth["log_effects"][e["category_name"]])
-            hit("ppml_elasticity", report["price_elasticity"], truth["elasticity"])
-            for e in report["price_effects"]:
-                hit(
-                    f"price_premium_{e['category_name']}",
-                    e,
-                    np.log1p(truth["price_premium_pct"][e["category_name"]] / 100),
-                )
-            for e in report["robustness"]["ols_log_units"]["effects"]:
-                hit(f"check_ols_log_units_{e['category_name']}", e, truth["log_effects"][e["category_name"]])
-            for e in report["pooled"]["effects"]:
-                hit(f"pooled_ols_{e['category_name']}", e, truth["log_effects"][e["category_name"]])
-            for r in report["per_product"]:
-                planted = truth["effects_pct"][r["category_name"]]
-                per_product_hits.append(r["effect_pct_ci"][0] <= planted <= r["effect_pct_ci"][1])
+            for e in report.effects:
+                hit(f"ppml_{e.category_name}", e, truth["log_effects"][e.category_name])
+            hit("ppml_elasticity", report.price_elasticity, truth["elasticity"])
+            for e in report.price_effects:
+                hit(f"price_premium_{e.category_name}", e, np.log1p(truth["price_premium_pct"][e.category_name] / 100))
+            for e in report.log_units_check.effects:
+                hit(f"check_ols_log_units_{e.category_name}", e, truth["log_effects"][e.category_name])
+            for e in report.pooled.effects:
+                hit(f"pooled_ols_{e.category_name}", e, truth["log_effects"][e.category_name])
+            for r in report.per_product:
+                planted = truth["effects_pct"][r.category_name]
+                per_product_hits.append(r.effect_pct_ci[0] <= planted <= r.effect_pct_ci[1])
             if (seed + 1) % 50 == 0:
                 print(f"  {name}: {seed + 1}/{datasets} data sets, {time.perf_counter() - start:.0f} s", flush=True)
         rates = {k: {"coverage": float(np.mean(v)), "n": len(v)} for k, v in hits.items()}

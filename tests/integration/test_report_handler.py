@@ -104,13 +104,18 @@ def test_handler_writes_reports_and_summary(stack, report_env, loaded, simulatio
     local = build_report(
         [("s", simulation.sales.to_csv(index=False).encode())], simulation.records, ReportConfig.from_env({})
     ).report
-    assert [e["estimate"] for e in local["effects"]] == pytest.approx([e["estimate"] for e in report["effects"]])
+    assert [e.estimate for e in local.effects] == pytest.approx([e["estimate"] for e in report["effects"]])
 
     item = stack.dynamodb.get_item(TableName=report_env["REPORTS_TABLE"], Key={"report_date": {"S": date}})["Item"]
     assert float(item["model_effect_pct"]["N"]) == pytest.approx(report["effects"][0]["effect_pct"])
     assert item["files"]["M"]["influence.html"]["S"] == f"s3://{loaded}/reports/{date}/influence.html"
     assert int(item["rows_rejected"]["N"]) == counts["rows_rejected_total"]
     assert summary["effects"]["model"] == pytest.approx(report["effects"][0]["effect_pct"])
+    # one summary shape: the table item and the return value say the same
+    assert summary["rows_rejected"] == int(item["rows_rejected"]["N"])
+    assert summary["rows_rejected_by_reason"] == counts["rows_rejected"]
+    assert len(summary["warnings"]) == int(item["warnings"]["N"])
+    assert summary["period"] == report["period"]
 
 
 def test_template_schedules_the_function_weekly(stack):

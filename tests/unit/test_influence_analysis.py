@@ -10,6 +10,7 @@ import pytest
 from imagelift.config import ReportConfig
 from imagelift.influence.analysis import analyse
 from imagelift.influence.records import normalise_records
+from imagelift.influence.report import Report
 from imagelift.influence.sales import read_sales
 from imagelift.influence.simulate import SimulationSpec, simulate
 
@@ -39,7 +40,7 @@ def report_and_truth():
 
 def test_report_follows_the_json_contract(report_and_truth):
     report, truth = report_and_truth
-    json.dumps(report, allow_nan=False)  # strict JSON: no NaN or infinities
+    data = json.loads(report.to_json())  # strict JSON: to_json refuses NaN and infinities
     for key in (
         "generated_at",
         "period",
@@ -52,32 +53,52 @@ def test_report_follows_the_json_contract(report_and_truth):
         "pooled",
         "warnings",
     ):
-        assert key in report
-    assert [e["category"] for e in report["effects"]] == [1, 2]
-    for entry in [*report["effects"], *report["price_effects"]]:
+        assert key in data
+    assert [e["category"] for e in data["effects"]] == [1, 2]
+    for entry in [*data["effects"], *data["price_effects"]]:
         assert entry.keys() >= EFFECT_FIELDS
         assert entry["ci_low"] < entry["estimate"] < entry["ci_high"]
         assert entry["effect_pct"] == pytest.approx(100 * np.expm1(entry["estimate"]))
-    assert {"estimate", "std_err", "ci_low", "ci_high", "p_value", "effect_pct"} <= report["price_elasticity"].keys()
-    counts = report["counts"]
+    assert {"estimate", "std_err", "ci_low", "ci_high", "p_value", "effect_pct"} <= data["price_elasticity"].keys()
+    counts = data["counts"]
     assert counts["rows_rejected"] == truth["expected_rejections"]
     assert counts["rows_used"] + counts["rows_rejected_total"] == counts["rows"]
     assert counts["products"] == truth["products"]
     assert counts["records"]["excluded"]["failed"] > 0
-    assert report["period"] == {"from": "2025-01-06", "to": "2025-07-28"}
-    assert report["spec"]["fixed_effects"] == ["product_id", "week"]
-    assert report["robustness"]["ols_log_units"]["effects"][0]["estimate"] is not None
+    assert data["period"] == {"from": "2025-01-06", "to": "2025-07-28"}
+    assert data["spec"]["fixed_effects"] == ["product_id", "week"]
+    assert data["robustness"]["ols_log_units"]["effects"][0]["estimate"] is not None
+    assert {"spec", "nobs", "effects", "price_elasticity"} <= data["pooled"].keys()
+    assert {"product_id", "category", "effect_pct", "effect_pct_ci", "n"} <= data["per_product"][0].keys()
+
+
+def test_the_typed_report_holds_the_same_numbers(report_and_truth):
+    report, truth = report_and_truth
+    assert [e.category for e in report.effects] == [1, 2]
+    for effect in [*report.effects, *report.price_effects]:
+        assert effect.estimated and effect.ci_low < effect.estimate < effect.ci_high
+        assert effect.effect_pct == pytest.approx(100 * np.expm1(effect.estimate))
+    assert report.counts.rows_rejected == truth["expected_rejections"]
+    assert report.counts.rows_used + report.counts.rows_rejected_total == report.counts.rows
+    assert report.period.first_week == "2025-01-06" and report.period.last_week == "2025-07-28"
+    assert report.log_units_check.effects[0].estimate is not None
+    assert report.pooled.nobs == report.counts.rows_used
+
+
+def test_the_json_round_trips_to_an_equal_report(report_and_truth):
+    report, _ = report_and_truth
+    again = Report.from_json(report.to_json())
+    assert again == report
+    assert again.to_json() == report.to_json()
 
 
 def test_per_product_effects_centre_on_the_planted_lift(report_and_truth):
     report, truth = report_and_truth
-    rows = report["per_product"]
-    assert rows and {"product_id", "category", "effect_pct", "effect_pct_ci", "n"} <= rows[0].keys()
-    model = [r for r in rows if r["category"] == 1]
-    covered = np.mean([r["effect_pct_ci"][0] <= truth["effects_pct"]["model"] <= r["effect_pct_ci"][1] for r in model])
+    model = [r for r in report.per_product if r.category == 1]
+    covered = np.mean([r.effect_pct_ci[0] <= truth["effects_pct"]["model"] <= r.effect_pct_ci[1] for r in model])
     assert len(model) > 50
     assert covered > 0.85  # rough intervals (few listings per product) but not misleading
-    assert abs(np.median([r["effect_pct"] for r in model]) - truth["effects_pct"]["model"]) < 6
+    assert abs(np.median([r.effect_pct for r in model]) - truth["effects_pct"]["model"]) < 6
 
 
 def test_a_category_that_never_varies_within_products_gets_a_warning_not_a_number():
@@ -89,12 +110,12 @@ def test_a_category_that_never_varies_within_products_gets_a_warning_not_a_numbe
         if r.get("product_id") in worn_products and r.get("category") is not None:
             r["category"] = 2
     report = _report(sim)
-    worn = report["effects"][1]
-    assert worn["estimate"] is None and worn["effect_pct"] is None
-    assert "never varies within a product" in worn["note"]
-    assert any("worn category never varies" in w for w in report["warnings"])
-    assert report["effects"][0]["estimate"] is not None  # the model effect is still estimated
-    assert report["price_effects"][1]["estimate"] is None
+    worn = report.effects[1]
+    assert worn.estimate is None and worn.effect_pct is None
+    assert "never varies within a product" in worn.note
+    assert any("worn category never varies" in w for w in report.warnings)
+    assert report.effects[0].estimate is not None  # the model effect is still estimated
+    assert report.price_effects[1].estimate is None
 
 
 def test_a_cell_too_small_gets_a_warning_not_a_number():
@@ -103,9 +124,9 @@ def test_a_cell_too_small_gets_a_warning_not_a_number():
     for r in worn[2:]:
         r["category"] = 3  # two worn listings left in the whole catalogue
     report = _report(sim, ReportConfig(controls="promo", min_cell_rows=30, min_cell_products=3))
-    assert report["effects"][1]["estimate"] is None
-    assert "Too little data for the worn effect" in report["effects"][1]["note"]
-    assert any("Too little data for the worn effect" in w for w in report["warnings"])
+    assert report.effects[1].estimate is None
+    assert "Too little data for the worn effect" in report.effects[1].note
+    assert any("Too little data for the worn effect" in w for w in report.warnings)
 
 
 def test_many_zero_weeks_still_recover_the_lift():
@@ -113,13 +134,13 @@ def test_many_zero_weeks_still_recover_the_lift():
     share_zero = float((sim.sales["units"] == 0).mean())
     assert share_zero > 0.6
     report = _report(sim)
-    low, high = report["effects"][0]["effect_pct_ci"]
+    low, high = report.effects[0].effect_pct_ci
     assert low <= sim.truth["effects_pct"]["model"] <= high
 
 
 def test_a_single_product_gives_warnings_not_a_crash():
     sim = simulate(SimulationSpec(products=1, listings_per_product=3, weeks=10, seed=9))
     report = _report(sim)
-    assert all(e["estimate"] is None for e in report["effects"])
-    assert report["warnings"]
-    json.dumps(report, allow_nan=False)
+    assert all(e.estimate is None for e in report.effects)
+    assert report.warnings
+    json.loads(report.to_json())

@@ -155,6 +155,22 @@ def test_category_absorbed_by_product_effects_is_refused():
         fit_ppml(y, constant_within, ["category_model"], [product, week], product)
 
 
+def test_a_singular_system_is_an_estimation_error(monkeypatch):
+    from imagelift.influence import estimation
+
+    def singular(*args, **kwargs):
+        raise np.linalg.LinAlgError("Singular matrix")
+
+    monkeypatch.setattr(estimation.np.linalg, "solve", singular)
+    rng = np.random.default_rng(2)
+    product = np.repeat(np.arange(20), 10)
+    week = np.tile(np.arange(10), 20)
+    x = rng.normal(size=(len(product), 1))
+    y = rng.poisson(3, len(product)).astype(float)
+    with pytest.raises(EstimationError, match="ppml: Singular matrix"):
+        fit_ppml(y, x, ["x"], [product, week], product)
+
+
 @pytest.fixture(scope="module")
 def simulated_report():
     sim = simulate(SimulationSpec(products=400, weeks=40, seed=5))
@@ -177,30 +193,30 @@ def test_report_numbers_are_pyfixest_numbers(simulated_report):
         week=panel["week"].astype(str),
     )
     ppml = _pyfixest("fepois", "units ~ category_model + category_worn + log_price + promo | product_id + week", panel)
-    for entry, name in zip(report["effects"], ["category_model", "category_worn"], strict=True):
-        assert abs(entry["estimate"] - ppml.coef()[name]) < TOL
-        assert abs(entry["std_err"] - ppml.se()[name]) < TOL
-    assert abs(report["price_elasticity"]["estimate"] - ppml.coef()["log_price"]) < TOL
-    assert abs(report["price_elasticity"]["std_err"] - ppml.se()["log_price"]) < TOL
+    for effect, name in zip(report.effects, ["category_model", "category_worn"], strict=True):
+        assert abs(effect.estimate - ppml.coef()[name]) < TOL
+        assert abs(effect.std_err - ppml.se()[name]) < TOL
+    assert abs(report.price_elasticity.estimate - ppml.coef()["log_price"]) < TOL
+    assert abs(report.price_elasticity.std_err - ppml.se()["log_price"]) < TOL
     premium = _pyfixest("feols", "log_price ~ category_model + category_worn + promo | product_id + week", panel)
-    for entry, name in zip(report["price_effects"], ["category_model", "category_worn"], strict=True):
-        assert abs(entry["estimate"] - premium.coef()[name]) < TOL
-        assert abs(entry["std_err"] - premium.se()[name]) < TOL
+    for effect, name in zip(report.price_effects, ["category_model", "category_worn"], strict=True):
+        assert abs(effect.estimate - premium.coef()[name]) < TOL
+        assert abs(effect.std_err - premium.se()[name]) < TOL
 
 
 def test_planted_effects_fall_inside_the_intervals(simulated_report):
     sim, _, report = simulated_report
     truth = sim.truth
-    for entry in report["effects"]:
-        planted = truth["effects_pct"][entry["category_name"]]
-        low, high = entry["effect_pct_ci"]
-        assert low <= planted <= high, (entry["category_name"], planted, low, high)
-    assert report["effects"][0]["effect_pct_ci"][0] > 0  # the 9% model lift is detected at this size, not just covered
-    for entry in report["price_effects"]:
-        planted = truth["price_premium_pct"][entry["category_name"]]
-        assert entry["effect_pct_ci"][0] <= planted <= entry["effect_pct_ci"][1]
-    elasticity = report["price_elasticity"]
-    assert elasticity["ci_low"] <= truth["elasticity"] <= elasticity["ci_high"]
-    # the seed's pooled regression is confounded by product quality; the headline is not
-    pooled_model = report["pooled"]["effects"][0]["effect_pct"]
-    assert pooled_model > report["effects"][0]["effect_pct_ci"][1]
+    for effect in report.effects:
+        planted = truth["effects_pct"][effect.category_name]
+        low, high = effect.effect_pct_ci
+        assert low <= planted <= high, (effect.category_name, planted, low, high)
+    assert report.effects[0].effect_pct_ci[0] > 0  # the 9% model lift is detected at this size, not just covered
+    for effect in report.price_effects:
+        planted = truth["price_premium_pct"][effect.category_name]
+        assert effect.effect_pct_ci[0] <= planted <= effect.effect_pct_ci[1]
+    elasticity = report.price_elasticity
+    assert elasticity.ci_low <= truth["elasticity"] <= elasticity.ci_high
+    # pooled OLS without fixed effects is confounded by product quality; the headline is not
+    pooled_model = report.pooled.effects[0].effect_pct
+    assert pooled_model > report.effects[0].effect_pct_ci[1]

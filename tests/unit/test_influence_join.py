@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from imagelift.influence.records import join_categories, normalise_records
-from imagelift.influence.sales import REJECTION_REASONS, read_sales
+from imagelift.influence.records import JOIN_REJECTION_REASONS, join_categories, normalise_records
+from imagelift.influence.sales import read_sales
 
 HEADER = "week,product_id,listing_id,units,price,promo\n"
 WEEKS = ("2025-01-06", "2025-01-13", "2025-01-20", "2025-01-27", "2025-02-03")  # midpoints: Thursdays at noon
@@ -55,7 +55,7 @@ def test_deleted_photo_ends_the_category_and_later_weeks_are_rejected():
     assert rejections.as_dict() == {"no_live_photo": 3}
     assert records.excluded_dict() == {}
     assert records.used == 2
-    assert "deleted" in REJECTION_REASONS["no_live_photo"]
+    assert "deleted" in JOIN_REJECTION_REASONS["no_live_photo"]
 
 
 def test_reupload_after_deletion_is_live_again_with_its_new_category():

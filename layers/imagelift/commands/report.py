@@ -50,8 +50,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from imagelift.config import ReportConfig
-    from imagelift.influence.estimation import EstimationError
-    from imagelift.influence.sales import InputFileError
+    from imagelift.errors import EstimationFailure, PermanentError
     from imagelift.services.report_service import run_local
 
     overrides = {}
@@ -62,44 +61,15 @@ def run(args: argparse.Namespace) -> int:
     config = ReportConfig.from_env(**overrides)
     try:
         result = run_local(list(args.sales), args.categories, args.out, config)
-    except InputFileError as exc:
+    except PermanentError as exc:
         print(f"imagelift report: {exc}", file=sys.stderr)
         return 2
-    except EstimationError as exc:
+    except EstimationFailure as exc:
         print(f"imagelift report: cannot estimate: {exc}", file=sys.stderr)
         return 2
-    report = result.report
     if args.json:
-        print(json.dumps(report, indent=2))
+        print(json.dumps(result.report.to_dict(), indent=2))
         return 0
-    print(headline(report))
+    print(result.summary.headline())
     print(f"wrote {', '.join(str(args.out / name) for name in result.files)}")
     return 0
-
-
-def headline(report: dict) -> str:
-    counts = report["counts"]
-    level = f"{report['spec']['confidence']:.0%}"
-    lines = [
-        f"period {report['period']['from']} to {report['period']['to']}: {counts['rows_used']:,} of "
-        f"{counts['rows']:,} rows used, {counts['products']:,} products, {counts['listings']:,} listings",
-    ]
-    if counts["rows_rejected"]:
-        lines.append("rejected: " + ", ".join(f"{k} {v}" for k, v in counts["rows_rejected"].items()))
-    for e in report["effects"]:
-        if e["effect_pct"] is None:
-            lines.append(f"{e['category_name']}: no estimate ({e.get('note', '')})")
-        else:
-            lo, hi = e["effect_pct_ci"]
-            lines.append(
-                f"{e['category_name']} vs product: {e['effect_pct']:+.1f}% units ({level} CI {lo:+.1f}% to {hi:+.1f}%)"
-            )
-    el = report["price_elasticity"]
-    if el["estimate"] is not None:
-        lines.append(f"price elasticity {el['estimate']:.2f} ({level} CI {el['ci_low']:.2f} to {el['ci_high']:.2f})")
-    for e in report["price_effects"]:
-        if e["effect_pct"] is not None:
-            lo, hi = e["effect_pct_ci"]
-            lines.append(f"{e['category_name']} price premium {e['effect_pct']:+.1f}% ({lo:+.1f}% to {hi:+.1f}%)")
-    lines.extend(f"warning: {w}" for w in report["warnings"])
-    return "\n".join(lines)

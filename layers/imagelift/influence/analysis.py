@@ -1,31 +1,59 @@
-"""From validated sales and category records to the report's numbers (the ``influence.json`` contract).
+"""From joined sales to the report's numbers, in two stages: fit the models, then assemble the :class:`Report`.
 
-Headline: PPML of units on category dummies (product-only is the base) + log(price) + controls, product and
+Headline: PPML of units on category dummies (the base category left out) + log(price) + controls, product and
 week effects absorbed, errors clustered by product. Beside it: OLS of log(units) on weeks with sales (a
 robustness check), the price premium of each category (same design, log(price) as the outcome), per-product
-effects, and the seed's pooled OLS for comparison.
+effects, and pooled OLS without fixed effects (the first version's method) for comparison.
+
+Any fit that fails with an :class:`~imagelift.errors.EstimationFailure` leaves its numbers empty and adds a
+warning; the report still comes out.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import TypeVar
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
 from imagelift.config import ReportConfig
+from imagelift.errors import EstimationFailure
 from imagelift.influence.demean import factorize
 from imagelift.influence.estimation import EstimationError, FitResult, fit_ols_fe, fit_pooled_ols, fit_ppml
-from imagelift.influence.records import BASE_CATEGORY, CATEGORY_NAMES, CategoryRecords, join_categories
+from imagelift.influence.records import CategoryRecords, join_categories
+from imagelift.influence.report import (
+    Counts,
+    Effect,
+    FitSummary,
+    Period,
+    PerProductEffect,
+    RecordCounts,
+    Report,
+    Spec,
+)
 from imagelift.influence.sales import SalesTable
+from imagelift.records.categories import BASE, CATEGORIES, CATEGORY_NAMES, EFFECT_CATEGORIES
 
-EFFECT_CATEGORIES = (1, 2)
+EFFECT_IDS = tuple(c.id for c in EFFECT_CATEGORIES)
 PRICE = "log_price"
 ELASTICITY_STEP = 0.10  # the elasticity is also shown as the change in sales for a 10% price rise
+WEEK_ASSIGNMENT = (
+    "each listing-week takes the category of the latest classified photo live at the week's midpoint "
+    "(Thursday 12:00 UTC); failed and deleted records are ignored"
+)
+LOG_UNITS_SPEC = "OLS of log(units) on the same design, weeks with sales only, same fixed effects and errors"
+POOLED_SPEC = (
+    "pooled OLS without fixed effects (the first version's method): log(1 + units) on category dummies + "
+    "log(price) + controls, errors clustered by product; for comparison only (biased: ignores product and week "
+    "differences and shrinks lifts)"
+)
+
+T = TypeVar("T")
 
 
 def _dummy(category: int) -> str:
@@ -40,41 +68,69 @@ def _clean(value: float) -> float | None:
     return None if value is None or not math.isfinite(value) else float(value)
 
 
-def _effect_entry(fit: FitResult | None, category: int, level: float, note: str | None = None) -> dict[str, Any]:
-    entry: dict[str, Any] = {"category": category, "category_name": CATEGORY_NAMES[category]}
+def category_effect(fit: FitResult | None, category: int, level: float, note: str | None = None) -> Effect:
+    """The category's coefficient in ``fit`` as a lift in percent, or an empty :class:`Effect` saying why not."""
     name = _dummy(category)
     if fit is None or name not in fit.names:
-        entry.update(
-            {
-                key: None
-                for key in ("estimate", "std_err", "ci_low", "ci_high", "p_value", "effect_pct", "effect_pct_ci")
-            }
-        )
-        entry["note"] = note or "not estimated"
-        return entry
+        return Effect(category, CATEGORY_NAMES[category], note=note or "not estimated")
     inf = fit.inference(name, level)
-    entry.update({key: _clean(value) for key, value in inf.items()})
-    entry["effect_pct"] = _clean(_pct(inf["estimate"]))
-    entry["effect_pct_ci"] = [_clean(_pct(inf["ci_low"])), _clean(_pct(inf["ci_high"]))]
-    return entry
+    return Effect(
+        category,
+        CATEGORY_NAMES[category],
+        **{key: _clean(value) for key, value in inf.items()},
+        effect_pct=_clean(_pct(inf["estimate"])),
+        effect_pct_ci=(_clean(_pct(inf["ci_low"])), _clean(_pct(inf["ci_high"]))),
+    )
 
 
-def _elasticity_entry(fit: FitResult | None, level: float, note: str | None = None) -> dict[str, Any]:
-    keys = ("estimate", "std_err", "ci_low", "ci_high", "p_value", "effect_pct", "effect_pct_ci")
+def elasticity_effect(fit: FitResult | None, level: float, note: str | None = None) -> Effect:
+    """The log(price) coefficient, with ``effect_pct`` the change in units for a 10% price rise."""
     if fit is None or PRICE not in fit.names:
-        return {**dict.fromkeys(keys), "note": note or "not estimated"}
+        return Effect(None, None, note=note or "not estimated")
     inf = fit.inference(PRICE, level)
     step = math.log1p(ELASTICITY_STEP)
 
     def pct(b: float) -> float:
         return 100.0 * math.expm1(b * step)
 
-    return {
+    return Effect(
+        None,
+        None,
         **{key: _clean(value) for key, value in inf.items()},
-        "effect_pct": _clean(pct(inf["estimate"])),
-        "effect_pct_ci": [_clean(pct(inf["ci_low"])), _clean(pct(inf["ci_high"]))],
-        "effect_basis": f"change in units sold for a {ELASTICITY_STEP:.0%} price rise",
-    }
+        effect_pct=_clean(pct(inf["estimate"])),
+        effect_pct_ci=(_clean(pct(inf["ci_low"])), _clean(pct(inf["ci_high"]))),
+        effect_basis=f"change in units sold for a {ELASTICITY_STEP:.0%} price rise",
+    )
+
+
+# ------------------------------------------------------------------------------------------------ the panel
+
+
+@dataclass(frozen=True)
+class Panel:
+    """Joined listing-weeks ready to fit: ``frame`` adds ``log_price`` and ``product_code`` to the join's columns."""
+
+    frame: pd.DataFrame
+    product: np.ndarray
+    """Product code of each row (0..G-1): the first fixed effect and the cluster."""
+    product_ids: np.ndarray
+    """The product id of each code."""
+    week: np.ndarray
+    controls: tuple[str, ...]
+
+    @property
+    def units(self) -> np.ndarray:
+        return self.frame["units"].to_numpy(dtype=np.float64)
+
+
+def prepare_panel(joined: pd.DataFrame, controls: tuple[str, ...]) -> Panel:
+    """The joined sales as fixed-effect codes and regressors; no rows left is an :class:`EstimationError`."""
+    if joined.empty:
+        raise EstimationError("no usable sales rows remain after validation and the category join")
+    product, product_ids = factorize(joined["product_id"].to_numpy())
+    week = factorize(joined["week"].to_numpy())[0]
+    frame = joined.assign(**{PRICE: np.log(joined["price"].to_numpy()), "product_code": product})
+    return Panel(frame=frame, product=product, product_ids=product_ids, week=week, controls=tuple(controls))
 
 
 def identification(panel: pd.DataFrame) -> dict[int, dict[str, int]]:
@@ -82,10 +138,10 @@ def identification(panel: pd.DataFrame) -> dict[int, dict[str, int]]:
     per_product = panel.groupby(["product_code", "category"], sort=False).size().unstack(fill_value=0)
     total = per_product.sum(axis=1)
     out = {}
-    for category in (*EFFECT_CATEGORIES, BASE_CATEGORY):
-        rows = per_product[category] if category in per_product else pd.Series(0, index=per_product.index)
+    for category in CATEGORIES:
+        rows = per_product[category.id] if category.id in per_product else pd.Series(0, index=per_product.index)
         varies = (rows > 0) & (rows < total)
-        out[category] = {
+        out[category.id] = {
             "rows": int(rows.sum()),
             "varying_products": int(varies.sum()),
             "varying_rows": int(rows[varies].sum()),
@@ -96,14 +152,15 @@ def identification(panel: pd.DataFrame) -> dict[int, dict[str, int]]:
 def _estimable(ident: dict[int, dict[str, int]], config: ReportConfig) -> tuple[list[int], dict[int, str]]:
     """Categories whose effect can be reported, and for the others the warning that replaces the number."""
     keep, notes = [], {}
-    if ident[BASE_CATEGORY]["rows"] == 0:
-        for category in EFFECT_CATEGORIES:
+    base = BASE.name
+    if ident[BASE.id]["rows"] == 0:
+        for category in EFFECT_IDS:
             if ident[category]["rows"]:
                 notes[category] = (
-                    f"No product-only photos in the data, so the {CATEGORY_NAMES[category]} effect has nothing to "
+                    f"No {base} photos in the data, so the {CATEGORY_NAMES[category]} effect has nothing to "
                     "be compared with; no number is reported."
                 )
-    for category in EFFECT_CATEGORIES:
+    for category in EFFECT_IDS:
         name = CATEGORY_NAMES[category]
         info = ident[category]
         if category in notes:
@@ -126,31 +183,125 @@ def _estimable(ident: dict[int, dict[str, int]], config: ReportConfig) -> tuple[
     return keep, notes
 
 
-def _design(panel: pd.DataFrame, categories: list[int], controls: tuple[str, ...], with_price: bool = True):
+def _design(frame: pd.DataFrame, categories: list[int], controls: tuple[str, ...], with_price: bool = True):
     columns, names = [], []
     for category in categories:
-        columns.append((panel["category"].to_numpy() == category).astype(np.float64))
+        columns.append((frame["category"].to_numpy() == category).astype(np.float64))
         names.append(_dummy(category))
     if with_price:
-        columns.append(panel[PRICE].to_numpy())
+        columns.append(frame[PRICE].to_numpy())
         names.append(PRICE)
     for control in controls:
-        columns.append(panel[control].to_numpy(dtype=np.float64))
+        columns.append(frame[control].to_numpy(dtype=np.float64))
         names.append(control)
+    if not columns:
+        return np.empty((len(frame), 0)), names
     return np.column_stack(columns), names
 
 
-def _try(fit: Callable[[], FitResult], label: str, warnings: list[str]) -> FitResult | None:
+def _guarded(fit: Callable[[], T], label: str, warnings: list[str]) -> T | None:
+    """``fit()``, or None and a warning when it fails as an estimation failure of any kind."""
     try:
         return fit()
-    except EstimationError as exc:
+    except EstimationFailure as exc:
         warnings.append(f"{label} could not be estimated: {exc}.")
         return None
 
 
+# ------------------------------------------------------------------------------------------------ the fits
+
+
+@dataclass(frozen=True)
+class Fits:
+    """Every fit of one report; a fit that failed is None and its warning is in ``warnings``."""
+
+    identification: dict[int, dict[str, int]]
+    categories: list[int]
+    """Effect categories with enough variation to be estimated."""
+    notes: dict[int, str]
+    """Why each other effect category has no number."""
+    ppml: FitResult | None
+    log_units: FitResult | None
+    price_premium: FitResult | None
+    pooled: FitResult | None
+    per_product: list[PerProductEffect] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def fit_models(panel: Panel, config: ReportConfig) -> Fits:
+    """The headline PPML, the log(units) check, the price premium, pooled OLS and the per-product effects."""
+    frame, product, week, controls = panel.frame, panel.product, panel.week, panel.controls
+    warnings: list[str] = []
+    ident = identification(frame)
+    categories, notes = _estimable(ident, config)
+    warnings.extend(notes.values())
+
+    x, names = _design(frame, categories, controls)
+    units = panel.units
+    fe = [product, week]
+    ppml = _guarded(
+        lambda: fit_ppml(units, x, names, fe, product, tol=config.fe_tol, irls_tol=config.irls_tol),
+        "The headline PPML model",
+        warnings,
+    )
+    sold = units > 0
+    log_units = _guarded(
+        lambda: fit_ols_fe(
+            np.log(units[sold]),
+            x[sold],
+            names,
+            [product[sold], week[sold]],
+            product[sold],
+            model="ols_log_units",
+            tol=config.fe_tol,
+        ),
+        "The log(units) OLS check",
+        warnings,
+    )
+    price_x, price_names = _design(frame, categories, controls, with_price=False)
+    price_premium = (
+        _guarded(
+            lambda: fit_ols_fe(
+                frame[PRICE].to_numpy(), price_x, price_names, fe, product, model="price_premium", tol=config.fe_tol
+            ),
+            "The price premium model",
+            warnings,
+        )
+        if price_names
+        else None
+    )
+    pooled_x, pooled_names = _design(frame, [c for c in EFFECT_IDS if ident[c]["rows"]], controls)
+    pooled = _guarded(
+        lambda: fit_pooled_ols(np.log1p(units), pooled_x, pooled_names, product),
+        "The pooled OLS without fixed effects",
+        warnings,
+    )
+    per_product: list[PerProductEffect] = []
+    if ppml is not None:
+        per_product = (
+            _guarded(
+                lambda: per_product_effects(frame, ppml, categories, config, panel.product_ids),
+                "The per-product effects",
+                warnings,
+            )
+            or []
+        )
+    return Fits(
+        identification=ident,
+        categories=categories,
+        notes=notes,
+        ppml=ppml,
+        log_units=log_units,
+        price_premium=price_premium,
+        pooled=pooled,
+        per_product=per_product,
+        warnings=warnings,
+    )
+
+
 def per_product_effects(
     panel: pd.DataFrame, fit: FitResult, categories: list[int], config: ReportConfig, product_ids: np.ndarray
-) -> list[dict]:
+) -> list[PerProductEffect]:
     """Each product's own lift per category, given the catalogue-wide price, week and control effects.
 
     Within a product, Poisson with the fitted linear predictor (minus the category terms) as an offset and one
@@ -199,9 +350,9 @@ def per_product_effects(
     cells["level"] = cells["units"] / cells["expected"]
     cells["var"] = (cells["own_var"] + tau2 * cells["level"] ** 2 * cells["expected_sq"]) / cells["units"] ** 2
     by_listing = lc["expected"].unstack("category", fill_value=0.0)
-    if BASE_CATEGORY not in by_listing.columns:
+    if BASE.id not in by_listing.columns:
         return []
-    base = cells.xs(BASE_CATEGORY, level=1)
+    base = cells.xs(BASE.id, level=1)
     out = []
     for category in categories:
         if category not in by_listing.columns:
@@ -209,7 +360,7 @@ def per_product_effects(
         treated = cells.xs(category, level=1)
         both = treated.add_suffix("_c").join(base.add_suffix("_b"), how="inner")
         # a listing that switched photos carries its level into both cells
-        shared = (by_listing[category] * by_listing[BASE_CATEGORY]).groupby(level=0).sum()
+        shared = (by_listing[category] * by_listing[BASE.id]).groupby(level=0).sum()
         both = both.join(shared.rename("shared"), how="left").fillna({"shared": 0.0})
         ok = (np.minimum(both["n_c"], both["n_b"]) >= config.per_product_min_rows) & (
             np.minimum(both["units_c"], both["units_b"]) > 0
@@ -225,80 +376,26 @@ def per_product_effects(
             both.index, np.expm1(b) * 100, low, high, both["n_c"] + both["n_b"], strict=True
         ):
             out.append(
-                {
-                    "product_id": str(product_ids[product]),
-                    "category": category,
-                    "category_name": CATEGORY_NAMES[category],
-                    "effect_pct": float(effect),
-                    "effect_pct_ci": [float(lo), float(hi)],
-                    "n": int(n),
-                }
+                PerProductEffect(
+                    product_id=str(product_ids[product]),
+                    category=category,
+                    category_name=CATEGORY_NAMES[category],
+                    effect_pct=float(effect),
+                    effect_pct_ci=(float(lo), float(hi)),
+                    n=int(n),
+                )
             )
-    out.sort(key=lambda e: (e["category"], -e["n"], e["product_id"]))
+    out.sort(key=lambda e: (e.category, -e.n, e.product_id))
     return out
 
 
-def analyse(
-    sales: SalesTable,
-    records: CategoryRecords,
-    config: ReportConfig | None = None,
-    generated_at: datetime | None = None,
-) -> dict[str, Any]:
-    """The whole report as a JSON-able dict (see DESIGN.md, Report ``influence.json``)."""
-    config = config or ReportConfig()
-    controls = sales.controls
-    rejections = sales.rejections
-    panel = join_categories(sales.frame, records, rejections)
-    warnings: list[str] = []
-    level = config.confidence
-    if panel.empty:
-        raise EstimationError("no usable sales rows remain after validation and the category join")
-    panel[PRICE] = np.log(panel["price"].to_numpy())
-    product, product_ids = factorize(panel["product_id"].to_numpy())
-    week = factorize(panel["week"].to_numpy())[0]
-    panel["product_code"] = product
-    fe = [product, week]
+# ------------------------------------------------------------------------------------------------ the report
 
-    ident = identification(panel)
-    categories, notes = _estimable(ident, config)
-    warnings.extend(notes.values())
 
-    x, names = _design(panel, categories, controls)
-    units = panel["units"].to_numpy(dtype=np.float64)
-    ppml = _try(
-        lambda: fit_ppml(units, x, names, fe, product, tol=config.fe_tol, irls_tol=config.irls_tol),
-        "The headline PPML model",
-        warnings,
-    )
-    sold = units > 0
-    ols = _try(
-        lambda: fit_ols_fe(
-            np.log(units[sold]),
-            x[sold],
-            names,
-            [product[sold], week[sold]],
-            product[sold],
-            model="ols_log_units",
-            tol=config.fe_tol,
-        ),
-        "The log(units) OLS check",
-        warnings,
-    )
-    price_x, price_names = _design(panel, categories, controls, with_price=False)
-    price_fit = (
-        _try(
-            lambda: fit_ols_fe(
-                panel[PRICE].to_numpy(), price_x, price_names, fe, product, model="price_premium", tol=config.fe_tol
-            ),
-            "The price premium model",
-            warnings,
-        )
-        if price_names
-        else None
-    )
-    pooled_x, pooled_names = _design(panel, [c for c in EFFECT_CATEGORIES if ident[c]["rows"]], controls)
-    pooled = _try(lambda: fit_pooled_ols(np.log1p(units), pooled_x, pooled_names, product), "The pooled OLS", warnings)
-
+def _data_warnings(panel: Panel, sales: SalesTable, fits: Fits) -> list[str]:
+    """Warnings about the data behind numbers that were estimated."""
+    warnings = []
+    ppml, ident = fits.ppml, fits.identification
     if ppml is not None:
         dropped = ppml.dropped.get("all_zero_fixed_effect", 0)
         if dropped:
@@ -306,85 +403,104 @@ def analyse(
                 f"{dropped} listing-weeks belong to products or weeks with no sales at all; they say nothing "
                 "about lifts and were left out of the sales model."
             )
-    for category in categories:
-        if ppml is not None and ident[category]["varying_products"] < 30:
-            warnings.append(
-                f"The {CATEGORY_NAMES[category]} effect rests on only {ident[category]['varying_products']} products "
-                "whose photos vary; read its interval with care."
-            )
-    if rejections.total:
-        share = rejections.total / max(sales.rows_read, 1)
+        for category in fits.categories:
+            if ident[category]["varying_products"] < 30:
+                warnings.append(
+                    f"The {CATEGORY_NAMES[category]} effect rests on only {ident[category]['varying_products']} "
+                    "products whose photos vary; read its interval with care."
+                )
+    rejected = sales.rejections.total
+    if rejected:
+        share = rejected / max(sales.rows_read, 1)
         if share > 0.05:
             warnings.append(f"{share:.1%} of the sales rows were rejected; see the counts by reason.")
+    return warnings
 
-    effects = [_effect_entry(ppml, c, level, notes.get(c)) for c in EFFECT_CATEGORIES]
-    for entry in effects:
-        entry.update(
-            {
-                "n_rows": ident[entry["category"]]["rows"],
-                "varying_products": ident[entry["category"]]["varying_products"],
-            }
+
+def _fit_summary(fit: FitResult | None, spec: str, level: float, notes: dict[int, str] | None = None) -> FitSummary:
+    notes = notes or {}
+    return FitSummary(
+        spec=spec,
+        nobs=fit.nobs if fit else 0,
+        effects=tuple(category_effect(fit, c, level, notes.get(c)) for c in EFFECT_IDS),
+        price_elasticity=elasticity_effect(fit, level),
+    )
+
+
+def assemble_report(
+    sales: SalesTable,
+    records: CategoryRecords,
+    panel: Panel,
+    fits: Fits,
+    config: ReportConfig,
+    generated_at: datetime | None = None,
+) -> Report:
+    """The typed report from the inputs' counts, the panel and the fits."""
+    level = config.confidence
+    frame, controls, ident, ppml = panel.frame, panel.controls, fits.identification, fits.ppml
+    rejections = sales.rejections
+    effects = tuple(
+        replace(
+            category_effect(ppml, c, level, fits.notes.get(c)),
+            n_rows=ident[c]["rows"],
+            varying_products=ident[c]["varying_products"],
         )
-    formula = "units ~ " + " + ".join([*(_dummy(c) for c in EFFECT_CATEGORIES), PRICE, *controls])
-    report = {
-        "generated_at": (generated_at or datetime.now(UTC)).isoformat(timespec="seconds"),
-        "period": {
-            "from": panel["week"].min().date().isoformat(),
-            "to": panel["week"].max().date().isoformat(),
-        },
-        "counts": {
-            "rows": int(sales.rows_read),
-            "rows_used": len(panel),
-            "rows_rejected": rejections.as_dict(),
-            "rows_rejected_total": rejections.total,
-            "rejected_examples": {k: v for k, v in rejections.examples.items() if v},
-            "products": len(product_ids),
-            "listings": int(panel["listing_code"].nunique()),
-            "weeks": int(panel["week"].nunique()),
-            "listing_weeks_by_category": {CATEGORY_NAMES[c]: ident[c]["rows"] for c in CATEGORY_NAMES},
-            "records": {
-                "read": records.records_read,
-                "used": records.used,
-                "excluded": records.excluded_dict(),
-            },
-            "files": list(sales.files),
-        },
-        "spec": {
-            "estimator": "Poisson pseudo-maximum likelihood (PPML), IRLS with weighted demeaning",
-            "formula": formula + " | product_id + week",
-            "base_category": CATEGORY_NAMES[BASE_CATEGORY],
-            "fixed_effects": ["product_id", "week"],
-            "std_err": "clustered by product_id (CRV1, small-sample factor G/(G-1)*(N-1)/(N-K)); t(G-1) intervals",
-            "confidence": level,
-            "controls": list(controls),
-            "effect_pct": "100 * (exp(estimate) - 1)",
-            "week_assignment": "each listing-week takes the category of the latest classified photo live at the "
-            "week's midpoint (Thursday 12:00 UTC); failed and deleted records are ignored",
-            "nobs": ppml.nobs if ppml else 0,
-            "clusters": ppml.n_clusters if ppml else 0,
-            "iterations": ppml.iterations if ppml else 0,
-            "dropped": ppml.dropped if ppml else {},
-        },
-        "effects": effects,
-        "price_elasticity": _elasticity_entry(ppml, level),
-        "price_effects": [_effect_entry(price_fit, c, level, notes.get(c)) for c in EFFECT_CATEGORIES],
-        "per_product": per_product_effects(panel, ppml, categories, config, product_ids) if ppml else [],
-        "robustness": {
-            "ols_log_units": {
-                "spec": "OLS of log(units) on the same design, weeks with sales only, same fixed effects and errors",
-                "nobs": ols.nobs if ols else 0,
-                "effects": [_effect_entry(ols, c, level, notes.get(c)) for c in EFFECT_CATEGORIES],
-                "price_elasticity": _elasticity_entry(ols, level),
-            }
-        },
-        "pooled": {
-            "spec": "the seed's plain OLS of log(1 + units) on category dummies + log(price) + controls, no fixed "
-            "effects, errors clustered by product; for comparison only (biased: ignores product and week "
-            "differences and shrinks lifts)",
-            "nobs": pooled.nobs if pooled else 0,
-            "effects": [_effect_entry(pooled, c, level) for c in EFFECT_CATEGORIES],
-            "price_elasticity": _elasticity_entry(pooled, level),
-        },
-        "warnings": warnings,
-    }
-    return report
+        for c in EFFECT_IDS
+    )
+    formula = "units ~ " + " + ".join([*(_dummy(c) for c in EFFECT_IDS), PRICE, *controls])
+    counts = Counts(
+        rows=int(sales.rows_read),
+        rows_used=len(frame),
+        rows_rejected=rejections.as_dict(),
+        rejected_examples={k: list(v) for k, v in rejections.examples.items() if v},
+        products=len(panel.product_ids),
+        listings=int(frame["listing_code"].nunique()),
+        weeks=int(frame["week"].nunique()),
+        listing_weeks_by_category={c.name: ident[c.id]["rows"] for c in CATEGORIES},
+        records=RecordCounts(read=records.records_read, used=records.used, excluded=records.excluded_dict()),
+        files=tuple(sales.files),
+    )
+    spec = Spec(
+        estimator="Poisson pseudo-maximum likelihood (PPML), IRLS with weighted demeaning",
+        formula=formula + " | product_id + week",
+        base_category=BASE.name,
+        fixed_effects=("product_id", "week"),
+        std_err="clustered by product_id (CRV1, small-sample factor G/(G-1)*(N-1)/(N-K)); t(G-1) intervals",
+        confidence=level,
+        controls=tuple(controls),
+        effect_pct="100 * (exp(estimate) - 1)",
+        week_assignment=WEEK_ASSIGNMENT,
+        nobs=ppml.nobs if ppml else 0,
+        clusters=ppml.n_clusters if ppml else 0,
+        iterations=ppml.iterations if ppml else 0,
+        dropped=dict(ppml.dropped) if ppml else {},
+    )
+    return Report(
+        generated_at=(generated_at or datetime.now(UTC)).isoformat(timespec="seconds"),
+        period=Period(
+            first_week=frame["week"].min().date().isoformat(),
+            last_week=frame["week"].max().date().isoformat(),
+        ),
+        counts=counts,
+        spec=spec,
+        effects=effects,
+        price_elasticity=elasticity_effect(ppml, level),
+        price_effects=tuple(category_effect(fits.price_premium, c, level, fits.notes.get(c)) for c in EFFECT_IDS),
+        per_product=tuple(fits.per_product),
+        log_units_check=_fit_summary(fits.log_units, LOG_UNITS_SPEC, level, fits.notes),
+        pooled=_fit_summary(fits.pooled, POOLED_SPEC, level),
+        warnings=(*fits.warnings, *_data_warnings(panel, sales, fits)),
+    )
+
+
+def analyse(
+    sales: SalesTable,
+    records: CategoryRecords,
+    config: ReportConfig | None = None,
+    generated_at: datetime | None = None,
+) -> Report:
+    """Join, fit and assemble in one call, for callers that hold read sales and normalised records."""
+    config = config or ReportConfig()
+    joined = join_categories(sales.frame, records, sales.rejections)
+    panel = prepare_panel(joined, sales.controls)
+    return assemble_report(sales, records, panel, fit_models(panel, config), config, generated_at)

@@ -14,8 +14,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from imagelift.errors import EstimationFailure
 
-class DemeaningDidNotConverge(RuntimeError):
+
+class DemeaningDidNotConverge(EstimationFailure, RuntimeError):
     """The alternating projections did not settle within ``maxiter`` sweeps."""
 
 

@@ -11,6 +11,8 @@ product effects, clustered by product) adds nothing. Inference uses Student t wi
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,11 +21,25 @@ import statsmodels.api as sm
 from scipy import stats
 from statsmodels.regression.linear_model import OLSResults, RegressionResults
 
+from imagelift.errors import EstimationFailure
 from imagelift.influence.demean import FixedEffects, drop_singletons, factorize
 
 
-class EstimationError(ValueError):
+class EstimationError(EstimationFailure, ValueError):
     """The model cannot be estimated on these data (too few rows, no variation, no convergence)."""
+
+
+def _linear_algebra_is_an_estimation_error(fit: Callable[..., FitResult]) -> Callable[..., FitResult]:
+    """A singular or non-finite system (extreme values, perfect fits) says the model cannot be estimated."""
+
+    @functools.wraps(fit)
+    def wrapper(*args: Any, **kwargs: Any) -> FitResult:
+        try:
+            return fit(*args, **kwargs)
+        except np.linalg.LinAlgError as exc:
+            raise EstimationError(f"{kwargs.get('model', fit.__name__)}: {exc}") from exc
+
+    return wrapper
 
 
 @dataclass
@@ -153,6 +169,7 @@ def _absorbed_fit_result(
     )
 
 
+@_linear_algebra_is_an_estimation_error
 def fit_ols_fe(
     y: np.ndarray,
     x: np.ndarray,
@@ -181,6 +198,7 @@ def fit_ols_fe(
     )
 
 
+@_linear_algebra_is_an_estimation_error
 def fit_pooled_ols(
     y: np.ndarray, x: np.ndarray, names: list[str], clusters: np.ndarray, *, model: str = "pooled_ols"
 ) -> FitResult:
@@ -218,6 +236,7 @@ def _separated(y: np.ndarray, fe_columns: list[np.ndarray], keep: np.ndarray) ->
             return keep
 
 
+@_linear_algebra_is_an_estimation_error
 def fit_ppml(
     y: np.ndarray,
     x: np.ndarray,

@@ -1,5 +1,6 @@
-"""The report's files: ``influence.json`` (the contract), ``influence.csv`` (one row per number) and
-``influence.html`` (self-contained: inline SVG, no scripts or external assets, readable by a non-statistician).
+"""The report's files, all rendered from one :class:`~imagelift.influence.report.Report`: ``influence.json`` (the
+contract), ``influence.csv`` (one row per number) and ``influence.html`` (self-contained: inline SVG, no scripts
+or external assets, readable by a non-statistician). The HTML page is a sequence of section renderers.
 """
 
 from __future__ import annotations
@@ -7,14 +8,14 @@ from __future__ import annotations
 import csv
 import html
 import io
-import json
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
-from imagelift.influence.records import EXCLUSION_REASONS
+from imagelift.influence.records import EXCLUSION_REASONS, JOIN_REJECTION_REASONS
+from imagelift.influence.report import Counts, Effect, FitSummary, PerProductEffect, Report, Spec
 from imagelift.influence.sales import REJECTION_REASONS
+from imagelift.records.categories import BASE, EFFECT_CATEGORIES, by_id
 
-REPORT_FILES = ("influence.json", "influence.csv", "influence.html")
 CSV_COLUMNS = (
     "section",
     "category",
@@ -31,29 +32,31 @@ CSV_COLUMNS = (
     "n",
     "note",
 )
-COLOURS = {"model": "#1b6ca8", "worn": "#d9822b", "product": "#6b7280", "price": "#7c3aed"}
+ROW_REJECTION_REASONS = {**REJECTION_REASONS, **JOIN_REJECTION_REASONS}
+# effect categories take the palette in order; the base is grey and price purple
+_PALETTE = ("#1b6ca8", "#d9822b", "#059669", "#db2777", "#0891b2")
+COLOURS = {
+    **{c.name: _PALETTE[i % len(_PALETTE)] for i, c in enumerate(EFFECT_CATEGORIES)},
+    BASE.name: "#6b7280",
+    "price": "#7c3aed",
+}
 
 
-def render_json(report: dict[str, Any]) -> bytes:
-    # the top level indented for people, each entry on one line: json's C encoder only runs without indent,
-    # and the per-product list can hold tens of thousands of entries
-    parts = [
-        f"  {json.dumps(key)}: {json.dumps(value, allow_nan=False, ensure_ascii=False)}"
-        for key, value in report.items()
-    ]
-    return ("{\n" + ",\n".join(parts) + "\n}\n").encode("utf-8")
+def render_json(report: Report) -> bytes:
+    return report.to_json()
 
 
-def render_csv(report: dict[str, Any]) -> bytes:
+def render_csv(report: Report) -> bytes:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
 
-    def row(section: str, entry: dict[str, Any], **extra: Any) -> None:
-        ci = entry.get("effect_pct_ci") or [None, None]
+    def row(section: str, entry: Effect | PerProductEffect, **extra: Any) -> None:
+        values = entry.to_dict()
+        ci = values.get("effect_pct_ci") or [None, None]
         writer.writerow(
             {
-                **{k: entry.get(k) for k in CSV_COLUMNS},
+                **{k: values.get(k) for k in CSV_COLUMNS},
                 "section": section,
                 "effect_pct_ci_low": ci[0],
                 "effect_pct_ci_high": ci[1],
@@ -61,32 +64,21 @@ def render_csv(report: dict[str, Any]) -> bytes:
             }
         )
 
-    for entry in report["effects"]:
-        row("sales_effect", entry)
-    row("price_elasticity", report["price_elasticity"], note=report["price_elasticity"].get("effect_basis"))
-    for entry in report["price_effects"]:
-        row("price_premium", entry)
-    for entry in report.get("robustness", {}).get("ols_log_units", {}).get("effects", []):
-        row("check_ols_log_units", entry)
-    for entry in report["pooled"]["effects"]:
-        row("pooled_ols_seed", entry)
-    for entry in report["per_product"]:
-        row("per_product", entry)
+    for effect in report.effects:
+        row("sales_effect", effect)
+    row("price_elasticity", report.price_elasticity, note=report.price_elasticity.effect_basis)
+    for effect in report.price_effects:
+        row("price_premium", effect)
+    for effect in report.log_units_check.effects:
+        row("check_ols_log_units", effect)
+    for effect in report.pooled.effects:
+        row("pooled_ols", effect)
+    for product in report.per_product:
+        row("per_product", product)
     return buffer.getvalue().encode("utf-8")
 
 
-def write_local(report: dict[str, Any], out_dir: Path, max_products: int = 60) -> dict[str, Path]:
-    """Write the three files under ``out_dir``; returns their paths by file name."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = {}
-    for name, data in render_all(report, max_products).items():
-        path = out_dir / name
-        path.write_bytes(data)
-        paths[name] = path
-    return paths
-
-
-def render_all(report: dict[str, Any], max_products: int = 60) -> dict[str, bytes]:
+def render_all(report: Report, max_products: int = 60) -> dict[str, bytes]:
     return {
         "influence.json": render_json(report),
         "influence.csv": render_csv(report),
@@ -107,8 +99,8 @@ def _pct(value: float | None, signed: bool = True, digits: int = 1) -> str:
     return f"{value:+.{digits}f}%" if signed else f"{value:.{digits}f}%"
 
 
-def _verdict(entry: dict[str, Any], level: float) -> str:
-    low, high = entry["effect_pct_ci"]
+def _verdict(effect: Effect) -> str:
+    low, high = effect.effect_pct_ci
     if low > 0:
         return "a real lift: even the cautious end of the range is above zero"
     if high < 0:
@@ -116,14 +108,14 @@ def _verdict(entry: dict[str, Any], level: float) -> str:
     return "not distinguishable from no effect: the range includes zero"
 
 
-def _chart(rows: list[tuple[str, str, dict[str, Any]]], level: float) -> str:
+def _chart(rows: list[tuple[str, str, Effect]], level: float) -> str:
     """Horizontal interval chart: one line per (label, colour, entry), a dot at the estimate, a bar for the range."""
-    shown = [(label, colour, e) for label, colour, e in rows if e.get("effect_pct") is not None]
+    shown = [(label, colour, e) for label, colour, e in rows if e.estimated]
     if not shown:
         return "<p>No effect could be estimated, so there is nothing to chart.</p>"
     values = [0.0]
     for _, _, e in shown:
-        values += [e["effect_pct_ci"][0], e["effect_pct_ci"][1]]
+        values += [e.effect_pct_ci[0], e.effect_pct_ci[1]]
     lo, hi = min(values), max(values)
     pad = max((hi - lo) * 0.12, 1.0)
     lo, hi = lo - pad, hi + pad
@@ -159,14 +151,14 @@ def _chart(rows: list[tuple[str, str, dict[str, Any]]], level: float) -> str:
     )
     for i, (label, colour, e) in enumerate(shown):
         y = top + row_h * i + row_h / 2
-        low, high = e["effect_pct_ci"]
+        low, high = e.effect_pct_ci
         parts.append(
             f'<text x="{left - 12}" y="{y + 4:.1f}" font-size="14" text-anchor="end" fill="#111827">{_e(label)}</text>'
             f'<line x1="{x(low):.1f}" y1="{y:.1f}" x2="{x(high):.1f}" y2="{y:.1f}" stroke="{colour}" '
             f'stroke-width="6" stroke-linecap="round" opacity="0.45"/>'
-            f'<circle cx="{x(e["effect_pct"]):.1f}" cy="{y:.1f}" r="7" fill="{colour}"/>'
-            f'<text x="{x(e["effect_pct"]):.1f}" y="{y - 12:.1f}" font-size="12" text-anchor="middle" '
-            f'fill="{colour}" font-weight="bold">{_pct(e["effect_pct"])}</text>'
+            f'<circle cx="{x(e.effect_pct):.1f}" cy="{y:.1f}" r="7" fill="{colour}"/>'
+            f'<text x="{x(e.effect_pct):.1f}" y="{y - 12:.1f}" font-size="12" text-anchor="middle" '
+            f'fill="{colour}" font-weight="bold">{_pct(e.effect_pct)}</text>'
         )
     parts.append("</svg>")
     return "".join(parts)
@@ -210,184 +202,219 @@ border-radius:10px;padding:10px 18px;margin:12px 0} .warn li{margin:4px 0} .ok{c
 """
 
 
-def render_html(report: dict[str, Any], max_products: int = 60) -> bytes:
-    level = float(report["spec"].get("confidence", 0.95))
-    lvl = f"{level:.0%}"
-    counts = report["counts"]
-    effects = report["effects"]
-    elasticity = report["price_elasticity"]
-    period = report["period"]
-    out: list[str] = [
-        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
-        "<meta name='viewport' content='width=device-width, initial-scale=1'>",
-        f"<title>Photo influence report {_e(period['from'])} to {_e(period['to'])}</title>",
-        f"<style>{CSS}</style></head><body>",
-        "<h1>How the kind of product photo moves sales</h1>",
-        f"<p class='sub'>Weeks {_e(period['from'])} to {_e(period['to'])} &middot; {counts['products']:,} products, "
-        f"{counts['listings']:,} listings, {counts['rows_used']:,} listing-weeks analysed &middot; generated "
-        f"{_e(report['generated_at'].replace('T', ' ').replace('+00:00', ' UTC'))}</p>",
-    ]
+def _colour(category_name: str | None) -> str:
+    return COLOURS.get(category_name or "", "#111827")
 
-    # headline cards
-    out.append("<div class='headline'>")
-    for entry in effects:
-        name = entry["category_name"]
-        colour = COLOURS.get(name, "#111827")
-        label = {"model": "Model photos", "worn": "Worn-look photos"}.get(name, name)
-        if entry.get("effect_pct") is None:
+
+def _label(effect: Effect) -> str:
+    """How a seller reads the category: its label, capitalised."""
+    label = by_id(effect.category).label
+    return label[:1].upper() + label[1:]
+
+
+def _range(effect: Effect | PerProductEffect) -> str:
+    low, high = effect.effect_pct_ci
+    return f"{_pct(low)} to {_pct(high)}"
+
+
+def section_header(report: Report) -> str:
+    period, counts = report.period, report.counts
+    return (
+        "<h1>How the kind of product photo moves sales</h1>"
+        f"<p class='sub'>Weeks {_e(period.first_week)} to {_e(period.last_week)} &middot; {counts.products:,} products, "
+        f"{counts.listings:,} listings, {counts.rows_used:,} listing-weeks analysed &middot; generated "
+        f"{_e(report.generated_at.replace('T', ' ').replace('+00:00', ' UTC'))}</p>"
+    )
+
+
+def section_headline(effects: tuple[Effect, ...], level: float) -> str:
+    """One card per category effect: the lift, its range and what it means."""
+    lvl = f"{level:.0%}"
+    out = []
+    for effect in effects:
+        if not effect.estimated:
             out.append(
-                f"<div class='card big'><div class='what'>{_e(label)} vs product-only</div>"
-                f"<div class='num' style='color:#9ca3af'>no number</div><div class='rng'>{_e(entry.get('note', ''))}"
+                f"<div class='card big'><div class='what'>{_e(_label(effect))} vs {_e(BASE.label)}</div>"
+                f"<div class='num' style='color:#9ca3af'>no number</div><div class='rng'>{_e(effect.note or '')}"
                 "</div></div>"
             )
             continue
-        low, high = entry["effect_pct_ci"]
         out.append(
-            f"<div class='card big'><div class='what'>{_e(label)} vs product-only photos, units sold</div>"
-            f"<div class='num' style='color:{colour}'>{_pct(entry['effect_pct'])}</div>"
-            f"<div class='rng'>{lvl} range: {_pct(low)} to {_pct(high)}</div>"
-            f"<div class='what'>{_e(_verdict(entry, level))}</div></div>"
+            f"<div class='card big'><div class='what'>{_e(_label(effect))} vs {_e(BASE.label)}, units sold</div>"
+            f"<div class='num' style='color:{_colour(effect.category_name)}'>{_pct(effect.effect_pct)}</div>"
+            f"<div class='rng'>{lvl} range: {_range(effect)}</div>"
+            f"<div class='what'>{_e(_verdict(effect))}</div></div>"
         )
-    if elasticity.get("effect_pct") is not None:
-        low, high = elasticity["effect_pct_ci"]
-        out.append(
-            "<div class='card big'><div class='what'>Price: a 10% price rise changes units sold by</div>"
-            f"<div class='num' style='color:{COLOURS['price']}'>{_pct(elasticity['effect_pct'])}</div>"
-            f"<div class='rng'>{lvl} range: {_pct(low)} to {_pct(high)} &middot; elasticity "
-            f"{elasticity['estimate']:.2f}</div></div>"
-        )
-    out.append("</div>")
+    return "".join(out)
 
-    # warnings
-    if report["warnings"]:
-        out.append("<div class='warn'><strong>Read this first</strong><ul>")
-        out.extend(f"<li>{_e(w)}</li>" for w in report["warnings"])
-        out.append("</ul></div>")
-    else:
-        out.append("<p class='ok'>No warnings: every effect had enough data to be estimated.</p>")
 
-    # chart
-    rows = [
-        (f"{e['category_name'].capitalize()} photo: sales", COLOURS.get(e["category_name"], "#111"), e) for e in effects
-    ]
-    rows += [
-        (f"{e['category_name'].capitalize()} photo: price premium", COLOURS["price"], e)
-        for e in report["price_effects"]
-    ]
-    out.append(f"<h2>Effects against product-only photos, with {lvl} ranges</h2><div class='card'>")
-    out.append(_chart(rows, level))
-    out.append(
-        f"<p class='muted'>The dot is the best estimate; the bar is the range that contains the true effect with "
+def section_price(elasticity: Effect, level: float) -> str:
+    """The price elasticity card, beside the headline cards."""
+    if not elasticity.estimated:
+        return ""
+    return (
+        f"<div class='card big'><div class='what'>Price: {_e(elasticity.effect_basis or '')}</div>"
+        f"<div class='num' style='color:{COLOURS['price']}'>{_pct(elasticity.effect_pct)}</div>"
+        f"<div class='rng'>{level:.0%} range: {_range(elasticity)} &middot; elasticity "
+        f"{elasticity.estimate:.2f}</div></div>"
+    )
+
+
+def section_warnings(warnings: tuple[str, ...]) -> str:
+    if not warnings:
+        return "<p class='ok'>No warnings: every effect had enough data to be estimated.</p>"
+    items = "".join(f"<li>{_e(w)}</li>" for w in warnings)
+    return f"<div class='warn'><strong>Read this first</strong><ul>{items}</ul></div>"
+
+
+def section_chart(effects: tuple[Effect, ...], price_effects: tuple[Effect, ...], level: float) -> str:
+    """Every category effect on sales and on price, as intervals against zero."""
+    lvl = f"{level:.0%}"
+    rows = [(f"{e.category_name.capitalize()} photo: sales", _colour(e.category_name), e) for e in effects]
+    rows += [(f"{e.category_name.capitalize()} photo: price premium", COLOURS["price"], e) for e in price_effects]
+    return (
+        f"<h2>Effects against {_e(BASE.label)} photos, with {lvl} ranges</h2><div class='card'>"
+        + _chart(rows, level)
+        + "<p class='muted'>The dot is the best estimate; the bar is the range that contains the true effect with "
         f"{lvl} confidence. A bar that crosses the dashed line means the data cannot rule out no effect. "
         "&ldquo;Sales&rdquo; compares units sold by the same product in the same week at the same price; "
         "&ldquo;price&rdquo; is how much higher listings with that kind of photo are priced.</p></div>"
     )
 
-    # comparison table
-    out.append("<h2>The same question, three ways</h2><table><tr><th>Method</th>")
-    out.extend(f"<th>{_e(e['category_name'].capitalize())} photo</th>" for e in effects)
+
+def section_robustness(headline: FitSummary, check: FitSummary, pooled: FitSummary) -> str:
+    """The headline beside the log(units) check and the first version's pooled OLS."""
+    out = ["<h2>The same question, three ways</h2><table><tr><th>Method</th>"]
+    out.extend(f"<th>{_e(e.category_name.capitalize())} photo</th>" for e in headline.effects)
     out.append("<th>Price elasticity</th><th>Rows</th></tr>")
     methods = [
-        ("Headline: Poisson model, same product, same week (use this)", effects, elasticity, report["spec"]["nobs"]),
-        (
-            "Check: log(units) regression, weeks with sales only",
-            report["robustness"]["ols_log_units"]["effects"],
-            report["robustness"]["ols_log_units"]["price_elasticity"],
-            report["robustness"]["ols_log_units"]["nobs"],
-        ),
-        (
-            "Old method: pooled regression, no product or week controls (biased)",
-            report["pooled"]["effects"],
-            report["pooled"]["price_elasticity"],
-            report["pooled"]["nobs"],
-        ),
+        ("Headline: Poisson model, same product, same week (use this)", headline),
+        ("Check: log(units) regression, weeks with sales only", check),
+        ("First version's method: pooled regression, no product or week controls (biased)", pooled),
     ]
-    for label, entries, el, nobs in methods:
+    for label, fit in methods:
         out.append(f"<tr><td>{_e(label)}</td>")
-        for e in entries:
-            if e.get("effect_pct") is None:
-                out.append("<td>n/a</td>")
-            else:
-                out.append(
-                    f"<td>{_pct(e['effect_pct'])} <span class='muted'>({_pct(e['effect_pct_ci'][0])} to "
-                    f"{_pct(e['effect_pct_ci'][1])})</span></td>"
-                )
-        est = el.get("estimate")
-        out.append(f"<td>{'n/a' if est is None else f'{est:.2f}'}</td><td class='n'>{nobs:,}</td></tr>")
+        for e in fit.effects:
+            out.append(
+                f"<td>{_pct(e.effect_pct)} <span class='muted'>({_range(e)})</span></td>"
+                if e.estimated
+                else "<td>n/a</td>"
+            )
+        est = fit.price_elasticity.estimate
+        out.append(f"<td>{'n/a' if est is None else f'{est:.2f}'}</td><td class='n'>{fit.nobs:,}</td></tr>")
     out.append(
         "</table><p class='muted'>The check leaves out weeks without sales and is known to be biased when sales are "
-        "small, noisy counts; the old method compares different products and seasons with each other. Where they "
-        "disagree with the headline, trust the headline, which uses every week and compares like with like.</p>"
+        "small, noisy counts; the first version's method compares different products and seasons with each other. "
+        "Where they disagree with the headline, trust the headline, which uses every week and compares like with "
+        "like.</p>"
     )
+    return "".join(out)
 
-    # per product
-    per_product = report["per_product"]
-    limit = max_products
-    out.append("<h2>Product by product</h2>")
+
+def section_per_product(per_product: tuple[PerProductEffect, ...], level: float, limit: int) -> str:
+    out = ["<h2>Product by product</h2>"]
     if not per_product:
-        out.append("<p>No product had enough listing-weeks of both a photo type and product-only photos.</p>")
-    else:
-        out.append(
-            f"<p>Products that showed both a photo type and product-only photos, largest first "
-            f"({min(limit, len(per_product))} of {len(per_product)} shown here; the CSV has all). Each product's range "
-            "is wide: a product has only a few listings, so read these as hints, the headline as the answer.</p>"
-        )
-        shown = sorted(per_product, key=lambda r: -r["n"])[:limit]
-        lo = min(min(r["effect_pct_ci"][0] for r in shown), -10.0)
-        hi = max(max(r["effect_pct_ci"][1] for r in shown), 10.0)
-        lo, hi = max(lo, -100.0), min(hi, 300.0)
-        out.append(
-            "<table><tr><th>Product</th><th>Photo type</th><th>Effect on units</th>"
-            f"<th>{lvl} range</th><th>Range (dashed line: no effect)</th><th>Listing-weeks</th></tr>"
-        )
-        for r in shown:
-            colour = COLOURS.get(r["category_name"], "#111")
-            low, high = r["effect_pct_ci"]
-            out.append(
-                f"<tr><td>{_e(r['product_id'])}</td><td>{_e(r['category_name'])}</td>"
-                f"<td class='n'>{_pct(r['effect_pct'])}</td><td class='n'>{_pct(low)} to {_pct(high)}</td>"
-                f"<td>{_interval_bar(low, high, r['effect_pct'], lo, hi, colour)}</td>"
-                f"<td class='n'>{r['n']:,}</td></tr>"
-            )
-        out.append("</table>")
-
-    # data
-    out.append("<h2>The data</h2><table><tr><th>What</th><th>Count</th></tr>")
+        out.append(f"<p>No product had enough listing-weeks of both a photo type and {_e(BASE.label)} photos.</p>")
+        return "".join(out)
     out.append(
-        f"<tr><td>Sales rows read ({len(counts.get('files', []))} file(s))</td>"
-        f"<td class='n'>{counts['rows']:,}</td></tr>"
+        f"<p>Products that showed both a photo type and {_e(BASE.label)} photos, largest first "
+        f"({min(limit, len(per_product))} of {len(per_product)} shown here; the CSV has all). Each product's range "
+        "is wide: a product has only a few listings, so read these as hints, the headline as the answer.</p>"
     )
-    out.append(f"<tr><td>Used</td><td class='n'>{counts['rows_used']:,}</td></tr>")
-    for reason, n in counts["rows_rejected"].items():
-        examples = ", ".join(counts.get("rejected_examples", {}).get(reason, [])[:3])
+    shown = sorted(per_product, key=lambda r: -r.n)[:limit]
+    lo = min(min(r.effect_pct_ci[0] for r in shown), -10.0)
+    hi = max(max(r.effect_pct_ci[1] for r in shown), 10.0)
+    lo, hi = max(lo, -100.0), min(hi, 300.0)
+    out.append(
+        "<table><tr><th>Product</th><th>Photo type</th><th>Effect on units</th>"
+        f"<th>{level:.0%} range</th><th>Range (dashed line: no effect)</th><th>Listing-weeks</th></tr>"
+    )
+    for r in shown:
+        low, high = r.effect_pct_ci
         out.append(
-            f"<tr><td>Rejected: {_e(REJECTION_REASONS.get(reason, reason.replace('_', ' ')))} "
+            f"<tr><td>{_e(r.product_id)}</td><td>{_e(r.category_name)}</td>"
+            f"<td class='n'>{_pct(r.effect_pct)}</td><td class='n'>{_range(r)}</td>"
+            f"<td>{_interval_bar(low, high, r.effect_pct, lo, hi, _colour(r.category_name))}</td>"
+            f"<td class='n'>{r.n:,}</td></tr>"
+        )
+    out.append("</table>")
+    return "".join(out)
+
+
+def section_counts(counts: Counts) -> str:
+    """What was read, used and rejected (by reason, with examples), sales rows and photo records alike."""
+    out = ["<h2>The data</h2><table><tr><th>What</th><th>Count</th></tr>"]
+    out.append(f"<tr><td>Sales rows read ({len(counts.files)} file(s))</td><td class='n'>{counts.rows:,}</td></tr>")
+    out.append(f"<tr><td>Used</td><td class='n'>{counts.rows_used:,}</td></tr>")
+    for reason, n in counts.rows_rejected.items():
+        examples = ", ".join(counts.rejected_examples.get(reason, [])[:3])
+        out.append(
+            f"<tr><td>Rejected: {_e(ROW_REJECTION_REASONS.get(reason, reason.replace('_', ' ')))} "
             f"<span class='muted'>({_e(reason)}; e.g. {_e(examples)})</span></td>"
             f"<td class='n'>{n:,}</td></tr>"
         )
-    records = counts["records"]
-    out.append(f"<tr><td>Photo records read</td><td class='n'>{records['read']:,}</td></tr>")
-    out.append(f"<tr><td>Photo records used</td><td class='n'>{records['used']:,}</td></tr>")
-    for reason, n in records["excluded"].items():
+    records = counts.records
+    out.append(f"<tr><td>Photo records read</td><td class='n'>{records.read:,}</td></tr>")
+    out.append(f"<tr><td>Photo records used</td><td class='n'>{records.used:,}</td></tr>")
+    for reason, n in records.excluded.items():
         out.append(
             f"<tr><td>Photo records left out: {_e(EXCLUSION_REASONS.get(reason, reason))}</td>"
             f"<td class='n'>{n:,}</td></tr>"
         )
-    for name, n in counts.get("listing_weeks_by_category", {}).items():
+    for name, n in counts.listing_weeks_by_category.items():
         out.append(f"<tr><td>Listing-weeks with {_e(name)} photos</td><td class='n'>{n:,}</td></tr>")
     out.append("</table>")
+    return "".join(out)
 
-    spec = report["spec"]
-    out.append(
+
+def section_method(spec: Spec) -> str:
+    return (
         "<details><summary>How this was worked out</summary><div class='card'>"
         "<p>Each listing's weekly units are compared with the same product's other listings in the same week, "
         "at their own prices, so that differences between products, seasons and prices are not mistaken for the "
         "effect of the photo. Weeks with no sales count too. Ranges allow for the fact that weeks of the same "
         "product move together.</p>"
-        f"<p class='muted'>Estimator: {_e(spec['estimator'])}. Model: {_e(spec['formula'])}. Standard errors: "
-        f"{_e(spec['std_err'])}. {_e(spec['week_assignment'])}. Effects in percent: {_e(spec['effect_pct'])}. "
-        f"{spec['nobs']:,} observations, {spec['clusters']:,} products, {spec['iterations']} iterations.</p>"
+        f"<p class='muted'>Estimator: {_e(spec.estimator)}. Model: {_e(spec.formula)}. Standard errors: "
+        f"{_e(spec.std_err)}. {_e(spec.week_assignment)}. Effects in percent: {_e(spec.effect_pct)}. "
+        f"{spec.nobs:,} observations, {spec.clusters:,} products, {spec.iterations} iterations.</p>"
         "</div></details>"
     )
-    out.append("</body></html>")
+
+
+def _sections(report: Report, max_products: int) -> list[Callable[[], str]]:
+    """The page, top to bottom; a new section is one renderer and one line here."""
+    level = report.confidence
+    headline = FitSummary(
+        spec=report.spec.estimator,
+        nobs=report.spec.nobs,
+        effects=report.effects,
+        price_elasticity=report.price_elasticity,
+    )
+    return [
+        lambda: section_header(report),
+        lambda: (
+            "<div class='headline'>"
+            + section_headline(report.effects, level)
+            + section_price(report.price_elasticity, level)
+            + "</div>"
+        ),
+        lambda: section_warnings(report.warnings),
+        lambda: section_chart(report.effects, report.price_effects, level),
+        lambda: section_robustness(headline, report.log_units_check, report.pooled),
+        lambda: section_per_product(report.per_product, level, max_products),
+        lambda: section_counts(report.counts),
+        lambda: section_method(report.spec),
+    ]
+
+
+def render_html(report: Report, max_products: int = 60) -> bytes:
+    period = report.period
+    out = [
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>",
+        f"<title>Photo influence report {_e(period.first_week)} to {_e(period.last_week)}</title>",
+        f"<style>{CSS}</style></head><body>",
+        *(render() for render in _sections(report, max_products)),
+        "</body></html>",
+    ]
     return "".join(out).encode("utf-8")

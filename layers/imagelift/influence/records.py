@@ -19,11 +19,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from imagelift.influence.sales import ID_PATTERN, InputFileError, Rejections
-
-RECORD_FIELDS = ("product_id", "listing_id", "status", "category", "event_time", "sequencer", "key")
-CATEGORY_NAMES = {1: "model", 2: "worn", 3: "product"}
-BASE_CATEGORY = 3
+from imagelift.influence.sales import InputFileError, Rejections
+from imagelift.records.categories import CATEGORY_IDS
+from imagelift.records.category_record import REPORT_FIELDS
+from imagelift.records.keys import ID_PATTERN
 # A week's sales are credited to the photo live at the middle of the week (Thursday noon): with a change
 # mid-week that is the photo shown for most of it.
 WEEK_MIDPOINT = pd.Timedelta(hours=84)
@@ -33,7 +32,7 @@ EXCLUSION_REASONS = {
     "deleted": "a deletion with no live photo of that key to end (a duplicate, or before any upload)",
     "unmatched_key": "the image key is not images/<product_id>/<listing_id>/<file>",
     "bad_status": "status is missing or unknown",
-    "bad_category": "category is not 1, 2 or 3",
+    "bad_category": f"category is not one of {', '.join(map(str, sorted(CATEGORY_IDS)))}",
     "bad_event_time": "event_time is missing or not a time",
 }
 
@@ -99,8 +98,8 @@ def _sequencer_key(values: pd.Series) -> pd.Series:
 
 def normalise_records(items: Iterable[Mapping[str, Any]]) -> CategoryRecords:
     """Validate raw items (from JSON Lines or a DynamoDB scan; numbers may be Decimal) into usable records."""
-    rows = [{f: item.get(f) for f in RECORD_FIELDS} for item in items]
-    frame = pd.DataFrame(rows, columns=list(RECORD_FIELDS), dtype=object)
+    rows = [{f: item.get(f) for f in REPORT_FIELDS} for item in items]
+    frame = pd.DataFrame(rows, columns=list(REPORT_FIELDS), dtype=object)
     read = len(frame)
     excluded: Counter = Counter()
 
@@ -125,7 +124,7 @@ def normalise_records(items: Iterable[Mapping[str, Any]]) -> CategoryRecords:
     category = pd.to_numeric(_text(frame["category"]).replace("", None), errors="coerce")
     frame = frame.assign(category=category)
     # a deletion needs no category: it only ends the photo of its key
-    exclude("bad_category", (frame["status"] == "classified") & ~frame["category"].isin(list(CATEGORY_NAMES)))
+    exclude("bad_category", (frame["status"] == "classified") & ~frame["category"].isin(sorted(CATEGORY_IDS)))
     event_time = pd.to_datetime(_text(frame["event_time"]), errors="coerce", utc=True, format="ISO8601")
     frame = frame.assign(event_time=event_time.dt.tz_localize(None))
     exclude("bad_event_time", frame["event_time"].isna())
@@ -195,12 +194,20 @@ def _sweep(frame: pd.DataFrame) -> tuple[pd.DataFrame, int, int]:
     return segments, used, unused
 
 
+# Reasons the join rejects a valid sales row, counted with the validation reasons in the same Rejections.
+JOIN_REJECTION_REASONS = {
+    "unknown_listing": "no classified photo record exists for this product and listing",
+    "no_category_that_week": "the listing's first classified photo came after this week",
+    "no_live_photo": "the listing's photos had been deleted by then (no live photo at mid-week)",
+}
+
+
 def join_categories(sales: pd.DataFrame, records: CategoryRecords, rejections: Rejections) -> pd.DataFrame:
     """Each listing-week's category: that of the newest photo live at the week's midpoint.
 
-    Sales rows of listings with no usable record are rejected as ``unknown_listing``; rows from weeks before
-    a listing's first record as ``no_category_that_week``; rows from weeks when all its photos had been deleted
-    as ``no_live_photo``.
+    Sales rows are rejected by the reasons in :data:`JOIN_REJECTION_REASONS`: listings with no usable record,
+    weeks before a listing's first record, and weeks when all its photos had been deleted. Returns the joined
+    rows with ``category`` (int) and ``listing_code`` (an integer per listing) added.
     """
     seg = records.segments
     # listings as integer codes: hashing two string columns once beats matching them in every step below

@@ -16,12 +16,14 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from imagelift.errors import PermanentError
 from imagelift.records.keys import ID_PATTERN
 
 REQUIRED_COLUMNS = ("week", "product_id", "listing_id", "units", "price")
 MAX_EXAMPLES_PER_REASON = 5
 
-# Reasons a sales row is rejected, in the order they are checked (a row is counted under its first one).
+# Reasons validation rejects a sales row, in the order they are checked (a row is counted under its first one);
+# the category join adds its own (influence.records.JOIN_REJECTION_REASONS).
 REJECTION_REASONS = {
     "missing_field": "a required field (week, product_id, listing_id, units, price or a control) is empty",
     "non_numeric": "units, price or a control is not a finite number",
@@ -31,13 +33,10 @@ REJECTION_REASONS = {
     "non_integer_units": "units is not a whole number",
     "price_not_positive": "price is zero or below",
     "duplicate_listing_week": "the same listing appears more than once in one week (all copies rejected)",
-    "unknown_listing": "no classified photo record exists for this product and listing",
-    "no_category_that_week": "the listing's first classified photo came after this week",
-    "no_live_photo": "the listing's photos had been deleted by then (no live photo at mid-week)",
 }
 
 
-class InputFileError(ValueError):
+class InputFileError(PermanentError, ValueError):
     """A whole input file is unusable; the message names the file and says why."""
 
     def __init__(self, name: str, problem: str) -> None:
@@ -66,7 +65,9 @@ class Rejections:
         return int(sum(self.counts.values()))
 
     def as_dict(self) -> dict[str, int]:
-        return {reason: int(self.counts[reason]) for reason in REJECTION_REASONS if self.counts.get(reason)}
+        """Counts by reason: the validation reasons in check order, then later stages' (the join's) as added."""
+        order = [*REJECTION_REASONS, *(r for r in self.counts if r not in REJECTION_REASONS)]
+        return {reason: int(self.counts[reason]) for reason in order if self.counts.get(reason)}
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""The weekly influence report as a service: gather inputs, analyse, render, store.
+"""The weekly influence report as a service: gather inputs, build the report in stages, render, store.
 
 The same path runs on local files (``imagelift report``) and on AWS (the scheduled InfluenceReportFunction):
 only where the sales exports and category records come from, and where the files go, differ.
@@ -7,28 +7,48 @@ only where the sales exports and category records come from, and where the files
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from imagelift.config import ReportConfig, StorageConfig
-from imagelift.influence.analysis import analyse
+from imagelift.influence.analysis import assemble_report, fit_models, prepare_panel
 from imagelift.influence.outputs import render_all
-from imagelift.influence.records import normalise_records, read_jsonl
+from imagelift.influence.records import join_categories, normalise_records, read_jsonl
+from imagelift.influence.report import Report, ReportSummary
 from imagelift.influence.sales import InputFileError, read_sales
 
 SALES_SUFFIXES = (".csv", ".csv.gz", ".gz")
+T = TypeVar("T")
 
 
 @dataclass
 class ReportRun:
-    """A finished report: the JSON-able dict, the rendered files, and how long each stage took."""
+    """A finished report: the typed report, its rendered files, and how long each stage took."""
 
-    report: dict[str, Any]
+    report: Report
     files: dict[str, bytes]
     timings_s: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def summary(self) -> ReportSummary:
+        return ReportSummary.of(self.report)
+
+
+class _Stages:
+    """Times each stage of one run by name."""
+
+    def __init__(self) -> None:
+        self.timings: dict[str, float] = {}
+
+    def run(self, name: str, stage: Callable[[], T]) -> T:
+        start = time.perf_counter()
+        try:
+            return stage()
+        finally:
+            self.timings[name] = time.perf_counter() - start
 
 
 def build_report(
@@ -37,20 +57,22 @@ def build_report(
     config: ReportConfig,
     generated_at: datetime | None = None,
 ) -> ReportRun:
-    timings: dict[str, float] = {}
-    start = time.perf_counter()
-    sales = read_sales(sales_sources, controls=config.control_columns())
-    timings["read_sales"] = time.perf_counter() - start
-    start = time.perf_counter()
-    records = normalise_records(record_items)
-    timings["read_records"] = time.perf_counter() - start
-    start = time.perf_counter()
-    report = analyse(sales, records, config, generated_at=generated_at)
-    timings["analyse"] = time.perf_counter() - start
-    start = time.perf_counter()
-    files = render_all(report, config.html_max_products)
-    timings["render"] = time.perf_counter() - start
-    return ReportRun(report=report, files=files, timings_s=timings)
+    """read -> normalise records -> join -> fit -> assemble -> render, each stage timed.
+
+    A fit that fails becomes a warning in the report; an unusable input file raises :class:`InputFileError`,
+    and no rows left after the join raises :class:`~imagelift.influence.estimation.EstimationError`.
+    """
+    stages = _Stages()
+    sales = stages.run("read_sales", lambda: read_sales(sales_sources, controls=config.control_columns()))
+    records = stages.run("read_records", lambda: normalise_records(record_items))
+    panel = stages.run(
+        "join",
+        lambda: prepare_panel(join_categories(sales.frame, records, sales.rejections), sales.controls),
+    )
+    fits = stages.run("fit", lambda: fit_models(panel, config))
+    report = stages.run("assemble", lambda: assemble_report(sales, records, panel, fits, config, generated_at))
+    files = stages.run("render", lambda: render_all(report, config.html_max_products))
+    return ReportRun(report=report, files=files, timings_s=stages.timings)
 
 
 def local_sales_sources(paths: Iterable[Path]) -> Iterator[tuple[str, bytes]]:
@@ -80,29 +102,6 @@ def run_local(sales_paths: list[Path], categories_path: Path, out_dir: Path, con
     return run
 
 
-def summary_item(report: dict[str, Any], report_date: str, locations: Mapping[str, str]) -> dict[str, Any]:
-    """The InfluenceReports row: enough to list and compare weeks without opening the files."""
-    item: dict[str, Any] = {
-        "report_date": report_date,
-        "generated_at": report["generated_at"],
-        "period_from": report["period"]["from"],
-        "period_to": report["period"]["to"],
-        "rows": report["counts"]["rows"],
-        "rows_used": report["counts"]["rows_used"],
-        "rows_rejected": report["counts"]["rows_rejected_total"],
-        "products": report["counts"]["products"],
-        "listings": report["counts"]["listings"],
-        "warnings": len(report["warnings"]),
-        "files": dict(locations),
-    }
-    for entry in report["effects"]:
-        name = entry["category_name"]
-        item[f"{name}_effect_pct"] = entry["effect_pct"]
-        item[f"{name}_effect_pct_ci"] = entry["effect_pct_ci"]
-    item["price_elasticity"] = report["price_elasticity"]["estimate"]
-    return {k: v for k, v in item.items() if v is not None}
-
-
 def run_scheduled(
     storage: StorageConfig,
     config: ReportConfig,
@@ -111,7 +110,10 @@ def run_scheduled(
     dynamodb: Any = None,
     now: datetime | None = None,
 ) -> dict[str, Any]:
-    """The weekly job on AWS: sales exports from S3, records from ImageCategories -> S3 reports + summary item."""
+    """The weekly job on AWS: sales exports from S3, records from ImageCategories -> S3 reports + summary item.
+
+    Returns the report's :class:`ReportSummary` as plain JSON, with the date, the files' locations and the timings.
+    """
     from imagelift.adapters.category_records import scan_category_records
     from imagelift.adapters.report_store import ReportStore
     from imagelift.adapters.sales_store import SalesStore
@@ -128,14 +130,11 @@ def run_scheduled(
     store = ReportStore(storage.data_bucket, storage.reports_prefix, storage.reports_table, s3=s3, dynamodb=dynamodb)
     report_date = now.date().isoformat()
     locations = store.write_files(report_date, run.files)
-    item = summary_item(run.report, report_date, locations)
-    store.put_summary(item)
+    summary = run.summary
+    store.put_summary(summary.to_item(report_date, locations))
     return {
         "report_date": report_date,
+        **summary.to_dict(),
         "files": locations,
-        "rows": run.report["counts"]["rows"],
-        "rows_rejected": run.report["counts"]["rows_rejected"],
-        "effects": {e["category_name"]: e["effect_pct"] for e in run.report["effects"]},
-        "warnings": run.report["warnings"],
         "timings_s": {k: round(v, 3) for k, v in run.timings_s.items()},
     }

@@ -1,0 +1,439 @@
+"""The weekly influence report as typed values, and the one place its ``influence.json`` shape is written.
+
+Every consumer (the service, the command line, the renderers, the benchmark) reads these attributes; only
+:meth:`Report.to_dict` and :meth:`Report.from_dict` know the JSON keys. :class:`ReportSummary` is the short form
+of a report: the InfluenceReports item, the scheduled function's return value and the command line's headline.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+Interval = tuple[float | None, float | None]
+
+_NUMBERS = ("estimate", "std_err", "ci_low", "ci_high", "p_value", "effect_pct")
+
+
+def _interval(value: Sequence[float | None] | None) -> Interval | None:
+    return None if value is None else (value[0], value[1])
+
+
+@dataclass(frozen=True)
+class Effect:
+    """One estimated coefficient: a category against the base, or the price elasticity (``category`` None).
+
+    When the number could not be estimated every figure is None and ``note`` says why.
+    """
+
+    category: int | None
+    category_name: str | None
+    estimate: float | None = None
+    std_err: float | None = None
+    ci_low: float | None = None
+    ci_high: float | None = None
+    p_value: float | None = None
+    effect_pct: float | None = None
+    effect_pct_ci: Interval | None = None
+    note: str | None = None
+    n_rows: int | None = None
+    """Listing-weeks with this category (headline effects only)."""
+    varying_products: int | None = None
+    """Products in which this category varies, the source of identification (headline effects only)."""
+    effect_basis: str | None = None
+    """What ``effect_pct`` measures when it is not the lift of a category (the elasticity)."""
+
+    @property
+    def estimated(self) -> bool:
+        return self.effect_pct is not None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if self.category is not None:
+            out["category"] = self.category
+            out["category_name"] = self.category_name
+        for key in _NUMBERS:
+            out[key] = getattr(self, key)
+        out["effect_pct_ci"] = None if self.effect_pct_ci is None else list(self.effect_pct_ci)
+        for key in ("note", "effect_basis", "n_rows", "varying_products"):
+            value = getattr(self, key)
+            if value is not None:
+                out[key] = value
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Effect:
+        return cls(
+            category=data.get("category"),
+            category_name=data.get("category_name"),
+            **{key: data.get(key) for key in _NUMBERS},
+            effect_pct_ci=_interval(data.get("effect_pct_ci")),
+            note=data.get("note"),
+            n_rows=data.get("n_rows"),
+            varying_products=data.get("varying_products"),
+            effect_basis=data.get("effect_basis"),
+        )
+
+
+@dataclass(frozen=True)
+class PerProductEffect:
+    product_id: str
+    category: int
+    category_name: str
+    effect_pct: float
+    effect_pct_ci: tuple[float, float]
+    n: int
+    """Listing-weeks of the product in this category and the base together."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "product_id": self.product_id,
+            "category": self.category,
+            "category_name": self.category_name,
+            "effect_pct": self.effect_pct,
+            "effect_pct_ci": list(self.effect_pct_ci),
+            "n": self.n,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> PerProductEffect:
+        return cls(
+            product_id=data["product_id"],
+            category=data["category"],
+            category_name=data["category_name"],
+            effect_pct=data["effect_pct"],
+            effect_pct_ci=tuple(data["effect_pct_ci"]),
+            n=data["n"],
+        )
+
+
+@dataclass(frozen=True)
+class Period:
+    first_week: str
+    last_week: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"from": self.first_week, "to": self.last_week}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, str]) -> Period:
+        return cls(first_week=data["from"], last_week=data["to"])
+
+
+@dataclass(frozen=True)
+class RecordCounts:
+    read: int
+    used: int
+    excluded: dict[str, int]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"read": self.read, "used": self.used, "excluded": dict(self.excluded)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RecordCounts:
+        return cls(read=data["read"], used=data["used"], excluded=dict(data["excluded"]))
+
+
+@dataclass(frozen=True)
+class Counts:
+    rows: int
+    """Sales rows read from every file."""
+    rows_used: int
+    rows_rejected: dict[str, int]
+    """Rejected rows by reason (validation and join reasons alike)."""
+    rejected_examples: dict[str, list[str]]
+    products: int
+    listings: int
+    weeks: int
+    listing_weeks_by_category: dict[str, int]
+    records: RecordCounts
+    files: tuple[str, ...]
+
+    @property
+    def rows_rejected_total(self) -> int:
+        return sum(self.rows_rejected.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "rows": self.rows,
+            "rows_used": self.rows_used,
+            "rows_rejected": dict(self.rows_rejected),
+            "rows_rejected_total": self.rows_rejected_total,
+            "rejected_examples": {k: list(v) for k, v in self.rejected_examples.items()},
+            "products": self.products,
+            "listings": self.listings,
+            "weeks": self.weeks,
+            "listing_weeks_by_category": dict(self.listing_weeks_by_category),
+            "records": self.records.to_dict(),
+            "files": list(self.files),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Counts:
+        return cls(
+            rows=data["rows"],
+            rows_used=data["rows_used"],
+            rows_rejected=dict(data["rows_rejected"]),
+            rejected_examples={k: list(v) for k, v in data.get("rejected_examples", {}).items()},
+            products=data["products"],
+            listings=data["listings"],
+            weeks=data["weeks"],
+            listing_weeks_by_category=dict(data["listing_weeks_by_category"]),
+            records=RecordCounts.from_dict(data["records"]),
+            files=tuple(data.get("files", ())),
+        )
+
+
+@dataclass(frozen=True)
+class Spec:
+    """How the headline was estimated, in words a reviewer can check, and the size of its fit."""
+
+    estimator: str
+    formula: str
+    base_category: str
+    fixed_effects: tuple[str, ...]
+    std_err: str
+    confidence: float
+    controls: tuple[str, ...]
+    effect_pct: str
+    week_assignment: str
+    nobs: int
+    clusters: int
+    iterations: int
+    dropped: dict[str, int]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "estimator": self.estimator,
+            "formula": self.formula,
+            "base_category": self.base_category,
+            "fixed_effects": list(self.fixed_effects),
+            "std_err": self.std_err,
+            "confidence": self.confidence,
+            "controls": list(self.controls),
+            "effect_pct": self.effect_pct,
+            "week_assignment": self.week_assignment,
+            "nobs": self.nobs,
+            "clusters": self.clusters,
+            "iterations": self.iterations,
+            "dropped": dict(self.dropped),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Spec:
+        return cls(
+            **{
+                **data,
+                "fixed_effects": tuple(data["fixed_effects"]),
+                "controls": tuple(data["controls"]),
+                "dropped": dict(data["dropped"]),
+            }
+        )
+
+
+@dataclass(frozen=True)
+class FitSummary:
+    """A comparison fit beside the headline: what it is, its size, its category effects and elasticity."""
+
+    spec: str
+    nobs: int
+    effects: tuple[Effect, ...]
+    price_elasticity: Effect
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "spec": self.spec,
+            "nobs": self.nobs,
+            "effects": [e.to_dict() for e in self.effects],
+            "price_elasticity": self.price_elasticity.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> FitSummary:
+        return cls(
+            spec=data["spec"],
+            nobs=data["nobs"],
+            effects=tuple(Effect.from_dict(e) for e in data["effects"]),
+            price_elasticity=Effect.from_dict(data["price_elasticity"]),
+        )
+
+
+@dataclass(frozen=True)
+class Report:
+    generated_at: str
+    """ISO 8601 UTC, to the second."""
+    period: Period
+    counts: Counts
+    spec: Spec
+    effects: tuple[Effect, ...]
+    """The headline: one per effect category, against the base."""
+    price_elasticity: Effect
+    price_effects: tuple[Effect, ...]
+    """The price premium each category carries (same design, log(price) as the outcome)."""
+    per_product: tuple[PerProductEffect, ...]
+    log_units_check: FitSummary
+    """OLS of log(units), weeks with sales only: the robustness check."""
+    pooled: FitSummary
+    """Pooled OLS without fixed effects, the first version's method, for comparison."""
+    warnings: tuple[str, ...] = field(default=())
+
+    @property
+    def confidence(self) -> float:
+        return self.spec.confidence
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "generated_at": self.generated_at,
+            "period": self.period.to_dict(),
+            "counts": self.counts.to_dict(),
+            "spec": self.spec.to_dict(),
+            "effects": [e.to_dict() for e in self.effects],
+            "price_elasticity": self.price_elasticity.to_dict(),
+            "price_effects": [e.to_dict() for e in self.price_effects],
+            "per_product": [p.to_dict() for p in self.per_product],
+            "robustness": {"ols_log_units": self.log_units_check.to_dict()},
+            "pooled": self.pooled.to_dict(),
+            "warnings": list(self.warnings),
+        }
+
+    def to_json(self) -> bytes:
+        """Strict JSON (no NaN), the top level indented for people and each entry on one line.
+
+        json's C encoder only runs without indent, and the per-product list can hold tens of thousands of entries.
+        """
+        parts = [
+            f"  {json.dumps(key)}: {json.dumps(value, allow_nan=False, ensure_ascii=False)}"
+            for key, value in self.to_dict().items()
+        ]
+        return ("{\n" + ",\n".join(parts) + "\n}\n").encode("utf-8")
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Report:
+        return cls(
+            generated_at=data["generated_at"],
+            period=Period.from_dict(data["period"]),
+            counts=Counts.from_dict(data["counts"]),
+            spec=Spec.from_dict(data["spec"]),
+            effects=tuple(Effect.from_dict(e) for e in data["effects"]),
+            price_elasticity=Effect.from_dict(data["price_elasticity"]),
+            price_effects=tuple(Effect.from_dict(e) for e in data["price_effects"]),
+            per_product=tuple(PerProductEffect.from_dict(p) for p in data["per_product"]),
+            log_units_check=FitSummary.from_dict(data["robustness"]["ols_log_units"]),
+            pooled=FitSummary.from_dict(data["pooled"]),
+            warnings=tuple(data["warnings"]),
+        )
+
+    @classmethod
+    def from_json(cls, data: bytes | str) -> Report:
+        return cls.from_dict(json.loads(data))
+
+
+@dataclass(frozen=True)
+class ReportSummary:
+    """A report in a few numbers: the InfluenceReports item, the scheduled run's result and the CLI headline."""
+
+    generated_at: str
+    period: Period
+    rows: int
+    rows_used: int
+    rows_rejected: dict[str, int]
+    products: int
+    listings: int
+    confidence: float
+    effects: tuple[Effect, ...]
+    price_elasticity: Effect
+    price_effects: tuple[Effect, ...]
+    warnings: tuple[str, ...]
+
+    @classmethod
+    def of(cls, report: Report) -> ReportSummary:
+        counts = report.counts
+        return cls(
+            generated_at=report.generated_at,
+            period=report.period,
+            rows=counts.rows,
+            rows_used=counts.rows_used,
+            rows_rejected=dict(counts.rows_rejected),
+            products=counts.products,
+            listings=counts.listings,
+            confidence=report.confidence,
+            effects=report.effects,
+            price_elasticity=report.price_elasticity,
+            price_effects=report.price_effects,
+            warnings=report.warnings,
+        )
+
+    @property
+    def rows_rejected_total(self) -> int:
+        return sum(self.rows_rejected.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON: what the scheduled function returns (and logs)."""
+        return {
+            "generated_at": self.generated_at,
+            "period": self.period.to_dict(),
+            "rows": self.rows,
+            "rows_used": self.rows_used,
+            "rows_rejected": self.rows_rejected_total,
+            "rows_rejected_by_reason": dict(self.rows_rejected),
+            "products": self.products,
+            "listings": self.listings,
+            "effects": {e.category_name: e.effect_pct for e in self.effects},
+            "effects_ci": {e.category_name: _list(e.effect_pct_ci) for e in self.effects},
+            "price_elasticity": self.price_elasticity.estimate,
+            "warnings": list(self.warnings),
+        }
+
+    def to_item(self, report_date: str, files: Mapping[str, str]) -> dict[str, Any]:
+        """The InfluenceReports row: enough to list and compare weeks without opening the files (no None values)."""
+        item: dict[str, Any] = {
+            "report_date": report_date,
+            "generated_at": self.generated_at,
+            "period_from": self.period.first_week,
+            "period_to": self.period.last_week,
+            "rows": self.rows,
+            "rows_used": self.rows_used,
+            "rows_rejected": self.rows_rejected_total,
+            "products": self.products,
+            "listings": self.listings,
+            "warnings": len(self.warnings),
+            "files": dict(files),
+        }
+        for effect in self.effects:
+            item[f"{effect.category_name}_effect_pct"] = effect.effect_pct
+            item[f"{effect.category_name}_effect_pct_ci"] = _list(effect.effect_pct_ci)
+        item["price_elasticity"] = self.price_elasticity.estimate
+        return {k: v for k, v in item.items() if v is not None}
+
+    def headline(self) -> str:
+        """The lines the command line prints."""
+        level = f"{self.confidence:.0%}"
+        lines = [
+            f"period {self.period.first_week} to {self.period.last_week}: {self.rows_used:,} of {self.rows:,} rows "
+            f"used, {self.products:,} products, {self.listings:,} listings",
+        ]
+        if self.rows_rejected:
+            lines.append("rejected: " + ", ".join(f"{k} {v}" for k, v in self.rows_rejected.items()))
+        for e in self.effects:
+            if not e.estimated:
+                lines.append(f"{e.category_name}: no estimate ({e.note or ''})")
+            else:
+                lo, hi = e.effect_pct_ci
+                lines.append(
+                    f"{e.category_name} vs product: {e.effect_pct:+.1f}% units ({level} CI {lo:+.1f}% to {hi:+.1f}%)"
+                )
+        el = self.price_elasticity
+        if el.estimate is not None:
+            lines.append(f"price elasticity {el.estimate:.2f} ({level} CI {el.ci_low:.2f} to {el.ci_high:.2f})")
+        for e in self.price_effects:
+            if e.estimated:
+                lo, hi = e.effect_pct_ci
+                lines.append(f"{e.category_name} price premium {e.effect_pct:+.1f}% ({lo:+.1f}% to {hi:+.1f}%)")
+        lines.extend(f"warning: {w}" for w in self.warnings)
+        return "\n".join(lines)
+
+
+def _list(interval: Interval | None) -> list[float | None] | None:
+    return None if interval is None else list(interval)

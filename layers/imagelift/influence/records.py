@@ -23,6 +23,7 @@ from imagelift.influence.sales import InputFileError, Rejections
 from imagelift.records.categories import CATEGORY_IDS
 from imagelift.records.category_record import REPORT_FIELDS
 from imagelift.records.keys import ID_PATTERN
+
 # A week's sales are credited to the photo live at the middle of the week (Thursday noon): with a change
 # mid-week that is the photo shown for most of it.
 WEEK_MIDPOINT = pd.Timedelta(hours=84)

@@ -1,6 +1,6 @@
 """template.yaml created in a moto server, and what a local runner needs to run its functions against it.
 
-:func:`deploy_local_stack` deploys the template with H4's :func:`infra.localstack.cloudformation.deploy_stack` (SAM
+:func:`deploy_local_stack` deploys the template with :func:`infra.localstack.cloudformation.deploy_stack` (SAM
 transform expanded offline, then moto's CloudFormation), then routes the uploads bucket's notifications through an
 SQS queue: moto delivers S3 notifications to SQS, never to Lambda, so each Lambda notification configuration of
 the template becomes a queue configuration with the same events and filters, and a local runner

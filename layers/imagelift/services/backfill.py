@@ -20,7 +20,7 @@ from imagelift.adapters.categories_table import CategoriesTable
 from imagelift.adapters.s3 import ObjectInfo, PhotoStore
 from imagelift.records.category_record import SOURCE_BACKFILL, CategoryRecord
 from imagelift.records.keys import BACKFILL_SEQUENCER, object_pk, version_sk
-from imagelift.services.classify_service import Classifier, classify_object, result_of, utc_now
+from imagelift.services.classify_service import Classifier, classify_object, production_wiring, result_of, utc_now
 from imagelift.services.results import RecordResult
 
 
@@ -81,21 +81,7 @@ class BackfillService:
         cls, classifier: Classifier | None = None, environ: dict[str, str] | None = None, **storage: Any
     ) -> BackfillService:
         """Production wiring as the classify function has it; ``storage`` overrides StorageConfig fields."""
-        from imagelift.config import StorageConfig, VisionConfig
-
-        vision = VisionConfig.from_env(environ)
-        config = StorageConfig.from_env(environ, **storage)
-        if classifier is None:
-            from imagelift.vision.cascade import Cascade
-
-            classifier = Cascade.load(vision)
-        return cls(
-            classifier,
-            PhotoStore(),
-            CategoriesTable(config.categories_table),
-            max_bytes=vision.max_bytes,
-            images_prefix=config.images_prefix,
-        )
+        return cls(**production_wiring(classifier, environ, **storage))
 
     def run(
         self, bucket: str, prefix: str, *, concurrency: int = 4, progress: Progress | None = None

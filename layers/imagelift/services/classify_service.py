@@ -65,6 +65,28 @@ def not_written(existing: CategoryRecord | None, key: str, sequencer: str) -> Re
     return RecordResult(key, outcome, existing.status if existing else None)
 
 
+def production_wiring(
+    classifier: Classifier | None = None, environ: dict[str, str] | None = None, **storage: Any
+) -> dict[str, Any]:
+    """Constructor arguments of the ingest services as a deployed function has them; ``storage`` overrides
+    StorageConfig fields. The cascade is loaded here (once) unless a classifier is given."""
+    from imagelift.config import StorageConfig, VisionConfig
+
+    vision = VisionConfig.from_env(environ)
+    config = StorageConfig.from_env(environ, **storage)
+    if classifier is None:
+        from imagelift.vision.cascade import Cascade
+
+        classifier = Cascade.load(vision)
+    return {
+        "classifier": classifier,
+        "photos": PhotoStore(),
+        "records": CategoriesTable(config.categories_table),
+        "max_bytes": vision.max_bytes,
+        "images_prefix": config.images_prefix,
+    }
+
+
 class ClassifyService:
     def __init__(
         self,
@@ -86,21 +108,7 @@ class ClassifyService:
     @classmethod
     def from_env(cls, classifier: Classifier | None = None, environ: dict[str, str] | None = None) -> ClassifyService:
         """Production wiring: models from VisionConfig (loaded here, once), table and prefix from StorageConfig."""
-        from imagelift.config import StorageConfig, VisionConfig
-
-        vision = VisionConfig.from_env(environ)
-        storage = StorageConfig.from_env(environ)
-        if classifier is None:
-            from imagelift.vision.cascade import Cascade
-
-            classifier = Cascade.load(vision)
-        return cls(
-            classifier,
-            PhotoStore(),
-            CategoriesTable(storage.categories_table),
-            max_bytes=vision.max_bytes,
-            images_prefix=storage.images_prefix,
-        )
+        return cls(**production_wiring(classifier, environ))
 
     # -- events ---------------------------------------------------------------------------------------------
     def handle_event(self, event: dict[str, Any]) -> BatchSummary:

@@ -45,7 +45,7 @@ class Classification:
         return CATEGORY_NAMES[self.category]
 
     def to_record(self) -> dict:
-        """JSON-able record (INTERFACES.md): what the ImageCategories item and ``classify --json`` carry."""
+        """JSON-able record: what the ImageCategories item and ``classify --json`` carry."""
         return {
             "category": self.category,
             "category_name": self.category_name,
@@ -83,7 +83,7 @@ class Cascade:
     @classmethod
     def load(cls, config: VisionConfig | None = None) -> Cascade:
         """Load the models from ``config.models_dir`` once; raises FileNotFoundError naming what is missing."""
-        from imagelift.vision.yolo import YoloDetector  # H1's module; imported here so tests can stub detectors
+        from imagelift.vision.yolo import YoloDetector  # imported here so tests can stub detectors
 
         config = config or VisionConfig.from_env()
         if config.threads > 0:

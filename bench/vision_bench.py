@@ -7,7 +7,8 @@ Runs: ours and stock, each at 1 thread and at ONNX Runtime / OpenCV default thre
 so that both see the same machine load. Reports median / p95 ms per photo (bytes in, category out, decode
 included), the speed-up ratio, accuracy and confusion matrices, worn recall, product shots called face/person,
 cold start (imports + model loading, in a fresh process) and peak RSS (a fresh process classifying every photo),
-the measured effect of each speed / accuracy lever, leave-one-out accuracy for the person threshold, and
+the measured effect of each speed / accuracy lever (the cross-validated choice of the person stage is
+bench/tune_vision.py's, in bench/results/vision_tuning.json), and
 agreement on scikit-image's photos (none of which were used for tuning).
 
 Writes bench/results/vision.json and prints a markdown table.
@@ -353,53 +354,6 @@ def graph_optimisation(models: Path, repeat: int) -> dict:
     return out
 
 
-# ------------------------------------------------------------------------------------------------ held-out views
-def leave_one_out_person_threshold(cascade: Cascade, items: list[tuple[str, bytes, int]]) -> dict:
-    """Leave-one-out over the one person threshold: pick it on 38 photos, judge the 39th."""
-    from imagelift.vision.image_io import decode_image
-
-    grid = [0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6]
-    evidence = []  # (has face, best person score over both passes, label)
-    config = cascade.config
-    for _, data, label in items:
-        decoded = decode_image(data, target_long_side=config.decode_long_side)
-        has_face = bool(cascade.find_faces(decoded.bgr))
-        low = replace(config, person_min_confidence=min(grid))
-        finder = cascade.persons
-        finder_low = type(finder)(
-            finder.detector,
-            min_confidence=low.person_min_confidence,
-            input_size=low.yolo_input_size,
-            padded_pass=False,
-        )
-        best = max([p.confidence for p in finder_low.full_pass(decoded.bgr)] or [0.0])
-        finder_low.min_confidence = min(grid)
-        finder_low.padded_input_size, finder_low.padded_scale = config.padded_input_size, config.padded_scale
-        best = max([best] + [p.confidence for p in finder_low.padded(decoded.bgr)])
-        evidence.append((has_face, best, label))
-
-    def predict(threshold: float, row: tuple[bool, float, int]) -> int:
-        has_face, best, _ = row
-        return 1 if has_face else (2 if best >= threshold else 3)
-
-    chosen, correct = [], 0
-    for i, held in enumerate(evidence):
-        rest = evidence[:i] + evidence[i + 1 :]
-        # Among equally good thresholds take the middle one of the plateau (the largest margin either side).
-        scores = {t: sum(predict(t, r) == r[2] for r in rest) for t in grid}
-        tied = [t for t in grid if scores[t] == max(scores.values())]
-        best_t = tied[(len(tied) - 1) // 2]
-        chosen.append(best_t)
-        correct += predict(best_t, held) == held[2]
-    in_sample = {t: sum(predict(t, r) == r[2] for r in evidence) for t in grid}
-    return {
-        "grid": grid,
-        "loo_accuracy": round(correct / len(evidence), 4),
-        "thresholds_chosen": {str(t): chosen.count(t) for t in sorted(set(chosen))},
-        "in_sample_correct_by_threshold": {str(t): c for t, c in in_sample.items()},
-    }
-
-
 # ------------------------------------------------------------------------------------------------ main
 def markdown(report: dict) -> str:
     lines = []
@@ -444,13 +398,6 @@ def markdown(report: dict) -> str:
                 f"| {name} | {r['median_ms']} | {r['p95_ms']} | {r['cpu_median_ms']} | {r['accuracy']:.0%} | "
                 f"{r['worn_recall']} | {r['products_called_face_or_person']} |"
             )
-    loo = report.get("leave_one_out_person_threshold")
-    if loo:
-        lines.append("")
-        lines.append(
-            f"Leave-one-out over the person threshold: {loo['loo_accuracy']:.0%} "
-            f"(thresholds chosen: {loo['thresholds_chosen']})."
-        )
     return "\n".join(lines)
 
 
@@ -532,7 +479,6 @@ def main(argv: list[str] | None = None) -> int:
     else:
         report["levers"] = {}
     print("held-out views ...", file=sys.stderr)
-    report["leave_one_out_person_threshold"] = leave_one_out_person_threshold(ours_1, items)
     sk = skimage_photos()
     sk_runs = side_by_side(runners_1, sk, 1)
     report["skimage"] = {

@@ -10,7 +10,7 @@ import argparse
 import importlib
 import sys
 
-SUBCOMMANDS = ("classify", "report", "simulate", "models", "backfill", "local", "demo")
+SUBCOMMANDS = ("classify", "evaluate", "report", "simulate", "models", "backfill", "local", "demo")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -194,21 +194,6 @@ class PersonFinder:
         )
         return [Person(tuple(map(float, d.box)), float(d.confidence), "full", net) for d in detections]  # type: ignore[arg-type]
 
-    # Single-pass entry points, kept for the benchmark's lever runs.
-    def full_pass(self, image_bgr: np.ndarray) -> list[Person]:
-        return [
-            p
-            for p in self._run_pass("full", image_bgr, self.min_confidence)[self._first()]
-            if p.confidence >= self.min_confidence
-        ]
-
-    def padded(self, image_bgr: np.ndarray) -> list[Person]:
-        threshold = self.padded_min_confidence
-        return [p for p in self._run_pass("padded", image_bgr, threshold)[self._first()] if p.confidence >= threshold]
-
-    def _first(self) -> str:
-        return next(iter(self.nets))
-
 
 def padded_canvas(
     image_bgr: np.ndarray, canvas_size: int, fraction: float

@@ -146,9 +146,9 @@ class ClassifyService:
 
         total = BatchSummary()
 
-        def one_message(message: Any) -> None:
+        def one_message(record: Any) -> None:
             try:
-                notification = sqs_body(message.body)
+                notification = sqs_body(record.body)
             except InvalidEventError as exc:  # a message that can never be read: counted, not redelivered
                 total.merge(self.invalid_event(exc))
                 return

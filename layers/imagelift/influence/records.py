@@ -140,8 +140,10 @@ def normalise_records(items: Iterable[Mapping[str, Any]]) -> CategoryRecords:
         & frame["category"].isin(sorted(CATEGORY_IDS))
         & (deleted_at > frame["event_time"]).fillna(False)
     )
+    # The deletion of a purged version ends that version only (its upload time says which), not a newer upload.
+    frame = frame.assign(ends_upload=frame["event_time"].where(purged))
     if purged.any():
-        upload = frame[purged].assign(status="classified")
+        upload = frame[purged].assign(status="classified", ends_upload=pd.NaT)
         frame = pd.concat([frame.assign(event_time=frame["event_time"].where(~purged, deleted_at)), upload])
     deleted = (frame["status"] == "deleted").to_numpy()
     frame = frame.assign(
@@ -172,6 +174,7 @@ def _sweep(frame: pd.DataFrame) -> tuple[pd.DataFrame, int, int]:
     keys = frame["key"].tolist()
     deleted = frame["deleted"].tolist()
     times = frame["event_time"].to_numpy(dtype="datetime64[ns]").view(np.int64).tolist()
+    ends_upload = frame["ends_upload"].to_numpy(dtype="datetime64[ns]").view(np.int64).tolist()  # NaT: any
     sequencers = frame["sequencer"].tolist()
     categories = frame["category"].tolist()
     positions: list[int] = []
@@ -179,13 +182,17 @@ def _sweep(frame: pd.DataFrame) -> tuple[pd.DataFrame, int, int]:
     live: dict[str, tuple[int, str, int]] = {}
     current = -1
     used = unused = 0
-    for position, (code, key, gone, at, seq, cat) in enumerate(
-        zip(listing_code, keys, deleted, times, sequencers, categories, strict=True)
+    not_a_time = np.iinfo(np.int64).min
+    for position, (code, key, gone, at, seq, cat, ends) in enumerate(
+        zip(listing_code, keys, deleted, times, sequencers, categories, ends_upload, strict=True)
     ):
         if code != current:
             live = {}
             current = code
         if gone:
+            if ends != not_a_time and key in live and live[key][0] != ends:  # an older version went, not this one
+                unused += 1
+                continue
             if live.pop(key, None) is None:
                 unused += 1
                 continue

@@ -13,9 +13,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from support.stock import MTCNN_SDIST, find_sdist, load_reference_mtcnn_module
 
 from imagelift.vision.mtcnn import MTCNN, crop_resize, nms
-from imagelift.vision.stock import MTCNN_SDIST, find_sdist, load_reference_mtcnn_module
 
 CAP = 640
 

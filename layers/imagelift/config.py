@@ -93,9 +93,23 @@ class VisionConfig(_FromEnv):
     """Largest encoded file accepted, in bytes."""
     max_pixels: int = 50_000_000
     """Largest width x height accepted (decompression bombs); 50 MP covers current phone cameras."""
+    max_decode_bytes: int = 300_000_000
+    """Largest decoded picture accepted, in bytes: width x height x channels x bytes per sample as the decoder
+    allocates it (a 50 MP 8-bit RGB photo is 150 MB; a 16-bit RGBA PNG is 8 bytes a pixel). The decoders briefly
+    hold about twice this, so 300 MB keeps the function's peak under 1 GB (bench/results/hostile.json)."""
+    max_jpeg_scans: int = 100
+    """Most scans a JPEG may have (libjpeg-turbo's own tools default to 100; cameras and encoders write 1 to about
+    12). Every scan is another pass over the whole picture, so this bounds the decode time of progressive scan bombs."""
+    max_jpeg_scan_pixels: int = 1_000_000_000
+    """Most scans x pixels a JPEG may cost: the decode time budget (about 1.5 s on one core at the limit; a
+    50 MP photo may have 20 scans, a 12 MP one 83, anything up to 10 MP the full ``max_jpeg_scans``)."""
+    accept_corrupt: bool = False
+    """Keep pictures whose decoder warned about corrupt or missing data (libjpeg patches them with grey); by default
+    they are recorded ``failed`` with code ``corrupt``."""
     decode_long_side: int = 400
-    """JPEGs are decoded at 1/2, 1/4 or 1/8 scale when the long side stays at least this large (libjpeg skips
-    most of the work). Keep it >= ``face_max_side``: neither MTCNN nor YOLO looks at more pixels. 0 = full size."""
+    """Photos are decoded reduced while the long side stays at least this large: JPEGs at 1/2, 1/4 or 1/8 scale
+    (libjpeg skips most of the work), PNG and WebP by a whole factor while converted to 8-bit. Keep it
+    >= ``face_max_side``: neither MTCNN nor YOLO looks at more pixels. 0 = full size."""
 
     # Faces (MTCNN): a face makes the photo category 1.
     face_min_size: int = 20

@@ -28,8 +28,9 @@ SOURCE_EVENT_WITHOUT_SEQUENCER = "s3_event_without_sequencer"
 SOURCE_BACKFILL = "backfill"
 SOURCE_SIMULATED = "simulated"
 
-REPORT_FIELDS = ("product_id", "listing_id", "status", "category", "event_time", "sequencer", "key")
-"""What the weekly report reads of each record (``sequencer`` breaks ties of ``event_time``)."""
+REPORT_FIELDS = ("product_id", "listing_id", "status", "category", "event_time", "sequencer", "key", "deleted_at")
+"""What the weekly report reads of each record (``sequencer`` breaks ties of ``event_time``; ``deleted_at`` ends a
+version whose record keeps its upload ``event_time``)."""
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,7 @@ class CategoryRecord:
     sequencer: str
     """Normalised S3 sequencer; empty for a backfill record."""
     event_time: str
-    """ISO 8601, UTC: when the photo version was uploaded (or deleted)."""
+    """ISO 8601, UTC: when the photo version was uploaded (or deleted, for a record made by the delete)."""
     status: str
     """One of :data:`STATUSES`."""
     version_id: str | None = None
@@ -86,6 +87,8 @@ class CategoryRecord:
     """``{code, message}`` of a failed record."""
     size_bytes: int | None = None
     classified_at: str | None = None
+    deleted_at: str | None = None
+    """ISO 8601, UTC: when a ``deleted`` record's version was deleted (its ``event_time`` stays the upload's)."""
     extra: Mapping[str, Any] = field(default_factory=dict)
     """Attributes this module does not name, kept as they came."""
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from imagelift.config import VisionConfig
 from imagelift.records.categories import CATEGORY_NAMES, MODEL, PRODUCT, WORN
-from imagelift.vision.image_io import DecodedImage, ImageDecodeError, decode_image
+from imagelift.vision.image_io import DecodedImage, DecodeLimits, ImageDecodeError, decode_image
 from imagelift.vision.mtcnn import MTCNN, Face, FaceDetection
 from imagelift.vision.person import Person, PersonFinder, PersonSearch
 
@@ -144,8 +144,7 @@ class Cascade:
         t0 = time.perf_counter()
         decoded = decode_image(
             data,
-            max_bytes=self.config.max_bytes,
-            max_pixels=self.config.max_pixels,
+            limits=DecodeLimits.from_config(self.config),
             # Never decode below what MTCNN is allowed to look at.
             target_long_side=max(self.config.decode_long_side, self.config.face_max_side)
             if self.config.decode_long_side

@@ -22,7 +22,7 @@ SCHEDULED_EVENT = {
     "detail-type": "Scheduled Event",
     "source": "aws.events",
     "account": "123456789012",
-    "time": "2025-04-07T06:00:00Z",
+    "time": "2025-06-02T06:00:00Z",  # the Monday after the simulated 20 weeks: the report's date
     "region": "us-east-1",
     "resources": ["arn:aws:events:us-east-1:123456789012:rule/Weekly"],
     "detail": {},

@@ -450,7 +450,7 @@ def assemble_report(
     formula = "units ~ " + " + ".join([*(_dummy(c) for c in EFFECT_IDS), PRICE, *controls])
     counts = Counts(
         rows=int(sales.rows_read),
-        rows_used=len(frame),
+        rows_used=int(frame["_rows"].sum()) if "_rows" in frame else len(frame),
         rows_rejected=rejections.as_dict(),
         rejected_examples={k: list(v) for k, v in rejections.examples.items() if v},
         products=len(panel.product_ids),
@@ -459,6 +459,12 @@ def assemble_report(
         listing_weeks_by_category={c.name: ident[c.id]["rows"] for c in CATEGORIES},
         records=RecordCounts(read=records.records_read, used=records.used, excluded=records.excluded_dict()),
         files=tuple(sales.files),
+        rows_superseded=sales.superseded,
+        superseded_examples=tuple(sales.superseded_examples),
+        files_failed=dict(sales.failed_files),
+        listing_weeks=len(frame),
+        aggregation=sales.aggregation,
+        reading=tuple(sales.notes),
     )
     spec = Spec(
         estimator="Poisson pseudo-maximum likelihood (PPML), IRLS with weighted demeaning",

@@ -280,7 +280,10 @@ def _corrupt(sales: pd.DataFrame, count: int, rng: np.random.Generator) -> tuple
         elif kind == "price_not_positive":
             sales.at[row, "price"] = 0
         elif kind == "duplicate_listing_week":
-            extra.append(sales.loc[row].copy())
+            # a second, different row for the same listing-week (an exact copy would simply be counted once)
+            copy = sales.loc[row].copy()
+            copy["units"] = int(copy["units"]) + 1
+            extra.append(copy)
             expected[kind] = expected.get(kind, 0) + 1  # the original as well as the copy is rejected
         elif kind == "unknown_listing":
             sales.at[row, "listing_id"] = f"GHOST{n}"

@@ -1,0 +1,211 @@
+"""Sales exports as shops write them: Shopify and Amazon Business Report samples, column mapping, daily -> weekly.
+
+The samples are built here from a known listing-week truth, with the header names those systems write, and
+the reader must give the truth back: the right Monday weeks, units and prices. Every test also checks that no
+row is lost: rows read = used + rejected + superseded.
+"""
+
+from __future__ import annotations
+
+import io
+from datetime import date, timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from imagelift.config import SalesConfig
+from imagelift.influence.exports.formats import ColumnError, parse_column_mapping, shopify_handle
+from imagelift.influence.sales import InputFileError, SalesSource, SalesTable, read_sales
+
+REPORT_DATE = date(2025, 6, 2)
+FIRST_MONDAY = date(2025, 1, 6)
+
+SHOPIFY_HEADER = (
+    "Day,Product title,Product vendor,Product type,Variant title,Variant SKU,Net quantity,Gross sales,"
+    "Discounts,Returns,Net sales,Taxes,Total sales"
+)
+AMAZON_HEADER = (
+    '"Date","(Parent) ASIN","(Child) ASIN","Title","Sessions - Total","Session Percentage - Total",'
+    '"Page Views - Total","Page Views Percentage - Total","Featured Offer (Buy Box) Percentage","Units Ordered",'
+    '"Units Ordered - B2B","Unit Session Percentage","Ordered Product Sales","Ordered Product Sales - B2B",'
+    '"Total Order Items"'
+)
+PRODUCTS = {
+    "Classic Leather Boot": ["CLB-38-BLK", "CLB-40-BLK", "CLB-42-BRN"],
+    "Trail Runner 2.0": ["TR2-41", "TR2-43"],
+    "Suede Loafer": ["SL-39-TAN", "SL-44-NAVY"],
+}
+
+
+def invariant(table: SalesTable) -> None:
+    assert table.rows_read == table.rows_used + table.rejections.total + table.superseded
+
+
+def _truth(weeks: int = 4, seed: int = 0) -> pd.DataFrame:
+    """Daily sales per listing: units and the day's unit price, so weekly units and sales / units are known."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for title, skus in PRODUCTS.items():
+        for k, sku in enumerate(skus):
+            base = 40.0 + 15 * k + len(title)
+            for day in range(7 * weeks):
+                units = int(rng.poisson(1.5))
+                if day in (0, 7 * weeks - 1):
+                    units += 1  # the export's first and last day have sales, so its span is the full weeks
+                price = round(base * (0.8 if rng.random() < 0.2 else 1.0), 2)
+                rows.append(
+                    {
+                        "day": FIRST_MONDAY + timedelta(days=day),
+                        "title": title,
+                        "sku": sku,
+                        "units": units,
+                        "sales": round(units * price, 2),
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
+def _weekly(truth: pd.DataFrame) -> pd.DataFrame:
+    weekly = truth.assign(week=[d - timedelta(days=d.weekday()) for d in truth["day"]])
+    out = weekly.groupby(["sku", "week"], as_index=False)[["units", "sales"]].sum()
+    out["price"] = out["sales"] / out["units"]
+    return out
+
+
+def shopify_export(truth: pd.DataFrame, *, zero_days: bool = False) -> bytes:
+    """A Shopify "Sales by product variant SKU" report over days: no row on a day without sales."""
+    lines = [SHOPIFY_HEADER]
+    for row in truth.itertuples(index=False):
+        if row.units == 0 and not zero_days:
+            continue
+        gross = row.sales * 1.1
+        lines.append(
+            f'{row.day.isoformat()},"{row.title}",Imagelift Footwear,Shoes,{row.sku.split("-", 1)[1]},{row.sku},'
+            f"{row.units},{gross:.2f},{row.sales - gross:.2f},0.00,{row.sales:.2f},{row.sales * 0.2:.2f},"
+            f"{row.sales * 1.2:.2f}"
+        )
+    return ("\n".join(lines) + "\n").encode()
+
+
+PARENT = {title: f"B0{n}PARENT{n}" for n, title in enumerate(PRODUCTS)}
+
+
+def asin(sku: str) -> str:
+    return "B0" + "".join(c for c in sku if c.isalnum()).upper().ljust(8, "X")[:8]
+
+
+def amazon_export(truth: pd.DataFrame) -> bytes:
+    """Seller Central's Detail Page Sales and Traffic By Child Item, by date: US dates and dollar amounts."""
+    lines = [AMAZON_HEADER]
+    for row in truth.itertuples(index=False):
+        sessions = 3 * row.units + 5
+        sales = f"${row.sales:,.2f}"
+        lines.append(
+            f'"{row.day.month}/{row.day.day}/{row.day.year}","{PARENT[row.title]}","{asin(row.sku)}","{row.title}",'
+            f'"{sessions}","0.12%","{sessions + 4}","0.10%","98.50%","{row.units}","0","{row.units / sessions:.2%}",'
+            f'"{sales}","$0.00","{row.units}"'
+        )
+    return ("\n".join(lines) + "\n").encode()
+
+
+def _read(*files: tuple[str, bytes], config: SalesConfig | None = None, **kwargs) -> SalesTable:
+    table = read_sales(list(files), config, report_date=REPORT_DATE, **kwargs)
+    invariant(table)
+    return table
+
+
+def test_shopify_daily_export_becomes_listing_weeks_with_prices_from_sales():
+    truth = _truth()
+    table = _read(("shopify.csv", shopify_export(truth)), config=SalesConfig(sales_format="shopify"))
+    assert table.rejections.as_dict() == {}
+    assert table.failed_files == {}
+    frame = table.frame
+    assert frame["week"].dt.day_of_week.eq(0).all()
+    expected = _weekly(truth)
+    assert len(frame) == len(expected)  # every listing sold something every week
+    got = frame.set_index(["listing_id", "week"]).sort_index()
+    want = expected.assign(week=pd.to_datetime(expected["week"])).set_index(["sku", "week"]).sort_index()
+    np.testing.assert_array_equal(got["units"].to_numpy(), want["units"].to_numpy())
+    np.testing.assert_allclose(got["price"].to_numpy(), want["price"].to_numpy(), rtol=1e-9)
+    # product folders are Shopify's handles of the titles
+    assert set(frame["product_id"]) == {"classic-leather-boot", "trail-runner-2-0", "suede-loafer"}
+    assert table.rows_used == int((truth["units"] > 0).sum())  # each daily row counted once
+    assert "daily rows summed" in table.aggregation
+    assert any("shopify layout" in note and "daily" in note for note in table.notes)
+
+
+def test_amazon_business_report_reads_parent_and_child_asins_dollars_and_us_dates():
+    truth = _truth(weeks=3, seed=1)
+    table = _read(("BusinessReport-1-27-25.csv", amazon_export(truth)))  # auto: recognised by its headers
+    assert table.rejections.as_dict() == {}
+    frame = table.frame
+    expected = _weekly(truth)
+    assert len(frame) == len(expected)
+    assert sorted(frame["week"].dt.date.unique()) == [FIRST_MONDAY + timedelta(weeks=w) for w in range(3)]
+    got = frame.assign(sku=frame["listing_id"]).set_index(["sku", "week"]).sort_index()
+    want = expected.assign(sku=expected["sku"].map(asin), week=pd.to_datetime(expected["week"]))
+    want = want.set_index(["sku", "week"]).sort_index()
+    np.testing.assert_array_equal(got["units"].to_numpy(), want["units"].to_numpy())
+    np.testing.assert_allclose(got["price"].to_numpy(), want["price"].to_numpy(), rtol=1e-9)
+    assert set(frame["product_id"]) == set(PARENT.values())
+    assert any("amazon-business-report layout" in note for note in table.notes)
+
+
+def test_weekly_imagelift_rows_pass_through():
+    text = "week,product_id,listing_id,units,price\n2025-01-06,P1,L1,3,10.5\n2025-01-15,P1,L1,0,10.5\n"
+    table = _read(("weekly.csv", text.encode()))
+    assert table.frame["week"].astype(str).tolist() == ["2025-01-06", "2025-01-13"]
+    assert table.frame["units"].tolist() == [3.0, 0.0]
+    assert "one row per listing and week" in table.aggregation
+
+
+def test_columns_map_any_export_onto_the_fields():
+    text = (
+        "Order week;Style;Item number;Qty;Revenue\n2025-01-06;boot-1;SKU-1;4;200.00\n2025-01-13;boot-1;SKU-1;2;90.00\n"
+    )
+    config = SalesConfig(columns='week="Order week",product_id=Style,listing_id="Item number",units=Qty,sales=Revenue')
+    table = _read(("custom.csv", text.encode()), config=config)
+    assert table.frame["price"].tolist() == [50.0, 45.0]
+    assert table.frame["product_id"].tolist() == ["boot-1", "boot-1"]
+
+
+def test_a_named_layout_the_file_does_not_follow_says_which_headers_are_missing():
+    text = "week,product_id,listing_id,units,price\n2025-01-06,P1,L1,3,10.5\n"
+    with pytest.raises(InputFileError) as caught:
+        read_sales([SalesSource("mine.csv", text.encode(), strict=True)], SalesConfig(sales_format="shopify"))
+    assert "mine.csv: lacks column(s) product_id ('Product handle' or 'Product title')" in str(caught.value)
+    assert "'Variant SKU'" in str(caught.value)
+
+
+def test_column_mapping_text():
+    assert parse_column_mapping('week=Day,listing_id="Variant SKU", units = Net quantity') == {
+        "week": "Day",
+        "listing_id": "Variant SKU",
+        "units": "Net quantity",
+    }
+    with pytest.raises(ColumnError, match="unknown field 'colour'"):
+        parse_column_mapping("colour=Red")
+    with pytest.raises(ColumnError, match="is not field=Header"):
+        parse_column_mapping("week")
+    assert shopify_handle("Trail Runner 2.0 (Women's)") == "trail-runner-2-0-women-s"
+
+
+def test_shopify_zero_sale_days_and_returns_are_summed_into_the_week():
+    text = (
+        SHOPIFY_HEADER
+        + "\n"
+        + "".join(
+            f"2025-01-{d:02d},Suede Loafer,V,Shoes,39,SL-39,{u},0,0,0,{s},0,0\n"
+            for d, u, s in [(6, 2, "100.00"), (7, 0, "0.00"), (8, -1, "-50.00"), (12, 3, "150.00")]
+        )
+    )
+    table = _read(("returns.csv", text.encode()))
+    assert table.frame[["units", "price"]].values.tolist() == [[4.0, 50.0]]
+    assert table.rows_used == 4
+
+
+def _csv(frame: pd.DataFrame) -> str:
+    buffer = io.StringIO()
+    frame.to_csv(buffer, index=False)
+    return buffer.getvalue()

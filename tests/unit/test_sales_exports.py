@@ -209,3 +209,107 @@ def _csv(frame: pd.DataFrame) -> str:
     buffer = io.StringIO()
     frame.to_csv(buffer, index=False)
     return buffer.getvalue()
+
+
+# ------------------------------------------------------------------------------------------------ parsing
+
+WEEKLY = "week,product_id,listing_id,units,price\n"
+
+
+def _weekly_rows(rows: list[tuple[str, str, str, str, str]], sep: str = ",") -> str:
+    header = sep.join(["week", "product_id", "listing_id", "units", "price"])
+    return header + "\n" + "".join(sep.join(r) + "\n" for r in rows)
+
+
+def test_semicolons_decimal_commas_and_currency_symbols_are_read():
+    text = _weekly_rows(
+        [("2025-01-06", "P1", "L1", "3", "71,20"), ("2025-01-13", "P1", "L1", "2", "€ 1.071,20")], sep=";"
+    )
+    table = _read(("eu.csv", text.encode()))
+    assert table.frame["price"].tolist() == [71.2, 1071.2]
+    assert any("decimal ','" in note for note in table.notes)
+    us = _weekly_rows([("2025-01-06", "P1", "L1", "3", '"$7,120.00"'), ("2025-01-13", "P1", "L2", "2", "$71.20")])
+    assert _read(("us.csv", us.encode())).frame["price"].tolist() == [7120.0, 71.2]
+    tabs = _weekly_rows([("2025-01-06", "P1", "L1", "3", "10")], sep="\t")
+    assert _read(("tabs.tsv", tabs.encode())).frame["units"].tolist() == [3.0]
+
+
+def test_an_explicit_decimal_mark_wins_and_mixed_marks_are_an_error_asking_for_it():
+    text = _weekly_rows([("2025-01-06", "P1", "L1", "3", '"7,120"'), ("2025-01-13", "P1", "L1", "2", '"7,150"')])
+    assert _read(("a.csv", text.encode())).frame["price"].tolist() == [7120.0, 7150.0]
+    comma = _read(("a.csv", text.encode()), config=SalesConfig(decimal=","))
+    assert comma.frame["price"].tolist() == [7.12, 7.15]
+    mixed = _weekly_rows([("2025-01-06", "P1", "L1", "3", '"71,20"'), ("2025-01-13", "P1", "L1", "2", '"1,071.20"')])
+    table = _read(("mixed.csv", mixed.encode()))
+    assert "set --decimal . or --decimal ," in table.failed_files["mixed.csv"]
+    assert table.rows_read == 0
+
+
+def test_xlsx_utf16_and_bom_files_are_read():
+    frame = pd.DataFrame(
+        {
+            "week": pd.to_datetime(["2025-01-06", "2025-01-13"]),
+            "product_id": ["P1", "P1"],
+            "listing_id": ["L1", "L1"],
+            "units": [3, 0],
+            "price": [10.5, 10.5],
+        }
+    )
+    buffer = io.BytesIO()
+    frame.to_excel(buffer, index=False)
+    xlsx = _read(("export.xlsx", buffer.getvalue()))
+    assert xlsx.failed_files == {}
+    assert xlsx.frame["week"].astype(str).tolist() == ["2025-01-06", "2025-01-13"]
+    assert xlsx.frame["price"].tolist() == [10.5, 10.5]
+    text = _weekly_rows([("2025-01-06", "P1", "L1", "3", "10.5")], sep="\t")
+    assert _read(("unicode.txt", text.encode("utf-16"))).frame["units"].tolist() == [3.0]  # Excel "Unicode text"
+    assert _read(("bom.csv", b"\xef\xbb\xbf" + WEEKLY.encode() + b"2025-01-06,P1,L1,3,10.5\n")).frame[
+        "units"
+    ].tolist() == [3.0]
+
+
+def test_day_first_dates_are_inferred_from_the_whole_column_or_asked_for():
+    day_first = _weekly_rows([("06/01/2025", "P1", "L1", "3", "10"), ("13/01/2025", "P1", "L1", "2", "10")])
+    assert _read(("d.csv", day_first.encode())).frame["week"].astype(str).tolist() == ["2025-01-06", "2025-01-13"]
+    ambiguous = _weekly_rows([("06/01/2025", "P1", "L1", "3", "10"), ("03/02/2025", "P1", "L2", "2", "10")])
+    table = _read(("amb.csv", ambiguous.encode()))
+    assert "--dayfirst" in table.failed_files["amb.csv"]
+    with pytest.raises(InputFileError, match=r"^amb.csv: dates such as '06/01/2025' read as day/month and as month"):
+        read_sales([SalesSource("amb.csv", ambiguous.encode(), strict=True)], report_date=REPORT_DATE)
+    chosen = _read(("amb.csv", ambiguous.encode()), config=SalesConfig(dayfirst="true"))
+    assert chosen.frame["week"].astype(str).tolist() == ["2025-01-06", "2025-02-03"]
+    month = _read(("amb.csv", ambiguous.encode()), config=SalesConfig(dayfirst="false"))
+    # 1 June and 2 March are Sundays: weeks labelled by their Sunday start the Monday after
+    assert month.frame["week"].astype(str).tolist() == ["2025-06-02", "2025-03-03"]
+
+
+def test_words_are_not_dates_and_future_weeks_are_rejected():
+    text = _weekly_rows(
+        [
+            ("2025-01-06", "P1", "L1", "3", "10"),
+            ("today", "P1", "L2", "3", "10"),
+            ("now", "P1", "L3", "3", "10"),
+            ("2099-01-05", "P1", "L4", "3", "10"),
+            ("2025-06-09", "P1", "L5", "3", "10"),  # the week after the report date
+        ]
+    )
+    table = _read(("w.csv", text.encode()))
+    assert table.rejections.as_dict() == {"bad_week": 2, "future_week": 2}
+    assert table.frame["week"].max() == pd.Timestamp("2025-01-06")
+
+
+def test_weeks_labelled_by_their_sunday_are_moved_to_the_monday():
+    text = _weekly_rows([("2025-01-05", "P1", "L1", "3", "10"), ("2025-01-12", "P1", "L1", "2", "10")])
+    table = _read(("sun.csv", text.encode()))
+    assert table.frame["week"].astype(str).tolist() == ["2025-01-06", "2025-01-13"]
+    assert any("weeks from sunday" in note for note in table.notes)
+    monday = _read(("sun.csv", text.encode()), config=SalesConfig(week_start="monday"))
+    assert monday.frame["week"].astype(str).tolist() == ["2024-12-30", "2025-01-06"]
+
+
+def test_a_ragged_row_is_counted_and_the_file_kept():
+    text = WEEKLY + "2025-01-06,P1,L1,3,10\n2025-01-06,P1,L2,3,10,extra,fields\n2025-01-13,P1,L1,1,10\n"
+    table = _read(("ragged.csv", text.encode()))
+    assert table.rejections.as_dict() == {"ragged_row": 1}
+    assert table.rejections.examples["ragged_row"] == ["ragged.csv:3"]
+    assert len(table.frame) == 2

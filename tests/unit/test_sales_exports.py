@@ -313,3 +313,58 @@ def test_a_ragged_row_is_counted_and_the_file_kept():
     assert table.rejections.as_dict() == {"ragged_row": 1}
     assert table.rejections.examples["ragged_row"] == ["ragged.csv:3"]
     assert len(table.frame) == 2
+
+
+# ------------------------------------------------------------------------------------------------ overlaps
+
+
+def test_a_re_export_of_the_last_weeks_supersedes_the_older_copy():
+    weeks = [FIRST_MONDAY + timedelta(weeks=w) for w in range(12)]
+    old = _weekly_rows([(w.isoformat(), "P1", f"L{k}", "3", "10") for w in weeks for k in range(3)])
+    # re-exported later: the last 8 weeks, with corrected units
+    new = _weekly_rows([(w.isoformat(), "P1", f"L{k}", "4", "10") for w in weeks[4:] for k in range(3)])
+    older = SalesSource("sales/jan-mar.csv", old.encode(), last_modified=1_000.0)
+    newer = SalesSource("sales/last-8-weeks.csv", new.encode(), last_modified=2_000.0)
+    for order in ([older, newer], [newer, older]):  # LastModified decides, not the order listed
+        table = _read(*order)
+        assert table.rejections.as_dict() == {}
+        assert table.superseded == 8 * 3
+        assert len(table.frame) == 12 * 3  # the period is whole
+        by_week = table.frame.groupby("week")["units"].first()
+        assert by_week.iloc[:4].eq(3).all() and by_week.iloc[4:].eq(4).all()
+        assert table.superseded_examples[0].startswith("sales/jan-mar.csv:")
+
+
+def test_daily_exports_overlap_day_by_day_so_a_week_split_between_files_stays_whole():
+    truth = _truth(weeks=4, seed=3)
+    first = truth[truth["day"] <= FIRST_MONDAY + timedelta(days=16)]  # to a Wednesday
+    second = truth[truth["day"] >= FIRST_MONDAY + timedelta(days=14)]  # from the Monday before
+    table = _read(
+        SalesSource("a.csv", shopify_export(first), last_modified=1.0),
+        SalesSource("b.csv", shopify_export(second), last_modified=2.0),
+    )
+    expected = _weekly(truth)
+    assert table.rejections.as_dict() == {}
+    assert table.superseded == int(
+        (truth["units"] > 0)[
+            truth["day"].between(FIRST_MONDAY + timedelta(days=14), FIRST_MONDAY + timedelta(days=16))
+        ].sum()
+    )
+    assert table.frame["units"].sum() == expected["units"].sum()
+    assert len(table.frame) == len(expected)
+
+
+def test_exact_copies_inside_one_file_count_once_and_conflicting_ones_are_rejected():
+    text = WEEKLY + "2025-01-06,P1,L1,3,10\n2025-01-06,P1,L1,3,10\n2025-01-06,P1,L2,3,10\n2025-01-06,P1,L2,4,10\n"
+    table = _read(("dups.csv", text.encode()))
+    assert table.rejections.as_dict() == {"duplicate_row": 1, "duplicate_listing_week": 2}
+    assert table.frame["listing_id"].tolist() == ["L1"]
+
+
+def test_a_daily_export_that_stops_mid_week_leaves_that_week_out():
+    truth = _truth(weeks=2, seed=4)
+    cut = truth[truth["day"] <= FIRST_MONDAY + timedelta(days=9)].copy()  # the second week only to Wednesday
+    cut.loc[cut["day"] == cut["day"].max(), "units"] += 1
+    table = _read(("cut.csv", shopify_export(cut)))
+    assert set(table.rejections.as_dict()) == {"partial_week"}
+    assert table.frame["week"].astype(str).unique().tolist() == ["2025-01-06"]

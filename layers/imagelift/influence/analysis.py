@@ -409,6 +409,8 @@ def _data_warnings(panel: Panel, sales: SalesTable, fits: Fits) -> list[str]:
                     f"The {CATEGORY_NAMES[category]} effect rests on only {ident[category]['varying_products']} "
                     "products whose photos vary; read its interval with care."
                 )
+    for name, problem in sales.failed_files.items():
+        warnings.append(f"The sales file {name} could not be read and was left out: {problem}.")
     rejected = sales.rejections.total
     if rejected:
         share = rejected / max(sales.rows_read, 1)

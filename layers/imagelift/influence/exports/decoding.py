@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import warnings
 import zipfile
 import zlib
 from dataclasses import dataclass, field
@@ -103,23 +104,40 @@ def _read_xlsx(data: bytes) -> DecodedTable:
     return DecodedTable(frame=frame.reset_index(drop=True), lines=list(range(2, len(frame) + 2)))
 
 
+def _unique(names: list[str]) -> list[str]:
+    seen: dict[str, int] = {}
+    out = []
+    for name in names:
+        name = name.strip()
+        count = seen.get(name, 0)
+        seen[name] = count + 1
+        out.append(name if count == 0 else f"{name}.{count}")
+    return out
+
+
 def _read_csv_text(text: str, delimiter: str | None) -> DecodedTable:
     lines = text.splitlines()
     header_line = next((line for line in lines if line.strip()), "")
     delimiter = delimiter or sniff_delimiter(header_line)
+    # the header named explicitly: otherwise a first row with extra fields silently becomes an index
+    names = _unique(next(csv.reader([header_line], delimiter=delimiter), []))
     options = {
         "sep": delimiter,
         "dtype": str,
         "keep_default_na": False,
         "na_filter": False,
         "skip_blank_lines": True,
+        "names": names,
+        "header": 0,
     }
     ragged: list[int] = []
     try:
-        frame = pd.read_csv(io.StringIO(text), **options)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            frame = pd.read_csv(io.StringIO(text), index_col=False, **options)
     except pd.errors.EmptyDataError as exc:
         raise DecodeError("is empty") from exc
-    except pd.errors.ParserError:
+    except (pd.errors.ParserError, pd.errors.ParserWarning):
         # rows with more fields than the header: the slow reader hands each one to us
         seen: list[list[str]] = []
 

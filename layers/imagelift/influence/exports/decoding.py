@@ -130,7 +130,6 @@ def _read_csv_text(text: str, delimiter: str | None) -> DecodedTable:
         "names": names,
         "header": 0,
     }
-    ragged: list[int] = []
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", pd.errors.ParserWarning)
@@ -138,37 +137,38 @@ def _read_csv_text(text: str, delimiter: str | None) -> DecodedTable:
     except pd.errors.EmptyDataError as exc:
         raise DecodeError("is empty") from exc
     except (pd.errors.ParserError, pd.errors.ParserWarning):
-        # rows with more fields than the header: the slow reader hands each one to us
-        seen: list[list[str]] = []
-
-        def keep_aside(fields: list[str]) -> None:
-            seen.append(fields)
-            return None
-
-        try:
-            frame = pd.read_csv(io.StringIO(text), engine="python", on_bad_lines=keep_aside, **options)
-        except pd.errors.ParserError as exc:
-            raise DecodeError(f"is not a readable table ({exc})") from exc
-        ragged = [0] * len(seen)
+        # rows with more fields than the header: pandas either fails or silently shifts or cuts them, so this
+        # (rare) file is split by the csv module, which also gives each row's line number
+        return _read_ragged(text, delimiter, names)
     frame.columns = [str(c).strip() for c in frame.columns]
     frame = _strip(frame)
     # line numbers of the rows: the reader skips blank lines (a quoted field spanning lines shifts them)
     numbers = [i for i, line in enumerate(lines, start=1) if line.strip()][1:]
-    if ragged:
-        width = len(frame.columns)
-        bad = {i for i in numbers if _fields(lines[i - 1], delimiter) > width}
-        ragged = sorted(bad) if len(bad) == len(ragged) else ragged
-        numbers = [i for i in numbers if i not in bad]
     if len(numbers) != len(frame):
         numbers = list(range(2, len(frame) + 2))
-    return DecodedTable(frame=frame.reset_index(drop=True), lines=numbers, ragged=ragged)
+    return DecodedTable(frame=frame.reset_index(drop=True), lines=numbers)
 
 
-def _fields(line: str, delimiter: str) -> int:
-    try:
-        return len(next(csv.reader([line], delimiter=delimiter)))
-    except (csv.Error, StopIteration):
-        return 0
+def _read_ragged(text: str, delimiter: str, names: list[str]) -> DecodedTable:
+    reader = csv.reader(io.StringIO(text), delimiter=delimiter)
+    width = len(names)
+    rows: list[list[str]] = []
+    numbers: list[int] = []
+    ragged: list[int] = []
+    header_seen = False
+    for fields in reader:
+        if not any(f.strip() for f in fields):
+            continue
+        if not header_seen:
+            header_seen = True
+            continue
+        if len(fields) > width:
+            ragged.append(reader.line_num)
+            continue
+        rows.append([f.strip() for f in fields] + [""] * (width - len(fields)))
+        numbers.append(reader.line_num)
+    frame = pd.DataFrame(rows, columns=names, dtype=object) if rows else pd.DataFrame(columns=names, dtype=object)
+    return DecodedTable(frame=frame, lines=numbers, ragged=ragged)
 
 
 def read_table(data: bytes, *, delimiter: str | None = None) -> DecodedTable:

@@ -115,3 +115,75 @@ def test_a_fit_that_fails_is_a_warning_and_the_report_still_comes_out(sim, monke
     report = _report([("s.csv", gzip.compress(_csv(sim.sales)))], sim.records)
     assert not any(e.estimated for e in report.effects)
     assert any("could not be estimated" in w and "SVD did not converge" in w for w in report.warnings)
+
+
+def test_thin_data_gives_a_complete_report_saying_what_is_missing():
+    thin = simulate(SimulationSpec(products=2, weeks=8, seed=2))
+    report = _report([("thin.csv", _csv(thin.sales))], thin.records)
+    assert not any(e.estimated for e in report.effects)
+    first = report.warnings[0]
+    assert first.startswith("Too little data for any effect: 2 products, 8 weeks")
+    assert "at least 30 listing-weeks inside at least 3 products" in first
+    assert report.counts.rows_used == len(thin.sales)
+    assert report.period.first_week == "2025-01-06"
+
+
+def test_no_exports_at_all_is_a_report_saying_so(sim):
+    report = _report([], sim.records)
+    assert report.warnings[0].startswith("No sales exports yet")
+    assert report.counts.rows == 0 and report.period.first_week is None
+
+
+def test_the_command_line_prints_counts_and_examples_when_every_row_is_rejected(sim, tmp_path, capsys):
+    from imagelift.cli import main
+
+    ghosts = sim.sales.head(50).assign(listing_id=[f"GHOST{i}" for i in range(50)])  # listings with no photo
+    (tmp_path / "s.csv").write_bytes(_csv(ghosts))
+    cats = tmp_path / "c.jsonl"
+    cats.write_text("".join(json.dumps(r) + "\n" for r in sim.records))
+    args = ["report", "--sales", str(tmp_path / "s.csv"), "--categories", str(cats), "--out", str(tmp_path / "out")]
+    code = main([*args, "--report-date", "2025-06-02"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "no usable weeks: 0 of 50 rows used" in out
+    assert "rejected: " in out and "unknown_listing" in out
+    assert f"unknown_listing: e.g. {tmp_path / 's.csv'}:" in out
+    assert "warning: No sales row could be used" in out
+    assert (tmp_path / "out" / "influence.html").read_text().count("unknown") >= 1
+
+
+def test_the_command_line_reads_a_shopify_export_with_its_options(tmp_path, capsys):
+    from test_sales_exports import PRODUCTS, _truth, shopify_export
+
+    from imagelift.cli import main
+    from imagelift.influence.exports.formats import shopify_handle
+
+    truth = _truth(weeks=4, seed=9)
+    path = tmp_path / "shopify.csv"
+    path.write_bytes(shopify_export(truth))
+    records = [
+        {
+            "product_id": shopify_handle(title),
+            "listing_id": sku,
+            "status": "classified",
+            "category": 1 + k % 3,
+            "event_time": "2024-12-01T00:00:00Z",
+            "key": f"images/{shopify_handle(title)}/{sku}/photo.jpg",
+        }
+        for title, skus in PRODUCTS.items()
+        for k, sku in enumerate(skus)
+    ]
+    cats = tmp_path / "c.jsonl"
+    cats.write_text("".join(json.dumps(r) + "\n" for r in records))
+    args = ["report", "--sales", str(path), "--categories", str(cats), "--out", str(tmp_path / "out")]
+    code = main([*args, "--format", "shopify", "--report-date", "2025-06-02", "--monthfirst"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    report = json.loads((tmp_path / "out" / "influence.json").read_text())
+    counts = report["counts"]
+    assert counts["rows"] == counts["rows_used"] == int((truth["units"] > 0).sum())
+    assert counts["listing_weeks"] == 7 * 4 and report["period"] == {"from": "2025-01-06", "to": "2025-01-27"}
+    assert "daily rows summed" in counts["aggregation"]
+    assert report["warnings"][0].startswith("Too little data for any effect: 3 products, 4 weeks, 28 listing-weeks")
+    assert main([*args, "--columns", "colour=Red"]) == 2
+    assert "unknown field 'colour'" in capsys.readouterr().err

@@ -89,6 +89,12 @@ def render_all(report: Report, max_products: int = 60) -> dict[str, bytes]:
 # ---------------------------------------------------------------------------------------------------- HTML
 
 
+def _span(period: Any) -> str:
+    if not period.first_week:
+        return "no usable weeks of sales"
+    return f"Weeks {period.first_week} to {period.last_week}"
+
+
 def _e(value: Any) -> str:
     return html.escape(str(value), quote=True)
 
@@ -221,7 +227,7 @@ def section_header(report: Report) -> str:
     period, counts = report.period, report.counts
     return (
         "<h1>How the kind of product photo moves sales</h1>"
-        f"<p class='sub'>Weeks {_e(period.first_week)} to {_e(period.last_week)} &middot; {counts.products:,} products, "
+        f"<p class='sub'>{_e(_span(period))} &middot; {counts.products:,} products, "
         f"{counts.listings:,} listings, {counts.listing_weeks or counts.rows_used:,} listing-weeks analysed &middot; generated "
         f"{_e(report.generated_at.replace('T', ' ').replace('+00:00', ' UTC'))}</p>"
     )
@@ -426,7 +432,7 @@ def render_html(report: Report, max_products: int = 60) -> bytes:
     out = [
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
         "<meta name='viewport' content='width=device-width, initial-scale=1'>",
-        f"<title>Photo influence report {_e(period.first_week)} to {_e(period.last_week)}</title>",
+        f"<title>Photo influence report, {_e(_span(period))}</title>",
         f"<style>{CSS}</style></head><body>",
         *(render() for render in _sections(report, max_products)),
         "</body></html>",

@@ -111,8 +111,9 @@ class PerProductEffect:
 
 @dataclass(frozen=True)
 class Period:
-    first_week: str
-    last_week: str
+    first_week: str | None
+    """None when no week of sales could be used."""
+    last_week: str | None
 
     def to_dict(self) -> dict[str, str]:
         return {"from": self.first_week, "to": self.last_week}
@@ -437,9 +438,13 @@ class ReportSummary:
     def headline(self) -> str:
         """The lines the command line prints."""
         level = f"{self.confidence:.0%}"
+        span = (
+            f"period {self.period.first_week} to {self.period.last_week}"
+            if self.period.first_week
+            else "no usable weeks"
+        )
         lines = [
-            f"period {self.period.first_week} to {self.period.last_week}: {self.rows_used:,} of {self.rows:,} rows "
-            f"used, {self.products:,} products, {self.listings:,} listings",
+            f"{span}: {self.rows_used:,} of {self.rows:,} rows used, {self.products:,} products, {self.listings:,} listings"
         ]
         if self.rows_rejected:
             lines.append("rejected: " + ", ".join(f"{k} {v}" for k, v in self.rows_rejected.items()))

@@ -338,8 +338,6 @@ def read_sales(
         frames.append(rows.frame)
         notes.extend(rows.notes)
         ranks.append((source.modified_at(), index))
-    if not names:
-        raise InputFileError("sales", "no sales export files were given")
     columns = ["product_id", "listing_id", "date", "week", "units", "price", "sales", *controls]
     if not frames:
         empty = pd.DataFrame({c: pd.Series(dtype=float) for c in columns})

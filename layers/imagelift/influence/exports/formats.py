@@ -18,8 +18,10 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import pandas as pd
+if TYPE_CHECKING:  # pandas only where a frame is handled: the command line imports this module for its choices
+    import pandas as pd
 
 FIELDS = ("week", "product_id", "listing_id", "units", "price", "sales")
 """Fields a column can be mapped to; ``price`` or ``sales`` is needed, the others always."""
@@ -87,6 +89,10 @@ PRESETS: dict[str, Preset] = {
     ),
 }
 FORMAT_NAMES = ("auto", *PRESETS)
+DECIMALS = ("auto", ".", ",")
+"""Decimal marks: per file from the values, or a point or a comma for every file."""
+WEEK_STARTS = ("auto", "monday", "sunday")
+"""What date labels a weekly row: any day of a Monday week, its Sunday start, or Sunday when every date is one."""
 
 
 def _norm(header: str) -> str:
@@ -175,6 +181,8 @@ def resolve_layout(
 
 def apply_layout(raw: pd.DataFrame, layout: Layout) -> pd.DataFrame:
     """The file's frame with its mapped columns renamed to the fields (and controls), ids derived where set."""
+    import pandas as pd
+
     columns = {header: name for name, header in layout.headers.items()}
     columns |= {header: name for name, header in layout.controls.items()}
     frame = raw[list(columns)].rename(columns=columns)

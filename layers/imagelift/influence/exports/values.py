@@ -14,8 +14,6 @@ import re
 import numpy as np
 import pandas as pd
 
-DECIMALS = ("auto", ".", ",")
-
 # currency signs and ISO codes before or after the number, and the blanks shops put inside numbers
 _CURRENCY = re.compile(r"^\s*(?:[A-Z]{3}\s*)?[$€£¥₹]?\s*|\s*[$€£¥₹]?\s*(?:[A-Z]{3})?\s*$")
 _BLANKS = re.compile(r"[\s\u00a0\u202f']")

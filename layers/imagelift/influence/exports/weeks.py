@@ -33,7 +33,6 @@ FORMATS: tuple[tuple[str, bool | None], ...] = (
     ("%d %B %Y", None),
     ("%a, %b %d, %Y", None),
 )
-WEEK_STARTS = ("auto", "monday", "sunday")
 
 
 class DateFormatError(ValueError):

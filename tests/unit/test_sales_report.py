@@ -187,3 +187,25 @@ def test_the_command_line_reads_a_shopify_export_with_its_options(tmp_path, caps
     assert report["warnings"][0].startswith("Too little data for any effect: 3 products, 4 weeks, 28 listing-weeks")
     assert main([*args, "--columns", "colour=Red"]) == 2
     assert "unknown field 'colour'" in capsys.readouterr().err
+
+
+def test_exports_that_leave_out_zero_sale_weeks_are_detected_and_filled_on_request():
+    full_sim = simulate(SimulationSpec(products=150, weeks=20, base_units=1.5, seed=11, deleted_records=0.0))
+    config = ReportConfig(controls="")
+    sales = full_sim.sales.drop(columns="promo")
+    full = _report([("s.csv", _csv(sales))], full_sim.records, config)
+    sold = sales[sales["units"] > 0]
+    omitted = len(sales) - len(sold)
+    assert omitted > 0.2 * len(sales)
+
+    warned = _report([("s.csv", _csv(sold))], full_sim.records, config)
+    (warning,) = [w for w in warned.warnings if "leave out weeks without sales" in w]
+    assert f"{omitted:,} listing-weeks" in warning and "--fill-zeros" in warning
+
+    filled = _report([("s.csv", _csv(sold))], full_sim.records, config, SalesConfig(fill_zeros=True))
+    assert filled.counts.rows_filled == omitted
+    assert filled.counts.rows_used == len(sold)  # filled weeks are not rows read
+    assert filled.counts.listing_weeks == full.counts.listing_weeks
+    # the filled weeks are the very weeks the full export had, each at its listing's median price
+    assert filled.counts.listing_weeks_by_category == full.counts.listing_weeks_by_category
+    assert all(e.estimated for e in filled.effects)

@@ -445,6 +445,17 @@ def _data_warnings(panel: Panel, sales: SalesTable, fits: Fits) -> list[str]:
                     f"The {CATEGORY_NAMES[category]} effect rests on only {ident[category]['varying_products']} "
                     "products whose photos vary; read its interval with care."
                 )
+    if sales.zero_weeks_missing and not sales.rows_filled:
+        warnings.append(
+            f"The sales exports hold no zero-sale week, yet {sales.zero_weeks_missing:,} listing-weeks with a live "
+            "photo have no row: the exports seem to leave out weeks without sales (Shopify does), which biases the "
+            "effects. Rerun with --fill-zeros (REPORT_FILL_ZEROS=true) to count them as zero sales."
+        )
+    elif sales.rows_filled:
+        warnings.append(
+            f"{sales.rows_filled:,} listing-weeks with a live photo but no row in the exports were counted as zero "
+            "sales at the listing's median price (fill zeros)."
+        )
     for name, problem in sales.failed_files.items():
         warnings.append(f"The sales file {name} could not be read and was left out: {problem}.")
     rejected = sales.rejections.total
@@ -501,6 +512,7 @@ def assemble_report(
         superseded_examples=tuple(sales.superseded_examples),
         files_failed=dict(sales.failed_files),
         listing_weeks=len(frame),
+        rows_filled=sales.rows_filled,
         aggregation=sales.aggregation,
         reading=tuple(sales.notes),
     )

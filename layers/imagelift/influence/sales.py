@@ -150,6 +150,10 @@ class SalesTable:
     """How the files were read (layout, date format, decimal mark, week convention, aggregation)."""
     aggregation: str = ""
     report_date: date | None = None
+    zero_weeks_missing: int = 0
+    """Listing-weeks with a live photo the exports left out while writing no zero-sale week at all."""
+    rows_filled: int = 0
+    """Of those, the ones added as zero-sale weeks (``fill_zeros``)."""
 
     @property
     def rows_used(self) -> int:

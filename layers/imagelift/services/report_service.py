@@ -14,11 +14,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from imagelift.config import ReportConfig, SalesConfig, StorageConfig
-from imagelift.influence.analysis import assemble_report, fit_models, prepare_panel
+from imagelift.influence.analysis import Panel, assemble_report, fit_models, prepare_panel
 from imagelift.influence.outputs import render_all
 from imagelift.influence.records import join_categories, normalise_records, read_jsonl
 from imagelift.influence.report import Report, ReportSummary
 from imagelift.influence.sales import InputFileError, SalesSource, read_sales
+from imagelift.influence.zeros import handle_missing_zero_weeks
 
 SALES_SUFFIXES = (".csv", ".csv.gz", ".gz", ".tsv", ".xlsx")
 T = TypeVar("T")
@@ -80,10 +81,16 @@ def build_report(
         ),
     )
     records = stages.run("read_records", lambda: normalise_records(record_items))
-    panel = stages.run(
-        "join",
-        lambda: prepare_panel(join_categories(sales.frame, records, sales.rejections), sales.controls),
-    )
+    fill_zeros = (sales_config or SalesConfig()).fill_zeros
+
+    def join() -> Panel:
+        joined = join_categories(sales.frame, records, sales.rejections)
+        joined, sales.zero_weeks_missing, sales.rows_filled = handle_missing_zero_weeks(
+            joined, sales, records, fill_zeros
+        )
+        return prepare_panel(joined, sales.controls)
+
+    panel = stages.run("join", join)
     fits = stages.run("fit", lambda: fit_models(panel, config))
     report = stages.run("assemble", lambda: assemble_report(sales, records, panel, fits, config, generated_at))
     files = stages.run("render", lambda: render_all(report, config.html_max_products))

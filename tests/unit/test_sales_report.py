@@ -209,3 +209,16 @@ def test_exports_that_leave_out_zero_sale_weeks_are_detected_and_filled_on_reque
     # the filled weeks are the very weeks the full export had, each at its listing's median price
     assert filled.counts.listing_weeks_by_category == full.counts.listing_weeks_by_category
     assert all(e.estimated for e in filled.effects)
+
+
+def test_the_scheduled_window_reads_only_the_last_weeks(sim):
+    from datetime import date
+
+    from imagelift.influence.sales import read_sales
+
+    # the simulation runs 16 weeks from 2025-01-06; a 10-week window before 2025-04-28 starts on 2025-02-17
+    table = read_sales([("s.csv", _csv(sim.sales))], controls=["promo"], report_date=date(2025, 4, 28), window_weeks=10)
+    assert table.frame["week"].min() == datetime(2025, 2, 17)
+    before = int((sim.sales["week"] < "2025-02-17").sum())
+    assert table.rejections.as_dict() == {"before_window": before}
+    assert table.rows_read == table.rows_used + table.rejections.total

@@ -32,11 +32,13 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "layers"))
+sys.path.insert(0, str(ROOT / "tests"))  # the stock cascade is test support, not library code
+
+from support.stock import MTCNN_SDIST, YOLO_SDIST, StockCascade, find_sdist  # noqa: E402
 
 from imagelift.config import VisionConfig  # noqa: E402
 from imagelift.records.categories import CATEGORY_NAMES  # noqa: E402
 from imagelift.vision.cascade import Cascade  # noqa: E402
-from imagelift.vision.stock import MTCNN_SDIST, YOLO_SDIST, StockCascade, find_sdist  # noqa: E402
 
 CATEGORY_BY_FOLDER = {"cat1_model": 1, "cat2_legs": 2, "cat3_product": 3}
 RESULTS = ROOT / "bench" / "results" / "vision.json"

@@ -103,6 +103,9 @@ class VisionConfig(_FromEnv):
     face_max_side: int = 400
     """MTCNN runs on the photo shrunk so its long side is at most this (speed; a face under
     ``face_min_size * max_side / face_max_side`` original pixels is then missed)."""
+    face_scale_factor: float = 0.709
+    """Ratio between neighbouring levels of MTCNN's image pyramid (the paper's 1/sqrt(2)); closer to 1 means more
+    levels, more P-Net runs and fewer faces that fall between two scales."""
     face_pnet_threshold: float = 0.7
     """P-Net candidate score. The paper's 0.6 sends about twice as many candidates to R-Net for the same faces
     (bench lever "P-Net threshold 0.6")."""

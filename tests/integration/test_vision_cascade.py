@@ -148,3 +148,22 @@ def test_other_real_photos_from_scikit_image(cascade: Cascade) -> None:
         if result.category != label:
             wrong[name] = result.category
     assert len(wrong) <= 1, wrong
+
+
+def test_best_face_score_is_the_near_miss(cascade: Cascade, results, models_dir: Path, photos_dir: Path) -> None:
+    minimum = cascade.config.face_min_confidence
+    for path, _, result in results:
+        assert 0.0 <= result.best_face_score < minimum, path.name
+    # With a minimum no face reaches, the face that decided the photo becomes its near miss.
+    path = photos_dir / "cat1_model" / "cat1_model_portrait_official.jpg"
+    accepted = cascade.classify_path(path)
+    strict = Cascade.load(VisionConfig.from_env({}, models_dir=models_dir, threads=1, face_min_confidence=1.01))
+    missed = strict.classify_path(path)
+    assert missed.category != 1 and not missed.faces
+    assert abs(missed.best_face_score - accepted.faces[0].confidence) < 1e-6
+
+
+def test_face_settings_reach_mtcnn(models_dir: Path) -> None:
+    config = VisionConfig.from_env({"IMAGELIFT_FACE_SCALE_FACTOR": "0.8"}, models_dir=models_dir, threads=1)
+    loaded = Cascade.load(config)
+    assert loaded.mtcnn.scale_factor == 0.8 and loaded.thresholds["face_scale_factor"] == 0.8

@@ -14,6 +14,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from imagelift.progress import ProgressBar
+
 IMAGE_SUFFIXES = {
     ".jpg",
     ".jpeg",
@@ -98,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
 
     rows: list[dict] = []
     failures = 0
-    progress = Progress(len(files), enabled=len(files) >= PROGRESS_MIN_FILES)
+    progress = ProgressBar(len(files), verb="classified", enabled=len(files) >= PROGRESS_MIN_FILES)
     for index, path in enumerate(files):
         started = time.perf_counter()
         try:
@@ -119,8 +121,8 @@ def run(args: argparse.Namespace) -> int:
         rows.append(row)
         if args.json:
             print(json.dumps(row), flush=True)
-        progress.update(index + 1, path)
-    progress.done()
+        progress.update(index + 1, name=path.name)
+    progress.finish()
     if not args.json:
         print_table(rows)
     return 1 if failures else 0
@@ -137,39 +139,6 @@ def write_annotated(out_dir: Path, path: Path, files: list[Path], data: bytes, r
     name = "__".join(path.resolve().parts[-3:]) if len({f.name for f in files}) < len(files) else path.name
     target = out_dir / (Path(name).stem + ".annotated.jpg")
     cv2.imwrite(str(target), annotate(full, result), [cv2.IMWRITE_JPEG_QUALITY, 90])
-
-
-class Progress:
-    """A one-line progress bar on stderr (a line every 10% when stderr is not a terminal)."""
-
-    def __init__(self, total: int, *, enabled: bool) -> None:
-        self.total = total
-        self.enabled = enabled
-        self.tty = sys.stderr.isatty()
-        self.started = time.perf_counter()
-        self.last_decile = -1
-
-    def update(self, done: int, path: Path) -> None:
-        if not self.enabled:
-            return
-        elapsed = time.perf_counter() - self.started
-        rate = done / elapsed if elapsed > 0 else 0.0
-        if self.tty:
-            width = 30
-            filled = round(width * done / self.total)
-            bar = "#" * filled + "-" * (width - filled)
-            print(
-                f"\r[{bar}] {done}/{self.total} {rate:.1f}/s {path.name[:40]:40s}", end="", file=sys.stderr, flush=True
-            )
-        else:
-            decile = 10 * done // self.total
-            if decile != self.last_decile:
-                self.last_decile = decile
-                print(f"classified {done}/{self.total} ({rate:.1f}/s)", file=sys.stderr, flush=True)
-
-    def done(self) -> None:
-        if self.enabled and self.tty:
-            print(file=sys.stderr)
 
 
 def print_table(rows: list[dict]) -> None:

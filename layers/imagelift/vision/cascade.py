@@ -18,7 +18,7 @@ import numpy as np
 from imagelift.config import VisionConfig
 from imagelift.records.categories import CATEGORY_NAMES, MODEL, PRODUCT, WORN
 from imagelift.vision.image_io import DecodedImage, ImageDecodeError, decode_image
-from imagelift.vision.mtcnn import MTCNN, Face
+from imagelift.vision.mtcnn import MTCNN, Face, FaceDetection
 from imagelift.vision.person import Person, PersonFinder
 
 __all__ = ["Cascade", "Classification", "ImageDecodeError"]
@@ -39,6 +39,8 @@ class Classification:
     thresholds: dict[str, float | int | bool]
     name: str = ""
     format: str = ""
+    best_face_score: float = 0.0
+    """Best MTCNN score of a candidate that did not count as a face (below ``face_min_confidence``): the near miss."""
 
     @property
     def category_name(self) -> str:
@@ -71,6 +73,7 @@ class Cascade:
             "face_min_confidence": config.face_min_confidence,
             "face_min_size": config.face_min_size,
             "face_max_side": config.face_max_side,
+            "face_scale_factor": config.face_scale_factor,
             "mtcnn_steps": [config.face_pnet_threshold, config.face_rnet_threshold, config.face_onet_threshold],
             "person_min_confidence": config.person_min_confidence,
             "yolo_input_size": config.yolo_input_size,
@@ -100,6 +103,7 @@ class Cascade:
             models_dir / "mtcnn",
             min_face_size=config.face_min_size,
             thresholds=(config.face_pnet_threshold, config.face_rnet_threshold, config.face_onet_threshold),
+            scale_factor=config.face_scale_factor,
             threads=config.threads,
         )
         detector = YoloDetector(yolo_path, threads=config.threads)
@@ -143,7 +147,8 @@ class Cascade:
         t0 = time.perf_counter()
         image = decoded.bgr
         to_photo = decoded.width / image.shape[1]  # decoded pixels -> original photo pixels
-        faces = self.find_faces(image)
+        face_detection = self.detect_faces(image)
+        faces = face_detection.faces
         t1 = time.perf_counter()
         timings = {"decode": decode_ms, "mtcnn": (t1 - t0) * 1000, "yolo": 0.0}
         persons: list[Person] = []
@@ -166,10 +171,16 @@ class Cascade:
             thresholds=self.thresholds,
             name=name,
             format=decoded.format,
+            best_face_score=face_detection.best_rejected,
         )
 
     def find_faces(self, image_bgr: np.ndarray) -> list[Face]:
         """Faces that count (``face_min_confidence``), in the pixels of ``image_bgr``."""
+        return self.detect_faces(image_bgr).faces
+
+    def detect_faces(self, image_bgr: np.ndarray) -> FaceDetection:
+        """Faces that count (``face_min_confidence``) in the pixels of ``image_bgr``, and the best score that did
+        not count."""
         h, w = image_bgr.shape[:2]
         shrink = min(1.0, self.config.face_max_side / max(h, w))
         small = image_bgr
@@ -177,9 +188,11 @@ class Cascade:
             small = cv2.resize(
                 image_bgr, (max(1, round(w * shrink)), max(1, round(h * shrink))), interpolation=cv2.INTER_AREA
             )
-        rgb = cv2.cvtColor(small, cv2.COLOR_BGR2RGB)
-        faces = [f for f in self.mtcnn.detect_faces(rgb) if f.confidence >= self.config.face_min_confidence]
-        return [f.scaled(w / small.shape[1]) for f in faces]
+        detection = self.mtcnn.detect_bgr(small)
+        minimum = self.config.face_min_confidence
+        near_misses = [detection.best_rejected, *(f.confidence for f in detection.faces if f.confidence < minimum)]
+        counted = [f for f in detection.faces if f.confidence >= minimum]
+        return FaceDetection(counted, max(near_misses)).scaled(w / small.shape[1])
 
 
 def model_ids(models_dir: Path, rels: dict[str, str]) -> dict[str, str]:

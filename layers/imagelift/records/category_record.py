@@ -28,8 +28,9 @@ SOURCE_EVENT_WITHOUT_SEQUENCER = "s3_event_without_sequencer"
 SOURCE_BACKFILL = "backfill"
 SOURCE_SIMULATED = "simulated"
 
-REPORT_FIELDS = ("product_id", "listing_id", "status", "category", "event_time", "sequencer", "key")
-"""What the weekly report reads of each record (``sequencer`` breaks ties of ``event_time``)."""
+REPORT_FIELDS = ("product_id", "listing_id", "status", "category", "event_time", "sequencer", "key", "live_from")
+"""What the weekly report reads of each record (``sequencer`` breaks ties of ``event_time``; ``live_from``, when
+set, moves the photo's start back)."""
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,8 @@ class CategoryRecord:
     """``{code, message}`` of a failed record."""
     size_bytes: int | None = None
     classified_at: str | None = None
+    live_from: str | None = None
+    """ISO 8601, UTC: when the seller says this photo went live, when that was before its upload (backfill)."""
     extra: Mapping[str, Any] = field(default_factory=dict)
     """Attributes this module does not name, kept as they came."""
 

@@ -185,3 +185,39 @@ class ReportConfig(_FromEnv):
 
     def control_columns(self) -> tuple[str, ...]:
         return tuple(c.strip().lower() for c in self.controls.split(",") if c.strip())
+
+
+@dataclass(frozen=True)
+class SalesConfig(_FromEnv):
+    """How sales exports are read (env REPORT_<FIELD>, e.g. REPORT_SALES_FORMAT, REPORT_COLUMNS)."""
+
+    _PREFIX: ClassVar[str] = "REPORT_"
+    sales_format: str = "auto"
+    """Export layout: ``imagelift``, ``shopify``, ``amazon-business-report``, or ``auto`` (the first whose headers
+    the file has)."""
+    columns: str = ""
+    """Header overrides, ``field=Header,...`` (fields week, product_id, listing_id, units, price, sales)."""
+    decimal: str = "auto"
+    """Decimal mark of numbers: ``.``, ``,`` or ``auto`` (per file, from the values; disagreement is an error)."""
+    dayfirst: str = "auto"
+    """Day/month order of dates like 06/01/2025: ``true``, ``false`` or ``auto`` (an ambiguous file is an error)."""
+    week_start: str = "auto"
+    """Weekly rows labelled by ``monday`` or ``sunday``; ``auto`` takes Sunday when every date of a weekly file is one."""
+    max_units: float = 100_000.0
+    """Most units one listing can sell in a week; more is rejected as implausible."""
+    max_price_factor: float = 20.0
+    """A listing-week's price more than this factor above or below the listing's median price is rejected."""
+    fill_zeros: bool = False
+    """Add zero-sale weeks that an export left out, for listings with a live photo (else only a warning)."""
+    window_weeks: int = 52
+    """Weeks before the report date the scheduled report reads (0: all history)."""
+
+    def dayfirst_choice(self) -> bool | None:
+        value = str(self.dayfirst).strip().lower()
+        if value in {"auto", ""}:
+            return None
+        if value in {"1", "true", "yes", "on", "day"}:
+            return True
+        if value in {"0", "false", "no", "off", "month"}:
+            return False
+        raise ValueError(f"REPORT_DAYFIRST={self.dayfirst!r} is not true, false or auto")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import importlib.util
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import boto3
@@ -22,7 +23,7 @@ SCHEDULED_EVENT = {
     "detail-type": "Scheduled Event",
     "source": "aws.events",
     "account": "123456789012",
-    "time": "2025-04-07T06:00:00Z",
+    "time": "2025-06-02T06:00:00Z",  # the Monday after the simulated 20 weeks: the report's date
     "region": "us-east-1",
     "resources": ["arn:aws:events:us-east-1:123456789012:rule/Weekly"],
     "detail": {},
@@ -134,11 +135,12 @@ def test_template_schedules_the_function_weekly(stack):
     assert [t["Arn"] for t in targets] == [function_arn]
 
 
-def test_no_sales_exports_is_a_clear_error(stack, report_env, lambda_context):
+def test_no_sales_exports_yet_is_a_report_that_says_so(stack, report_env, lambda_context):
     from imagelift.config import StorageConfig
-    from imagelift.influence.sales import InputFileError
     from imagelift.services.report_service import run_scheduled
 
-    storage = StorageConfig.from_env(sales_prefix="nothing-here/")
-    with pytest.raises(InputFileError, match=r"nothing-here/: holds no sales exports"):
-        run_scheduled(storage, ReportConfig.from_env({}))
+    storage = StorageConfig.from_env(sales_prefix="nothing-here/", reports_prefix="reports-empty/")
+    summary = run_scheduled(storage, ReportConfig.from_env({}), now=datetime(2025, 6, 2, 6, tzinfo=UTC))
+    assert summary["rows"] == 0 and summary["effects"] == {"model": None, "worn": None}
+    assert summary["warnings"][0].startswith("No sales exports yet")
+    assert summary["period"] == {"from": None, "to": None}

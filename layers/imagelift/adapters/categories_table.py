@@ -108,6 +108,17 @@ class CategoriesTable:
             ),
         )
 
+    def set_live_from(self, pk: str, sk: str, live_from: str) -> bool:
+        """Store the seller's ``live_from`` on an existing record (the classification is left as it is)."""
+        return self._conditional(
+            self.client.update_item,
+            TableName=self.table_name,
+            Key=marshal({"pk": pk, "sk": sk}),
+            UpdateExpression="SET live_from = :live_from",
+            ConditionExpression="attribute_exists(pk)",
+            ExpressionAttributeValues=marshal({":live_from": live_from}),
+        )
+
     @staticmethod
     def _conditional(call: Any, **kwargs: Any) -> bool:
         try:

@@ -1,4 +1,5 @@
-"""``imagelift backfill --bucket B [--prefix images/] [--concurrency N]``: record the photos that have no record."""
+"""``imagelift backfill --bucket B [--prefix images/] [--concurrency N] [--live-since DATE | --live-from CSV]``:
+record the photos that have no record, and (optionally) since when the listings' current photos were live."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import argparse
 import json
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from imagelift.progress import ProgressBar
@@ -24,6 +26,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--concurrency", type=int, default=4, help="photos in flight at once (default: 4)")
     parser.add_argument("--table", default=None, help="ImageCategories table (default: env CATEGORIES_TABLE)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    parser.add_argument(
+        "--live-since",
+        default=None,
+        metavar="DATE",
+        help="the listings' current photos were live since DATE (before their upload): the report counts those weeks",
+    )
+    parser.add_argument(
+        "--live-from",
+        type=Path,
+        default=None,
+        metavar="CSV",
+        help="per listing: a CSV of listing_id,live_from (product_id optional); wins over --live-since",
+    )
     parser.set_defaults(func=run)
 
 
@@ -45,7 +60,18 @@ def run(args: argparse.Namespace) -> int:
         return 2
     from botocore.exceptions import BotoCoreError, ClientError
 
+    from imagelift.records.live_from import LiveFrom, LiveFromError, parse_moment, read_live_from_csv
     from imagelift.services.backfill import BackfillService
+
+    try:
+        since = parse_moment(args.live_since) if args.live_since else None
+        if args.live_from is not None and not args.live_from.is_file():
+            raise LiveFromError(f"{args.live_from}: does not exist")
+        by_listing = read_live_from_csv(str(args.live_from), args.live_from.read_bytes()) if args.live_from else {}
+    except LiveFromError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    live_from = LiveFrom(since=since, by_listing=by_listing)
 
     storage = {"categories_table": args.table} if args.table else {}
     try:
@@ -56,7 +82,9 @@ def run(args: argparse.Namespace) -> int:
     prefix = service.images_prefix if args.prefix is None else args.prefix
     progress = None if args.no_progress else progress_bar()
     try:
-        summary = service.run(args.bucket, prefix, concurrency=args.concurrency, progress=progress)
+        summary = service.run(
+            args.bucket, prefix, concurrency=args.concurrency, progress=progress, live_from=live_from or None
+        )
     except (ClientError, BotoCoreError) as exc:
         print(f"error: cannot list s3://{args.bucket}/{prefix}: {exc}", file=sys.stderr)
         return 1

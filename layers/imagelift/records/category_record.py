@@ -28,9 +28,19 @@ SOURCE_EVENT_WITHOUT_SEQUENCER = "s3_event_without_sequencer"
 SOURCE_BACKFILL = "backfill"
 SOURCE_SIMULATED = "simulated"
 
-REPORT_FIELDS = ("product_id", "listing_id", "status", "category", "event_time", "sequencer", "key", "deleted_at")
+REPORT_FIELDS = (
+    "product_id",
+    "listing_id",
+    "status",
+    "category",
+    "event_time",
+    "sequencer",
+    "key",
+    "deleted_at",
+    "live_from",
+)
 """What the weekly report reads of each record (``sequencer`` breaks ties of ``event_time``; ``deleted_at`` ends a
-version whose record keeps its upload ``event_time``)."""
+version whose record keeps its upload ``event_time``; ``live_from``, when set, moves the photo's start back)."""
 
 
 @dataclass(frozen=True)
@@ -89,6 +99,8 @@ class CategoryRecord:
     classified_at: str | None = None
     deleted_at: str | None = None
     """ISO 8601, UTC: when a ``deleted`` record's version was deleted (its ``event_time`` stays the upload's)."""
+    live_from: str | None = None
+    """ISO 8601, UTC: when the seller says this photo went live, when that was before its upload (backfill)."""
     extra: Mapping[str, Any] = field(default_factory=dict)
     """Attributes this module does not name, kept as they came."""
 

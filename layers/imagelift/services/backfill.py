@@ -19,7 +19,8 @@ from typing import Any
 from imagelift.adapters.categories_table import CategoriesTable
 from imagelift.adapters.s3 import ObjectInfo, PhotoStore
 from imagelift.records.category_record import SOURCE_BACKFILL, CategoryRecord
-from imagelift.records.keys import BACKFILL_SEQUENCER, object_pk, version_sk
+from imagelift.records.keys import BACKFILL_SEQUENCER, object_pk, parse_image_key, version_sk
+from imagelift.records.live_from import LiveFrom
 from imagelift.services.classify_service import Classifier, classify_object, production_wiring, result_of, utc_now
 from imagelift.services.results import RecordResult
 
@@ -34,6 +35,8 @@ class BackfillSummary:
     errors: list[tuple[str, str]] = field(default_factory=list)
     """(key, error) of objects that hit a transient fault: rerun to record them."""
     seconds: float = 0.0
+    live_from_set: int = 0
+    """Records (new or existing) given the seller's ``live_from``."""
 
     @property
     def complete(self) -> bool:
@@ -48,6 +51,7 @@ class BackfillSummary:
             "classified": self.outcomes["classified"],
             "failed": self.outcomes["failed"],
             "already_recorded": self.outcomes["duplicate"],
+            "live_from_set": self.live_from_set,
             "categories": {str(k): v for k, v in sorted(self.categories.items())},
             "errors": [{"key": k, "error": e} for k, e in self.errors],
             "seconds": round(self.seconds, 2),
@@ -84,9 +88,19 @@ class BackfillService:
         return cls(**production_wiring(classifier, environ, **storage))
 
     def run(
-        self, bucket: str, prefix: str, *, concurrency: int = 4, progress: Progress | None = None
+        self,
+        bucket: str,
+        prefix: str,
+        *,
+        concurrency: int = 4,
+        progress: Progress | None = None,
+        live_from: LiveFrom | None = None,
     ) -> BackfillSummary:
-        """Record every current object under ``prefix`` that has no record; transient faults are counted."""
+        """Record every current object under ``prefix`` that has no record; transient faults are counted.
+
+        ``live_from``: when the seller says the listings' current photos went live; records of photos uploaded
+        later carry it (existing records of those versions too), so the report counts the weeks since then.
+        """
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, not {concurrency}")
         started = time.perf_counter()
@@ -94,19 +108,20 @@ class BackfillService:
         objects = [obj for obj in self.photos.current_objects(bucket, prefix) if not obj.key.endswith("/")]
         summary.listed = len(objects)
 
-        def one(obj: ObjectInfo) -> tuple[ObjectInfo, RecordResult | None, str | None]:
+        def one(obj: ObjectInfo) -> tuple[ObjectInfo, RecordResult | None, str | None, bool]:
             try:
-                result = self.record_existing_object(obj)
+                result, stated = self._record(obj, live_from)
             except Exception as exc:  # transient (throttling, timeouts, 5xx): counted, the next run retries it
-                return obj, None, f"{type(exc).__name__}: {exc}"
-            return obj, result, None
+                return obj, None, f"{type(exc).__name__}: {exc}", False
+            return obj, result, None, stated
 
         with ThreadPoolExecutor(max_workers=concurrency) as pool:
-            for done, (obj, result, error) in enumerate(pool.map(one, objects), start=1):
+            for done, (obj, result, error, stated) in enumerate(pool.map(one, objects), start=1):
                 if result is None:
                     summary.errors.append((obj.key, error or "unknown error"))
                 else:
                     summary.outcomes[result.outcome] += 1
+                    summary.live_from_set += int(stated)
                     if result.category is not None:
                         summary.categories[result.category] += 1
                 if progress is not None:
@@ -114,14 +129,31 @@ class BackfillService:
         summary.seconds = time.perf_counter() - started
         return summary
 
-    def record_existing_object(self, obj: ObjectInfo) -> RecordResult:
-        """Classify an object no event told us about; written only if its version has no record."""
+    def record_existing_object(self, obj: ObjectInfo, live_from: LiveFrom | None = None) -> RecordResult:
+        """Classify an object no event told us about; written only if its version has no record.
+
+        With ``live_from``, an existing record of the version gets the seller's live-from time too.
+        """
+        return self._record(obj, live_from)[0]
+
+    def _record(self, obj: ObjectInfo, live_from: LiveFrom | None) -> tuple[RecordResult, bool]:
+        """The result, and whether a ``live_from`` was stored."""
         pk = object_pk(obj.bucket, obj.key)
         sk = version_sk(version_id=obj.version_id, etag=obj.etag, sequencer=BACKFILL_SEQUENCER, removed=False)
         existing = self.records.get(pk, sk)
         if existing is not None:
-            return RecordResult(obj.key, "duplicate", existing.status)
+            result = RecordResult(obj.key, "duplicate", existing.status)
+            stated = (
+                live_from.for_record(existing.product_id, existing.listing_id, existing.event_time)
+                if live_from
+                else None
+            )
+            changed = bool(stated) and stated != existing.live_from and self.records.set_live_from(pk, sk, stated)
+            return result, changed
         event_time = (obj.last_modified or datetime.now(UTC)).astimezone(UTC).isoformat(timespec="milliseconds")
+        event_time = event_time.replace("+00:00", "Z")
+        parsed = parse_image_key(obj.key, self.images_prefix)
+        stated = live_from.for_record(parsed.product_id, parsed.listing_id, event_time) if live_from else None
         outcome = classify_object(
             self.photos,
             self.classifier,
@@ -140,12 +172,13 @@ class BackfillService:
             etag=obj.etag,
             sequencer=BACKFILL_SEQUENCER,
             event_name="Backfill",
-            event_time=event_time.replace("+00:00", "Z"),
+            event_time=event_time,
             source=SOURCE_BACKFILL,
             recorded_at=self.clock(),
+            live_from=stated,
             **outcome,
         )
         if not self.records.put_if_absent(record):
             existing = self.records.get(pk, sk)
-            return RecordResult(obj.key, "duplicate", existing.status if existing else None)
-        return result_of(record)
+            return RecordResult(obj.key, "duplicate", existing.status if existing else None), False
+        return result_of(record), stated is not None

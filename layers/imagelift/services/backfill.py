@@ -2,8 +2,14 @@
 
 Lists the current object versions under a prefix and records each one that has no record yet, with the same
 classification and record as the S3 events (``source = backfill``, the empty sequencer so that any real event
-for the same version supersedes it). Versions that have a record are skipped with one GetItem, so a rerun only does
-what is missing; a transient fault is counted and left for the next run.
+for the same version supersedes it). Versions that have a record are skipped with a GetItem or two, so a rerun only
+does what is missing; a transient fault is counted and left for the next run.
+
+A version's record is found under its version id (``v#...``) or, when its event carried no version id (moto's
+notifications do not), under its ETag (``etag#...``): both mean the version is recorded.
+
+:meth:`BackfillService.for_each_object` (list, fan out, count, report progress) is shared with
+imagelift.services.reclassify.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from imagelift.adapters.categories_table import CategoriesTable
 from imagelift.adapters.s3 import ObjectInfo, PhotoStore
@@ -54,6 +60,8 @@ class BackfillSummary:
         }
 
 
+S = TypeVar("S", bound=BackfillSummary)
+
 Progress = Callable[[int, int, str, RecordResult | None], None]
 """progress(done, total, key, result or None when the object hit an error)."""
 
@@ -87,17 +95,33 @@ class BackfillService:
         self, bucket: str, prefix: str, *, concurrency: int = 4, progress: Progress | None = None
     ) -> BackfillSummary:
         """Record every current object under ``prefix`` that has no record; transient faults are counted."""
+        summary = BackfillSummary(bucket=bucket, prefix=prefix)
+        return self.for_each_object(summary, self.record_existing_object, concurrency=concurrency, progress=progress)
+
+    def for_each_object(
+        self,
+        summary: S,
+        handle: Callable[[ObjectInfo], RecordResult],
+        *,
+        concurrency: int = 4,
+        progress: Progress | None = None,
+    ) -> S:
+        """``handle`` every current object under ``summary.prefix``, ``concurrency`` at a time, into ``summary``.
+
+        An exception from ``handle`` is a transient fault (throttling, timeouts, 5xx): it is counted in
+        ``summary.errors`` and the object is left for the next run.
+        """
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, not {concurrency}")
         started = time.perf_counter()
-        summary = BackfillSummary(bucket=bucket, prefix=prefix)
+        bucket, prefix = summary.bucket, summary.prefix
         objects = [obj for obj in self.photos.current_objects(bucket, prefix) if not obj.key.endswith("/")]
         summary.listed = len(objects)
 
         def one(obj: ObjectInfo) -> tuple[ObjectInfo, RecordResult | None, str | None]:
             try:
-                result = self.record_existing_object(obj)
-            except Exception as exc:  # transient (throttling, timeouts, 5xx): counted, the next run retries it
+                result = handle(obj)
+            except Exception as exc:  # transient: counted, the next run retries it
                 return obj, None, f"{type(exc).__name__}: {exc}"
             return obj, result, None
 
@@ -114,11 +138,20 @@ class BackfillService:
         summary.seconds = time.perf_counter() - started
         return summary
 
+    def existing_record(self, obj: ObjectInfo) -> CategoryRecord | None:
+        """The record of this object version: under its version id, else under its ETag (an event without one)."""
+        pk = object_pk(obj.bucket, obj.key)
+        sk = version_sk(version_id=obj.version_id, etag=obj.etag, sequencer=BACKFILL_SEQUENCER, removed=False)
+        record = self.records.get(pk, sk)
+        if record is None and obj.version_id and obj.etag:
+            record = self.records.get(pk, version_sk(version_id=None, etag=obj.etag, sequencer="", removed=False))
+        return record
+
     def record_existing_object(self, obj: ObjectInfo) -> RecordResult:
         """Classify an object no event told us about; written only if its version has no record."""
         pk = object_pk(obj.bucket, obj.key)
         sk = version_sk(version_id=obj.version_id, etag=obj.etag, sequencer=BACKFILL_SEQUENCER, removed=False)
-        existing = self.records.get(pk, sk)
+        existing = self.existing_record(obj)
         if existing is not None:
             return RecordResult(obj.key, "duplicate", existing.status)
         event_time = (obj.last_modified or datetime.now(UTC)).astimezone(UTC).isoformat(timespec="milliseconds")

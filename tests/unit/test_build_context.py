@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
 ROOT_IGNORE = ROOT / ".dockerignore"
 DOCKERFILES = sorted(ROOT.glob("functions/*/Dockerfile"))
 CONTEXT_BOUND_BYTES = 3 * 1024 * 1024
-"""Source, metadata and the lock are about 0.8 MB; a bound this tight fails on any stray data directory."""
+"""Source, metadata and the lock are about 0.5 MB; a bound this tight fails on any stray data directory."""
 
 
 def copy_sources(dockerfile: Path) -> list[str]:

@@ -16,7 +16,8 @@ stack is created, :func:`_apply_what_moto_skips` sets them through the service A
 so the local resources are what the template says: bucket versioning, public access block, ownership controls,
 lifecycle rules, bucket-key encryption and event notifications; bucket policies (statements without a Condition:
 moto ignores conditions, so a conditional Deny would deny everything); DynamoDB point-in-time recovery;
-Lambda event invoke configs. What is still not reproduced is listed in ``StackInfo.not_reproduced`` (never silent).
+Lambda event invoke configs; CloudWatch alarms; SNS subscriptions. Resources whose ``Condition`` is false are left out, as
+CloudFormation does. What is still not reproduced is listed in ``StackInfo.not_reproduced`` (never silent).
 """
 
 from __future__ import annotations
@@ -236,6 +237,28 @@ class _Resolver:
         )
         self.params = params
         self._arns: dict[str, str] = {}
+        self._conditions: dict[str, bool] = {}
+
+    def condition(self, name: str) -> bool:
+        """The value of one of the template's Conditions."""
+        if name not in self._conditions:
+            self._conditions[name] = self.truth((self.template.get("Conditions") or {})[name])
+        return self._conditions[name]
+
+    def truth(self, value: Any) -> bool:
+        ((fn, arg),) = value.items()
+        if fn == "Fn::Equals":
+            left, right = (self(v) for v in arg)
+            return str(left) == str(right)
+        if fn == "Fn::Not":
+            return not self.truth(arg[0])
+        if fn == "Fn::And":
+            return all(self.truth(v) for v in arg)
+        if fn == "Fn::Or":
+            return any(self.truth(v) for v in arg)
+        if fn == "Condition":
+            return self.condition(arg)
+        raise StackError(f"condition function {fn} is not supported by the local deploy")
 
     def ref(self, name: str) -> Any:
         if name in self.params:
@@ -271,6 +294,8 @@ class _Resolver:
     def get_att(self, logical_id: str, attribute: str) -> Any:
         if attribute == "Arn":
             return self.arn(logical_id)
+        if attribute == "QueueName":
+            return self.info.physical(logical_id).rstrip("/").rsplit("/", 1)[-1]
         raise StackError(f"cannot resolve Fn::GetAtt {logical_id}.{attribute}")
 
     def sub(self, text: str, variables: dict[str, Any]) -> str:
@@ -308,6 +333,8 @@ class _Resolver:
                 return self(arg[1])[int(self(arg[0]))]
             if fn == "Fn::Split":
                 return str(self(arg[1])).split(self(arg[0]))
+            if fn == "Fn::If":
+                return self(arg[1] if self.condition(arg[0]) else arg[2])
             if fn.startswith("Fn::") or fn == "Condition":
                 raise StackError(f"intrinsic function {fn} is not supported by the local deploy")
         return {k: v for k, v in ((k, self(v)) for k, v in value.items()) if v is not None}
@@ -382,7 +409,16 @@ _APPLIED_TYPES = {
     "AWS::DynamoDB::Table",
     "AWS::Lambda::EventInvokeConfig",
     "AWS::Lambda::Function",
+    "AWS::CloudWatch::Alarm",
+    "AWS::SNS::Subscription",
 }
+
+_ALARM_INTEGERS = ("Period", "EvaluationPeriods", "DatapointsToAlarm")
+
+
+def local_alarm_name(stack_name: str, logical_id: str) -> str:
+    """The name an alarm without AlarmName gets here (CloudFormation would add a random suffix)."""
+    return f"{stack_name}-{logical_id}"
 
 
 def _apply_what_moto_skips(template: dict[str, Any], info: StackInfo, *, account_id: str) -> list[str]:
@@ -392,6 +428,8 @@ def _apply_what_moto_skips(template: dict[str, Any], info: StackInfo, *, account
     not_reproduced: list[str] = []
     for logical_id, resource in template["Resources"].items():
         kind = resource["Type"]
+        if "Condition" in resource and not resolve.condition(resource["Condition"]):
+            continue  # not part of this stack
         if kind not in _APPLIED_TYPES:
             if logical_id not in info.resources:
                 not_reproduced.append(f"{logical_id}: {kind} is not supported by moto's CloudFormation")
@@ -428,6 +466,16 @@ def _apply_what_moto_skips(template: dict[str, Any], info: StackInfo, *, account
             if "DestinationConfig" in props:
                 kwargs["DestinationConfig"] = props["DestinationConfig"]
             _client("lambda", region, endpoint).put_function_event_invoke_config(**kwargs)
+        elif kind == "AWS::CloudWatch::Alarm":
+            alarm = {k: v for k, v in props.items() if k != "ActionsEnabled"}
+            alarm.setdefault("AlarmName", local_alarm_name(info.stack_name, logical_id))
+            alarm.update({k: int(alarm[k]) for k in _ALARM_INTEGERS if k in alarm})
+            alarm["Threshold"] = float(alarm["Threshold"])
+            _client("cloudwatch", region, endpoint).put_metric_alarm(**alarm)
+        elif kind == "AWS::SNS::Subscription":
+            _client("sns", region, endpoint).subscribe(
+                TopicArn=props["TopicArn"], Protocol=props["Protocol"], Endpoint=props["Endpoint"]
+            )
         elif kind == "AWS::Lambda::Function" and props.get("PackageType") == "Image":
             not_reproduced.append(f"{logical_id}: PackageType Image (moto records a zip function; nothing runs it)")
     return not_reproduced

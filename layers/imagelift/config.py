@@ -46,6 +46,16 @@ class _FromEnv:
                     raise ValueError(f"environment variable {name}={env[name]!r} is not valid: {exc}") from exc
         return cls(**values)
 
+    @classmethod
+    def set_in_env(cls, environ: dict[str, str] | None = None) -> frozenset[str]:
+        """Names of the fields ``environ`` sets (non-empty), as opposed to those left at their defaults."""
+        env = os.environ if environ is None else environ
+        return frozenset(
+            f.name
+            for f in fields(cls)  # type: ignore[arg-type]
+            if env.get(f.metadata.get("env", f"{cls._PREFIX}{f.name.upper()}"), "") != ""
+        )
+
 
 def default_models_dir() -> Path:
     """Models baked into the Lambda image live beside the code; locally they are built into ./models."""
@@ -72,6 +82,18 @@ class StorageConfig(_FromEnv):
     """Prefix reports are written under: <prefix><date>/ and <prefix>latest/ (env REPORTS_PREFIX)."""
     images_prefix: str = "images/"
     """Prefix of product photos in the uploads bucket (env IMAGES_PREFIX)."""
+
+
+@dataclass(frozen=True)
+class StackConfig(_FromEnv):
+    """Which deployed stack the operator commands (backfill, reclassify) work on when no table is named.
+
+    They read the table and bucket names from the stack's outputs (env ``IMAGELIFT_STACK``).
+    """
+
+    _PREFIX: ClassVar[str] = "IMAGELIFT_"
+    stack: str = "imagelift"
+    """CloudFormation stack name; samconfig.toml deploys under this one."""
 
 
 @dataclass(frozen=True)

@@ -144,3 +144,31 @@ def test_no_sales_exports_yet_is_a_report_that_says_so(stack, report_env, lambda
     assert summary["rows"] == 0 and summary["effects"] == {"model": None, "worn": None}
     assert summary["warnings"][0].startswith("No sales exports yet")
     assert summary["period"] == {"from": None, "to": None}
+
+
+def test_handler_emits_the_run_metrics_the_alarm_and_dashboard_use(
+    stack, report_env, loaded, simulation, lambda_context, capsys
+):
+    """One EMF document per run (powertools prints it to stdout, CloudWatch turns it into metrics)."""
+    from imagelift.services.report_metrics import REJECTED_SHARE_METRIC
+
+    app = _import_handler()
+    capsys.readouterr()
+    summary = app.lambda_handler(SCHEDULED_EVENT, lambda_context)
+    documents = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    assert len(documents) == 1
+    # powertools writes each value as a list of the run's data points: one point per metric here
+    emf = {k: (v[0] if isinstance(v, list) and len(v) == 1 else v) for k, v in documents[0].items()}
+    (directive,) = emf["_aws"]["CloudWatchMetrics"]
+    assert directive["Namespace"] == "imagelift" and directive["Dimensions"] == [["service"]]
+    assert emf["service"] == "influence-report"
+    units = {m["Name"]: m["Unit"] for m in directive["Metrics"]}
+    assert units["rows"] == "Count" and units[REJECTED_SHARE_METRIC] == "Percent"
+    assert units["duration_seconds"] == "Seconds"
+    expected_rejected = sum(simulation.truth["expected_rejections"].values())
+    assert emf["rows"] == len(simulation.sales) == summary["rows"]
+    assert emf["rows_rejected"] == expected_rejected
+    assert emf[REJECTED_SHARE_METRIC] == pytest.approx(100 * expected_rejected / len(simulation.sales))
+    assert emf["effects_estimated"] == 2
+    assert emf["effect_pct_model"] == pytest.approx(summary["effects"]["model"])
+    assert 0 < emf["duration_seconds"] < 300

@@ -1,7 +1,7 @@
 """Category records (ImageCategories items) as the report needs them, and the as-of join onto sales weeks.
 
 Only ``product_id``, ``listing_id``, ``status``, ``category``, ``event_time``, ``sequencer`` and the optional
-``key`` and ``deleted_at`` are read; a record carrying nothing else is fine. A photo is one ``key`` (records
+``key``, ``deleted_at`` and ``live_from`` are read; a record carrying nothing else is fine. A photo is one ``key`` (records
 without one count as a single photo per listing): it is live from its classified record until a later ``deleted``
 record of the same key, and a re-upload makes it live again. A ``deleted`` record with a category and a
 ``deleted_at`` after its ``event_time`` is a version deleted for good: live from ``event_time`` to ``deleted_at``. Records that cannot place or end a photo on a listing at a time (failed,

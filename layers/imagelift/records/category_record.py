@@ -66,6 +66,12 @@ class CategoryRecord:
     source: str | None = None
     """``s3_event``, ``s3_event_without_sequencer``, ``backfill`` or ``simulated``."""
     recorded_at: str | None = None
+    """When this item was last written (every write sets it; a rewrite checks it has not changed)."""
+    revision: int | None = None
+    """Absent on a version's first record (revision 1); 2, 3... after each re-classification."""
+    reclassifications: list[dict[str, Any]] | None = None
+    """One entry per re-classification, oldest first: ``{at, reason, run_id, previous}``, ``previous`` holding the
+    replaced outcome (``status``, ``category``, ``decided_by``, ``models``, ``thresholds``, ``classified_at``)."""
     matched: bool | None = None
     """The key follows ``<images prefix><product_id>/<listing_id>/<file>``; unmatched records stay out of reports."""
     file_name: str | None = None

@@ -2,8 +2,14 @@
 
 Lists the current object versions under a prefix and records each one that has no record yet, with the same
 classification and record as the S3 events (``source = backfill``, the empty sequencer so that any real event
-for the same version supersedes it). Versions that have a record are skipped with one GetItem, so a rerun only does
-what is missing; a transient fault is counted and left for the next run.
+for the same version supersedes it). Versions that have a record are skipped with a GetItem or two, so a rerun only
+does what is missing; a transient fault is counted and left for the next run.
+
+A version's record is found under its version id (``v#...``) or, when its event carried no version id (moto's
+notifications do not), under its ETag (``etag#...``): both mean the version is recorded.
+
+:meth:`BackfillService.for_each_object` (list, fan out, count, report progress) is shared with
+imagelift.services.reclassify.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from imagelift.adapters.categories_table import CategoriesTable
 from imagelift.adapters.s3 import ObjectInfo, PhotoStore
@@ -57,6 +63,8 @@ class BackfillSummary:
             "seconds": round(self.seconds, 2),
         }
 
+
+S = TypeVar("S", bound=BackfillSummary)
 
 Progress = Callable[[int, int, str, RecordResult | None], None]
 """progress(done, total, key, result or None when the object hit an error)."""
@@ -101,33 +109,67 @@ class BackfillService:
         ``live_from``: when the seller says the listings' current photos went live; records of photos uploaded
         later carry it (existing records of those versions too), so the report counts the weeks since then.
         """
+        summary = BackfillSummary(bucket=bucket, prefix=prefix)
+        stated: list[str] = []  # keys given a live_from (list.append is safe across the worker threads)
+
+        def handle(obj: ObjectInfo) -> RecordResult:
+            result, live_from_stored = self._record(obj, live_from)
+            if live_from_stored:
+                stated.append(obj.key)
+            return result
+
+        self.for_each_object(summary, handle, concurrency=concurrency, progress=progress)
+        summary.live_from_set = len(stated)
+        return summary
+
+    def for_each_object(
+        self,
+        summary: S,
+        handle: Callable[[ObjectInfo], RecordResult],
+        *,
+        concurrency: int = 4,
+        progress: Progress | None = None,
+    ) -> S:
+        """``handle`` every current object under ``summary.prefix``, ``concurrency`` at a time, into ``summary``.
+
+        An exception from ``handle`` is a transient fault (throttling, timeouts, 5xx): it is counted in
+        ``summary.errors`` and the object is left for the next run.
+        """
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, not {concurrency}")
         started = time.perf_counter()
-        summary = BackfillSummary(bucket=bucket, prefix=prefix)
+        bucket, prefix = summary.bucket, summary.prefix
         objects = [obj for obj in self.photos.current_objects(bucket, prefix) if not obj.key.endswith("/")]
         summary.listed = len(objects)
 
-        def one(obj: ObjectInfo) -> tuple[ObjectInfo, RecordResult | None, str | None, bool]:
+        def one(obj: ObjectInfo) -> tuple[ObjectInfo, RecordResult | None, str | None]:
             try:
-                result, stated = self._record(obj, live_from)
-            except Exception as exc:  # transient (throttling, timeouts, 5xx): counted, the next run retries it
-                return obj, None, f"{type(exc).__name__}: {exc}", False
-            return obj, result, None, stated
+                result = handle(obj)
+            except Exception as exc:  # transient: counted, the next run retries it
+                return obj, None, f"{type(exc).__name__}: {exc}"
+            return obj, result, None
 
         with ThreadPoolExecutor(max_workers=concurrency) as pool:
-            for done, (obj, result, error, stated) in enumerate(pool.map(one, objects), start=1):
+            for done, (obj, result, error) in enumerate(pool.map(one, objects), start=1):
                 if result is None:
                     summary.errors.append((obj.key, error or "unknown error"))
                 else:
                     summary.outcomes[result.outcome] += 1
-                    summary.live_from_set += int(stated)
                     if result.category is not None:
                         summary.categories[result.category] += 1
                 if progress is not None:
                     progress(done, len(objects), obj.key, result)
         summary.seconds = time.perf_counter() - started
         return summary
+
+    def existing_record(self, obj: ObjectInfo) -> CategoryRecord | None:
+        """The record of this object version: under its version id, else under its ETag (an event without one)."""
+        pk = object_pk(obj.bucket, obj.key)
+        sk = version_sk(version_id=obj.version_id, etag=obj.etag, sequencer=BACKFILL_SEQUENCER, removed=False)
+        record = self.records.get(pk, sk)
+        if record is None and obj.version_id and obj.etag:
+            record = self.records.get(pk, version_sk(version_id=None, etag=obj.etag, sequencer="", removed=False))
+        return record
 
     def record_existing_object(self, obj: ObjectInfo, live_from: LiveFrom | None = None) -> RecordResult:
         """Classify an object no event told us about; written only if its version has no record.
@@ -140,7 +182,7 @@ class BackfillService:
         """The result, and whether a ``live_from`` was stored."""
         pk = object_pk(obj.bucket, obj.key)
         sk = version_sk(version_id=obj.version_id, etag=obj.etag, sequencer=BACKFILL_SEQUENCER, removed=False)
-        existing = self.records.get(pk, sk)
+        existing = self.existing_record(obj)
         if existing is not None:
             result = RecordResult(obj.key, "duplicate", existing.status)
             stated = (
@@ -148,7 +190,9 @@ class BackfillService:
                 if live_from
                 else None
             )
-            changed = bool(stated) and stated != existing.live_from and self.records.set_live_from(pk, sk, stated)
+            changed = (
+                bool(stated) and stated != existing.live_from and self.records.set_live_from(pk, existing.sk, stated)
+            )
             return result, changed
         event_time = (obj.last_modified or datetime.now(UTC)).astimezone(UTC).isoformat(timespec="milliseconds")
         event_time = event_time.replace("+00:00", "Z")

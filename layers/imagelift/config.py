@@ -118,6 +118,9 @@ class VisionConfig(_FromEnv):
     face_max_side: int = 400
     """MTCNN runs on the photo shrunk so its long side is at most this (speed; a face under
     ``face_min_size * max_side / face_max_side`` original pixels is then missed)."""
+    face_scale_factor: float = 0.709
+    """Ratio between neighbouring levels of MTCNN's image pyramid (the paper's 1/sqrt(2)); closer to 1 means more
+    levels, more P-Net runs and fewer faces that fall between two scales."""
     face_pnet_threshold: float = 0.7
     """P-Net candidate score. The paper's 0.6 sends about twice as many candidates to R-Net for the same faces
     (bench lever "P-Net threshold 0.6")."""
@@ -129,22 +132,30 @@ class VisionConfig(_FromEnv):
     face_min_confidence: float = 0.9
     """O-Net score a face needs to make the photo category 1."""
 
-    # Persons (YOLOv3, COCO class 0): a person without a face makes the photo category 2.
+    # Persons (YOLO nets, COCO class 0): a person without a face makes the photo category 2. The defaults are what
+    # bench/tune_vision.py chose by nested cross-validation (bench/results/vision_tuning.json).
     yolo_model: str = "yolo/yolov3-tiny.onnx"
-    """YOLO model file under ``models_dir`` (e.g. a user-converted ``yolo/yolov3.onnx``)."""
+    """Primary YOLO model file under ``models_dir`` (e.g. a user-converted ``yolo/yolov3.onnx``)."""
+    second_yolo_model: str = "yolo/yolov4-tiny.onnx"
+    """A second YOLO opinion under ``models_dir``, combined with the primary by ``person_combine``; empty = none."""
+    person_combine: str = "mean"
+    """How the nets' best person scores in a pass make the pass's score: ``max``, ``mean`` or ``min``."""
     person_min_confidence: float = 0.25
-    """Objectness x class score a person needs in either pass (stock cascade: 0.5 at 416, where yolov3-tiny hardly
-    ever sees frame-filling legs). 0.25 is the middle of the plateau 0.2-0.3 where accuracy on the labelled photos
-    is best, and what leave-one-out picks (bench/results/vision.json)."""
+    """Score (objectness x class, combined over the nets) a person needs in the whole-photo pass."""
+    person_padded_min_confidence: float = 0.25
+    """Score a person needs in the padded pass."""
     yolo_input_size: int = 192
-    """Letterboxed YOLO input for the whole photo (0 skips this pass). Small on purpose: worn-look photos are close-ups, and a
-    frame-filling person shrunk to ~200 px matches the scale yolov3-tiny learnt on COCO (and costs 1/5 of 416)."""
+    """Letterboxed YOLO input for the whole photo (0 skips this pass). Small on purpose: worn-look photos are
+    close-ups, and a frame-filling person shrunk to ~200 px matches the scale the tiny nets learnt on COCO."""
     padded_pass: bool = True
     """Second YOLO pass on the photo shrunk into a grey canvas, for people who fill the frame."""
     padded_input_size: int = 320
     """Canvas side of the padded pass."""
     padded_scale: float = 0.5
     """Fraction of the canvas side the photo's long side takes in the padded pass."""
+    review_margin: float = 0.1
+    """A person score this close to its pass's threshold (either side) marks the record ``review``: the margin
+    inside which cross-validated decisions were least reliable."""
 
     def __post_init__(self) -> None:
         # from_env hands a string for fields with a default factory; keep the type promised above.

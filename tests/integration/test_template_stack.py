@@ -280,8 +280,7 @@ def test_prefix_parameters_reach_filters_policies_and_both_functions(dummy_aws_e
     from moto import mock_aws
 
     prefixes = {"ImagesPrefix": "photos/in/", "SalesPrefix": "exports/", "ReportsPrefix": "weekly/"}
-    # its own bucket names: the module's stack may hold the default ones in the same moto account
-    prefixes["BucketNamePrefix"] = "imagelift-prefixes"
+    prefixes["BucketNamePrefix"] = "prefix-test"  # bucket names are global in moto too
     with mock_aws():
         info = deploy_stack(TEMPLATE, stack_name="ImageLift-Prefixes", region=REGION, parameters=prefixes)
         s3 = boto3.client("s3", region_name=REGION)

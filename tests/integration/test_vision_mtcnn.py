@@ -119,3 +119,36 @@ def test_nms_union_and_min() -> None:
     boxes = np.array([[0, 0, 9, 9, 0.9], [1, 1, 10, 10, 0.8], [0, 0, 4, 4, 0.7], [50, 50, 60, 60, 0.6]], dtype=float)
     assert nms(boxes, 0.5).tolist() == [0, 2, 3]
     assert nms(boxes, 0.5, method="min").tolist() == [0, 3]  # the small box lies inside the first one
+
+
+def test_near_miss_is_the_best_score_under_the_onet_threshold(models_dir: Path, ours: MTCNN, photos_dir: Path) -> None:
+    image = _rgb(photos_dir / "cat1_model" / "cat1_model_portrait_official.jpg")
+    found = ours.detect(image)
+    assert found.faces and found.best_rejected < ours.thresholds[2]
+    # A threshold no score can pass rejects every candidate: the near miss is then the best face's score.
+    nothing_passes = MTCNN(models_dir / "mtcnn", thresholds=(0.6, 0.7, 1.01), min_face_size=20)
+    rejected = nothing_passes.detect(image)
+    assert rejected.faces == []
+    assert abs(rejected.best_rejected - found.faces[0].confidence) < 1e-6
+
+
+def test_detect_bgr_equals_detect_on_rgb(ours: MTCNN, photos_dir: Path) -> None:
+    for path in sorted((photos_dir / "cat1_model").glob("*.jpg"))[:3]:
+        rgb = _rgb(path)
+        from_rgb = ours.detect(rgb)
+        from_bgr = ours.detect_bgr(np.ascontiguousarray(rgb[:, :, ::-1]))
+        assert [f.box for f in from_bgr.faces] == [f.box for f in from_rgb.faces], path.name
+        assert from_bgr.best_rejected == from_rgb.best_rejected
+
+
+def test_product_photos_have_near_misses_below_the_threshold(ours: MTCNN, photos_dir: Path) -> None:
+    scores = [ours.detect(_rgb(p)).best_rejected for p in sorted((photos_dir / "cat3_product").glob("*.jpg"))]
+    assert all(0.0 <= s < ours.thresholds[2] for s in scores)
+    assert any(s > 0 for s in scores)  # some candidate reached O-Net: the near miss is really measured
+
+
+def test_scale_factor_sets_the_pyramid(models_dir: Path) -> None:
+    coarse = MTCNN(models_dir / "mtcnn", min_face_size=20, scale_factor=0.5)
+    fine = MTCNN(models_dir / "mtcnn", min_face_size=20, scale_factor=0.8)
+    assert len(fine.scales(600, 800)) > len(coarse.scales(600, 800))
+    assert coarse.scales(600, 800)[:2] == [0.6, 0.3]

@@ -73,6 +73,16 @@ class CategoryRecord:
     timings_ms: dict[str, float] | None = None
     models: dict[str, str] | None = None
     thresholds: dict[str, Any] | None = None
+    person_net: str | None = None
+    """Which YOLO net's boxes are in ``persons`` (e.g. ``yolov4-tiny``)."""
+    person_pass: str | None = None
+    """Which pass found the person: ``full`` (whole photo) or ``padded`` (shrunk into a grey canvas)."""
+    person_scores: dict[str, dict[str, float]] | None = None
+    """Near misses: each net's best person score in each pass that ran, ``{net: {pass: score}}``."""
+    best_face_score: float | None = None
+    """Near miss: the best score of a face MTCNN reported that did not count."""
+    review: bool | None = None
+    """A score lies within the calibrated margin of its threshold: the category is worth a human look."""
     error: dict[str, str] | None = None
     """``{code, message}`` of a failed record."""
     size_bytes: int | None = None

@@ -1,7 +1,9 @@
 """The classification cascade: a face makes a model shot (1), else a person a worn look (2), else a product shot (3).
 
 Load once per process (``Cascade.load``), then ``classify_bytes`` per photo. Every result carries what decided it,
-the boxes, the per-stage milliseconds, the model ids and the thresholds, so a stored record explains itself.
+the boxes, the per-stage milliseconds, the model ids and the thresholds, so a stored record explains itself; and its
+near misses (the best face score, each net's best person score per pass) with ``review`` set when a person score
+lies within ``review_margin`` of its threshold.
 """
 
 from __future__ import annotations
@@ -18,8 +20,8 @@ import numpy as np
 from imagelift.config import VisionConfig
 from imagelift.records.categories import CATEGORY_NAMES, MODEL, PRODUCT, WORN
 from imagelift.vision.image_io import DecodedImage, DecodeLimits, ImageDecodeError, decode_image
-from imagelift.vision.mtcnn import MTCNN, Face
-from imagelift.vision.person import Person, PersonFinder
+from imagelift.vision.mtcnn import MTCNN, Face, FaceDetection
+from imagelift.vision.person import Person, PersonFinder, PersonSearch
 
 __all__ = ["Cascade", "Classification", "ImageDecodeError"]
 
@@ -39,6 +41,16 @@ class Classification:
     thresholds: dict[str, float | int | bool]
     name: str = ""
     format: str = ""
+    person_net: str | None = None
+    """Which net's boxes are reported (``yolov3-tiny``, ``yolov4-tiny``...); None without a person."""
+    person_pass: str | None = None
+    """``full`` or ``padded``: which pass found the person; None without a person."""
+    person_scores: dict[str, dict[str, float]] | None = None
+    """Best person score of each net in each pass that ran (near misses when no person was found)."""
+    best_face_score: float = 0.0
+    """Best O-Net score of a face that MTCNN reported but that did not count (0 when none)."""
+    review: bool = False
+    """A score lies within the calibrated ``review_margin`` of its threshold: worth a human look."""
 
     @property
     def category_name(self) -> str:
@@ -58,6 +70,11 @@ class Classification:
             "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},
             "models": dict(self.models),
             "thresholds": dict(self.thresholds),
+            "person_net": self.person_net,
+            "person_pass": self.person_pass,
+            "person_scores": self.person_scores,
+            "best_face_score": round(float(self.best_face_score), 4),
+            "review": self.review,
         }
 
 
@@ -71,8 +88,12 @@ class Cascade:
             "face_min_confidence": config.face_min_confidence,
             "face_min_size": config.face_min_size,
             "face_max_side": config.face_max_side,
+            "face_scale_factor": config.face_scale_factor,
             "mtcnn_steps": [config.face_pnet_threshold, config.face_rnet_threshold, config.face_onet_threshold],
             "person_min_confidence": config.person_min_confidence,
+            "person_padded_min_confidence": config.person_padded_min_confidence,
+            "person_combine": config.person_combine,
+            "review_margin": config.review_margin,
             "yolo_input_size": config.yolo_input_size,
             "padded_pass": config.padded_pass,
             "padded_input_size": config.padded_input_size,
@@ -90,28 +111,31 @@ class Cascade:
             # OpenCV's resizes would otherwise start a thread pool per core, idle or fighting ONNX Runtime.
             cv2.setNumThreads(config.threads)
         models_dir = Path(config.models_dir)
-        yolo_path = models_dir / config.yolo_model
-        missing = [str(models_dir / rel) for rel in (*MTCNN_FILES.values(),) if not (models_dir / rel).is_file()]
-        if not yolo_path.is_file():
-            missing.append(str(yolo_path))
+        yolo_rels = [config.yolo_model, *([config.second_yolo_model] if config.second_yolo_model else [])]
+        missing = [
+            str(models_dir / rel) for rel in (*MTCNN_FILES.values(), *yolo_rels) if not (models_dir / rel).is_file()
+        ]
         if missing:
             raise FileNotFoundError(f"models missing: {', '.join(missing)} (build them with `imagelift models build`)")
         mtcnn = MTCNN(
             models_dir / "mtcnn",
             min_face_size=config.face_min_size,
             thresholds=(config.face_pnet_threshold, config.face_rnet_threshold, config.face_onet_threshold),
+            scale_factor=config.face_scale_factor,
             threads=config.threads,
         )
-        detector = YoloDetector(yolo_path, threads=config.threads)
+        nets = {Path(rel).stem: YoloDetector(models_dir / rel, threads=config.threads) for rel in yolo_rels}
         finder = PersonFinder(
-            detector,
+            nets,
             min_confidence=config.person_min_confidence,
+            padded_min_confidence=config.person_padded_min_confidence,
+            combine=config.person_combine,
             input_size=config.yolo_input_size,
             padded_pass=config.padded_pass,
             padded_input_size=config.padded_input_size,
             padded_scale=config.padded_scale,
         )
-        rels = {**MTCNN_FILES, yolo_path.stem: config.yolo_model}
+        rels = {**MTCNN_FILES, **{Path(rel).stem: rel for rel in yolo_rels}}
         return cls(config, mtcnn, finder, model_ids(models_dir, rels))
 
     # -- classification -----------------------------------------------------------------------------------
@@ -142,22 +166,24 @@ class Cascade:
         t0 = time.perf_counter()
         image = decoded.bgr
         to_photo = decoded.width / image.shape[1]  # decoded pixels -> original photo pixels
-        faces = self.find_faces(image)
+        face_detection = self.detect_faces(image)
+        faces = face_detection.faces
         t1 = time.perf_counter()
         timings = {"decode": decode_ms, "mtcnn": (t1 - t0) * 1000, "yolo": 0.0}
-        persons: list[Person] = []
+        search = PersonSearch([])
         if faces:
             category, decided_by = MODEL.id, "mtcnn"
         else:
-            persons = self.persons.find(image)
+            search = self.persons.search(image)
             timings["yolo"] = (time.perf_counter() - t1) * 1000
-            category, decided_by = (WORN.id, "yolo") if persons else (PRODUCT.id, "none")
+            category, decided_by = (WORN.id, "yolo") if search.found else (PRODUCT.id, "none")
+        margin = search.nearest_margin()
         timings["total"] = decode_ms + (time.perf_counter() - t0) * 1000
         return Classification(
             category=category,
             decided_by=decided_by,
             faces=[f.scaled(to_photo) for f in faces],
-            persons=[p.scaled(to_photo) for p in persons],
+            persons=[p.scaled(to_photo) for p in search.persons],
             width=decoded.width,
             height=decoded.height,
             timings_ms=timings,
@@ -165,10 +191,20 @@ class Cascade:
             thresholds=self.thresholds,
             name=name,
             format=decoded.format,
+            person_net=search.net,
+            person_pass=search.pass_name,
+            person_scores=search.scores_record() if not faces else None,
+            best_face_score=face_detection.best_rejected,
+            review=margin is not None and margin < self.config.review_margin,
         )
 
     def find_faces(self, image_bgr: np.ndarray) -> list[Face]:
         """Faces that count (``face_min_confidence``), in the pixels of ``image_bgr``."""
+        return self.detect_faces(image_bgr).faces
+
+    def detect_faces(self, image_bgr: np.ndarray) -> FaceDetection:
+        """Faces that count (``face_min_confidence``) in the pixels of ``image_bgr``, and the best score that did
+        not count."""
         h, w = image_bgr.shape[:2]
         shrink = min(1.0, self.config.face_max_side / max(h, w))
         small = image_bgr
@@ -176,9 +212,11 @@ class Cascade:
             small = cv2.resize(
                 image_bgr, (max(1, round(w * shrink)), max(1, round(h * shrink))), interpolation=cv2.INTER_AREA
             )
-        rgb = cv2.cvtColor(small, cv2.COLOR_BGR2RGB)
-        faces = [f for f in self.mtcnn.detect_faces(rgb) if f.confidence >= self.config.face_min_confidence]
-        return [f.scaled(w / small.shape[1]) for f in faces]
+        detection = self.mtcnn.detect_bgr(small)
+        minimum = self.config.face_min_confidence
+        near_misses = [detection.best_rejected, *(f.confidence for f in detection.faces if f.confidence < minimum)]
+        counted = [f for f in detection.faces if f.confidence >= minimum]
+        return FaceDetection(counted, max(near_misses)).scaled(w / small.shape[1])
 
 
 def model_ids(models_dir: Path, rels: dict[str, str]) -> dict[str, str]:

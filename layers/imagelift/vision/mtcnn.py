@@ -47,6 +47,21 @@ class Face:
         }
 
 
+@dataclass(frozen=True)
+class FaceDetection:
+    """What one MTCNN run found: the faces accepted, best first, and the near miss.
+
+    ``best_rejected`` is the best O-Net score of a candidate that was not accepted (0.0 when no candidate reached
+    O-Net): a photo whose best candidate scored just under the threshold is one to look at again.
+    """
+
+    faces: list[Face]
+    best_rejected: float = 0.0
+
+    def scaled(self, factor: float) -> FaceDetection:
+        return FaceDetection([f.scaled(factor) for f in self.faces], self.best_rejected)
+
+
 def session_options(threads: int) -> ort.SessionOptions:
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
@@ -85,16 +100,24 @@ class MTCNN:
     # -- public -----------------------------------------------------------------------------------------
     def detect_faces(self, image_rgb: np.ndarray) -> list[Face]:
         """Faces in an RGB uint8 image, best first; boxes and keypoints in that image's pixels."""
-        if image_rgb.ndim != 3 or image_rgb.shape[2] != 3:
-            raise ValueError(f"expected an RGB image (h, w, 3), got shape {image_rgb.shape}")
+        return self.detect(image_rgb).faces
+
+    def detect_bgr(self, image_bgr: np.ndarray) -> FaceDetection:
+        """:meth:`detect` on an 8-bit BGR image (what OpenCV decodes)."""
+        _check_three_channels(image_bgr)
+        return self.detect(cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGB))
+
+    def detect(self, image_rgb: np.ndarray) -> FaceDetection:
+        """Faces in an RGB uint8 image, best first, and the best O-Net score under ``thresholds[2]``."""
+        _check_three_channels(image_rgb)
         boxes = self._stage_pnet(image_rgb)
         if len(boxes) == 0:
-            return []
+            return FaceDetection([])
         integral = cv2.integral(image_rgb, sdepth=cv2.CV_64F)  # (h+1, w+1, 3): area sums for every crop at once
         boxes = self._stage_rnet(integral, boxes)
         if len(boxes) == 0:
-            return []
-        boxes, points = self._stage_onet(integral, boxes)
+            return FaceDetection([])
+        boxes, points, best_rejected = self._stage_onet(integral, boxes)
         order = np.argsort(-boxes[:, 4], kind="stable")
         faces = []
         for b, p in zip(boxes[order], points[order], strict=True):
@@ -106,7 +129,7 @@ class MTCNN:
                     {name: (float(p[i]), float(p[i + 5])) for i, name in enumerate(KEYPOINT_NAMES)},
                 )
             )
-        return faces
+        return FaceDetection(faces, best_rejected)
 
     def scales(self, height: int, width: int) -> list[float]:
         m = 12.0 / self.min_face_size
@@ -180,18 +203,19 @@ class MTCNN:
         return _square(boxes)
 
     # -- stage 3 ----------------------------------------------------------------------------------------
-    def _stage_onet(self, integral: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _stage_onet(self, integral: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
         boxes = boxes.copy()
         boxes[:, :4] = np.trunc(boxes[:, :4])
         crops = crop_resize(integral, boxes[:, :4], 48)
         out = self._run(self._onet, self._onet_outputs, crops)
         score = out["prob"][:, 1]
         keep = score > self.thresholds[2]
+        best_rejected = float(score[~keep].max()) if (~keep).any() else 0.0
         boxes = np.column_stack([boxes[keep, :4], score[keep]])
         reg = out["reg"][keep]
         points = out["landmarks"][keep].astype(np.float64)
         if len(boxes) == 0:
-            return boxes, points
+            return boxes, points, best_rejected
         w = boxes[:, 2] - boxes[:, 0] + 1
         h = boxes[:, 3] - boxes[:, 1] + 1
         # Landmarks are relative to the crop, which starts one pixel before the box (MATLAB 1-based origin).
@@ -199,12 +223,17 @@ class MTCNN:
         points[:, 5:] = h[:, None] * points[:, 5:] + boxes[:, 1:2] - 1
         boxes = _regress(boxes, reg)
         pick = nms(boxes, 0.7, method="min")
-        return boxes[pick], points[pick]
+        return boxes[pick], points[pick], best_rejected
 
     def _run(self, session: ort.InferenceSession, names: list[str], crops: np.ndarray) -> dict[str, np.ndarray]:
         batch = np.ascontiguousarray(crops.transpose(0, 2, 1, 3))  # [N, W, H, 3]
         results = session.run(None, {session.get_inputs()[0].name: batch})
         return dict(zip(names, results, strict=True))
+
+
+def _check_three_channels(image: np.ndarray) -> None:
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"expected a colour image (h, w, 3), got shape {image.shape}")
 
 
 def _outputs_by_width(session: ort.InferenceSession, names_by_width: dict[int, str]) -> list[str]:

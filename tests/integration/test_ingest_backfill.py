@@ -139,3 +139,15 @@ def test_backfill_command(stack: DeployedStack, models_dir: Path, labelled_photo
     assert main(["backfill", "--bucket", stack.uploads_bucket, "--concurrency", "0"]) == 2
     assert main(["backfill", "--bucket", "no-such-bucket", "--no-progress"]) == 1
     assert "cannot list" in capsys.readouterr().err
+
+
+def test_backfill_skips_what_is_not_a_photo(
+    stack: DeployedStack, backfiller: BackfillService, counting: CountingClassifier
+):
+    prefix = "images/bf-junk-"
+    for key in (f"{prefix}P/L/.DS_Store", f"{prefix}P/L/._front.jpg", f"{prefix}P/", f"{prefix}P/L/Thumbs.db"):
+        stack.s3.put_object(Bucket=stack.uploads_bucket, Key=key, Body=b"\x00\x05\x16\x07")
+    summary = backfiller.run(stack.uploads_bucket, prefix)
+    assert dict(summary.outcomes) == {"skipped": 3} and summary.errors == []
+    assert counting.calls == 0
+    assert stack.items(f"{prefix}P/L/.DS_Store") == [] and stack.items(f"{prefix}P/L/._front.jpg") == []

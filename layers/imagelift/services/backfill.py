@@ -19,7 +19,7 @@ from typing import Any
 from imagelift.adapters.categories_table import CategoriesTable
 from imagelift.adapters.s3 import ObjectInfo, PhotoStore
 from imagelift.records.category_record import SOURCE_BACKFILL, CategoryRecord
-from imagelift.records.keys import BACKFILL_SEQUENCER, object_pk, version_sk
+from imagelift.records.keys import BACKFILL_SEQUENCER, junk_reason, object_pk, version_sk
 from imagelift.services.classify_service import Classifier, classify_object, production_wiring, result_of, utc_now
 from imagelift.services.results import RecordResult
 
@@ -115,7 +115,14 @@ class BackfillService:
         return summary
 
     def record_existing_object(self, obj: ObjectInfo) -> RecordResult:
-        """Classify an object no event told us about; written only if its version has no record."""
+        """Classify an object no event told us about; written only if its version has no record.
+
+        What is not a photo (OS metadata files such as ``.DS_Store``; folder markers are not even listed) is
+        skipped as the event path skips it. A key outside the images prefix is still recorded, unmatched: the
+        backfill goes where it is pointed."""
+        junk = junk_reason(obj.key, self.images_prefix)
+        if junk is not None and junk[0] != "outside_prefix":
+            return RecordResult(obj.key, "skipped", error={"code": junk[0], "message": junk[1]})
         pk = object_pk(obj.bucket, obj.key)
         sk = version_sk(version_id=obj.version_id, etag=obj.etag, sequencer=BACKFILL_SEQUENCER, removed=False)
         existing = self.records.get(pk, sk)

@@ -157,7 +157,9 @@ def deploy_stack(
     cfn = _client("cloudformation", region, endpoint_url)
     account_id = _client("sts", region, endpoint_url).get_caller_identity()["Account"]
     parameters = {k: str(v) for k, v in (parameters or {}).items()}
-    expanded = expand_sam(template_path, parameters=parameters, region=region, account_id=account_id)
+    expanded = choose_conditions(
+        expand_sam(template_path, parameters=parameters, region=region, account_id=account_id), parameters
+    )
     response = cfn.create_stack(
         StackName=stack_name,
         TemplateBody=json.dumps(expanded),
@@ -170,6 +172,79 @@ def deploy_stack(
     not_reproduced = _apply_what_moto_skips(expanded, info, account_id=account_id)
     info.not_reproduced.extend(not_reproduced)
     return info
+
+
+def choose_conditions(template: dict[str, Any], parameters: dict[str, str]) -> dict[str, Any]:
+    """The template with its conditions decided for ``parameters``: resources whose condition is false left out,
+    each ``Fn::If`` replaced by its chosen branch, ``AWS::NoValue`` dropped.
+
+    CloudFormation decides them at deploy time; moto's CloudFormation keeps a ``Fn::If`` that yields ``AWS::NoValue``
+    as a null (and then fails on it), so the local deploy decides them first.
+    """
+    conditions = template.get("Conditions") or {}
+    if not conditions:
+        return template
+    values = {
+        name: str(spec["Default"])
+        for name, spec in (template.get("Parameters") or {}).items()
+        if isinstance(spec, dict) and "Default" in spec
+    }
+    values.update(parameters)
+    decided: dict[str, bool] = {}
+
+    def ref(value: Any) -> Any:
+        if isinstance(value, dict) and set(value) == {"Ref"} and value["Ref"] in values:
+            return values[value["Ref"]]
+        return value
+
+    def truth(expression: Any) -> bool:
+        ((fn, arg),) = expression.items()
+        if fn == "Fn::Equals":
+            left, right = (ref(v) for v in arg)
+            if isinstance(left, dict) or isinstance(right, dict):
+                raise StackError(f"the local deploy cannot decide the condition {expression}")
+            return str(left) == str(right)
+        if fn == "Fn::Not":
+            return not truth(arg[0])
+        if fn == "Fn::And":
+            return all(truth(v) for v in arg)
+        if fn == "Fn::Or":
+            return any(truth(v) for v in arg)
+        if fn == "Condition":
+            return condition(arg)
+        raise StackError(f"the local deploy cannot decide the condition {expression}")
+
+    def condition(name: str) -> bool:
+        if name not in decided:
+            decided[name] = truth(conditions[name])
+        return decided[name]
+
+    no_value = object()
+
+    def walk(value: Any) -> Any:
+        if isinstance(value, list):
+            return [item for item in (walk(v) for v in value) if item is not no_value]
+        if not isinstance(value, dict):
+            return value
+        if set(value) == {"Fn::If"}:
+            name, when_true, when_false = value["Fn::If"]
+            return walk(when_true if condition(name) else when_false)
+        if value == {"Ref": "AWS::NoValue"}:
+            return no_value
+        return {k: v for k, v in ((k, walk(v)) for k, v in value.items()) if v is not no_value}
+
+    chosen = copy.deepcopy(template)
+    chosen["Resources"] = {
+        logical: walk({k: v for k, v in resource.items() if k != "Condition"})
+        for logical, resource in template["Resources"].items()
+        if "Condition" not in resource or condition(resource["Condition"])
+    }
+    chosen["Outputs"] = {
+        name: walk({k: v for k, v in output.items() if k != "Condition"})
+        for name, output in (template.get("Outputs") or {}).items()
+        if "Condition" not in output or condition(output["Condition"])
+    }
+    return chosen
 
 
 def describe_stack(
@@ -319,6 +394,9 @@ class _Resolver:
             return value
         if len(value) == 1:
             ((fn, arg),) = value.items()
+            if fn == "Fn::If":
+                name, when_true, when_false = arg
+                return self(when_true if self.condition(name) else when_false)
             if fn == "Ref":
                 return self.ref(arg)
             if fn == "Fn::GetAtt":
@@ -333,8 +411,6 @@ class _Resolver:
                 return self(arg[1])[int(self(arg[0]))]
             if fn == "Fn::Split":
                 return str(self(arg[1])).split(self(arg[0]))
-            if fn == "Fn::If":
-                return self(arg[1] if self.condition(arg[0]) else arg[2])
             if fn.startswith("Fn::") or fn == "Condition":
                 raise StackError(f"intrinsic function {fn} is not supported by the local deploy")
         return {k: v for k, v in ((k, self(v)) for k, v in value.items()) if v is not None}
@@ -429,7 +505,7 @@ def _apply_what_moto_skips(template: dict[str, Any], info: StackInfo, *, account
     for logical_id, resource in template["Resources"].items():
         kind = resource["Type"]
         if "Condition" in resource and not resolve.condition(resource["Condition"]):
-            continue  # not part of this stack
+            continue  # not part of the stack with these parameters
         if kind not in _APPLIED_TYPES:
             if logical_id not in info.resources:
                 not_reproduced.append(f"{logical_id}: {kind} is not supported by moto's CloudFormation")

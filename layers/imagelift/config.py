@@ -115,10 +115,11 @@ class VisionConfig(_FromEnv):
     """Largest encoded file accepted, in bytes."""
     max_pixels: int = 50_000_000
     """Largest width x height accepted (decompression bombs); 50 MP covers current phone cameras."""
-    max_decode_bytes: int = 300_000_000
-    """Largest decoded picture accepted, in bytes: width x height x channels x bytes per sample as the decoder
-    allocates it (a 50 MP 8-bit RGB photo is 150 MB; a 16-bit RGBA PNG is 8 bytes a pixel). The decoders briefly
-    hold about twice this, so 300 MB keeps the function's peak under 1 GB (bench/results/hostile.json)."""
+    max_decode_bytes: int = 200_000_000
+    """Largest decode accepted, in bytes: width x height x channels x bytes per sample as stored (a 50 MP 8-bit
+    RGB photo is 150 MB, 8-bit RGBA 200 MB; a 16-bit RGBA PNG is 8 bytes a pixel, so at most 25 MP). Both the
+    decoder's memory (it briefly holds about twice this) and its time grow with it: at 200 MB the worst accepted
+    file peaks near 600 MB and decodes in about 4 s on one core (bench/results/hostile.json)."""
     max_jpeg_scans: int = 100
     """Most scans a JPEG may have (libjpeg-turbo's own tools default to 100; cameras and encoders write 1 to about
     12). Every scan is another pass over the whole picture, so this bounds the decode time of progressive scan bombs."""

@@ -171,3 +171,15 @@ def test_backfill_states_when_the_current_photos_went_live(
     assert stack.items(keys[0])[0]["live_from"] == "2024-06-03T00:00:00.000Z"
     assert main([*args, "--live-since", "next week"]) == 2
     assert "'next week' is not a date" in capsys.readouterr().err
+
+
+def test_backfill_skips_what_is_not_a_photo(
+    stack: DeployedStack, backfiller: BackfillService, counting: CountingClassifier
+):
+    prefix = "images/bf-junk-"
+    for key in (f"{prefix}P/L/.DS_Store", f"{prefix}P/L/._front.jpg", f"{prefix}P/", f"{prefix}P/L/Thumbs.db"):
+        stack.s3.put_object(Bucket=stack.uploads_bucket, Key=key, Body=b"\x00\x05\x16\x07")
+    summary = backfiller.run(stack.uploads_bucket, prefix)
+    assert dict(summary.outcomes) == {"skipped": 3} and summary.errors == []
+    assert counting.calls == 0
+    assert stack.items(f"{prefix}P/L/.DS_Store") == [] and stack.items(f"{prefix}P/L/._front.jpg") == []

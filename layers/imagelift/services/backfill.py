@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 from imagelift.adapters.categories_table import CategoriesTable
 from imagelift.adapters.s3 import ObjectInfo, PhotoStore
 from imagelift.records.category_record import SOURCE_BACKFILL, CategoryRecord
-from imagelift.records.keys import BACKFILL_SEQUENCER, object_pk, parse_image_key, version_sk
+from imagelift.records.keys import BACKFILL_SEQUENCER, junk_reason, object_pk, parse_image_key, version_sk
 from imagelift.records.live_from import LiveFrom
 from imagelift.services.classify_service import Classifier, classify_object, production_wiring, result_of, utc_now
 from imagelift.services.results import RecordResult
@@ -174,12 +174,18 @@ class BackfillService:
     def record_existing_object(self, obj: ObjectInfo, live_from: LiveFrom | None = None) -> RecordResult:
         """Classify an object no event told us about; written only if its version has no record.
 
-        With ``live_from``, an existing record of the version gets the seller's live-from time too.
+        With ``live_from``, an existing record of the version gets the seller's live-from time too. What is not a
+        photo (OS metadata files such as ``.DS_Store``; folder markers are not even listed) is skipped as the event
+        path skips it. A key outside the images prefix is still recorded, unmatched: the backfill goes where it is
+        pointed.
         """
         return self._record(obj, live_from)[0]
 
     def _record(self, obj: ObjectInfo, live_from: LiveFrom | None) -> tuple[RecordResult, bool]:
         """The result, and whether a ``live_from`` was stored."""
+        junk = junk_reason(obj.key, self.images_prefix)
+        if junk is not None and junk[0] != "outside_prefix":
+            return RecordResult(obj.key, "skipped", error={"code": junk[0], "message": junk[1]}), False
         pk = object_pk(obj.bucket, obj.key)
         sk = version_sk(version_id=obj.version_id, etag=obj.etag, sequencer=BACKFILL_SEQUENCER, removed=False)
         existing = self.existing_record(obj)

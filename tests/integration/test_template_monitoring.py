@@ -147,8 +147,10 @@ def test_only_the_uploads_bucket_of_this_account_may_invoke_the_classifier(stack
         for logical, r in expanded.items()
         if r["Type"] == "AWS::Lambda::Permission" and r["Properties"]["Principal"] == "s3.amazonaws.com"
     ]
-    assert s3_permissions == ["ClassifyImageInvokeFromUploads"]  # no SAM S3 event adds one without SourceArn
-    assert expanded["UploadsBucket"]["DependsOn"] == "ClassifyImageInvokeFromUploads"
+    assert s3_permissions == ["ClassifyInvokeFromS3Permission"]  # no SAM S3 event adds one without SourceArn
+    assert expanded["ClassifyInvokeFromS3Permission"]["Condition"] == "DeliverDirect"
+    # the bucket's notifications are set only once the permission exists (a reference, as DependsOn can't be conditional)
+    assert "ClassifyInvokeFromS3Permission" in json.dumps(expanded["UploadsBucket"]["Metadata"]["DeliveryReadyAfter"])
 
 
 def test_the_classifier_lists_only_under_the_images_prefix(stack: DeployedStack):

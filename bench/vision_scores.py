@@ -93,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", type=Path, default=ROOT / "models")
     parser.add_argument("--limit", type=int, default=0, help="score only the first N photos (a quick check)")
+    parser.add_argument("--reverse", action="store_true", help="last photo first (a second process shares the work)")
     args = parser.parse_args(argv)
     config = VisionConfig.from_env(models_dir=args.models, threads=1)
     cv2.setNumThreads(1)
@@ -106,6 +107,8 @@ def main(argv: list[str] | None = None) -> int:
     photos = load_photos()
     if args.limit:
         photos = photos[: args.limit]
+    if args.reverse:
+        photos = photos[::-1]
     CACHE.mkdir(parents=True, exist_ok=True)
     started, done = time.monotonic(), 0
     for index, photo in enumerate(photos):

@@ -54,7 +54,7 @@ def bundled_photos() -> list[SamplePhoto]:
     sources = [
         ("astronaut", astronaut, 1, "skimage.data.astronaut (Eileen Collins portrait)"),
         ("cameraman", camera, 1, "skimage.data.camera (cameraman)"),
-        ("astronaut-body", astronaut[260:, :], 2, "skimage.data.astronaut, cropped below the face"),
+        ("astronaut-body", astronaut[260:, :420], 2, "skimage.data.astronaut, cropped below the face and on the right"),
         ("cameraman-legs", camera[300:, :], 2, "skimage.data.camera, cropped to legs and tripod"),
         ("coffee", data.coffee(), 3, "skimage.data.coffee"),
         ("chelsea", data.chelsea(), 3, "skimage.data.chelsea (a cat)"),

@@ -27,13 +27,16 @@ def results(cascade: Cascade, labelled_photos: list[tuple[Path, int]]) -> list[t
 
 
 def test_accuracy_targets_on_the_labelled_photos(results) -> None:
+    """Floors just under what the shipped thresholds score here (31/39, worn 6/14, no product wrong). They were
+    chosen by cross-validation over these photos and the pool together, heavily against false persons, so
+    they score lower on these 39 than a threshold fitted to them alone did (87%, worn 9/14)."""
     assert len(results) == 39
     correct = sum(r.category == label for _, label, r in results)
     worn_found = sum(r.category == 2 for _, label, r in results if label == 2)
     products_wrong = sum(r.category != 3 for _, label, r in results if label == 3)
     errors = [(p.name, label, r.category) for p, label, r in results if r.category != label]
-    assert correct / len(results) >= 0.80, errors
-    assert worn_found >= 9, errors
+    assert correct / len(results) >= 0.75, errors
+    assert worn_found >= 6, errors
     assert products_wrong <= 1, errors
 
 
@@ -83,8 +86,11 @@ def test_record_contract(results) -> None:
             scores = record["person_scores"]
             assert set(scores) == {"yolov3-tiny", "yolov4-tiny"}
             assert all(0 <= v <= 1 and name in pass_threshold for net in scores.values() for name, v in net.items())
+            ran = {name for net in scores.values() for name in net}
+            assert ran == {"full", *(["padded"] if thresholds["padded_pass"] else [])} or record["category"] == 2
             if record["category"] == 3:  # near misses: every pass ran and each stayed below its threshold
-                for name, threshold in pass_threshold.items():
+                for name in ran:
+                    threshold = pass_threshold[name]
                     combined = _combine(thresholds["person_combine"], [net[name] for net in scores.values()])
                     assert combined < threshold
                     if record["review"] is False:

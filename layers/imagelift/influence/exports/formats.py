@@ -172,7 +172,8 @@ def resolve_layout(
         headers, control_headers, missing = _try(preset, columns, mapping, controls)
         if not missing:
             return Layout(preset, headers, control_headers)
-        if not first_missing:
+        # the error names what the closest layout lacks
+        if not first_missing or len(missing) < len(first_missing):
             first_missing = missing
     shown = ", ".join(str(c) for c in columns)
     hint = "" if sales_format != "auto" else "; name the layout with --format or map headers with --columns"

@@ -368,3 +368,11 @@ def test_a_daily_export_that_stops_mid_week_leaves_that_week_out():
     table = _read(("cut.csv", shopify_export(cut)))
     assert set(table.rejections.as_dict()) == {"partial_week"}
     assert table.frame["week"].astype(str).unique().tolist() == ["2025-01-06"]
+
+
+def test_blanks_around_fields_are_ignored():
+    text = WEEKLY + " 2025-01-06 , P1 ,L1 , 3 ,10.5 \n2025-01-13,P1,L1,2,10.5\n"
+    table = _read(("blanks.csv", text.encode()))
+    assert table.rejections.as_dict() == {}
+    assert table.frame[["product_id", "listing_id"]].drop_duplicates().values.tolist() == [["P1", "L1"]]
+    assert table.frame["units"].tolist() == [3.0, 2.0]

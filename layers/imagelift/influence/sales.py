@@ -222,7 +222,8 @@ def _read_file(
     except (DecodeError, ColumnError, DecimalError, DateFormatError) as exc:
         raise InputFileError(name, str(exc)) from exc
     dates = pd.Series(parsed.to_numpy(dtype="datetime64[ns]")[week_codes], dtype="datetime64[ns]")
-    period = file_period(dates, raw["listing_id"], layout.preset.period)
+    # a date column mapped by hand may be daily or weekly: the dates tell
+    period = file_period(dates, raw["listing_id"], "auto" if "week" in mapping else layout.preset.period)
     weeks, convention = week_start(dates, period, config.week_start)
     n = len(raw)
     ids: dict[str, np.ndarray] = {}

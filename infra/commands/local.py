@@ -120,7 +120,7 @@ def run_down(args: argparse.Namespace) -> int:
 
 
 def run_status(args: argparse.Namespace) -> int:
-    from infra.localstack.daemon import StatePaths, running_stack, usage_text
+    from infra.localstack.daemon import StatePaths, delivery_status_text, running_stack, usage_text
 
     found = running_stack(StatePaths(args.state_dir))
     if found is None:
@@ -129,6 +129,7 @@ def run_status(args: argparse.Namespace) -> int:
     stack, pid = found
     print(f"running (pid {pid})")
     print(usage_text(stack))
+    print(delivery_status_text(StatePaths(args.state_dir)))
     return 0
 
 

@@ -245,7 +245,8 @@ def _run_flow(
 
         def on_delivery(delivery: Delivery) -> None:
             with lock:
-                for result in (delivery.invocation.payload or {}).get("results", []) if delivery.ok else []:
+                payload = delivery.invocation.payload if delivery.ok else None
+                for result in payload.get("results", []) if isinstance(payload, dict) else []:
                     done[result.get("status") or result.get("outcome")] += 1
                     if result.get("category") in CATEGORY_NAMES:
                         done[CATEGORY_NAMES[result["category"]]] += 1

@@ -14,7 +14,7 @@ import importlib.metadata
 import sys
 from types import ModuleType
 
-SUBCOMMANDS = ("classify", "report", "simulate", "backfill")
+SUBCOMMANDS = ("classify", "evaluate", "report", "simulate", "backfill")
 PLUGIN_GROUP = "imagelift.commands"
 
 

@@ -50,7 +50,7 @@ def test_record_contract(results) -> None:
         assert record["category_name"] == CATEGORY_NAMES[record["category"]]
         assert record["decided_by"] in ("mtcnn", "yolo", "none")
         assert {"decode", "mtcnn", "yolo", "total"} <= set(record["timings_ms"])
-        assert set(record["models"]) == {"pnet", "rnet", "onet", "yolov3-tiny"}
+        assert set(record["models"]) == {"pnet", "rnet", "onet", "yolov3-tiny", "yolov4-tiny"}
         assert all(len(v) == 12 for v in record["models"].values())
         assert record["thresholds"]["face_min_confidence"] > 0
         image = cv2.imread(str(path))
@@ -60,14 +60,51 @@ def test_record_contract(results) -> None:
             assert 0 <= x < record["width"] and 0 <= y < record["height"] and w > 0 and h > 0
             assert set(face["keypoints"]) == {"left_eye", "right_eye", "nose", "mouth_left", "mouth_right"}
             assert face["confidence"] >= record["thresholds"]["face_min_confidence"]
+        thresholds = record["thresholds"]
+        pass_threshold = {
+            "full": thresholds["person_min_confidence"],
+            "padded": thresholds["person_padded_min_confidence"],
+        }
         for person in record["persons"]:
-            assert len(person["box"]) == 4 and person["confidence"] >= record["thresholds"]["person_min_confidence"]
+            assert len(person["box"]) == 4 and person["confidence"] >= pass_threshold[person["pass"]]
+            assert person["net"] == record["person_net"] and person["pass"] == record["person_pass"]
+        assert 0 <= record["best_face_score"] < thresholds["face_min_confidence"]
+        assert isinstance(record["review"], bool)
         if record["decided_by"] == "mtcnn":
             assert record["faces"] and record["category"] == 1
+            assert record["person_scores"] is None and record["person_net"] is None
         elif record["decided_by"] == "yolo":
             assert record["persons"] and not record["faces"] and record["category"] == 2
+            assert record["person_net"] in record["models"] and record["person_pass"] in pass_threshold
         else:
             assert not record["faces"] and not record["persons"] and record["category"] == 3
+            assert record["person_net"] is None and record["person_pass"] is None
+        if record["decided_by"] != "mtcnn":
+            scores = record["person_scores"]
+            assert set(scores) == {"yolov3-tiny", "yolov4-tiny"}
+            assert all(0 <= v <= 1 and name in pass_threshold for net in scores.values() for name, v in net.items())
+            if record["category"] == 3:  # near misses: every pass ran and each stayed below its threshold
+                for name, threshold in pass_threshold.items():
+                    combined = _combine(thresholds["person_combine"], [net[name] for net in scores.values()])
+                    assert combined < threshold
+                    if record["review"] is False:
+                        assert combined < threshold - thresholds["review_margin"]
+
+
+def _combine(rule: str, values: list[float]) -> float:
+    return {"max": max, "min": min, "mean": lambda v: sum(v) / len(v)}[rule](values)
+
+
+def test_a_user_supplied_yolo_alone_still_works(models_dir: Path, labelled_photos) -> None:
+    """The primary net can be any converted YOLO (a full YOLOv3, say) with no second opinion."""
+    config = VisionConfig.from_env({}, models_dir=models_dir, threads=1, second_yolo_model="")
+    single = Cascade.load(config)
+    assert set(single.models) == {"pnet", "rnet", "onet", "yolov3-tiny"}
+    worn = next(path for path, label in labelled_photos if label == 2)
+    record = single.classify_path(worn).to_record()
+    assert set(record["person_scores"] or {"yolov3-tiny": {}}) == {"yolov3-tiny"}
+    with pytest.raises(FileNotFoundError, match=r"yolov3-full\.onnx"):
+        Cascade.load(VisionConfig.from_env({}, models_dir=models_dir, yolo_model="yolo/yolov3-full.onnx"))
 
 
 def test_face_boxes_are_in_photo_pixels(cascade: Cascade, photos_dir: Path) -> None:

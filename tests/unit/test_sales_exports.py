@@ -174,7 +174,7 @@ def test_a_named_layout_the_file_does_not_follow_says_which_headers_are_missing(
     text = "week,product_id,listing_id,units,price\n2025-01-06,P1,L1,3,10.5\n"
     with pytest.raises(InputFileError) as caught:
         read_sales([SalesSource("mine.csv", text.encode(), strict=True)], SalesConfig(sales_format="shopify"))
-    assert "mine.csv: lacks column(s) product_id ('Product handle' or 'Product title')" in str(caught.value)
+    assert "mine.csv: lacks column(s) product_id ('Product handle' or 'Product title'" in str(caught.value)
     assert "'Variant SKU'" in str(caught.value)
 
 
@@ -368,3 +368,19 @@ def test_a_daily_export_that_stops_mid_week_leaves_that_week_out():
     table = _read(("cut.csv", shopify_export(cut)))
     assert set(table.rejections.as_dict()) == {"partial_week"}
     assert table.frame["week"].astype(str).unique().tolist() == ["2025-01-06"]
+
+
+def test_blanks_around_fields_are_ignored():
+    text = WEEKLY + " 2025-01-06 , P1 ,L1 , 3 ,10.5 \n2025-01-13,P1,L1,2,10.5\n"
+    table = _read(("blanks.csv", text.encode()))
+    assert table.rejections.as_dict() == {}
+    assert table.frame[["product_id", "listing_id"]].drop_duplicates().values.tolist() == [["P1", "L1"]]
+    assert table.frame["units"].tolist() == [3.0, 2.0]
+
+
+def test_a_mapped_daily_date_column_is_summed_into_weeks():
+    text = "Order date,Style,Item,Qty,Revenue\n2025-01-06,boot-1,SKU-1,1,50\n2025-01-08,boot-1,SKU-1,2,90\n2025-01-12,boot-1,SKU-1,1,40\n"
+    config = SalesConfig(columns='week="Order date",product_id=Style,listing_id=Item,units=Qty,sales=Revenue')
+    table = _read(("orders.csv", text.encode()), config=config)
+    assert table.frame[["units", "price"]].values.tolist() == [[4.0, 45.0]]
+    assert table.rows_used == 3

@@ -32,7 +32,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         type=Path,
         required=True,
         metavar="PATH",
-        help="sales export files or folders (CSV, gzip allowed)",
+        help="sales export files or folders (CSV, TSV or .xlsx; gzip allowed)",
     )
     parser.add_argument(
         "--categories",

@@ -454,7 +454,8 @@ def _data_warnings(panel: Panel, sales: SalesTable, fits: Fits) -> list[str]:
     elif sales.rows_filled:
         warnings.append(
             f"{sales.rows_filled:,} listing-weeks with a live photo but no row in the exports were counted as zero "
-            "sales at the listing's median price (fill zeros)."
+            "sales at the listing's median price (fill zeros). Their real price is unknown, so the price "
+            "elasticity leans on that guess more than the photo effects do."
         )
     for name, problem in sales.failed_files.items():
         warnings.append(f"The sales file {name} could not be read and was left out: {problem}.")

@@ -384,6 +384,11 @@ def section_counts(counts: Counts) -> str:
     for name, n in counts.listing_weeks_by_category.items():
         out.append(f"<tr><td>Listing-weeks with {_e(name)} photos</td><td class='n'>{n:,}</td></tr>")
     out.append("</table>")
+    if counts.aggregation or counts.reading:
+        notes = "".join(f"<li>{_e(note)}</li>" for note in counts.reading)
+        out.append(
+            f"<p class='muted'>How the exports were read: {_e(counts.aggregation)}.</p><ul class='muted'>{notes}</ul>"
+        )
     return "".join(out)
 
 

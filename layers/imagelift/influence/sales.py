@@ -189,35 +189,58 @@ class _FileRows:
     notes: list[str]
 
 
+def _text_column(values: pd.Series) -> tuple[np.ndarray, np.ndarray, pd.Index]:
+    """A column as codes into its stripped distinct values (a missing cell is ""), and which rows are blank."""
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    stripped = pd.Index(uniques, dtype=object).astype(str).str.strip().append(pd.Index([""], dtype=object))
+    codes = np.where(codes < 0, len(stripped) - 1, codes)
+    return codes, np.asarray(stripped == "")[codes], stripped
+
+
+def _valid_ids(uniques: pd.Index) -> np.ndarray:
+    return np.fromiter((ID_PATTERN.fullmatch(u) is not None for u in uniques), dtype=bool, count=len(uniques))
+
+
 def _read_file(
     source: SalesSource, index: int, config: SalesConfig, controls: tuple[str, ...], mapping: dict[str, str]
 ) -> _FileRows:
     name = source.name
     try:
-        table = read_table(source.read())
+
+        def numeric_headers(names: list[str]) -> list[str]:
+            layout = resolve_layout(names, config.sales_format, mapping, controls)
+            fields = [layout.headers[f] for f in ("units", "price", "sales") if f in layout.headers]
+            return [*fields, *layout.controls.values()]
+
+        table = read_table(source.read(), float_columns=numeric_headers)
         layout = resolve_layout(list(table.frame.columns), config.sales_format, mapping, controls)
         raw = apply_layout(table.frame, layout)
         numeric = [c for c in ("units", "price", "sales", *controls) if c in raw]
-        numbers, decimal = parse_numbers({c: raw[c] for c in numeric}, config.decimal)
-        dates, date_format = parse_dates(raw["week"], config.dayfirst_choice())
+        numbers, number_blank, decimal = parse_numbers({c: raw[c] for c in numeric}, config.decimal)
+        week_codes, blank, week_texts = _text_column(raw["week"])
+        parsed, date_format = parse_dates(pd.Series(week_texts), config.dayfirst_choice())
     except (DecodeError, ColumnError, DecimalError, DateFormatError) as exc:
         raise InputFileError(name, str(exc)) from exc
-    if not date_format or date_format == "none":
-        date_format = "none"
-    period = file_period(dates, raw["listing_id"], layout.preset.period)
+    dates = pd.Series(parsed.to_numpy(dtype="datetime64[ns]")[week_codes], dtype="datetime64[ns]")
+    # a date column mapped by hand may be daily or weekly: the dates tell
+    period = file_period(dates, raw["listing_id"], "auto" if "week" in mapping else layout.preset.period)
     weeks, convention = week_start(dates, period, config.week_start)
     n = len(raw)
-    lines = np.asarray(table.lines, dtype=np.int64)
-    blank = np.zeros(n, dtype=bool)
-    for column in ("week", "product_id", "listing_id", *numeric):
-        blank |= (raw[column] == "").to_numpy()
+    ids: dict[str, np.ndarray] = {}
+    bad_id = np.zeros(n, dtype=bool)
+    for column in ("product_id", "listing_id"):
+        codes, empty, uniques = _text_column(raw[column])
+        ids[column] = uniques.to_numpy(dtype=object)[codes]
+        blank |= empty
+        bad_id |= ~_valid_ids(uniques)[codes]
     not_number = np.zeros(n, dtype=bool)
     for column in numeric:
+        blank |= number_blank[column]
         not_number |= ~np.isfinite(numbers[column])
     frame = pd.DataFrame(
         {
-            "product_id": raw["product_id"].to_numpy(dtype=object),
-            "listing_id": raw["listing_id"].to_numpy(dtype=object),
+            "product_id": ids["product_id"],
+            "listing_id": ids["listing_id"],
             "date": dates.to_numpy(),
             "week": weeks.to_numpy(),
             "units": numbers["units"],
@@ -226,18 +249,20 @@ def _read_file(
             **{c: numbers[c] for c in controls},
             "_blank": blank,
             "_not_number": not_number & ~blank,
-            "_period": period,
+            "_bad_id": bad_id,
+            "_daily": period == "day",
             "_file": index,
             "_source": name,
-            "_line": lines,
+            "_line": np.asarray(table.lines, dtype=np.int64),
             "_rows": 1,
         }
     )
     ragged = pd.DataFrame({"_source": name, "_line": table.ragged, "_rows": 1})
     basis = "price" if "price" in numbers else "sales / units"
     notes = [
-        f"{name}: {layout.preset.name} layout, {n + len(table.ragged):,} rows, {'daily' if period == 'day' else 'weekly'}, dates {date_format}, "
-        f"decimal '{decimal}', weeks from {convention}, price from {basis}",
+        f"{name}: {layout.preset.name} layout, {n + len(table.ragged):,} rows, "
+        f"{'daily' if period == 'day' else 'weekly'}, dates {date_format}, decimal '{decimal}', "
+        f"weeks from {convention}, price from {basis}",
         *(f"{name}: {note}" for note in table.notes),
     ]
     return _FileRows(frame=frame, ragged=ragged, notes=notes)
@@ -246,15 +271,9 @@ def _read_file(
 # ------------------------------------------------------------------------------------------------ all files
 
 
-def _valid_ids(values: pd.Series) -> np.ndarray:
-    codes, uniques = pd.factorize(values)
-    valid = np.fromiter((ID_PATTERN.fullmatch(str(u)) is not None for u in uniques), dtype=bool, count=len(uniques))
-    return valid[codes] if len(valid) else np.zeros(len(codes), dtype=bool)
-
-
 def _complete_weeks(frame: pd.DataFrame) -> np.ndarray:
     """Mask of daily rows whose Monday-Sunday week lies inside the span of days some daily file covers."""
-    daily = frame["_period"] == "day"
+    daily = frame["_daily"]
     ok = np.ones(len(frame), dtype=bool)
     if not daily.any():
         return ok
@@ -270,7 +289,7 @@ def _complete_weeks(frame: pd.DataFrame) -> np.ndarray:
 def _aggregate(frame: pd.DataFrame, controls: tuple[str, ...]) -> pd.DataFrame:
     """Daily rows summed into listing-weeks; weekly rows pass through. Price: sales / units, or the
     quantity-weighted mean of the price column (its plain mean in a week without units)."""
-    daily = frame["_period"] == "day"
+    daily = frame["_daily"]
     weekly = frame[~daily]
     if not daily.any():
         return weekly
@@ -278,8 +297,10 @@ def _aggregate(frame: pd.DataFrame, controls: tuple[str, ...]) -> pd.DataFrame:
         _value=lambda f: f["price"] * f["units"],
         _has_price=lambda f: f["price"].notna(),
     )
-    grouped = rows.groupby(["product_id", "listing_id", "week"], sort=False)
+    grouped = rows.groupby(["_lc", "week"], sort=False)
     out = grouped.agg(
+        product_id=("product_id", "first"),
+        listing_id=("listing_id", "first"),
         units=("units", "sum"),
         sales=("sales", lambda s: s.sum(min_count=1)),
         _value=("_value", "sum"),
@@ -293,7 +314,7 @@ def _aggregate(frame: pd.DataFrame, controls: tuple[str, ...]) -> pd.DataFrame:
     ).reset_index()
     weighted = np.where(out["units"] > 0, out["_value"] / out["units"].where(out["units"] > 0), out["_mean_price"])
     out["price"] = np.where(out["_has_price"], weighted, np.nan)
-    out["_period"] = "day"
+    out["_daily"] = True
     out = out.drop(columns=["_value", "_mean_price", "_has_price"])
     return pd.concat([weekly[out.columns.intersection(weekly.columns)], out], ignore_index=True)
 
@@ -351,6 +372,10 @@ def read_sales(
             empty, rejections, rows_read, names, controls, failed_files=failed, notes=notes, report_date=report_date
         )
     frame = pd.concat(frames, ignore_index=True)
+    # every listing as an integer (in id order): the checks below compare integers, not strings
+    product = pd.factorize(frame["product_id"], sort=True)[0].astype(np.int64)
+    listing = pd.factorize(frame["listing_id"], sort=True)[0].astype(np.int64)
+    frame["_lc"] = pd.factorize(product * (int(listing.max()) + 1) + listing, sort=True)[0]
     # a file's rank: newest LastModified / mtime first, then the order given
     order = {index: rank for rank, (_, index) in enumerate(sorted(ranks))}
     frame["_rank"] = frame["_file"].map(order)
@@ -365,26 +390,29 @@ def read_sales(
     reject("missing_field", frame["_blank"])
     reject("non_numeric", frame["_not_number"])
     reject("bad_week", frame["date"].isna())
-    reject("bad_id", ~(_valid_ids(frame["product_id"]) & _valid_ids(frame["listing_id"])))
+    reject("bad_id", frame["_bad_id"])
     reject("non_integer_units", frame["units"] != np.floor(frame["units"]))
-    reject("duplicate_row", frame.duplicated(["_file", *columns], keep="first"))
+    # exact copies: only rows sharing a file, listing and date can be, so the full comparison runs on those alone
+    same_day = frame.duplicated(["_file", "_lc", "date"], keep=False).to_numpy()
+    copies = np.zeros(len(frame), dtype=bool)
+    if same_day.any():
+        copies[same_day] = frame[same_day].duplicated(["_file", *columns], keep="first").to_numpy()
+    reject("duplicate_row", copies)
     cutoff = pd.Timestamp(report_date)
-    reject("future_week", np.where(frame["_period"] == "day", frame["date"], frame["week"]) > cutoff.to_datetime64())
+    reject("future_week", np.where(frame["_daily"], frame["date"], frame["week"]) > cutoff.to_datetime64())
     if window_weeks:
         first = cutoff - pd.Timedelta(days=cutoff.day_of_week) - pd.Timedelta(weeks=window_weeks)
         reject("before_window", frame["week"] < first)
     reject("partial_week", ~_complete_weeks(frame))
 
-    keep = resolve_overlaps(frame)
+    keep = resolve_overlaps(frame, ids=("_lc",))
     superseded = frame[~keep]
     superseded_examples = [
         f"{s}:{n}" for s, n in superseded[["_source", "_line"]].head(MAX_EXAMPLES_PER_REASON).itertuples(False)
     ]
     frame = frame[keep]
-    weekly = (frame["_period"] == "week").to_numpy()
-    reject(
-        "duplicate_listing_week", weekly & frame.duplicated(["product_id", "listing_id", "week"], keep=False).to_numpy()
-    )
+    weekly = ~frame["_daily"].to_numpy()
+    reject("duplicate_listing_week", weekly & frame.duplicated(["_lc", "week"], keep=False).to_numpy())
     reject("price_not_positive", (frame["price"] <= 0).to_numpy())
 
     frame = _aggregate(frame, controls)
@@ -397,21 +425,22 @@ def read_sales(
     frame = frame.assign(price=frame["price"].where(~(from_sales & sold), frame["sales"] / frame["units"]))
     if frame["price"].isna().any():
         # a week without sales takes the listing's price over the period (total sales / total units)
-        totals = frame[frame["units"] > 0].groupby(["product_id", "listing_id"])[["sales", "units"]].sum()
+        totals = frame[frame["units"] > 0].groupby("_lc")[["sales", "units"]].sum()
         mean_price = (totals["sales"] / totals["units"]).rename("_mean_price")
-        filled = frame.join(mean_price, on=["product_id", "listing_id"])["_mean_price"]
+        filled = frame.join(mean_price, on="_lc")["_mean_price"]
         frame = frame.assign(price=frame["price"].fillna(filled))
         reject("no_price", frame["price"].isna())
     reject("implausible_units", frame["units"] > config.max_units)
-    median = frame.groupby(["product_id", "listing_id"])["price"].transform("median")
+    median = frame.groupby("_lc")["price"].transform("median")
     ratio = frame["price"] / median
     factor = config.max_price_factor
     reject("implausible_price", ~((ratio <= factor) & (ratio >= 1 / factor)))
 
+    frame = frame.sort_values(["_lc", "week"], kind="stable")
     frame = frame[["week", "product_id", "listing_id", "units", "price", *controls, "_source", "_line", "_rows"]]
-    frame = frame.sort_values(["product_id", "listing_id", "week"], kind="stable").reset_index(drop=True)
+    frame = frame.reset_index(drop=True)
     frame["week"] = frame["week"].astype("datetime64[ns]")
-    daily_files = any((f["_period"] == "day").any() for f in frames)
+    daily_files = any(f["_daily"].any() for f in frames)
     aggregation = (
         "daily rows summed into Monday-Sunday weeks: units summed, price = sales / units (or the quantity-weighted "
         "mean price); weeks without sales take the listing's price over the period"

@@ -14,8 +14,10 @@ import io
 import warnings
 import zipfile
 import zlib
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
 DELIMITERS = (",", ";", "\t")
@@ -28,8 +30,8 @@ class DecodeError(ValueError):
 @dataclass
 class DecodedTable:
     frame: pd.DataFrame
-    """Every cell a stripped string ("" when empty), the file's own headers."""
-    lines: list[int]
+    """Every cell a string ("" or missing when empty; surrounding blanks may remain), the file's own headers."""
+    lines: Sequence[int]
     """Line (CSV) or row (xlsx) number of each row, the header being 1."""
     ragged: list[int] = field(default_factory=list)
     """Lines that had more fields than the header."""
@@ -115,9 +117,10 @@ def _unique(names: list[str]) -> list[str]:
     return out
 
 
-def _read_csv_text(text: str, delimiter: str | None) -> DecodedTable:
-    lines = text.splitlines()
-    header_line = next((line for line in lines if line.strip()), "")
+def _read_csv_text(
+    text: str, delimiter: str | None, float_columns: Callable[[list[str]], Iterable[str]] | None = None
+) -> DecodedTable:
+    header_line = next((line.rstrip("\r\n") for line in io.StringIO(text) if line.strip()), "")
     delimiter = delimiter or sniff_delimiter(header_line)
     # the header named explicitly: otherwise a first row with extra fields silently becomes an index
     names = _unique(next(csv.reader([header_line], delimiter=delimiter), []))
@@ -127,25 +130,38 @@ def _read_csv_text(text: str, delimiter: str | None) -> DecodedTable:
         "keep_default_na": False,
         "na_filter": False,
         "skip_blank_lines": True,
+        "skipinitialspace": True,
         "names": names,
         "header": 0,
     }
+    numeric = set(float_columns(names)) if float_columns else set()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", pd.errors.ParserWarning)
-            frame = pd.read_csv(io.StringIO(text), index_col=False, **options)
+            try:
+                # a clean file's numbers are parsed by the C reader; any other value sends the file to strings
+                dtype = {c: ("float64" if c in numeric else str) for c in names}
+                frame = pd.read_csv(io.StringIO(text), index_col=False, **{**options, "dtype": dtype})
+            except (ValueError, OverflowError) as exc:
+                if isinstance(exc, pd.errors.ParserError) or not numeric:
+                    raise
+                frame = pd.read_csv(io.StringIO(text), index_col=False, **options)
     except pd.errors.EmptyDataError as exc:
         raise DecodeError("is empty") from exc
     except (pd.errors.ParserError, pd.errors.ParserWarning):
         # rows with more fields than the header: pandas either fails or silently shifts or cuts them, so this
         # (rare) file is split by the csv module, which also gives each row's line number
         return _read_ragged(text, delimiter, names)
+    # cells are not stripped here: the reader strips the fields it uses, once per distinct value
     frame.columns = [str(c).strip() for c in frame.columns]
-    frame = _strip(frame)
     # line numbers of the rows: the reader skips blank lines (a quoted field spanning lines shifts them)
-    numbers = [i for i, line in enumerate(lines, start=1) if line.strip()][1:]
-    if len(numbers) != len(frame):
-        numbers = list(range(2, len(frame) + 2))
+    line_count = text.count("\n") + (0 if text.endswith("\n") else 1)
+    if line_count == len(frame) + 1:
+        numbers = np.arange(2, len(frame) + 2)
+    else:
+        numbers = np.asarray([i for i, line in enumerate(text.splitlines(), start=1) if line.strip()][1:])
+        if len(numbers) != len(frame):
+            numbers = np.arange(2, len(frame) + 2)
     return DecodedTable(frame=frame.reset_index(drop=True), lines=numbers)
 
 
@@ -171,8 +187,17 @@ def _read_ragged(text: str, delimiter: str, names: list[str]) -> DecodedTable:
     return DecodedTable(frame=frame, lines=numbers, ragged=ragged)
 
 
-def read_table(data: bytes, *, delimiter: str | None = None) -> DecodedTable:
-    """The file as strings: gzip undone, xlsx through openpyxl, text decoded, delimiter sniffed."""
+def read_table(
+    data: bytes,
+    *,
+    delimiter: str | None = None,
+    float_columns: Callable[[list[str]], Iterable[str]] | None = None,
+) -> DecodedTable:
+    """The file as strings: gzip undone, xlsx through openpyxl, text decoded, delimiter sniffed.
+
+    ``float_columns(headers)`` names the columns to try as plain numbers first (they come back as float64 when
+    every value is one, as strings otherwise).
+    """
     data = unwrap(data)
     if not data.strip():
         raise DecodeError("is empty")
@@ -182,7 +207,7 @@ def read_table(data: bytes, *, delimiter: str | None = None) -> DecodedTable:
         text, note = decode_text(data)
         if not text.strip():
             raise DecodeError("is empty")
-        table = _read_csv_text(text, delimiter)
+        table = _read_csv_text(text, delimiter, float_columns)
         if note:
             table.notes.append(note)
     if not len(table.frame.columns):

@@ -66,11 +66,12 @@ PRESETS: dict[str, Preset] = {
     "shopify": Preset(
         "shopify",
         {
-            "week": ("Day", "Week", "Date"),
-            "product_id": ("Product handle", "Product title"),
-            "listing_id": ("Variant SKU",),
-            "units": ("Net quantity", "Net items sold", "Quantity ordered"),
-            "sales": ("Net sales",),
+            # the report's column names, then the same columns as ShopifyQL exports name them
+            "week": ("Day", "Week", "Date", "day", "week"),
+            "product_id": ("Product handle", "Product title", "product_handle", "product_title"),
+            "listing_id": ("Variant SKU", "Product variant SKU", "product_variant_sku", "variant_sku"),
+            "units": ("Net quantity", "Net items sold", "Quantity ordered", "net_items_sold", "net_quantity"),
+            "sales": ("Net sales", "net_sales"),
         },
         period="auto",
         derived_ids={"product_id": "handle"},
@@ -172,7 +173,8 @@ def resolve_layout(
         headers, control_headers, missing = _try(preset, columns, mapping, controls)
         if not missing:
             return Layout(preset, headers, control_headers)
-        if not first_missing:
+        # the error names what the closest layout lacks
+        if not first_missing or len(missing) < len(first_missing):
             first_missing = missing
     shown = ", ".join(str(c) for c in columns)
     hint = "" if sales_format != "auto" else "; name the layout with --format or map headers with --columns"
@@ -188,7 +190,11 @@ def apply_layout(raw: pd.DataFrame, layout: Layout) -> pd.DataFrame:
     frame = raw[list(columns)].rename(columns=columns)
     for name, rule in layout.preset.derived_ids.items():
         # a handle column (when the export has one) is already an id; only a title needs deriving
-        if rule == "handle" and name in frame and _norm(layout.headers[name]) != "product handle":
+        if (
+            rule == "handle"
+            and name in frame
+            and _norm(layout.headers[name]) not in {"product handle", "product_handle"}
+        ):
             codes, uniques = pd.factorize(frame[name])
             frame[name] = pd.Index([shopify_handle(u) for u in uniques], dtype=object).to_numpy()[codes]
     return frame

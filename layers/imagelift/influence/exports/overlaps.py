@@ -19,15 +19,16 @@ def newest_wins(frame: pd.DataFrame, keys: list[str], rank: str = "_rank") -> np
     return (frame[rank] == best).to_numpy()
 
 
-def resolve_overlaps(frame: pd.DataFrame) -> np.ndarray:
-    """Keep-mask over rows with ``_period`` (``day``/``week``), ``date``, ``week``, ids and ``_rank``.
+def resolve_overlaps(frame: pd.DataFrame, ids: tuple[str, ...] = ("product_id", "listing_id")) -> np.ndarray:
+    """Keep-mask over rows with ``_daily`` (a daily row, else weekly), ``date``, ``week``, the listing ``ids`` and
+    ``_rank``.
 
     Daily rows compete per listing-day, weekly rows per listing-week; where daily and weekly rows cover the same
     listing-week, the side with the newer file keeps it.
     """
     keep = np.ones(len(frame), dtype=bool)
-    ids = ["product_id", "listing_id"]
-    daily = (frame["_period"] == "day").to_numpy()
+    ids = list(ids)
+    daily = frame["_daily"].to_numpy()
     if daily.any():
         keep[daily] = newest_wins(frame[daily], [*ids, "date"])
     weekly = ~daily
@@ -35,11 +36,11 @@ def resolve_overlaps(frame: pd.DataFrame) -> np.ndarray:
         keep[weekly] = newest_wins(frame[weekly], [*ids, "week"])
     if daily.any() and weekly.any():
         kept = frame[keep]
-        side_best = kept.groupby([*ids, "week", "_period"], sort=False)["_rank"].max().unstack("_period")
+        side_best = kept.groupby([*ids, "week", "_daily"], sort=False)["_rank"].max().unstack("_daily")
         both = side_best.dropna()
         if not both.empty:
-            winner = pd.Series(np.where(both["day"] > both["week"], "day", "week"), index=both.index, name="_winner")
-            joined = frame[[*ids, "week", "_period"]].join(winner, on=[*ids, "week"])
-            loses = joined["_winner"].notna() & (joined["_winner"] != joined["_period"])
+            winner = pd.Series(both[True] > both[False], index=both.index, name="_daily_wins")
+            joined = frame[[*ids, "week", "_daily"]].join(winner, on=[*ids, "week"])
+            loses = joined["_daily_wins"].notna() & (joined["_daily_wins"] != joined["_daily"])
             keep &= ~loses.to_numpy()
     return keep

@@ -79,18 +79,30 @@ def _to_float(text: str, decimal: str) -> float:
         return np.nan
 
 
-def parse_numbers(columns: dict[str, pd.Series], decimal: str = "auto") -> tuple[dict[str, np.ndarray], str]:
-    """Each column's values as floats (NaN where not a number) under one convention for all of them."""
+def parse_numbers(
+    columns: dict[str, pd.Series], decimal: str = "auto"
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], str]:
+    """Each column's values as floats (NaN where not a number), which were blank, and the one convention used."""
+    if decimal != ",":
+        # a clean export (plain numbers everywhere) needs no cleaning: the C parser reads it at once
+        try:
+            values = {name: column.to_numpy(dtype=np.float64) for name, column in columns.items()}
+        except (ValueError, TypeError):
+            pass
+        else:
+            return values, {name: np.zeros(len(v), dtype=bool) for name, v in values.items()}, "."
     cleaned: dict[str, tuple[np.ndarray, list[str]]] = {}
     pool: list[str] = []
-    for name, values in columns.items():
-        codes, uniques = pd.factorize(values)
-        texts = [_clean(str(u)) for u in uniques]
+    for name, column in columns.items():
+        codes, uniques = pd.factorize(column, use_na_sentinel=True)
+        texts = [_clean("" if u is None else str(u)) for u in uniques]
         cleaned[name] = (codes, texts)
         pool.extend(texts)
     convention = decimal_convention(pool, decimal)
-    out = {}
+    out, blank = {}, {}
     for name, (codes, texts) in cleaned.items():
-        parsed = np.array([_to_float(t, convention) for t in texts], dtype=np.float64)
-        out[name] = parsed[codes] if len(parsed) else np.full(len(codes), np.nan)
-    return out, convention
+        parsed = np.append(np.array([_to_float(t, convention) for t in texts], dtype=np.float64), np.nan)
+        empty = np.append(np.array([t == "" for t in texts], dtype=bool), True)
+        out[name] = parsed[codes]  # code -1 (a missing field) takes the appended NaN
+        blank[name] = empty[codes]
+    return out, blank, convention

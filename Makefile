@@ -8,11 +8,11 @@ STAMP := $(VENV)/.installed
 .PHONY: install models lint format test demo bench clean
 
 install: $(STAMP)
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml infra/pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	@echo "==> installing imagelift and its dependencies into $(VENV)"
+	@echo "==> installing imagelift, its tooling (infra/) and their dependencies into $(VENV)"
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev]' -e './infra[local,build]'
 	@touch $@
 
 models: $(MODELS_DIR)/manifest.json

@@ -60,6 +60,9 @@ MIN_SIDES = (0, 20, 24)  # smallest accepted face box side, in pixels of the cap
 MIN_ASPECTS = (0.0, 1.15, 1.2, 1.25)  # smallest accepted box height / width (O-Net boxes of real faces are taller)
 LANDMARK_RULES = ("none", "upright")
 FALSE_FACE_BUDGET = 0.005
+# Kept under 1 - face_min_confidence: a wider margin would flag every confident face (score ~1.0).
+REVIEW_MARGINS = (0.005, 0.01, 0.02, 0.03, 0.05)
+REVIEW_CATCH = 0.5  # the review margin is the smallest that puts this share of the training errors in review
 OUTER_FOLDS = 5
 SEED = 14
 
@@ -332,6 +335,64 @@ def false_face_geometry(photos: list[Photo], runs: dict, setting: Setting) -> di
     return out
 
 
+def best_scores(photos: list[Photo], runs: dict, setting: Setting) -> np.ndarray:
+    """(photos, copies): the best O-Net score of each copy, accepted or not: what the cascade's margin looks at."""
+    run = runs[(setting.max_side, setting.min_size)]
+    return np.array(
+        [
+            [max((f[0] for f in run[p.name][k]["faces"]), default=run[p.name][k]["best_rejected"]) for k in COPIES]
+            for p in photos
+        ]
+    )
+
+
+def review_figures(called: np.ndarray, gap: np.ndarray, labels: np.ndarray, margin: float) -> dict:
+    correct = called == (labels[:, None] == 1)
+    review = gap < margin
+    return {
+        "margin": margin,
+        "review_share": round(float(review.mean()), 4),
+        "errors_in_review": int((~correct & review).sum()),
+        "errors": int((~correct).sum()),
+        "accuracy_outside_review": round(float(correct[~review].mean()), 4),
+        "accuracy_in_review": round(float(correct[review].mean()), 4) if review.any() else None,
+    }
+
+
+def choose_margin(called: np.ndarray, gap: np.ndarray, labels: np.ndarray, train: np.ndarray) -> float:
+    wrong = called[train] != (labels[train, None] == 1)
+    if not wrong.any():
+        return REVIEW_MARGINS[0]
+    for margin in REVIEW_MARGINS:
+        if (gap[train][wrong] < margin).mean() >= REVIEW_CATCH:
+            return margin
+    return REVIEW_MARGINS[-1]
+
+
+def review_calibration(called: np.ndarray, scores: np.ndarray, labels: np.ndarray, setting: Setting, folds) -> dict:
+    """The face review margin chosen on the training folds, its figures on the held-out fold, pooled."""
+    gap = np.abs(scores - setting.min_confidence)
+    review = np.zeros(called.shape, dtype=bool)
+    margins = []
+    for fold in np.unique(folds):
+        test = folds == fold
+        margin = choose_margin(called, gap, labels, ~test)
+        margins.append(margin)
+        review[test] = gap[test] < margin
+    correct = called == (labels[:, None] == 1)
+    everything = np.ones(len(labels), dtype=bool)
+    return {
+        "rule": f"smallest margin putting {REVIEW_CATCH:.0%} of the training face-stage errors in review",
+        "margin_on_all_photos": choose_margin(called, gap, labels, everything),
+        "margins_per_fold": margins,
+        "cv_review_share": round(float(review.mean()), 4),
+        "cv_errors_in_review": int((~correct & review).sum()),
+        "errors": int((~correct).sum()),
+        "cv_accuracy_outside_review": round(float(correct[~review].mean()), 4),
+        "by_margin_in_sample": [review_figures(called, gap, labels, m) for m in REVIEW_MARGINS],
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=Path, default=ROOT.parent / "shared" / "data" / "images")
@@ -429,6 +490,9 @@ def main() -> None:
         "in_sample": in_sample,
         "rules": rules,
         "strategies": strategies,
+        "face_review": review_calibration(
+            table[best_all], best_scores(photos, runs, chosen), labels, chosen, photo_folds(photos)
+        ),
         "false_face_geometry_at_score_0.9_cap_chosen": false_face_geometry(
             photos, runs, Setting(chosen.max_side, chosen.min_size, 0.9, 0, "none")
         ),
@@ -469,6 +533,12 @@ def main() -> None:
             )
         print(f"| {name} | " + " | ".join(cells) + " |")
     print(f"\nchosen on all photos: {chosen.as_dict()}")
+    review = result["face_review"]
+    print(
+        f"face review margin {review['margin_on_all_photos']} (per fold {review['margins_per_fold']}): CV review share "
+        f"{review['cv_review_share']:.1%}, {review['cv_errors_in_review']}/{review['errors']} face-stage errors in "
+        f"review, accuracy outside review {review['cv_accuracy_outside_review']:.2%}"
+    )
     print(f"median face-stage ms by pyramid: {ms_by_pyramid}")
     print(json.dumps(result["false_face_geometry_at_score_0.9_cap_chosen"], indent=1))
 

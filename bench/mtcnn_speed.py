@@ -38,11 +38,13 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "layers"))
+sys.path.insert(0, str(ROOT / "tests"))  # the published nets come from the stock cascade's test support
+
+from support.stock import MTCNN_SDIST, find_sdist, published_mtcnn_dir  # noqa: E402
 
 from imagelift.config import VisionConfig  # noqa: E402
 from imagelift.vision.image_io import decode_image  # noqa: E402
 from imagelift.vision.mtcnn import MTCNN, Face, _normalise, _pnet_boxes, nms  # noqa: E402
-from imagelift.vision.stock import MTCNN_SDIST, find_sdist, published_mtcnn_dir  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "mtcnn_speed.json"
 TILE_GAP = 12

@@ -7,7 +7,8 @@ Runs: ours and stock, each at 1 thread and at ONNX Runtime / OpenCV default thre
 so that both see the same machine load. Reports median / p95 ms per photo (bytes in, category out, decode
 included), the speed-up ratio, accuracy and confusion matrices, worn recall, product shots called face/person,
 cold start (imports + model loading, in a fresh process) and peak RSS (a fresh process classifying every photo),
-the measured effect of each speed / accuracy lever, leave-one-out accuracy for the person threshold, and
+the measured effect of each speed / accuracy lever (the cross-validated choice of the person stage is
+bench/tune_vision.py's, in bench/results/vision_tuning.json), and
 agreement on scikit-image's photos (none of which were used for tuning).
 
 Writes bench/results/vision.json and prints a markdown table.
@@ -32,11 +33,13 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "layers"))
+sys.path.insert(0, str(ROOT / "tests"))  # the stock cascade is test support, not library code
+
+from support.stock import MTCNN_SDIST, YOLO_SDIST, StockCascade, find_sdist  # noqa: E402
 
 from imagelift.config import VisionConfig  # noqa: E402
 from imagelift.records.categories import CATEGORY_NAMES  # noqa: E402
 from imagelift.vision.cascade import Cascade  # noqa: E402
-from imagelift.vision.stock import MTCNN_SDIST, YOLO_SDIST, StockCascade, find_sdist  # noqa: E402
 
 CATEGORY_BY_FOLDER = {"cat1_model": 1, "cat2_legs": 2, "cat3_product": 3}
 RESULTS = ROOT / "bench" / "results" / "vision.json"
@@ -180,6 +183,22 @@ def side_by_side(runners: dict, items: list[tuple[str, bytes, int]], repeat: int
     }
 
 
+def evaluate_sets(cascade: Cascade, folders: dict[str, Path]) -> dict:
+    """What `imagelift evaluate` reports for each labelled folder: confusion, recall, review share and accuracy."""
+    from imagelift.vision.evaluation import labelled_files, summarise
+
+    out = {}
+    for name, folder in folders.items():
+        files = labelled_files([folder])
+        summary = summarise([(f, cascade.classify_path(f.path).to_record()) for f in files])
+        summary["mistakes"] = [
+            {k: m[k] for k in ("path", "label", "predicted", "persons", "person_scores", "review")}
+            for m in summary["mistakes"]
+        ]
+        out[name] = summary
+    return out
+
+
 # ------------------------------------------------------------------------------------------------ fresh processes
 COLD_START = """
 import time
@@ -242,20 +261,15 @@ def lever_runs(config: VisionConfig, items: list[tuple[str, bytes, int]], int8_p
         "full-size JPEG decode": {"decode_long_side": 0},
         "no MTCNN long-side cap": {"face_max_side": 100_000},
         "P-Net threshold 0.6 (paper)": {"face_pnet_threshold": 0.6},
-        "YOLO 416, no padded pass (stock-like)": {
+        "yolov3-tiny alone (no second net)": {"second_yolo_model": ""},
+        "yolov3-tiny alone at 416, no padded pass, person > 0.5 (stock-like)": {
+            "second_yolo_model": "",
             "yolo_input_size": 416,
             "padded_pass": False,
             "person_min_confidence": 0.5,
         },
-        "YOLO 416 + padded pass, person > 0.5": {"yolo_input_size": 416, "person_min_confidence": 0.5},
-        "YOLO 192, no padded pass": {"padded_pass": False},
-        "person > 0.5 (stock threshold)": {"person_min_confidence": 0.5},
-        "smaller padded pass (0.6 of a 256 canvas)": {"padded_input_size": 256, "padded_scale": 0.6},
-        "padded pass only (0.6 of 256), no full pass": {
-            "yolo_input_size": 0,
-            "padded_input_size": 256,
-            "padded_scale": 0.6,
-        },
+        "no padded pass": {"padded_pass": False},
+        "no whole-photo pass": {"yolo_input_size": 0, "padded_pass": True},
     }
     if int8_path is not None:
         variants["YOLO static int8 (QDQ, per-channel)"] = {"yolo_model": str(int8_path)}
@@ -353,53 +367,6 @@ def graph_optimisation(models: Path, repeat: int) -> dict:
     return out
 
 
-# ------------------------------------------------------------------------------------------------ held-out views
-def leave_one_out_person_threshold(cascade: Cascade, items: list[tuple[str, bytes, int]]) -> dict:
-    """Leave-one-out over the one person threshold: pick it on 38 photos, judge the 39th."""
-    from imagelift.vision.image_io import decode_image
-
-    grid = [0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6]
-    evidence = []  # (has face, best person score over both passes, label)
-    config = cascade.config
-    for _, data, label in items:
-        decoded = decode_image(data, target_long_side=config.decode_long_side)
-        has_face = bool(cascade.find_faces(decoded.bgr))
-        low = replace(config, person_min_confidence=min(grid))
-        finder = cascade.persons
-        finder_low = type(finder)(
-            finder.detector,
-            min_confidence=low.person_min_confidence,
-            input_size=low.yolo_input_size,
-            padded_pass=False,
-        )
-        best = max([p.confidence for p in finder_low.full_pass(decoded.bgr)] or [0.0])
-        finder_low.min_confidence = min(grid)
-        finder_low.padded_input_size, finder_low.padded_scale = config.padded_input_size, config.padded_scale
-        best = max([best] + [p.confidence for p in finder_low.padded(decoded.bgr)])
-        evidence.append((has_face, best, label))
-
-    def predict(threshold: float, row: tuple[bool, float, int]) -> int:
-        has_face, best, _ = row
-        return 1 if has_face else (2 if best >= threshold else 3)
-
-    chosen, correct = [], 0
-    for i, held in enumerate(evidence):
-        rest = evidence[:i] + evidence[i + 1 :]
-        # Among equally good thresholds take the middle one of the plateau (the largest margin either side).
-        scores = {t: sum(predict(t, r) == r[2] for r in rest) for t in grid}
-        tied = [t for t in grid if scores[t] == max(scores.values())]
-        best_t = tied[(len(tied) - 1) // 2]
-        chosen.append(best_t)
-        correct += predict(best_t, held) == held[2]
-    in_sample = {t: sum(predict(t, r) == r[2] for r in evidence) for t in grid}
-    return {
-        "grid": grid,
-        "loo_accuracy": round(correct / len(evidence), 4),
-        "thresholds_chosen": {str(t): chosen.count(t) for t in sorted(set(chosen))},
-        "in_sample_correct_by_threshold": {str(t): c for t, c in in_sample.items()},
-    }
-
-
 # ------------------------------------------------------------------------------------------------ main
 def markdown(report: dict) -> str:
     lines = []
@@ -422,6 +389,19 @@ def markdown(report: dict) -> str:
     lines.append(f"Speed-up, stock median / ours median (wall time): {speedups}.")
     cpu_speedups = ", ".join(f"{k}: {v}x" for k, v in report["speedup_cpu_1_thread"].items())
     lines.append(f"Speed-up at 1 thread in CPU time: {cpu_speedups}.")
+    tuning = report.get("tuning_photos_1_thread")
+    if tuning:
+        lines.append(
+            f"Tuning photos ({tuning['photos']}, images + pool), 1 thread: ours {tuning['ours_median_ms']} ms median, "
+            f"stock {tuning['stock_median_ms']} ms ({tuning['speedup']}x)."
+        )
+    for set_name, summary in report.get("evaluate", {}).items():
+        review = summary["review"]
+        lines.append(
+            f"evaluate {set_name}: {summary['correct']}/{summary['photos']} correct, matrix "
+            f"{summary['confusion']['matrix']}, review {review['share']:.1%} with "
+            f"{review['accuracy_outside_review']:.1%} right outside it (in-sample for the thresholds' tuning)."
+        )
     lines.append("")
     cs, rss = report["cold_start"], report["peak_rss"]
     lines.append(
@@ -444,19 +424,13 @@ def markdown(report: dict) -> str:
                 f"| {name} | {r['median_ms']} | {r['p95_ms']} | {r['cpu_median_ms']} | {r['accuracy']:.0%} | "
                 f"{r['worn_recall']} | {r['products_called_face_or_person']} |"
             )
-    loo = report.get("leave_one_out_person_threshold")
-    if loo:
-        lines.append("")
-        lines.append(
-            f"Leave-one-out over the person threshold: {loo['loo_accuracy']:.0%} "
-            f"(thresholds chosen: {loo['thresholds_chosen']})."
-        )
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--photos", type=Path, default=ROOT.parent / "shared" / "data" / "images")
+    parser.add_argument("--pool", type=Path, default=ROOT.parent / "shared" / "data" / "pool")
     parser.add_argument("--models", type=Path, default=ROOT / "models")
     parser.add_argument("--repeat", type=int, default=2, help="timed runs per photo and runner (median taken)")
     parser.add_argument("--quick", action="store_true", help="1 timed run, skip levers and 2000 px set")
@@ -491,6 +465,9 @@ def main(argv: list[str] | None = None) -> int:
     stock_1 = StockCascade(mtcnn_sdist, yolo_sdist, threads=1)
     runners_1 = {"ours@1": lambda d: run_ours(ours_1, d), "stock@1": lambda d: run_stock(stock_1, d)}
     sets = {"original": items} if args.quick else {"original": items, "2000px": big}
+    pool = labelled(args.pool) if args.pool.is_dir() else []
+    if pool:
+        sets["pool"] = pool
     report["side_by_side"] = {}
     for set_name, set_items in sets.items():
         print(f"side by side, {set_name}, 1 thread ...", file=sys.stderr)
@@ -502,6 +479,8 @@ def main(argv: list[str] | None = None) -> int:
     cv2.setNumThreads(-1)
     runners_d = {"ours@default": lambda d: run_ours(ours_d, d), "stock@default": lambda d: run_stock(stock_d, d)}
     for set_name, set_items in sets.items():
+        if set_name == "pool":
+            continue  # the pool is timed at 1 thread only (the Lambda's setting): 431 photos
         print(f"side by side, {set_name}, default threads ...", file=sys.stderr)
         report["side_by_side"][set_name].update(side_by_side(runners_d, set_items, repeat))
     cv2.setNumThreads(1)
@@ -509,19 +488,37 @@ def main(argv: list[str] | None = None) -> int:
         f"{set_name} {threads}": round(runs[f"stock@{threads}"]["median_ms"] / runs[f"ours@{threads}"]["median_ms"], 2)
         for set_name, runs in report["side_by_side"].items()
         for threads in ("1", "default")
+        if f"ours@{threads}" in runs
     }
+    tuning_runs = [
+        report["side_by_side"][name]["ours@1"]["per_photo_ms"] for name in ("original", "pool") if name in sets
+    ]
+    stock_runs = [
+        report["side_by_side"][name]["stock@1"]["per_photo_ms"] for name in ("original", "pool") if name in sets
+    ]
+    ours_all, stock_all = [t for run in tuning_runs for t in run], [t for run in stock_runs for t in run]
+    report["tuning_photos_1_thread"] = {
+        "photos": len(ours_all),
+        "ours_median_ms": round(statistics.median(ours_all), 1),
+        "stock_median_ms": round(statistics.median(stock_all), 1),
+        "speedup": round(statistics.median(stock_all) / statistics.median(ours_all), 2),
+    }
+    print("evaluate (imagelift.vision.evaluation) ...", file=sys.stderr)
+    folders = {"images": args.photos, **({"pool": args.pool} if pool else {})}
+    report["evaluate"] = evaluate_sets(ours_1, folders)
     report["speedup_cpu_1_thread"] = {
         set_name: round(runs["stock@1"]["cpu_median_ms"] / runs["ours@1"]["cpu_median_ms"], 2)
         for set_name, runs in report["side_by_side"].items()
     }
-    names = [name for name, _, _ in items]
-    report["photos"] = names
-    for runs in report["side_by_side"].values():
+    report["photos"] = [name for name, _, _ in items]
+    for set_name, runs in report["side_by_side"].items():
+        names = [name for name, _, _ in sets[set_name]]
+        labels = [label for _, _, label in sets[set_name]]
         for r in runs.values():
             r["errors"] = [
-                {"photo": names[i], "truth": CATEGORY_NAMES[items[i][2]], "predicted": CATEGORY_NAMES[p]}
+                {"photo": names[i], "truth": CATEGORY_NAMES[labels[i]], "predicted": CATEGORY_NAMES[p]}
                 for i, p in enumerate(r.pop("predicted"))
-                if p != items[i][2]
+                if p != labels[i]
             ]
     if not args.quick:
         print("levers ...", file=sys.stderr)
@@ -532,7 +529,6 @@ def main(argv: list[str] | None = None) -> int:
     else:
         report["levers"] = {}
     print("held-out views ...", file=sys.stderr)
-    report["leave_one_out_person_threshold"] = leave_one_out_person_threshold(ours_1, items)
     sk = skimage_photos()
     sk_runs = side_by_side(runners_1, sk, 1)
     report["skimage"] = {

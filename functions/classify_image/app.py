@@ -1,6 +1,7 @@
-"""ClassifyImageFunction: S3 ObjectCreated / ObjectRemoved under images/ -> one ImageCategories record per photo.
+"""ClassifyImageFunction: uploads and deletes under images/ -> one ImageCategories record per photo version.
 
-The models are loaded here, at import (container init), once per container; the work is in
+It is invoked by S3 directly, by EventBridge, or by an SQS queue (template parameter ``PhotoEventDelivery``); the
+models are loaded here, at import (container init), once per container; the work is in
 imagelift.services.classify_service.ClassifyService.
 """
 
@@ -30,8 +31,10 @@ service = ClassifyService.from_env()  # Cascade.load: ONNX sessions created once
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    summary = service.handle_event(event)  # raises TransientRecordError: Lambda retries, then the failure queue
-    for outcome, count in summary.counts.items():
-        metrics.add_metric(name=f"records_{outcome}", unit=MetricUnit.Count, value=count)
-    logger.info("event done", extra={"counts": summary.counts})
-    return summary.to_dict()
+    # raises TransientRecordError (direct, EventBridge): Lambda retries, then the failure queue;
+    # an SQS batch answers with its failed messages instead
+    response, summary = service.handle_delivery(event, context)
+    for name, count in {**summary.counts, **summary.reasons}.items():
+        metrics.add_metric(name=f"records_{name}", unit=MetricUnit.Count, value=count)
+    logger.info("event done", extra={"counts": summary.counts, "reasons": summary.reasons})
+    return response

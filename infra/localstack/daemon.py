@@ -21,7 +21,7 @@ from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 
-from infra.localstack.delivery import Delivery, classify_delivery
+from infra.localstack.delivery import Delivery, QueueDelivery, classify_delivery
 from infra.localstack.runner import start_function
 from infra.localstack.server import client_env
 from infra.localstack.stack import ROOT, LocalStack, running_local_stack
@@ -44,6 +44,11 @@ class StatePaths:
     @property
     def log(self) -> Path:
         return self.root / "local.log"
+
+    @property
+    def deliveries(self) -> Path:
+        """The delivery threads' state, rewritten every second while the stack runs (``local status`` reads it)."""
+        return self.root / "deliveries.json"
 
 
 def _alive(pid: int) -> bool:
@@ -130,30 +135,75 @@ def serve(
             for index in range(max(1, concurrency)):
                 runners.append(start_function(stack, "classify", runner=runner, name=f"classify-{index}", say=say))
 
+            for line in stack.not_reproduced:
+                say(f"not as on AWS: {line}")
+
             def on_delivery(delivery: Delivery) -> None:
                 payload = delivery.invocation.payload if delivery.ok else None
-                for result in (payload or {}).get("results", []):
+                results = payload.get("results", []) if isinstance(payload, dict) else []
+                for result in results if isinstance(results, list) else []:
+                    if not isinstance(result, dict):
+                        continue
                     extra = result.get("category") or (result.get("error") or {}).get("code", "")
                     say(f"{result.get('key')}: {result.get('outcome')} {extra}")
                 if not delivery.ok:
                     say(f"{', '.join(delivery.keys)}: attempt {delivery.attempt} failed: {delivery.invocation.error}")
 
-            with classify_delivery(stack, runners, on_delivery=on_delivery):
+            stuck_after_s = stack.function("classify").timeout_s + 30
+            with classify_delivery(stack, runners, on_delivery=on_delivery) as delivery:
                 paths.stack.write_text(stack.to_json(), encoding="utf-8")
                 paths.pid.write_text(f"{os.getpid()}\n")
                 if on_ready:
                     on_ready(stack)
                 try:
-                    while not stop.wait(0.5):
-                        pass
+                    while not stop.wait(1.0):
+                        write_delivery_state(paths, delivery, stuck_after_s)
                 except KeyboardInterrupt:
                     pass
                 say("stopping the local stack")
         finally:
             for function in runners:
                 function.stop()
-            for path in (paths.pid, paths.stack):
+            for path in (paths.pid, paths.stack, paths.deliveries):
                 path.unlink(missing_ok=True)
+
+
+def write_delivery_state(paths: StatePaths, delivery: QueueDelivery, stuck_after_s: float) -> None:
+    """What the delivery threads are doing, for ``local status``: counts, work in flight, what is stuck."""
+    in_flight = delivery.in_flight()
+    state = {
+        "threads": len(delivery.runners),
+        "threads_alive": delivery.threads_alive(),
+        "stats": delivery.stats.to_dict(),
+        "in_flight": in_flight,
+        "stuck": [item for item in in_flight if item["seconds"] > stuck_after_s],
+        "stuck_after_s": stuck_after_s,
+    }
+    tmp = paths.deliveries.with_suffix(".tmp")
+    tmp.write_text(json.dumps(state), encoding="utf-8")
+    tmp.replace(paths.deliveries)
+
+
+def delivery_status_text(paths: StatePaths = StatePaths()) -> str:
+    """``local status``'s delivery lines: invocations, failures, dead threads and stuck deliveries."""
+    try:
+        state = json.loads(paths.deliveries.read_text(encoding="utf-8"))
+    except (FileNotFoundError, json.JSONDecodeError):
+        return "deliveries        (no state yet)"
+    stats = state["stats"]
+    lines = [
+        f"deliveries        {stats['invocations']} invocations, {stats['succeeded']} ok, "
+        f"{stats['failed_attempts']} failed attempts, {stats['dead_lettered']} to the failure queue; "
+        f"{state['threads_alive']}/{state['threads']} delivery threads alive, {len(state['in_flight'])} in flight"
+    ]
+    if state["threads_alive"] < state["threads"]:
+        lines.append(f"WARNING           {state['threads'] - state['threads_alive']} delivery thread(s) died")
+    for item in state["stuck"]:
+        lines.append(
+            f"STUCK             {', '.join(item['keys']) or item['message_id']}: invoked {item['seconds']:.0f} s ago "
+            f"(over {state['stuck_after_s']:.0f} s) on {item['thread']}"
+        )
+    return "\n".join(lines)
 
 
 def start_detached(

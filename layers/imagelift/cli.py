@@ -1,28 +1,36 @@
 """The ``imagelift`` command. Each subcommand lives in ``imagelift.commands.<name>`` and registers itself.
 
-Subcommand modules keep heavy imports (onnxruntime, pandas, boto3) inside their ``run`` functions so that
-``imagelift --help`` and argument errors stay instant.
+Subcommands that need the checkout's tooling (``models``, ``local``, ``demo``) live in the separate
+``imagelift-infra`` project and are found through the ``imagelift.commands`` entry-point group, so this library
+never imports them. Subcommand modules keep heavy imports (onnxruntime, pandas, boto3) inside their ``run``
+functions so that ``imagelift --help`` and argument errors stay instant.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.metadata
 import sys
+from types import ModuleType
 
-SUBCOMMANDS = ("classify", "report", "simulate", "models", "backfill", "local", "demo")
+SUBCOMMANDS = ("classify", "evaluate", "report", "simulate", "backfill")
+PLUGIN_GROUP = "imagelift.commands"
+
+
+def subcommand_modules() -> list[ModuleType]:
+    """The library's own subcommands, then those other installed projects register under ``PLUGIN_GROUP``."""
+    modules = [importlib.import_module(f"imagelift.commands.{name}") for name in SUBCOMMANDS]
+    for entry in sorted(importlib.metadata.entry_points(group=PLUGIN_GROUP), key=lambda e: e.name):
+        if entry.name not in SUBCOMMANDS:
+            modules.append(entry.load())
+    return modules
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="imagelift", description=__doc__.splitlines()[0] if __doc__ else None)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name in SUBCOMMANDS:
-        try:
-            module = importlib.import_module(f"imagelift.commands.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"imagelift.commands.{name}":
-                raise
-            continue  # not built yet
+    for module in subcommand_modules():
         module.add_parser(sub)
     return parser
 

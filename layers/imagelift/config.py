@@ -93,9 +93,23 @@ class VisionConfig(_FromEnv):
     """Largest encoded file accepted, in bytes."""
     max_pixels: int = 50_000_000
     """Largest width x height accepted (decompression bombs); 50 MP covers current phone cameras."""
+    max_decode_bytes: int = 300_000_000
+    """Largest decoded picture accepted, in bytes: width x height x channels x bytes per sample as the decoder
+    allocates it (a 50 MP 8-bit RGB photo is 150 MB; a 16-bit RGBA PNG is 8 bytes a pixel). The decoders briefly
+    hold about twice this, so 300 MB keeps the function's peak under 1 GB (bench/results/hostile.json)."""
+    max_jpeg_scans: int = 100
+    """Most scans a JPEG may have (libjpeg-turbo's own tools default to 100; cameras and encoders write 1 to about
+    12). Every scan is another pass over the whole picture, so this bounds the decode time of progressive scan bombs."""
+    max_jpeg_scan_pixels: int = 1_000_000_000
+    """Most scans x pixels a JPEG may cost: the decode time budget (about 1.5 s on one core at the limit; a
+    50 MP photo may have 20 scans, a 12 MP one 83, anything up to 10 MP the full ``max_jpeg_scans``)."""
+    accept_corrupt: bool = False
+    """Keep pictures whose decoder warned about corrupt or missing data (libjpeg patches them with grey); by default
+    they are recorded ``failed`` with code ``corrupt``."""
     decode_long_side: int = 400
-    """JPEGs are decoded at 1/2, 1/4 or 1/8 scale when the long side stays at least this large (libjpeg skips
-    most of the work). Keep it >= ``face_max_side``: neither MTCNN nor YOLO looks at more pixels. 0 = full size."""
+    """Photos are decoded reduced while the long side stays at least this large: JPEGs at 1/2, 1/4 or 1/8 scale
+    (libjpeg skips most of the work), PNG and WebP by a whole factor while converted to 8-bit. Keep it
+    >= ``face_max_side``: neither MTCNN nor YOLO looks at more pixels. 0 = full size."""
 
     # Faces (MTCNN): a face makes the photo category 1.
     face_min_size: int = 16
@@ -126,22 +140,35 @@ class VisionConfig(_FromEnv):
     at most 0.5% of product and worn copies called model): 0.93 in every photo fold and in 29 of 31 source folds.
     At 0.9, 13 instead of 6 of 1885 product copies got a false face, for one more model copy found."""
 
-    # Persons (YOLOv3, COCO class 0): a person without a face makes the photo category 2.
+    # Persons (YOLO nets, COCO class 0): a person without a face makes the photo category 2. The defaults are what
+    # bench/tune_vision.py chose by nested cross-validation (bench/results/vision_tuning.json).
     yolo_model: str = "yolo/yolov3-tiny.onnx"
-    """YOLO model file under ``models_dir`` (e.g. a user-converted ``yolo/yolov3.onnx``)."""
+    """Primary YOLO model file under ``models_dir`` (e.g. a user-converted ``yolo/yolov3.onnx``)."""
+    second_yolo_model: str = "yolo/yolov4-tiny.onnx"
+    """A second YOLO opinion under ``models_dir``, combined with the primary by ``person_combine``; empty = none."""
+    person_combine: str = "mean"
+    """How the nets' best person scores in a pass make the pass's score: ``max``, ``mean`` or ``min``."""
     person_min_confidence: float = 0.25
-    """Objectness x class score a person needs in either pass (stock cascade: 0.5 at 416, where yolov3-tiny hardly
-    ever sees frame-filling legs). 0.25 is the middle of the plateau 0.2-0.3 where accuracy on the labelled photos
-    is best, and what leave-one-out picks (bench/results/vision.json)."""
+    """Score (objectness x class, combined over the nets) a person needs in the whole-photo pass."""
+    person_padded_min_confidence: float = 0.25
+    """Score a person needs in the padded pass."""
     yolo_input_size: int = 192
-    """Letterboxed YOLO input for the whole photo (0 skips this pass). Small on purpose: worn-look photos are close-ups, and a
-    frame-filling person shrunk to ~200 px matches the scale yolov3-tiny learnt on COCO (and costs 1/5 of 416)."""
+    """Letterboxed YOLO input for the whole photo (0 skips this pass). Small on purpose: worn-look photos are
+    close-ups, and a frame-filling person shrunk to ~200 px matches the scale the tiny nets learnt on COCO."""
     padded_pass: bool = True
     """Second YOLO pass on the photo shrunk into a grey canvas, for people who fill the frame."""
     padded_input_size: int = 320
     """Canvas side of the padded pass."""
     padded_scale: float = 0.5
     """Fraction of the canvas side the photo's long side takes in the padded pass."""
+    review_margin: float = 0.1
+    """A person score this close to its pass's threshold (either side) marks the record ``review``: the margin
+    inside which cross-validated decisions were least reliable."""
+    face_review_margin: float = 0.05
+    """The best face score this close to ``face_min_confidence`` (either side) marks the record ``review``. Chosen
+    like ``review_margin`` (bench/face_tuning.py): no margin under 1 - face_min_confidence catches half of the
+    face-stage errors (most are small faces scoring near 0), so the widest one kept is used: 1.1% of copies in
+    review, 5 of 46 face-stage errors among them (photo-fold CV)."""
 
     def __post_init__(self) -> None:
         # from_env hands a string for fields with a default factory; keep the type promised above.

@@ -23,8 +23,12 @@ def folder(tmp_path: Path, photos_dir: Path) -> Path:
     )
     (root / "sub" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 10)
     (root / "sub" / "anim.gif").write_bytes(b"GIF89a" + b"\x00" * 30)
-    (root / "notes.txt").write_text("not an image, and not listed: .txt is not an image extension")
+    (root / "notes.txt").write_text("not an image: listed as skipped, with the reason")
     (root / ".hidden.jpg").write_bytes(b"")
+    (root / "sub" / "catalogue.pdf").write_bytes(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<< >>\nendobj\n")
+    (root / "sub" / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1" + b"\x00" * 32)
+    (root / "sub" / "._worn.jpg").write_bytes(b"\x00\x05\x16\x07" + b"\x00" * 60)
+    shutil.copy(photos_dir / "cat1_model" / "cat1_model_two_men_suits.jpg", root / "IMG_0001")  # no extension
     return root
 
 
@@ -32,7 +36,20 @@ def test_json_lines_and_errors(folder: Path, models_dir: Path, capsys) -> None:
     status = main(["classify", "--json", "--models-dir", str(models_dir), str(folder)])
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     by_name = {Path(row["path"]).name: row for row in lines}
-    assert set(by_name) == {"model.jpg", "worn.jpg", "product.JPG", "broken.png", "anim.gif"}
+    assert set(by_name) == {
+        *("model.jpg", "worn.jpg", "product.JPG", "broken.png", "anim.gif", "IMG_0001"),
+        *("notes.txt", ".hidden.jpg", "catalogue.pdf", ".DS_Store", "._worn.jpg"),
+    }
+    skipped = {name: row["skipped"]["code"] for name, row in by_name.items() if "skipped" in row}
+    assert skipped == {
+        "notes.txt": "not_an_image",
+        "catalogue.pdf": "not_an_image",
+        ".hidden.jpg": "hidden",
+        ".DS_Store": "os_metadata",
+        "._worn.jpg": "os_metadata",
+    }
+    assert "PDF" in by_name["catalogue.pdf"]["skipped"]["message"]
+    assert by_name["IMG_0001"]["category"] == 1
     assert status == 1  # some files failed, reported at the end
     assert by_name["model.jpg"]["category"] == 1 and by_name["model.jpg"]["category_name"] == "model"
     assert by_name["worn.jpg"]["category"] == 2 and by_name["worn.jpg"]["decided_by"] == "yolo"

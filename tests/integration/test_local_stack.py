@@ -166,6 +166,14 @@ def test_local_up_detached_serves_classifies_uploads_and_down_stops_it(tmp_path,
             time.sleep(0.5)
         assert len(items) == 1
         assert items[0]["status"]["S"] == "classified" and items[0]["category"]["N"] == "1"
+        time.sleep(1.5)  # the delivery state is rewritten every second
+        status = subprocess.run(
+            [sys.executable, "-m", "imagelift", "local", "status", *state], capture_output=True, text=True, cwd=root
+        )
+        assert status.returncode == 0 and "1 invocations, 1 ok" in status.stdout, status.stdout
+        assert "1/1 delivery threads alive, 0 in flight" in status.stdout and "STUCK" not in status.stdout
+        log = (tmp_path / "state" / "local.log").read_text(encoding="utf-8")
+        assert "not as on AWS:" in log
     finally:
         down = subprocess.run(
             [sys.executable, "-m", "imagelift", "local", "down", *state], capture_output=True, text=True, cwd=root

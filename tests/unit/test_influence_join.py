@@ -176,3 +176,40 @@ def test_a_listing_with_only_deletions_is_unknown():
     assert rejections.as_dict() == {"unknown_listing": 5}
     assert records.excluded_dict() == {"deleted": 1}
     assert isinstance(records.segments, pd.DataFrame) and records.segments.empty
+
+
+def test_a_version_deleted_for_good_keeps_its_weeks_until_the_delete():
+    # The version's record keeps its upload time (event_time) and says when it went (deleted_at).
+    sales = _sales("L1")
+    purged = _record("L1", "deleted", 2, "2025-01-05T10:00:00Z", "11", key="a.jpg")
+    purged["deleted_at"] = "2025-01-22T09:00:00Z"
+    by_week, rejections, records = _join(sales, [purged])
+    assert by_week == {("L1", "2025-01-06"): 2, ("L1", "2025-01-13"): 2}
+    assert rejections.as_dict() == {"no_live_photo": 3}
+    assert records.excluded_dict() == {} and records.used == 2
+
+
+def test_a_deleted_record_without_a_category_only_ends_a_photo():
+    sales = _sales("L1")
+    marker = _record("L1", "deleted", None, "2025-01-22T09:00:00Z", "12", key="a.jpg")
+    marker["deleted_at"] = "2025-01-22T09:00:00Z"
+    by_week, _rejections, _records = _join(
+        sales, [_record("L1", "classified", 3, "2025-01-05T10:00:00Z", "10", key="a.jpg"), marker]
+    )
+    assert by_week == {("L1", "2025-01-06"): 3, ("L1", "2025-01-13"): 3}
+
+
+def test_purging_an_older_version_does_not_end_the_newer_upload():
+    sales = _sales("L1")
+    old = _record("L1", "deleted", 1, "2025-01-05T10:00:00Z", "12", key="a.jpg")
+    old["deleted_at"] = "2025-01-29T09:00:00Z"  # purged after the re-upload below
+    new = _record("L1", "classified", 3, "2025-01-15T10:00:00Z", "11", key="a.jpg")
+    by_week, rejections, _records = _join(sales, [old, new])
+    assert by_week == {
+        ("L1", "2025-01-06"): 1,
+        ("L1", "2025-01-13"): 3,  # re-uploaded on the Wednesday
+        ("L1", "2025-01-20"): 3,
+        ("L1", "2025-01-27"): 3,
+        ("L1", "2025-02-03"): 3,
+    }
+    assert rejections.as_dict() == {}

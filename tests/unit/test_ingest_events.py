@@ -138,3 +138,133 @@ def test_version_sort_keys():
     assert version_sk(version_id="abc", etag=None, sequencer="S", removed=True) == "v#abc"
     assert version_sk(version_id=None, etag="e1", sequencer="S", removed=False) == "etag#e1"
     assert version_sk(version_id=None, etag=None, sequencer="S", removed=True) == "delete#S"
+
+
+# ------------------------------------------------------------------ every shape AWS delivers, records read one by one
+def test_eventbridge_object_created_is_the_same_record_as_the_notification():
+    from imagelift.services.s3_events import read_notification
+
+    (direct,) = parse_s3_event(load("put_special_key.json"))
+    (bridged,) = read_notification(load("eventbridge_object_created.json")).records
+    assert (bridged.event_name, bridged.key, bridged.version_id, bridged.etag, bridged.size, bridged.sequencer) == (
+        direct.event_name,
+        direct.key,
+        direct.version_id,
+        direct.etag,
+        direct.size,
+        direct.sequencer,
+    )
+
+
+def test_eventbridge_object_deleted_names_the_deletion_type():
+    from imagelift.services.s3_events import read_notification
+
+    (record,) = read_notification(load("eventbridge_object_deleted.json")).records
+    assert record.event_name == "ObjectRemoved:DeleteMarkerCreated" and record.is_removed
+    assert not record.removes_version
+    event = load("eventbridge_object_deleted.json")
+    event["detail"]["deletion-type"] = "Permanently Deleted"
+    (purge,) = read_notification(event).records
+    assert purge.event_name == "ObjectRemoved:Delete" and purge.removes_version
+    event["detail"]["reason"] = "Lifecycle Expiration"
+    (expired,) = read_notification(event).records
+    assert expired.event_name == "LifecycleExpiration:Delete" and expired.is_removed
+
+
+def test_other_eventbridge_s3_events_are_neither_created_nor_removed():
+    from imagelift.services.s3_events import read_notification
+
+    event = load("eventbridge_object_created.json")
+    event["detail-type"] = "Object Restore Completed"
+    (record,) = read_notification(event).records
+    assert not record.is_created and not record.is_removed
+
+
+def test_sqs_batch_is_recognised_and_its_bodies_are_notifications():
+    from imagelift.services.s3_events import is_sqs_batch, sqs_body
+
+    batch = load("sqs_s3_notification.json")
+    assert is_sqs_batch(batch) and not is_sqs_batch(load("put_special_key.json"))
+    first, test_event = (sqs_body(message["body"]) for message in batch["Records"])
+    assert parse_s3_event(first)[0].key == "images/P-1001/L-2001/summer sale été +1.jpg"
+    assert parse_s3_event(test_event) == []
+    sns = json.dumps({"Type": "Notification", "Message": batch["Records"][0]["body"]})
+    assert sqs_body(sns) == first
+    with pytest.raises(InvalidEventError, match="not JSON"):
+        sqs_body("<xml/>")
+
+
+def test_one_malformed_record_leaves_the_others_readable_and_keeps_its_key():
+    from imagelift.services.s3_events import read_notification
+
+    event = load("multiple_records.json")
+    event["Records"][1]["s3"]["object"]["sequencer"] = "not-hex"
+    del event["Records"][2]["eventTime"]
+    event["Records"][3] = "not a record"
+    notification = read_notification(event)
+    assert [r.key for r in notification.records] == ["images/P-1001/L-2001/front view.jpg"]
+    bad = {m.index: m for m in notification.malformed}
+    assert sorted(bad) == [1, 2, 3]
+    assert bad[1].key == "images/P-1002/L-2002/Größe 42 (Seite).jpg" and "sequencer" in str(bad[1].error)
+    assert bad[2].key == "images/P-1003/L-2003/old+photo.png" and "eventTime" in str(bad[2].error)
+    assert bad[3].key is None and bad[3].bucket is None
+
+
+def test_a_key_that_is_not_utf8_is_undecodable():
+    from imagelift.services.s3_events import decode_key, read_notification
+
+    assert decode_key("images/a+b%2Bc/%C3%A9.jpg") == "images/a b+c/é.jpg"
+    event = load("put_special_key.json")
+    event["Records"][0]["s3"]["object"]["key"] = "images/P-1/L-1/%FF%FE.jpg"
+    (bad,) = read_notification(event).malformed
+    assert bad.error.code == "undecodable_key" and bad.key == "images/P-1/L-1/%FF%FE.jpg"
+
+
+# ------------------------------------------------------------------ junk and ids
+@pytest.mark.parametrize(
+    ("key", "code"),
+    [
+        ("images/SKU-400/", "folder_marker"),
+        ("images/", "folder_marker"),
+        ("images/P-1/L-1/.DS_Store", "os_metadata"),
+        ("images/P-1/L-1/Thumbs.db", "os_metadata"),
+        ("images/P-1/L-1/._photo.jpg", "os_metadata"),
+        ("images/P-1/desktop.ini", "os_metadata"),
+        ("sales/export.csv", "outside_prefix"),
+        ("photo.jpg", "outside_prefix"),
+    ],
+)
+def test_junk_keys_are_named(key, code):
+    from imagelift.records.keys import junk_reason
+
+    assert junk_reason(key, "images/")[0] == code
+
+
+@pytest.mark.parametrize("key", ["images/P-1/L-1/x.jpg", "images/unsorted/photo 1.jpg", "images/P-1/L-1/.hidden.jpg"])
+def test_photos_are_not_junk(key):
+    from imagelift.records.keys import junk_reason
+
+    assert junk_reason(key, "images/") is None
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "images/./L-1/x.jpg",
+        "images/../L-1/x.jpg",
+        "images/P-1/../x.jpg",
+        "images/P-1/./x.jpg",
+        "images/-P1/L-1/x.jpg",
+        "images/P-1/-L1/x.jpg",
+        "images/=SUM(A1)/L-1/x.jpg",
+        "images/+P/L-1/x.jpg",
+        "images/@P/L-1/x.jpg",
+    ],
+)
+def test_path_and_formula_ids_are_unmatched(key):
+    assert not parse_image_key(key, "images/").matched
+
+
+@pytest.mark.parametrize("product", ["...", ".P", "P.", "P-", "_P", "P..1"])
+def test_ids_with_dots_and_dashes_inside_still_match(product):
+    assert parse_image_key(f"images/{product}/L-1/x.jpg", "images/").product_id == product

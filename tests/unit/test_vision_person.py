@@ -69,6 +69,59 @@ def test_no_full_pass_when_its_size_is_zero() -> None:
     assert [call[1] for call in detector.calls] == [256]
 
 
+class ScoredDetector:
+    """Returns one fixed-score 'person' per call, a score per pass: (full, padded)."""
+
+    def __init__(self, full: float, padded: float) -> None:
+        self.scores = {"full": full, "padded": padded}
+        self.calls: list[str] = []
+
+    def detect(self, image_bgr, input_size=416, conf_threshold=0.25, iou_threshold=0.45, class_ids=None):
+        name = "padded" if input_size == 320 else "full"
+        self.calls.append(name)
+        score = self.scores[name]
+        return [FakeDetection((10.0, 10.0, 50.0, 50.0), score)] if score >= conf_threshold else []
+
+
+def _finder(nets, **kwargs) -> PersonFinder:
+    options = {"input_size": 192, "padded_input_size": 320, "min_confidence": 0.3, "padded_min_confidence": 0.4}
+    return PersonFinder(nets, **{**options, **kwargs})
+
+
+@pytest.mark.parametrize(
+    ("combine", "found", "pass_name"),
+    [("max", True, "full"), ("mean", True, "padded"), ("min", False, None)],
+)
+def test_nets_are_combined_per_pass(combine, found, pass_name) -> None:
+    nets = {"v3": ScoredDetector(full=0.1, padded=0.3), "v4": ScoredDetector(full=0.45, padded=0.6)}
+    search = _finder(nets, combine=combine).search(_photo())
+    assert search.found is found and search.pass_name == pass_name
+    if combine == "max":
+        assert search.combined == {"full": 0.45} and nets["v3"].calls == ["full"]
+    if combine == "mean":
+        assert search.combined == pytest.approx({"full": 0.275, "padded": 0.45})
+    if found:
+        assert search.net == "v4" and all(p.net == "v4" for p in search.persons)
+        assert all(p.confidence >= 0.3 for p in search.persons)
+    else:
+        assert search.persons == [] and search.net is None
+        assert search.scores == {"v3": {"full": 0.1, "padded": 0.3}, "v4": {"full": 0.45, "padded": 0.6}}
+
+
+def test_near_misses_below_the_threshold_are_kept() -> None:
+    nets = {"v3": ScoredDetector(full=0.02, padded=0.35), "v4": ScoredDetector(full=0.0, padded=0.15)}
+    search = _finder(nets, combine="mean").search(_photo())
+    assert not search.found
+    assert search.scores == {"v3": {"full": 0.02, "padded": 0.35}, "v4": {"full": 0.0, "padded": 0.15}}
+    assert search.nearest_margin() == pytest.approx(0.15)
+    assert search.thresholds == {"full": 0.3, "padded": 0.4}
+
+
+def test_unknown_combine_rule_is_refused() -> None:
+    with pytest.raises(ValueError, match="combine"):
+        PersonFinder({"v3": ScoredDetector(0, 0)}, combine="vote")
+
+
 def test_vision_config_from_env() -> None:
     config = VisionConfig.from_env(
         {

@@ -17,6 +17,8 @@ from botocore.exceptions import ClientError
 from imagelift.adapters.dynamodb_codec import marshal, unmarshal
 from imagelift.records.category_record import STATUS_DELETED, CategoryRecord
 
+_KEPT_ON_DELETE = frozenset({"event_time"})
+
 
 def _condition_failed(exc: ClientError) -> bool:
     return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
@@ -82,14 +84,18 @@ class CategoriesTable:
     def mark_deleted_if_newer(self, record: CategoryRecord) -> bool:
         """Write a ``deleted`` record's fields onto its version's item (creating it if absent), if newer.
 
-        An update, not a put: the classification attributes of an existing record are kept, so what the photo
-        was stays visible.
+        An update, not a put: the classification attributes and the upload ``event_time`` of an existing record
+        are kept, so what the photo was, and since when, stays visible; ``deleted_at`` says when it went.
         """
         if record.status != STATUS_DELETED:
             raise ValueError(f"mark_deleted_if_newer needs a deleted record, not {record.status!r}")
         values = {k: v for k, v in record.to_item().items() if k not in ("pk", "sk")}
         names = {f"#a{i}": name for i, name in enumerate(values)}
-        assignments = ", ".join(f"#a{i} = :v{i}" for i in range(len(values)))
+        # A version's upload time survives its permanent delete (the report ends the photo at ``deleted_at``).
+        assignments = ", ".join(
+            f"#a{i} = if_not_exists(#a{i}, :v{i})" if name in _KEPT_ON_DELETE else f"#a{i} = :v{i}"
+            for i, name in enumerate(values)
+        )
         return self._conditional(
             self.client.update_item,
             TableName=self.table_name,

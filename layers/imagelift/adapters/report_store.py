@@ -1,10 +1,10 @@
-"""Where reports go: S3 ``reports/<date>/`` and ``reports/latest/``, and a summary item in InfluenceReports."""
+"""Where reports go: S3 ``<reports prefix><date>/`` and ``<reports prefix>latest/``, and a summary item in InfluenceReports."""
 
 from __future__ import annotations
 
-import json
-from decimal import Decimal
 from typing import Any
+
+from imagelift.adapters.dynamodb_codec import marshal
 
 CONTENT_TYPES = {
     ".json": "application/json",
@@ -44,8 +44,4 @@ class ReportStore:
         return locations
 
     def put_summary(self, item: dict[str, Any]) -> None:
-        from boto3.dynamodb.types import TypeSerializer
-
-        serializer = TypeSerializer()
-        plain = json.loads(json.dumps(item), parse_float=Decimal)  # boto3 refuses float
-        self.dynamodb.put_item(TableName=self.table_name, Item={k: serializer.serialize(v) for k, v in plain.items()})
+        self.dynamodb.put_item(TableName=self.table_name, Item=marshal(item))

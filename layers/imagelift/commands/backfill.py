@@ -5,6 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
+from typing import Any
+
+from imagelift.progress import ProgressBar
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -23,21 +27,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-class ProgressBar:
-    def __init__(self, stream=None, width: int = 30) -> None:
-        self.stream = stream if stream is not None else sys.stderr  # looked up now, not at import
-        self.width = width
-        self.counts: dict[str, int] = {}
+def progress_bar() -> Callable[[int, int, str, Any], None]:
+    """The backfill's progress callback: a bar sized on the first call, when the listing's total is known."""
+    bar: ProgressBar | None = None
 
-    def __call__(self, done: int, total: int, key: str, result) -> None:
-        outcome = result.outcome if result is not None else "error"
-        self.counts[outcome] = self.counts.get(outcome, 0) + 1
-        filled = self.width * done // max(total, 1)
-        counts = " ".join(f"{k} {v}" for k, v in sorted(self.counts.items()))
-        self.stream.write(f"\r[{'#' * filled}{'.' * (self.width - filled)}] {done}/{total} {counts}")
-        if done == total:
-            self.stream.write("\n")
-        self.stream.flush()
+    def update(done: int, total: int, key: str, result: Any) -> None:
+        nonlocal bar
+        bar = bar or ProgressBar(total, verb="backfilled")
+        bar.update(done, name=key.rsplit("/", 1)[-1], outcome=result.outcome if result is not None else "error")
+
+    return update
 
 
 def run(args: argparse.Namespace) -> int:
@@ -55,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     prefix = service.images_prefix if args.prefix is None else args.prefix
-    progress = None if args.no_progress else ProgressBar()
+    progress = None if args.no_progress else progress_bar()
     try:
         summary = service.run(args.bucket, prefix, concurrency=args.concurrency, progress=progress)
     except (ClientError, BotoCoreError) as exc:

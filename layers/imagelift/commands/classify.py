@@ -1,8 +1,10 @@
 """``imagelift classify PATH... [--json] [--annotate DIR] [--threads N]``: sort photos into model / worn / product.
 
-Folders are searched recursively for image files (by extension; formats we refuse, such as GIF or HEIC, are
-listed too so that they get an error line rather than vanish). A file that cannot be classified gets an error
-line and the run goes on; the exit status is 1 at the end if any file failed.
+Folders are searched recursively. Every file found gets a line: image files (by extension, or by their first bytes
+when the extension says nothing) are classified; a file of a refused kind (GIF, HEIC, PDF, ...) or a broken one gets
+an ``error`` line; OS metadata (``.DS_Store``, ``Thumbs.db``, ``._*``), hidden files and files that are not images
+get a ``skipped`` line with the reason. The run always goes on; the exit status is 1 at the end if any file
+failed (skips are not failures).
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
+
+from imagelift.progress import ProgressBar
 
 IMAGE_SUFFIXES = {
     ".jpg",
@@ -51,23 +55,66 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def collect(paths: list[Path]) -> list[Path]:
-    """Files as given, and image files under folders (sorted, hidden entries skipped); missing paths kept to report."""
+def collect(paths: list[Path]) -> tuple[list[Path], list[dict]]:
+    """Files to classify (as given, and from folders, sorted; missing paths kept to report) and the skip rows of
+    the folders' other files."""
+    from imagelift.records.keys import OS_METADATA_FILES
+
     files: list[Path] = []
+    skipped: list[dict] = []
     for path in paths:
-        if path.is_dir():
-            files.extend(
-                sorted(
-                    p
-                    for p in path.rglob("*")
-                    if p.is_file()
-                    and p.suffix.lower() in IMAGE_SUFFIXES
-                    and not any(part.startswith(".") for part in p.relative_to(path).parts)
-                )
-            )
-        else:
+        if not path.is_dir():
             files.append(path)
-    return files
+            continue
+        for p in sorted(p for p in path.rglob("*") if p.is_file()):
+            if p.name.lower() in OS_METADATA_FILES or p.name.startswith("._"):
+                skipped.append(_skip(p, "os_metadata", "a file the operating system writes, not a photo"))
+            elif any(part.startswith(".") for part in p.relative_to(path).parts):
+                skipped.append(_skip(p, "hidden", "a hidden file or folder"))
+            elif p.suffix.lower() in IMAGE_SUFFIXES or _looks_like_a_photo(p):
+                files.append(p)
+            else:
+                skipped.append(_skip(p, "not_an_image", _what_it_is(p)))
+    return files, skipped
+
+
+def _skip(path: Path, code: str, message: str) -> dict:
+    return {"path": str(path), "skipped": {"code": code, "message": message}}
+
+
+def _head(path: Path) -> bytes | None:
+    try:
+        with path.open("rb") as handle:
+            return handle.read(512)
+    except OSError:
+        return None
+
+
+def _looks_like_a_photo(path: Path) -> bool:
+    """An image without an image extension (``IMG_0001``, ``photo.jpg.download``): decided by its first bytes."""
+    from imagelift.vision.image_io import ImageDecodeError, sniff_format
+
+    head = _head(path)
+    if not head:
+        return False
+    try:
+        sniff_format(head)
+    except ImageDecodeError as exc:
+        return exc.code == "truncated"  # a signature cut at 512 bytes cannot be, but keep the rule total
+    return True
+
+
+def _what_it_is(path: Path) -> str:
+    from imagelift.vision.image_io import ImageDecodeError, sniff_format
+
+    head = _head(path)
+    if head is None:
+        return "cannot be read"
+    try:
+        sniff_format(head)
+    except ImageDecodeError as exc:
+        return f"not an image: {exc.message}"
+    return "not an image"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -84,7 +131,12 @@ def run(args: argparse.Namespace) -> int:
     if args.models_dir is not None:
         overrides["models_dir"] = args.models_dir
     config = VisionConfig.from_env(**overrides)
-    files = collect(args.paths)
+    files, skipped = collect(args.paths)
+    for row in skipped:
+        if args.json:
+            print(json.dumps(row), flush=True)
+        else:
+            print(f"skipped {row['path']}: {row['skipped']['message']}", file=sys.stderr)
     if not files:
         print("error: no image files found", file=sys.stderr)
         return 1
@@ -98,7 +150,7 @@ def run(args: argparse.Namespace) -> int:
 
     rows: list[dict] = []
     failures = 0
-    progress = Progress(len(files), enabled=len(files) >= PROGRESS_MIN_FILES)
+    progress = ProgressBar(len(files), verb="classified", enabled=len(files) >= PROGRESS_MIN_FILES)
     for index, path in enumerate(files):
         started = time.perf_counter()
         try:
@@ -113,14 +165,16 @@ def run(args: argparse.Namespace) -> int:
             }
         except ImageDecodeError as exc:
             row = {"path": str(path), "error": exc.to_record()}
+        except MemoryError:  # this photo is too much for this machine; the next may not be
+            row = {"path": str(path), "error": {"code": "too_large", "message": "ran out of memory"}}
         except OSError as exc:
             row = {"path": str(path), "error": {"code": "unreadable", "message": exc.strerror or str(exc)}}
         failures += "error" in row
         rows.append(row)
         if args.json:
             print(json.dumps(row), flush=True)
-        progress.update(index + 1, path)
-    progress.done()
+        progress.update(index + 1, name=path.name)
+    progress.finish()
     if not args.json:
         print_table(rows)
     return 1 if failures else 0
@@ -130,46 +184,13 @@ def write_annotated(out_dir: Path, path: Path, files: list[Path], data: bytes, r
     import cv2
 
     from imagelift.vision.annotate import annotate
-    from imagelift.vision.image_io import decode_image
+    from imagelift.vision.image_io import DecodeLimits, decode_image
 
-    full = decode_image(data, max_bytes=config.max_bytes, max_pixels=config.max_pixels).bgr
+    full = decode_image(data, limits=DecodeLimits.from_config(config)).bgr
     # Names from different folders may clash: keep the path below the common folder, flattened.
     name = "__".join(path.resolve().parts[-3:]) if len({f.name for f in files}) < len(files) else path.name
     target = out_dir / (Path(name).stem + ".annotated.jpg")
     cv2.imwrite(str(target), annotate(full, result), [cv2.IMWRITE_JPEG_QUALITY, 90])
-
-
-class Progress:
-    """A one-line progress bar on stderr (a line every 10% when stderr is not a terminal)."""
-
-    def __init__(self, total: int, *, enabled: bool) -> None:
-        self.total = total
-        self.enabled = enabled
-        self.tty = sys.stderr.isatty()
-        self.started = time.perf_counter()
-        self.last_decile = -1
-
-    def update(self, done: int, path: Path) -> None:
-        if not self.enabled:
-            return
-        elapsed = time.perf_counter() - self.started
-        rate = done / elapsed if elapsed > 0 else 0.0
-        if self.tty:
-            width = 30
-            filled = round(width * done / self.total)
-            bar = "#" * filled + "-" * (width - filled)
-            print(
-                f"\r[{bar}] {done}/{self.total} {rate:.1f}/s {path.name[:40]:40s}", end="", file=sys.stderr, flush=True
-            )
-        else:
-            decile = 10 * done // self.total
-            if decile != self.last_decile:
-                self.last_decile = decile
-                print(f"classified {done}/{self.total} ({rate:.1f}/s)", file=sys.stderr, flush=True)
-
-    def done(self) -> None:
-        if self.enabled and self.tty:
-            print(file=sys.stderr)
 
 
 def print_table(rows: list[dict]) -> None:

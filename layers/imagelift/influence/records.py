@@ -1,9 +1,10 @@
 """Category records (ImageCategories items) as the report needs them, and the as-of join onto sales weeks.
 
 Only ``product_id``, ``listing_id``, ``status``, ``category``, ``event_time``, ``sequencer`` and the optional
-``key`` are read; a record carrying nothing else is fine. A photo is one ``key`` (records without one count as a
-single photo per listing): it is live from its classified record until a later ``deleted`` record of the same key,
-and a re-upload makes it live again. Records that cannot place or end a photo on a listing at a time (failed,
+``key`` and ``deleted_at`` are read; a record carrying nothing else is fine. A photo is one ``key`` (records
+without one count as a single photo per listing): it is live from its classified record until a later ``deleted``
+record of the same key, and a re-upload makes it live again. A ``deleted`` record with a category and a
+``deleted_at`` after its ``event_time`` is a version deleted for good: live from ``event_time`` to ``deleted_at``. Records that cannot place or end a photo on a listing at a time (failed,
 key outside ``images/<product>/<listing>/``, bad status, category or time, a deletion with no live photo to
 end) are excluded and counted.
 """
@@ -130,6 +131,20 @@ def normalise_records(items: Iterable[Mapping[str, Any]]) -> CategoryRecords:
     frame = frame.assign(event_time=event_time.dt.tz_localize(None))
     exclude("bad_event_time", frame["event_time"].isna())
 
+    # A version deleted for good keeps its upload time in event_time and says when it went in deleted_at: it was
+    # live in between, so it counts as its upload and, at deleted_at, as the deletion that ends it.
+    deleted_at = pd.to_datetime(_text(frame["deleted_at"]), errors="coerce", utc=True, format="ISO8601")
+    deleted_at = deleted_at.dt.tz_localize(None)
+    purged = (
+        (frame["status"] == "deleted")
+        & frame["category"].isin(sorted(CATEGORY_IDS))
+        & (deleted_at > frame["event_time"]).fillna(False)
+    )
+    # The deletion of a purged version ends that version only (its upload time says which), not a newer upload.
+    frame = frame.assign(ends_upload=frame["event_time"].where(purged))
+    if purged.any():
+        upload = frame[purged].assign(status="classified", ends_upload=pd.NaT)
+        frame = pd.concat([frame.assign(event_time=frame["event_time"].where(~purged, deleted_at)), upload])
     deleted = (frame["status"] == "deleted").to_numpy()
     frame = frame.assign(
         key=_text(frame["key"]),
@@ -159,6 +174,7 @@ def _sweep(frame: pd.DataFrame) -> tuple[pd.DataFrame, int, int]:
     keys = frame["key"].tolist()
     deleted = frame["deleted"].tolist()
     times = frame["event_time"].to_numpy(dtype="datetime64[ns]").view(np.int64).tolist()
+    ends_upload = frame["ends_upload"].to_numpy(dtype="datetime64[ns]").view(np.int64).tolist()  # NaT: any
     sequencers = frame["sequencer"].tolist()
     categories = frame["category"].tolist()
     positions: list[int] = []
@@ -166,13 +182,17 @@ def _sweep(frame: pd.DataFrame) -> tuple[pd.DataFrame, int, int]:
     live: dict[str, tuple[int, str, int]] = {}
     current = -1
     used = unused = 0
-    for position, (code, key, gone, at, seq, cat) in enumerate(
-        zip(listing_code, keys, deleted, times, sequencers, categories, strict=True)
+    not_a_time = np.iinfo(np.int64).min
+    for position, (code, key, gone, at, seq, cat, ends) in enumerate(
+        zip(listing_code, keys, deleted, times, sequencers, categories, ends_upload, strict=True)
     ):
         if code != current:
             live = {}
             current = code
         if gone:
+            if ends != not_a_time and key in live and live[key][0] != ends:  # an older version went, not this one
+                unused += 1
+                continue
             if live.pop(key, None) is None:
                 unused += 1
                 continue

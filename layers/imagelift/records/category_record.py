@@ -28,8 +28,9 @@ SOURCE_EVENT_WITHOUT_SEQUENCER = "s3_event_without_sequencer"
 SOURCE_BACKFILL = "backfill"
 SOURCE_SIMULATED = "simulated"
 
-REPORT_FIELDS = ("product_id", "listing_id", "status", "category", "event_time", "sequencer", "key")
-"""What the weekly report reads of each record (``sequencer`` breaks ties of ``event_time``)."""
+REPORT_FIELDS = ("product_id", "listing_id", "status", "category", "event_time", "sequencer", "key", "deleted_at")
+"""What the weekly report reads of each record (``sequencer`` breaks ties of ``event_time``; ``deleted_at`` ends a
+version whose record keeps its upload ``event_time``)."""
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,7 @@ class CategoryRecord:
     sequencer: str
     """Normalised S3 sequencer; empty for a backfill record."""
     event_time: str
-    """ISO 8601, UTC: when the photo version was uploaded (or deleted)."""
+    """ISO 8601, UTC: when the photo version was uploaded (or deleted, for a record made by the delete)."""
     status: str
     """One of :data:`STATUSES`."""
     version_id: str | None = None
@@ -72,10 +73,22 @@ class CategoryRecord:
     timings_ms: dict[str, float] | None = None
     models: dict[str, str] | None = None
     thresholds: dict[str, Any] | None = None
+    person_net: str | None = None
+    """Which YOLO net's boxes are in ``persons`` (e.g. ``yolov4-tiny``)."""
+    person_pass: str | None = None
+    """Which pass found the person: ``full`` (whole photo) or ``padded`` (shrunk into a grey canvas)."""
+    person_scores: dict[str, dict[str, float]] | None = None
+    """Near misses: each net's best person score in each pass that ran, ``{net: {pass: score}}``."""
+    best_face_score: float | None = None
+    """Near miss: the best score of a face MTCNN reported that did not count."""
+    review: bool | None = None
+    """A score lies within the calibrated margin of its threshold: the category is worth a human look."""
     error: dict[str, str] | None = None
     """``{code, message}`` of a failed record."""
     size_bytes: int | None = None
     classified_at: str | None = None
+    deleted_at: str | None = None
+    """ISO 8601, UTC: when a ``deleted`` record's version was deleted (its ``event_time`` stays the upload's)."""
     extra: Mapping[str, Any] = field(default_factory=dict)
     """Attributes this module does not name, kept as they came."""
 

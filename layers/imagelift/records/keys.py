@@ -1,7 +1,9 @@
 """The key scheme: image keys, ImageCategories item keys and the event order, in one place.
 
 - Image key: ``<images prefix><product_id>/<listing_id>/<file name>``, ids matching :data:`ID_PATTERN`. The prefix
-  is configuration (``StorageConfig.images_prefix``); a key that does not match is still recorded, unmatched.
+  is configuration (``StorageConfig.images_prefix``); a key under the prefix that does not match is still
+  recorded, unmatched. What is not a photo at all (:func:`junk_reason`: folder markers, OS metadata files, keys
+  outside the prefix) is skipped.
 - ``pk`` = ``s3://<bucket>/<key>``: every record of one object sits in one partition, so its whole history is one
   Query and "what is this object now" is the item with the greatest ``sequencer``.
 - ``sk`` = the object version the record is about: ``v#<version id>`` (the uploads bucket is versioned; a delete
@@ -22,8 +24,10 @@ from functools import lru_cache
 
 from imagelift.errors import PermanentError
 
-ID_PATTERN: re.Pattern[str] = re.compile(r"[A-Za-z0-9_.-]{1,128}")
-"""A product or listing id (use with ``fullmatch``)."""
+ID_PATTERN: re.Pattern[str] = re.compile(r"(?!\.{1,2}(?:/|$))(?![-=+@])[A-Za-z0-9_.-]{1,128}")
+"""A product or listing id (use with ``fullmatch``): letters, digits, ``_.-``, at most 128; never ``.`` or ``..``
+(path segments, not ids) and never starting with ``-`` (or ``=``, ``+``, ``@``: a spreadsheet would run the id of
+a CSV report as a formula)."""
 SEQUENCER_WIDTH = 32
 """Sequencers are stored right-padded with zeros to this many hex digits (S3's are 16 to 20 today)."""
 BACKFILL_SEQUENCER = ""
@@ -57,6 +61,27 @@ def parse_image_key(key: str, images_prefix: str) -> ImageKey:
     if match:
         return ImageKey(match.group(1), match.group(2), match.group(3))
     return ImageKey(None, None, key.rsplit("/", 1)[-1])
+
+
+OS_METADATA_FILES = frozenset({".ds_store", "thumbs.db", "ehthumbs.db", "desktop.ini", ".localized", "icon\r"})
+"""File names (lower case) that operating systems and file managers write beside photos."""
+
+
+def junk_reason(key: str, images_prefix: str) -> tuple[str, str] | None:
+    """``(code, message)`` when ``key`` cannot be a seller's photo, so nothing is recorded for it; else None.
+
+    ``folder_marker``: a key ending in ``/`` (what the console's "Create folder" writes); ``os_metadata``:
+    ``.DS_Store``, ``Thumbs.db``, AppleDouble ``._<name>`` files and the like; ``outside_prefix``: not under the
+    images prefix at all (a notification filter that is wider than the layout).
+    """
+    if not key.startswith(images_prefix):
+        return "outside_prefix", f"the key is not under {images_prefix!r}"
+    if key.endswith("/"):
+        return "folder_marker", "a folder marker (a key ending in '/'), not a photo"
+    name = key.rsplit("/", 1)[-1]
+    if name.lower() in OS_METADATA_FILES or name.startswith("._"):
+        return "os_metadata", f"{name!r} is a file the operating system writes, not a photo"
+    return None
 
 
 def image_key(images_prefix: str, product_id: str, listing_id: str, file_name: str) -> str:

@@ -7,7 +7,7 @@ import numpy as np
 
 from imagelift.vision.cascade import Classification
 
-FACE_COLOUR = (255, 155, 0)  # BGR: the seed's figures drew faces in orange-blue (0, 155, 255 in RGB)
+FACE_COLOUR = (255, 155, 0)  # BGR orange-blue (0, 155, 255 in RGB), as the first figures drew faces
 PERSON_COLOUR = (0, 200, 0)
 LABEL_COLOUR = (255, 255, 255)
 

@@ -1,7 +1,9 @@
 """The classification cascade: a face makes a model shot (1), else a person a worn look (2), else a product shot (3).
 
 Load once per process (``Cascade.load``), then ``classify_bytes`` per photo. Every result carries what decided it,
-the boxes, the per-stage milliseconds, the model ids and the thresholds, so a stored record explains itself.
+the boxes, the per-stage milliseconds, the model ids and the thresholds, so a stored record explains itself; and its
+near misses (the best face score, each net's best person score per pass) with ``review`` set when a person score
+lies within ``review_margin`` of its threshold.
 """
 
 from __future__ import annotations
@@ -17,9 +19,9 @@ import numpy as np
 
 from imagelift.config import VisionConfig
 from imagelift.records.categories import CATEGORY_NAMES, MODEL, PRODUCT, WORN
-from imagelift.vision.image_io import DecodedImage, ImageDecodeError, decode_image
+from imagelift.vision.image_io import DecodedImage, DecodeLimits, ImageDecodeError, decode_image, reduction_factor
 from imagelift.vision.mtcnn import MTCNN, Face, FaceDetection
-from imagelift.vision.person import Person, PersonFinder
+from imagelift.vision.person import Person, PersonFinder, PersonSearch
 
 __all__ = ["Cascade", "Classification", "ImageDecodeError"]
 
@@ -39,8 +41,16 @@ class Classification:
     thresholds: dict[str, float | int | bool]
     name: str = ""
     format: str = ""
+    person_net: str | None = None
+    """Which net's boxes are reported (``yolov3-tiny``, ``yolov4-tiny``...); None without a person."""
+    person_pass: str | None = None
+    """``full`` or ``padded``: which pass found the person; None without a person."""
+    person_scores: dict[str, dict[str, float]] | None = None
+    """Best person score of each net in each pass that ran (near misses when no person was found)."""
     best_face_score: float = 0.0
-    """Best MTCNN score of a candidate that did not count as a face (below ``face_min_confidence``): the near miss."""
+    """Best O-Net score of a face that MTCNN reported but that did not count (0 when none)."""
+    review: bool = False
+    """A score lies within the calibrated ``review_margin`` of its threshold: worth a human look."""
 
     @property
     def category_name(self) -> str:
@@ -60,6 +70,11 @@ class Classification:
             "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},
             "models": dict(self.models),
             "thresholds": dict(self.thresholds),
+            "person_net": self.person_net,
+            "person_pass": self.person_pass,
+            "person_scores": self.person_scores,
+            "best_face_score": round(float(self.best_face_score), 4),
+            "review": self.review,
         }
 
 
@@ -76,6 +91,10 @@ class Cascade:
             "face_scale_factor": config.face_scale_factor,
             "mtcnn_steps": [config.face_pnet_threshold, config.face_rnet_threshold, config.face_onet_threshold],
             "person_min_confidence": config.person_min_confidence,
+            "person_padded_min_confidence": config.person_padded_min_confidence,
+            "person_combine": config.person_combine,
+            "review_margin": config.review_margin,
+            "face_review_margin": config.face_review_margin,
             "yolo_input_size": config.yolo_input_size,
             "padded_pass": config.padded_pass,
             "padded_input_size": config.padded_input_size,
@@ -93,10 +112,10 @@ class Cascade:
             # OpenCV's resizes would otherwise start a thread pool per core, idle or fighting ONNX Runtime.
             cv2.setNumThreads(config.threads)
         models_dir = Path(config.models_dir)
-        yolo_path = models_dir / config.yolo_model
-        missing = [str(models_dir / rel) for rel in (*MTCNN_FILES.values(),) if not (models_dir / rel).is_file()]
-        if not yolo_path.is_file():
-            missing.append(str(yolo_path))
+        yolo_rels = [config.yolo_model, *([config.second_yolo_model] if config.second_yolo_model else [])]
+        missing = [
+            str(models_dir / rel) for rel in (*MTCNN_FILES.values(), *yolo_rels) if not (models_dir / rel).is_file()
+        ]
         if missing:
             raise FileNotFoundError(f"models missing: {', '.join(missing)} (build them with `imagelift models build`)")
         mtcnn = MTCNN(
@@ -106,16 +125,18 @@ class Cascade:
             scale_factor=config.face_scale_factor,
             threads=config.threads,
         )
-        detector = YoloDetector(yolo_path, threads=config.threads)
+        nets = {Path(rel).stem: YoloDetector(models_dir / rel, threads=config.threads) for rel in yolo_rels}
         finder = PersonFinder(
-            detector,
+            nets,
             min_confidence=config.person_min_confidence,
+            padded_min_confidence=config.person_padded_min_confidence,
+            combine=config.person_combine,
             input_size=config.yolo_input_size,
             padded_pass=config.padded_pass,
             padded_input_size=config.padded_input_size,
             padded_scale=config.padded_scale,
         )
-        rels = {**MTCNN_FILES, yolo_path.stem: config.yolo_model}
+        rels = {**MTCNN_FILES, **{Path(rel).stem: rel for rel in yolo_rels}}
         return cls(config, mtcnn, finder, model_ids(models_dir, rels))
 
     # -- classification -----------------------------------------------------------------------------------
@@ -124,15 +145,14 @@ class Cascade:
         t0 = time.perf_counter()
         decoded = decode_image(
             data,
-            max_bytes=self.config.max_bytes,
-            max_pixels=self.config.max_pixels,
+            limits=DecodeLimits.from_config(self.config),
             # Never decode below what MTCNN is allowed to look at.
             target_long_side=max(self.config.decode_long_side, self.config.face_max_side)
             if self.config.decode_long_side
             else None,
         )
         decode_ms = (time.perf_counter() - t0) * 1000
-        return self.classify_decoded(decoded, name=name, decode_ms=decode_ms)
+        return self.classify_decoded(decoded, name=name, decode_ms=decode_ms, data=data)
 
     def classify_path(self, path: Path | str) -> Classification:
         data = Path(path).read_bytes()
@@ -143,7 +163,10 @@ class Cascade:
         h, w = image_bgr.shape[:2]
         return self.classify_decoded(DecodedImage(image_bgr, "array", w, h, 1.0), name=name, decode_ms=0.0)
 
-    def classify_decoded(self, decoded: DecodedImage, *, name: str = "", decode_ms: float = 0.0) -> Classification:
+    def classify_decoded(
+        self, decoded: DecodedImage, *, name: str = "", decode_ms: float = 0.0, data: bytes | None = None
+    ) -> Classification:
+        """Classify a decoded photo; ``data`` (its encoded bytes) lets the person stage see it as it was tuned on."""
         t0 = time.perf_counter()
         image = decoded.bgr
         to_photo = decoded.width / image.shape[1]  # decoded pixels -> original photo pixels
@@ -151,19 +174,24 @@ class Cascade:
         faces = face_detection.faces
         t1 = time.perf_counter()
         timings = {"decode": decode_ms, "mtcnn": (t1 - t0) * 1000, "yolo": 0.0}
-        persons: list[Person] = []
+        search = PersonSearch([])
+        person_image = image
         if faces:
             category, decided_by = MODEL.id, "mtcnn"
         else:
-            persons = self.persons.find(image)
+            person_image = self.person_view(decoded, data)
+            search = self.persons.search(person_image)
             timings["yolo"] = (time.perf_counter() - t1) * 1000
-            category, decided_by = (WORN.id, "yolo") if persons else (PRODUCT.id, "none")
+            category, decided_by = (WORN.id, "yolo") if search.found else (PRODUCT.id, "none")
+        margin = search.nearest_margin()
+        best_face = max([f.confidence for f in faces] + [face_detection.best_rejected])
+        face_unsure = abs(best_face - self.config.face_min_confidence) < self.config.face_review_margin
         timings["total"] = decode_ms + (time.perf_counter() - t0) * 1000
         return Classification(
             category=category,
             decided_by=decided_by,
             faces=[f.scaled(to_photo) for f in faces],
-            persons=[p.scaled(to_photo) for p in persons],
+            persons=[p.scaled(decoded.width / person_image.shape[1]) for p in search.persons],
             width=decoded.width,
             height=decoded.height,
             timings_ms=timings,
@@ -171,8 +199,28 @@ class Cascade:
             thresholds=self.thresholds,
             name=name,
             format=decoded.format,
+            person_net=search.net,
+            person_pass=search.pass_name,
+            person_scores=search.scores_record() if not faces else None,
             best_face_score=face_detection.best_rejected,
+            review=face_unsure or (margin is not None and margin < self.config.review_margin),
         )
+
+    def person_view(self, decoded: DecodedImage, data: bytes | None) -> np.ndarray:
+        """The photo as the person stage was tuned on it: decoded for ``decode_long_side`` alone.
+
+        A face cap above ``decode_long_side`` makes the first decode larger, and YOLO's scores move with the pixels
+        it shrinks (by up to 0.003 here: enough to flip photos sitting at a threshold; an area resize of the larger
+        decode moves them as much). Decoding again, reduced, keeps the person stage's input, and so its
+        cross-validated thresholds, exactly as they were; it costs one reduced decode, only for photos with no face.
+        """
+        if data is None or not self.config.decode_long_side:
+            return decoded.bgr
+        wanted = reduction_factor(decoded.format, decoded.width, decoded.height, self.config.decode_long_side)
+        if round(1 / decoded.scale) == wanted:
+            return decoded.bgr
+        limits = DecodeLimits.from_config(self.config)
+        return decode_image(data, limits=limits, target_long_side=self.config.decode_long_side).bgr
 
     def find_faces(self, image_bgr: np.ndarray) -> list[Face]:
         """Faces that count (``face_min_confidence``), in the pixels of ``image_bgr``."""

@@ -1,19 +1,24 @@
-"""People (COCO class 0) with YOLOv3, including people who fill the frame.
+"""People (COCO class 0) with one or more YOLO nets, including people who fill the frame.
 
 yolov3-tiny was trained on COCO, where people are mostly whole and smaller than the frame; on a close-up of
 legs and feet (the "worn" look) it often finds nothing at 416 x 416. Shrinking the same photo into a grey canvas
-restores the context it was trained on (DESIGN.md: 0.94 to 0.99 on portraits it missed). So:
+restores the context it was trained on (DESIGN.md: 0.94 to 0.99 on portraits it missed). So, per pass:
 
-1. the whole photo, letterboxed to ``yolo_input_size``;
-2. only when pass 1 found no person: the photo shrunk to ``padded_scale`` of a ``padded_input_size`` canvas,
-   centred on YOLO's own letterbox grey, and detected again; boxes are mapped back to photo pixels.
+1. ``full``: the whole photo, letterboxed to ``input_size``;
+2. ``padded`` (only when pass 1 found no person): the photo shrunk to ``padded_scale`` of a ``padded_input_size``
+   canvas, centred on YOLO's own letterbox grey; boxes are mapped back to photo pixels.
 
-The benchmark (bench/vision_bench.py) measures what each pass buys.
+Each pass runs every net (e.g. yolov3-tiny and yolov4-tiny) and takes each net's best person score; ``combine``
+(``max``, ``mean`` or ``min`` over the nets) gives the pass's score, which must reach that pass's threshold. The
+boxes reported are those of the net that scored highest. Every score is kept (:class:`PersonSearch`), so a photo
+called a product still says how near it came. bench/tune_vision.py chooses rule, passes and thresholds by
+cross-validation.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import cv2
@@ -21,6 +26,15 @@ import numpy as np
 
 PERSON_CLASS_ID = 0
 LETTERBOX_GREY = 114  # darknet / ultralytics letterbox value (0.447 after /255)
+PASSES = ("full", "padded")
+NEAR_MISS_FLOOR = 0.01
+"""Scores below this are not worth reporting as near misses (and detections below it are not decoded)."""
+
+COMBINE_RULES: dict[str, Callable[[list[float]], float]] = {
+    "max": max,
+    "mean": lambda scores: sum(scores) / len(scores),
+    "min": min,
+}
 
 
 class Detector(Protocol):
@@ -39,24 +53,70 @@ class Person:
     box: tuple[float, float, float, float]  # x, y, w, h in photo pixels
     confidence: float
     source: str  # "full" or "padded": which pass found it
+    net: str = ""
+    """Which net's box this is (the one that scored highest in the deciding pass)."""
 
     def scaled(self, factor: float) -> Person:
-        return Person(tuple(v * factor for v in self.box), self.confidence, self.source)  # type: ignore[arg-type]
+        return Person(tuple(v * factor for v in self.box), self.confidence, self.source, self.net)  # type: ignore[arg-type]
 
     def to_record(self) -> dict:
-        return {
+        record = {
             "box": [round(float(v), 1) for v in self.box],
             "confidence": round(float(self.confidence), 4),
             "pass": self.source,
         }
+        if self.net:
+            record["net"] = self.net
+        return record
+
+
+@dataclass(frozen=True)
+class PersonSearch:
+    """What the person stage found, and how near it came when it found nothing."""
+
+    persons: list[Person]
+    net: str | None = None
+    """The net whose boxes are reported (highest score in the deciding pass); None when no person."""
+    pass_name: str | None = None
+    """``full`` or ``padded``: the pass whose combined score reached its threshold; None when no person."""
+    scores: dict[str, dict[str, float]] = field(default_factory=dict)
+    """Best person score of each net in each pass that ran: ``{net: {pass: score}}`` (0 when none above the floor)."""
+    combined: dict[str, float] = field(default_factory=dict)
+    """Each pass's score after ``combine``: what was compared with the pass's threshold."""
+    thresholds: dict[str, float] = field(default_factory=dict)
+    """The threshold of each pass that ran."""
+
+    @property
+    def found(self) -> bool:
+        return bool(self.persons)
+
+    def nearest_margin(self) -> float | None:
+        """Smallest |combined score - threshold| over the passes that ran (how close the decision was)."""
+        gaps = [abs(self.combined[name] - self.thresholds[name]) for name in self.combined if name in self.thresholds]
+        return min(gaps) if gaps else None
+
+    def scaled(self, factor: float) -> PersonSearch:
+        return PersonSearch(
+            [p.scaled(factor) for p in self.persons],
+            self.net,
+            self.pass_name,
+            self.scores,
+            self.combined,
+            self.thresholds,
+        )
+
+    def scores_record(self) -> dict[str, dict[str, float]]:
+        return {net: {name: round(float(v), 4) for name, v in passes.items()} for net, passes in self.scores.items()}
 
 
 class PersonFinder:
     def __init__(
         self,
-        detector: Detector,
+        detector: Detector | Mapping[str, Detector],
         *,
         min_confidence: float = 0.5,
+        padded_min_confidence: float | None = None,
+        combine: str = "max",
         input_size: int = 416,
         padded_pass: bool = True,
         padded_input_size: int = 416,
@@ -65,50 +125,74 @@ class PersonFinder:
     ) -> None:
         if not 0.05 <= padded_scale <= 1.0:
             raise ValueError(f"padded_scale must be in [0.05, 1], got {padded_scale}")
-        self.detector = detector
+        if combine not in COMBINE_RULES:
+            raise ValueError(f"combine must be one of {', '.join(COMBINE_RULES)}, got {combine!r}")
+        self.nets: dict[str, Detector] = dict(detector) if isinstance(detector, Mapping) else {"yolo": detector}
+        if not self.nets:
+            raise ValueError("PersonFinder needs at least one detector")
         self.min_confidence = min_confidence
+        self.padded_min_confidence = min_confidence if padded_min_confidence is None else padded_min_confidence
+        self.combine = combine
         self.input_size = input_size
         self.padded_pass = padded_pass
         self.padded_input_size = padded_input_size
         self.padded_scale = padded_scale
         self.iou_threshold = iou_threshold
 
+    @property
+    def detector(self) -> Detector:
+        """The first (primary) net."""
+        return next(iter(self.nets.values()))
+
+    def search(self, image_bgr: np.ndarray) -> PersonSearch:
+        """Run the passes in order until one finds a person; every pass that ran leaves its scores."""
+        scores: dict[str, dict[str, float]] = {net: {} for net in self.nets}
+        combined: dict[str, float] = {}
+        thresholds: dict[str, float] = {}
+        for name in self._passes():
+            threshold = self.min_confidence if name == "full" else self.padded_min_confidence
+            per_net = self._run_pass(name, image_bgr, min(threshold, NEAR_MISS_FLOOR))
+            best = {net: max((p.confidence for p in persons), default=0.0) for net, persons in per_net.items()}
+            for net, value in best.items():
+                scores[net][name] = value
+            combined[name] = COMBINE_RULES[self.combine](list(best.values()))
+            thresholds[name] = threshold
+            if combined[name] >= threshold:
+                top = max(best, key=lambda net: best[net])
+                # Every rule keeps the top net's own best at or above the combined score, so it has a box to report.
+                persons = [p for p in per_net[top] if p.confidence >= threshold]
+                return PersonSearch(persons, top, name, scores, combined, thresholds)
+        return PersonSearch([], None, None, scores, combined, thresholds)
+
     def find(self, image_bgr: np.ndarray) -> list[Person]:
-        persons = self.full_pass(image_bgr) if self.input_size else []
-        if persons or not self.padded_pass:
-            return persons
-        return self.padded(image_bgr)
+        return self.search(image_bgr).persons
 
-    def full_pass(self, image_bgr: np.ndarray) -> list[Person]:
-        detections = self.detector.detect(
-            image_bgr,
-            input_size=self.input_size,
-            conf_threshold=self.min_confidence,
-            iou_threshold=self.iou_threshold,
-            class_ids={PERSON_CLASS_ID},
-        )
-        return [Person(tuple(map(float, d.box)), float(d.confidence), "full") for d in detections]  # type: ignore[arg-type]
+    def _passes(self) -> list[str]:
+        return [name for name, on in (("full", bool(self.input_size)), ("padded", self.padded_pass)) if on]
 
-    def padded(self, image_bgr: np.ndarray) -> list[Person]:
+    def _run_pass(self, name: str, image_bgr: np.ndarray, floor: float) -> dict[str, list[Person]]:
+        if name == "full":
+            return {
+                net: self._detect(detector, image_bgr, self.input_size, floor, net)
+                for net, detector in self.nets.items()
+            }
         canvas, scale, (offset_x, offset_y) = padded_canvas(image_bgr, self.padded_input_size, self.padded_scale)
-        detections = self.detector.detect(
-            canvas,
-            input_size=self.padded_input_size,
-            conf_threshold=self.min_confidence,
-            iou_threshold=self.iou_threshold,
-            class_ids={PERSON_CLASS_ID},
-        )
-        persons = []
-        for d in detections:
-            x, y, w, h = d.box
-            persons.append(
+        found = {}
+        for net, detector in self.nets.items():
+            found[net] = [
                 Person(
-                    ((x - offset_x) / scale, (y - offset_y) / scale, w / scale, h / scale),
-                    float(d.confidence),
-                    "padded",
+                    ((x - offset_x) / scale, (y - offset_y) / scale, w / scale, h / scale), p.confidence, "padded", net
                 )
-            )
-        return persons
+                for p in self._detect(detector, canvas, self.padded_input_size, floor, net)
+                for x, y, w, h in [p.box]
+            ]
+        return found
+
+    def _detect(self, detector: Detector, image: np.ndarray, size: int, floor: float, net: str) -> list[Person]:
+        detections = detector.detect(
+            image, input_size=size, conf_threshold=floor, iou_threshold=self.iou_threshold, class_ids={PERSON_CLASS_ID}
+        )
+        return [Person(tuple(map(float, d.box)), float(d.confidence), "full", net) for d in detections]  # type: ignore[arg-type]
 
 
 def padded_canvas(

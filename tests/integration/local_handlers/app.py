@@ -35,3 +35,21 @@ def flaky(event, context):
             marker.write_text(key)
             raise RuntimeError(f"{key} fails this once")
     return {"keys": keys}
+
+
+def sleepy(event, context):
+    """Sleeps ``event["sleep_s"]`` seconds (past the function timeout when asked to), then answers."""
+    import time
+
+    time.sleep(float(event.get("sleep_s", 0)))
+    return {"slept": event.get("sleep_s", 0)}
+
+
+def slow_keys(event, context):
+    """Sleeps past any short timeout for keys containing 'slow'; returns a bare string otherwise (not a dict)."""
+    import time
+
+    keys = [unquote_plus(r["s3"]["object"]["key"]) for r in event.get("Records", [])]
+    if any("slow" in key for key in keys):
+        time.sleep(30)
+    return "done: " + ", ".join(keys)

@@ -69,7 +69,7 @@ def _err(text: str) -> None:
 
 def run_up(args: argparse.Namespace) -> int:
     from infra.localstack.daemon import StatePaths, running_stack, serve, start_detached, usage_text
-    from infra.localstack.demo import Progress
+    from infra.localstack.demo import ElapsedLog
 
     found = running_stack(StatePaths(args.state_dir))
     if found:
@@ -89,7 +89,7 @@ def run_up(args: argparse.Namespace) -> int:
             f"\nrunning in the background (pid {pid}, log {args.state_dir / 'local.log'}); stop it with `imagelift local down`"
         )
         return 0
-    say = Progress()
+    say = ElapsedLog()
     say("creating template.yaml's stack in moto on 127.0.0.1 ...")
 
     def ready(stack) -> None:  # type: ignore[no-untyped-def]
@@ -120,7 +120,7 @@ def run_down(args: argparse.Namespace) -> int:
 
 
 def run_status(args: argparse.Namespace) -> int:
-    from infra.localstack.daemon import StatePaths, running_stack, usage_text
+    from infra.localstack.daemon import StatePaths, delivery_status_text, running_stack, usage_text
 
     found = running_stack(StatePaths(args.state_dir))
     if found is None:
@@ -129,6 +129,7 @@ def run_status(args: argparse.Namespace) -> int:
     stack, pid = found
     print(f"running (pid {pid})")
     print(usage_text(stack))
+    print(delivery_status_text(StatePaths(args.state_dir)))
     return 0
 
 

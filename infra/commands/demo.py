@@ -47,7 +47,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from infra.localstack.demo import DemoOptions, Progress, run_demo
+    from infra.localstack.demo import DemoOptions, ElapsedLog, run_demo
 
     if args.products < 1 or args.weeks < 4 or args.concurrency < 1:
         print("imagelift demo: --products >= 1, --weeks >= 4 and --concurrency >= 1 are needed", file=sys.stderr)
@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     )
     # `kill` (SIGTERM) unwinds like Ctrl-C, so the function processes and the moto server are stopped either way.
     signal.signal(signal.SIGTERM, _interrupt)
-    say = Progress()
+    say = ElapsedLog()
     say("imagelift demo: the whole flow on this machine (moto on 127.0.0.1, no AWS account, no Docker)")
     try:
         result = run_demo(options, say)

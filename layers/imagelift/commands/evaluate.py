@@ -1,0 +1,208 @@
+"""``imagelift evaluate DIR... [--json] [--html DIR]``: how well the cascade sorts photos whose category is known.
+
+Each DIR holds ``cat1_model``, ``cat2_legs`` and ``cat3_product`` folders (or is one of them); the folder is the
+label. Prints the confusion matrix, the recall of each class, how many photos landed in review and the accuracy
+of the rest, and every wrong photo with its scores (faces, near-miss face score, each net's person score per pass).
+Beside the figures measured here it prints the cross-validated estimate that the shipped thresholds were chosen
+with (``--cv``, bench/results/vision_tuning.json), so a figure from a handful of photos is not taken for the truth.
+``--html DIR`` writes a contact sheet of the mistakes with the boxes drawn.
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+DEFAULT_CV = Path("bench") / "results" / "vision_tuning.json"
+THUMB_LONG_SIDE = 360
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "evaluate",
+        help="classify labelled folders (cat1_model, cat2_legs, cat3_product): confusion matrix, recall, mistakes",
+        description=__doc__.splitlines()[0] if __doc__ else None,
+    )
+    parser.add_argument("dirs", nargs="+", type=Path, metavar="DIR", help="folders holding cat1_model/ cat2_legs/ ...")
+    parser.add_argument("--json", action="store_true", help="print the whole evaluation as one JSON object")
+    parser.add_argument("--html", type=Path, metavar="DIR", help="write DIR/index.html: the mistakes, boxes drawn")
+    parser.add_argument(
+        "--cv",
+        type=Path,
+        default=None,
+        help=f"tuning results holding the cross-validated estimate (default: {DEFAULT_CV} when it exists)",
+    )
+    parser.add_argument(
+        "--threads", type=int, default=None, metavar="N", help="ONNX Runtime threads (default: IMAGELIFT_THREADS or 1)"
+    )
+    parser.add_argument(
+        "--models-dir", type=Path, default=None, help="models directory (default: IMAGELIFT_MODELS_DIR or ./models)"
+    )
+    parser.set_defaults(func=run)
+
+
+def cross_validated_estimate(path: Path | None) -> dict[str, Any] | None:
+    """The CV figures of the shipped thresholds, from bench/tune_vision.py's results; None when not available."""
+    path = path if path is not None else (DEFAULT_CV if DEFAULT_CV.is_file() else None)
+    if path is None:
+        return None
+    tuning = json.loads(path.read_text(encoding="utf-8"))
+    return {
+        "source": str(path),
+        "chosen": tuning.get("chosen"),
+        **{
+            scheme: {
+                key: figures.get(key)
+                for key in ("per_kind", "worn_recall", "product_called_worn_or_model", "accuracy", "review_share")
+            }
+            for scheme, figures in tuning.get("cv", {}).items()
+        },
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    from imagelift.config import VisionConfig
+    from imagelift.vision.cascade import Cascade
+    from imagelift.vision.evaluation import labelled_files, summarise
+    from imagelift.vision.image_io import ImageDecodeError
+
+    missing = [str(d) for d in args.dirs if not d.is_dir()]
+    if missing:
+        print(f"error: not a folder: {', '.join(missing)}", file=sys.stderr)
+        return 2
+    files = labelled_files(args.dirs)
+    if not files:
+        print("error: no photos under cat1_model/, cat2_legs/ or cat3_product/", file=sys.stderr)
+        return 1
+    if args.cv is not None and not args.cv.is_file():
+        print(f"error: {args.cv} does not exist", file=sys.stderr)
+        return 2
+    overrides: dict[str, Any] = {}
+    if args.threads is not None:
+        overrides["threads"] = args.threads
+    if args.models_dir is not None:
+        overrides["models_dir"] = args.models_dir
+    config = VisionConfig.from_env(**overrides)
+    try:
+        cascade = Cascade.load(config)
+    except FileNotFoundError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+    results = []
+    for item in files:
+        try:
+            record = cascade.classify_path(item.path).to_record()
+        except ImageDecodeError as exc:
+            record = {"error": exc.to_record()}
+        except OSError as exc:
+            record = {"error": {"code": "unreadable", "message": exc.strerror or str(exc)}}
+        results.append((item, record))
+    summary = summarise(results)
+    summary["thresholds"] = dict(cascade.thresholds)
+    summary["cross_validated_estimate"] = cross_validated_estimate(args.cv)
+    if args.html:
+        write_contact_sheet(args.html, cascade, summary)
+        summary["html"] = str(args.html / "index.html")
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        print_summary(summary)
+    return 0
+
+
+def print_summary(summary: dict[str, Any]) -> None:
+    from imagelift.records.categories import CATEGORY_NAMES
+
+    names = [CATEGORY_NAMES[i] for i in (1, 2, 3)]
+    print(f"{summary['correct']}/{summary['photos']} correct ({summary['accuracy']:.1%})")
+    print()
+    header = "true \\ predicted"
+    print(f"{header:18}" + "".join(f"{n:>9}" for n in names) + f"{'recall':>9}")
+    for label, row in zip(names, summary["confusion"]["matrix"], strict=True):
+        recall = summary["per_class"][label]["recall"]
+        cell = f"{recall:.1%}" if recall is not None else "-"
+        print(f"{label:18}" + "".join(f"{v:9d}" for v in row) + f"{cell:>9}")
+    review = summary["review"]
+    print()
+    print(
+        f"review: {review['photos']} photos ({(review['share'] or 0):.1%}); accuracy outside review "
+        f"{_pct(review['accuracy_outside_review'])}, in review {_pct(review['accuracy_in_review'])}"
+    )
+    estimate = summary.get("cross_validated_estimate")
+    if estimate:
+        for scheme in ("photos", "sources"):
+            figures = estimate.get(scheme)
+            if figures:
+                kinds = ", ".join(
+                    f"{kind} {v['recall']:.0%}"
+                    for kind, v in figures["per_kind"].items()
+                    if v.get("recall") is not None
+                )
+                print(f"cross-validated estimate ({scheme} left out, {estimate['source']}): {kinds}")
+    if summary["mistakes"]:
+        print()
+        print("wrong:")
+        for m in summary["mistakes"]:
+            print(
+                f"  {m['path']}: {m['label']} {m['label_name']} called {m['predicted']} {m['predicted_name']} "
+                f"({m['decided_by']}); faces {m['faces']} best rejected face {m['best_face_score']}; "
+                f"persons {m['persons']} scores {json.dumps(m['person_scores'])}{' [review]' if m['review'] else ''}"
+            )
+    for e in summary["errors"]:
+        print(f"  {e['path']}: ERROR {e['error']['code']}: {e['error']['message']}")
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1%}"
+
+
+def write_contact_sheet(out_dir: Path, cascade, summary: dict[str, Any]) -> None:
+    """``out_dir/index.html`` and a thumbnail per mistake, annotated with the boxes the cascade saw."""
+    import cv2
+
+    from imagelift.vision.annotate import annotate
+    from imagelift.vision.image_io import decode_image
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    cells = []
+    for index, mistake in enumerate(summary["mistakes"]):
+        path = Path(mistake["path"])
+        data = path.read_bytes()
+        result = cascade.classify_bytes(data, name=str(path))
+        image = annotate(decode_image(data).bgr, result)
+        scale = THUMB_LONG_SIDE / max(image.shape[:2])
+        if scale < 1:
+            size = (round(image.shape[1] * scale), round(image.shape[0] * scale))
+            image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+        thumb = f"{index:04d}_{path.stem[:60]}.jpg"
+        cv2.imwrite(str(out_dir / thumb), image, [cv2.IMWRITE_JPEG_QUALITY, 85])
+        scores = html.escape(json.dumps(mistake["person_scores"]))
+        cells.append(
+            f'<figure><img src="{html.escape(thumb)}" alt="{html.escape(path.name)}">'
+            f"<figcaption><b>{html.escape(path.name)}</b><br>true {mistake['label_name']}, called "
+            f"{mistake['predicted_name']} ({html.escape(str(mistake['decided_by']))})"
+            f"{' <i>review</i>' if mistake['review'] else ''}<br>faces {mistake['faces']}, best rejected face "
+            f"{mistake['best_face_score']}<br>persons {mistake['persons']}<br>person scores {scores}"
+            "</figcaption></figure>"
+        )
+    matrix = summary["confusion"]["matrix"]
+    rows = "".join(
+        f"<tr><th>{name}</th>" + "".join(f"<td>{v}</td>" for v in row) + "</tr>"
+        for name, row in zip(("model", "worn", "product"), matrix, strict=True)
+    )
+    page = f"""<!doctype html>
+<html><head><meta charset="utf-8"><title>imagelift evaluate: mistakes</title>
+<style>body{{font-family:sans-serif}} figure{{display:inline-block;width:380px;vertical-align:top;margin:6px}}
+figcaption{{font-size:12px}} td,th{{padding:2px 8px;text-align:right}}</style></head><body>
+<h1>{summary["correct"]}/{summary["photos"]} correct</h1>
+<table><tr><th>true \\ predicted</th><th>model</th><th>worn</th><th>product</th></tr>{rows}</table>
+<h2>{len(summary["mistakes"])} mistakes</h2>
+{"".join(cells)}
+</body></html>
+"""
+    (out_dir / "index.html").write_text(page, encoding="utf-8")

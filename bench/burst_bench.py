@@ -1,13 +1,16 @@
 """Burst benchmark: many uploads at once into the local stack, classified at a concurrency of N; nothing lost or doubled.
 
     .venv/bin/python bench/burst_bench.py [--uploads 1000] [--concurrency 4] [--corrupt-share 0.01]
+        [--hostile-share 0.02] [--duplicate-share 0.01]
 
 template.yaml's stack runs in moto on 127.0.0.1; ClassifyImageFunction runs as N instances of the Lambda Runtime
 Interface Emulator (N execution environments) reading the uploads bucket's S3 notification queue. The uploads
 are copies of the sample photos under distinct keys, plus a share of corrupt files (empty, truncated, random
-bytes), put from 8 threads as fast as moto takes them. Then the check: exactly one ImageCategories record per
-upload, none missing, none doubled, every corrupt file a ``failed`` record and every photo a ``classified`` one
-of its label's category. Throughput is uploads per second from the first upload to the last record; the same
+bytes) and of hostile files (infra.localstack.hostile: scan bombs, forged sizes, damaged data, ...), put from 8
+threads as fast as moto takes them; a share of the S3 events is delivered twice (S3 delivers at least once).
+Then the check: exactly one ImageCategories record per upload, none missing, none doubled, every corrupt or
+hostile file a ``failed`` record with its expected reason and every photo a ``classified`` one of its label's
+category. Throughput is uploads per second from the first upload to the last record; the same
 run first measures one instance on a small batch as the reference, and reports the ratio.
 
 Prints the figures and writes bench/results/burst.json (or --out).
@@ -40,14 +43,25 @@ from infra.localstack.samples import bundled_photos, corrupt_variants, photos_fr
 from infra.localstack.stack import LocalStack, running_local_stack  # noqa: E402
 
 
-def plan_uploads(count: int, corrupt_share: float, photos: list[Any], prefix: str) -> list[dict[str, Any]]:
-    """``count`` distinct keys; every ``1/corrupt_share``-th one a corrupt file, the rest photo copies."""
+def plan_uploads(
+    count: int, corrupt_share: float, photos: list[Any], prefix: str, hostile_share: float = 0.0
+) -> list[dict[str, Any]]:
+    """``count`` distinct keys; every ``1/corrupt_share``-th one a corrupt file, every ``1/hostile_share``-th one a
+    hostile file (a quick case of infra.localstack.hostile), the rest photo copies."""
+    from infra.localstack.hostile import CASES
+
     corrupt_every = round(1 / corrupt_share) if corrupt_share > 0 else 0
+    hostile_every = round(1 / hostile_share) if hostile_share > 0 else 0
+    hostile = [(c, c.make()) for c in CASES if not c.big and c.status == "failed"]
     broken = corrupt_variants(photos[0])
     plan = []
     for i in range(count):
         product, listing = f"B{prefix}{i // 4:04d}", f"L{prefix}{i:05d}"
-        if corrupt_every and i % corrupt_every == corrupt_every // 2:
+        if hostile_every and i % hostile_every == 1:
+            item, data = hostile[(i // hostile_every) % len(hostile)]
+            key = f"images/{product}/{listing}/{item.name}.jpg"
+            plan.append({"key": key, "data": data, "corrupt": True, "label": None, "expected_code": item.code})
+        elif corrupt_every and i % corrupt_every == corrupt_every // 2:
             name, data = broken[(i // corrupt_every) % len(broken)]
             plan.append({"key": f"images/{product}/{listing}/{name}", "data": data, "corrupt": True, "label": None})
         else:
@@ -86,18 +100,51 @@ def _scan(stack: LocalStack) -> list[dict[str, Any]]:
     return items
 
 
+class DuplicatingRunner:
+    """A runner that, the first time it sees one of ``keys``, puts a copy of the event back on the queue first."""
+
+    def __init__(self, inner: Any, sqs: Any, queue_url: str, keys: set[str], sent: set[str], lock: Any) -> None:
+        self.inner, self.sqs, self.queue_url, self.keys, self.sent, self.lock = inner, sqs, queue_url, keys, sent, lock
+        self.name = getattr(inner, "name", "?")
+        self.runner = getattr(inner, "runner", "?")
+
+    def invoke(self, event: Any, timeout_s: float | None = None) -> Any:
+        from infra.localstack.delivery import event_keys
+
+        chosen = [key for key in event_keys(event) if key in self.keys]
+        with self.lock:
+            fresh = [key for key in chosen if key not in self.sent]
+            self.sent.update(fresh)
+        if fresh:
+            self.sqs.send_message(QueueUrl=self.queue_url, MessageBody=json.dumps(event))
+        return self.inner.invoke(event, timeout_s)
+
+
 def _burst(
-    stack: LocalStack, plan: list[dict[str, Any]], runners: list[Any], progress: bool, receive_batch: int = 1
-) -> tuple[float, QueueDelivery, list[float]]:
+    stack: LocalStack,
+    plan: list[dict[str, Any]],
+    runners: list[Any],
+    progress: bool,
+    receive_batch: int = 1,
+    duplicate_keys: set[str] | None = None,
+) -> tuple[float, QueueDelivery, list[float], Counter[str]]:
     s3 = stack.client("s3")
     durations: list[float] = []
+    outcomes: Counter[str] = Counter()
     lock = threading.Lock()
     step = max(1, len(plan) // 10)
+    if duplicate_keys:
+        sent: set[str] = set()
+        sqs = stack.client("sqs")
+        runners = [DuplicatingRunner(r, sqs, stack.notification_queue_url, duplicate_keys, sent, lock) for r in runners]
 
     def on_delivery(delivery: Delivery) -> None:
+        payload = delivery.invocation.payload if delivery.ok else None
         with lock:
             durations.append(delivery.invocation.duration_ms)
             n = len(durations)
+            for result in payload.get("results", []) if isinstance(payload, dict) else []:
+                outcomes[result.get("outcome", "?")] += 1
         if progress and (n % step == 0 or n == len(plan)):
             print(f"  [{time.perf_counter() - started:6.1f}s] {n}/{len(plan)} events handled", flush=True)
 
@@ -113,7 +160,7 @@ def _burst(
     elapsed = time.perf_counter() - started
     if not drained:
         raise RuntimeError("the notification queue did not drain within 30 minutes")
-    return elapsed, delivery, durations
+    return elapsed, delivery, durations, outcomes
 
 
 def check_records(plan: list[dict[str, Any]], items: list[dict[str, Any]]) -> dict[str, Any]:
@@ -122,6 +169,7 @@ def check_records(plan: list[dict[str, Any]], items: list[dict[str, Any]]) -> di
     per_key = Counter(item["key"] for item in items if item["key"] in keys)
     by_key = {item["key"]: item for item in items if item["key"] in keys}
     corrupt = {u["key"] for u in plan if u["corrupt"]}
+    hostile = {u["key"]: u["expected_code"] for u in plan if u.get("expected_code")}
     failed = {k for k, item in by_key.items() if item["status"] == "failed"}
     classified = {k for k, item in by_key.items() if item["status"] == "classified"}
     wrong_category = [
@@ -138,6 +186,10 @@ def check_records(plan: list[dict[str, Any]], items: list[dict[str, Any]]) -> di
         "corrupt_uploaded": len(corrupt),
         "corrupt_recorded_failed": len(corrupt & failed),
         "photos_failed": len(failed - corrupt),
+        "hostile_uploaded": len(hostile),
+        "hostile_failed_with_expected_code": sum(
+            1 for k, code in hostile.items() if k in failed and by_key[k]["error_code"] == code
+        ),
         "classified": len(classified),
         "failure_codes": dict(Counter(by_key[k]["error_code"] for k in failed)),
         "categories": dict(Counter(CATEGORY_NAMES.get(by_key[k]["category"], "?") for k in classified)),
@@ -156,6 +208,8 @@ def run_burst(
     progress: bool = True,
     stack: LocalStack | None = None,
     receive_batch: int = 10,
+    hostile_share: float = 0.02,
+    duplicate_share: float = 0.01,
 ) -> dict[str, Any]:
     """The burst; in a new local stack unless ``stack`` is given (moto's state is process-wide: one at a time)."""
     photos = photos_from_dir(images_dir) if images_dir else bundled_photos()
@@ -179,7 +233,7 @@ def run_burst(
             if reference_uploads:
                 ref_plan = plan_uploads(reference_uploads, 0.0, photos, "R")
                 say(f"reference: {reference_uploads} uploads, 1 instance")
-                ref_s, _, ref_durations = _burst(
+                ref_s, _, ref_durations, _ = _burst(
                     stack, ref_plan, runners[:1], progress=False, receive_batch=receive_batch
                 )
                 reference = {
@@ -190,11 +244,17 @@ def run_burst(
                     "invocation_ms_median": round(statistics.median(ref_durations), 1),
                 }
                 say(f"  {reference['photos_per_s']} photos/s")
-            plan = plan_uploads(uploads, corrupt_share, photos, "")
+            plan = plan_uploads(uploads, corrupt_share, photos, "", hostile_share=hostile_share)
+            duplicate_every = round(1 / duplicate_share) if duplicate_share > 0 else 0
+            duplicate_keys = {u["key"] for i, u in enumerate(plan) if duplicate_every and i % duplicate_every == 3}
+            hostile_count = sum(bool(u.get("expected_code")) for u in plan)
             say(
-                f"burst: {uploads} uploads ({sum(u['corrupt'] for u in plan)} corrupt), {concurrency} instances ({kind})"
+                f"burst: {uploads} uploads ({sum(u['corrupt'] for u in plan)} corrupt, {hostile_count} of them "
+                f"hostile; {len(duplicate_keys)} events delivered twice), {concurrency} instances ({kind})"
             )
-            elapsed, delivery, durations = _burst(stack, plan, runners, progress, receive_batch=receive_batch)
+            elapsed, delivery, durations, outcomes = _burst(
+                stack, plan, runners, progress, receive_batch=receive_batch, duplicate_keys=duplicate_keys
+            )
         finally:
             for function in runners:
                 function.stop()
@@ -234,6 +294,8 @@ def run_burst(
         "speedup_vs_one_instance": round(throughput / reference["photos_per_s"], 2) if reference else None,
         **check,
         "delivery": delivery.stats.to_dict(),
+        "duplicate_events_sent": len(duplicate_keys),
+        "outcomes": dict(outcomes),
         "failure_queue_messages": dead_letters,
         "passed": (
             check["records"] == uploads
@@ -241,6 +303,8 @@ def run_burst(
             and check["doubled"] == 0
             and check["corrupt_recorded_failed"] == check["corrupt_uploaded"]
             and check["photos_failed"] == 0
+            and check["hostile_failed_with_expected_code"] == check["hostile_uploaded"]
+            and outcomes.get("duplicate", 0) == len(duplicate_keys)
             and dead_letters == 0
         ),
     }
@@ -252,6 +316,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--uploads", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--corrupt-share", type=float, default=0.01)
+    parser.add_argument("--hostile-share", type=float, default=0.02, help="share of hostile files among the uploads")
+    parser.add_argument("--duplicate-share", type=float, default=0.01, help="share of S3 events delivered twice")
     parser.add_argument("--reference-uploads", type=int, default=40, help="single-instance reference batch (0: skip)")
     parser.add_argument("--runner", choices=("auto", "rie", "in-process"), default="auto")
     parser.add_argument("--images", type=Path, default=Path(os.environ["IMAGES"]) if os.environ.get("IMAGES") else None)
@@ -270,6 +336,8 @@ def main(argv: list[str] | None = None) -> int:
         reference_uploads=args.reference_uploads,
         images_dir=args.images,
         receive_batch=args.receive_batch,
+        hostile_share=args.hostile_share,
+        duplicate_share=args.duplicate_share,
     )
     print()
     print(
@@ -280,12 +348,15 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"records {result['records']} for {result['keys_with_record']} keys: lost {result['lost']}, "
         f"doubled {result['doubled']}, failed {result['failed']} (corrupt uploaded {result['corrupt_uploaded']}, "
-        f"recorded failed {result['corrupt_recorded_failed']}), classified {result['classified']} {result['categories']}, "
+        f"recorded failed {result['corrupt_recorded_failed']}; hostile {result['hostile_uploaded']}, failed with "
+        f"the expected reason {result['hostile_failed_with_expected_code']}), "
+        f"classified {result['classified']} {result['categories']}, "
         f"category differs from label {result['category_differs_from_label']}"
     )
     print(
         f"invocations {result['delivery']['invocations']}, failed attempts {result['delivery']['failed_attempts']}, "
-        f"events delivered twice {result['delivery']['keys_delivered_more_than_once']}, failure queue "
+        f"events delivered twice {result['delivery']['keys_delivered_more_than_once']} (sent twice "
+        f"{result['duplicate_events_sent']}, recorded as duplicates {result['outcomes'].get('duplicate', 0)}), failure queue "
         f"{result['failure_queue_messages']}; invocation ms median {result['invocation_ms']['median']}, "
         f"p95 {result['invocation_ms']['p95']}"
     )

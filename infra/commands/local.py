@@ -3,10 +3,14 @@
 imagelift local up [--detach]      create the stack and keep it running (photos put under images/ get classified)
 imagelift local down               stop the stack `local up --detach` started
 imagelift local status             is one running, and its names
-imagelift local invoke FUNCTION --event FILE [--endpoint URL]
+imagelift local invoke FUNCTION --event FILE [--endpoint URL] [--stage]
                                    run a handler once under the Lambda Runtime Interface Emulator (the
                                    Docker-free twin of `sam local invoke`), with its environment from the
-                                   template pointed at the local stack; prints the logs and the response
+                                   template pointed at the local stack; prints the logs and the response.
+                                   --stage first does in the local bucket what an S3 event says (uploads a
+                                   sample photo per created key, deletes per removed one) and rewrites the
+                                   event with the real names, versions and ETags: tests/events/*.json then
+                                   classify instead of failing object_gone
 """
 
 from __future__ import annotations
@@ -60,6 +64,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     invoke.add_argument("--stack-name", default=None, help="stack name at --endpoint (default imagelift-local)")
     invoke.add_argument("--runner", choices=("auto", "rie", "in-process"), default="auto")
     invoke.add_argument("--quiet", action="store_true", help="print only the response")
+    invoke.add_argument(
+        "--stage",
+        action="store_true",
+        help="make an S3 event true first: upload a sample photo for each created key, delete each removed one",
+    )
     invoke.set_defaults(func=run_invoke)
 
 
@@ -185,6 +194,19 @@ def run_invoke(args: argparse.Namespace) -> int:
             _err(str(exc))
             return 2
         cleanup.callback(function.stop)
+        if args.stage:
+            from infra.localstack.staging import stage_event
+
+            try:
+                event, staged = stage_event(event, stack.client("s3"), stack.uploads_bucket)  # type: ignore[arg-type]
+            except (KeyError, TypeError, ValueError) as exc:
+                _err(f"cannot stage {args.event}: it is not an S3 event ({type(exc).__name__}: {exc})")
+                return 2
+            for item in staged:
+                what = f"uploaded {item.photo}" if item.photo else "deleted"
+                if item.event_name == "ObjectRemoved:Delete":
+                    what += ", then deleted that version"
+                note(f"staged {item.event_name} s3://{stack.uploads_bucket}/{item.key}: {what}")
         how = "the Lambda Runtime Interface Emulator" if function.runner == "rie" else "this process"
         note(f"invoking {spec.logical_id} ({spec.handler} in {spec.code_dir}) under {how}, stack {stack.endpoint_url}")
         try:

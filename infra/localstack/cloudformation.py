@@ -16,7 +16,8 @@ stack is created, :func:`_apply_what_moto_skips` sets them through the service A
 so the local resources are what the template says: bucket versioning, public access block, ownership controls,
 lifecycle rules, bucket-key encryption and event notifications; bucket policies (statements without a Condition:
 moto ignores conditions, so a conditional Deny would deny everything); DynamoDB point-in-time recovery;
-Lambda event invoke configs. What is still not reproduced is listed in ``StackInfo.not_reproduced`` (never silent).
+Lambda event invoke configs; CloudWatch alarms; SNS subscriptions. Resources whose ``Condition`` is false are left out, as
+CloudFormation does. What is still not reproduced is listed in ``StackInfo.not_reproduced`` (never silent).
 """
 
 from __future__ import annotations
@@ -156,7 +157,9 @@ def deploy_stack(
     cfn = _client("cloudformation", region, endpoint_url)
     account_id = _client("sts", region, endpoint_url).get_caller_identity()["Account"]
     parameters = {k: str(v) for k, v in (parameters or {}).items()}
-    expanded = expand_sam(template_path, parameters=parameters, region=region, account_id=account_id)
+    expanded = choose_conditions(
+        expand_sam(template_path, parameters=parameters, region=region, account_id=account_id), parameters
+    )
     response = cfn.create_stack(
         StackName=stack_name,
         TemplateBody=json.dumps(expanded),
@@ -169,6 +172,79 @@ def deploy_stack(
     not_reproduced = _apply_what_moto_skips(expanded, info, account_id=account_id)
     info.not_reproduced.extend(not_reproduced)
     return info
+
+
+def choose_conditions(template: dict[str, Any], parameters: dict[str, str]) -> dict[str, Any]:
+    """The template with its conditions decided for ``parameters``: resources whose condition is false left out,
+    each ``Fn::If`` replaced by its chosen branch, ``AWS::NoValue`` dropped.
+
+    CloudFormation decides them at deploy time; moto's CloudFormation keeps a ``Fn::If`` that yields ``AWS::NoValue``
+    as a null (and then fails on it), so the local deploy decides them first.
+    """
+    conditions = template.get("Conditions") or {}
+    if not conditions:
+        return template
+    values = {
+        name: str(spec["Default"])
+        for name, spec in (template.get("Parameters") or {}).items()
+        if isinstance(spec, dict) and "Default" in spec
+    }
+    values.update(parameters)
+    decided: dict[str, bool] = {}
+
+    def ref(value: Any) -> Any:
+        if isinstance(value, dict) and set(value) == {"Ref"} and value["Ref"] in values:
+            return values[value["Ref"]]
+        return value
+
+    def truth(expression: Any) -> bool:
+        ((fn, arg),) = expression.items()
+        if fn == "Fn::Equals":
+            left, right = (ref(v) for v in arg)
+            if isinstance(left, dict) or isinstance(right, dict):
+                raise StackError(f"the local deploy cannot decide the condition {expression}")
+            return str(left) == str(right)
+        if fn == "Fn::Not":
+            return not truth(arg[0])
+        if fn == "Fn::And":
+            return all(truth(v) for v in arg)
+        if fn == "Fn::Or":
+            return any(truth(v) for v in arg)
+        if fn == "Condition":
+            return condition(arg)
+        raise StackError(f"the local deploy cannot decide the condition {expression}")
+
+    def condition(name: str) -> bool:
+        if name not in decided:
+            decided[name] = truth(conditions[name])
+        return decided[name]
+
+    no_value = object()
+
+    def walk(value: Any) -> Any:
+        if isinstance(value, list):
+            return [item for item in (walk(v) for v in value) if item is not no_value]
+        if not isinstance(value, dict):
+            return value
+        if set(value) == {"Fn::If"}:
+            name, when_true, when_false = value["Fn::If"]
+            return walk(when_true if condition(name) else when_false)
+        if value == {"Ref": "AWS::NoValue"}:
+            return no_value
+        return {k: v for k, v in ((k, walk(v)) for k, v in value.items()) if v is not no_value}
+
+    chosen = copy.deepcopy(template)
+    chosen["Resources"] = {
+        logical: walk({k: v for k, v in resource.items() if k != "Condition"})
+        for logical, resource in template["Resources"].items()
+        if "Condition" not in resource or condition(resource["Condition"])
+    }
+    chosen["Outputs"] = {
+        name: walk({k: v for k, v in output.items() if k != "Condition"})
+        for name, output in (template.get("Outputs") or {}).items()
+        if "Condition" not in output or condition(output["Condition"])
+    }
+    return chosen
 
 
 def describe_stack(
@@ -236,6 +312,28 @@ class _Resolver:
         )
         self.params = params
         self._arns: dict[str, str] = {}
+        self._conditions: dict[str, bool] = {}
+
+    def condition(self, name: str) -> bool:
+        """The value of one of the template's Conditions."""
+        if name not in self._conditions:
+            self._conditions[name] = self.truth((self.template.get("Conditions") or {})[name])
+        return self._conditions[name]
+
+    def truth(self, value: Any) -> bool:
+        ((fn, arg),) = value.items()
+        if fn == "Fn::Equals":
+            left, right = (self(v) for v in arg)
+            return str(left) == str(right)
+        if fn == "Fn::Not":
+            return not self.truth(arg[0])
+        if fn == "Fn::And":
+            return all(self.truth(v) for v in arg)
+        if fn == "Fn::Or":
+            return any(self.truth(v) for v in arg)
+        if fn == "Condition":
+            return self.condition(arg)
+        raise StackError(f"condition function {fn} is not supported by the local deploy")
 
     def ref(self, name: str) -> Any:
         if name in self.params:
@@ -271,6 +369,8 @@ class _Resolver:
     def get_att(self, logical_id: str, attribute: str) -> Any:
         if attribute == "Arn":
             return self.arn(logical_id)
+        if attribute == "QueueName":
+            return self.info.physical(logical_id).rstrip("/").rsplit("/", 1)[-1]
         raise StackError(f"cannot resolve Fn::GetAtt {logical_id}.{attribute}")
 
     def sub(self, text: str, variables: dict[str, Any]) -> str:
@@ -294,6 +394,9 @@ class _Resolver:
             return value
         if len(value) == 1:
             ((fn, arg),) = value.items()
+            if fn == "Fn::If":
+                name, when_true, when_false = arg
+                return self(when_true if self.condition(name) else when_false)
             if fn == "Ref":
                 return self.ref(arg)
             if fn == "Fn::GetAtt":
@@ -382,7 +485,16 @@ _APPLIED_TYPES = {
     "AWS::DynamoDB::Table",
     "AWS::Lambda::EventInvokeConfig",
     "AWS::Lambda::Function",
+    "AWS::CloudWatch::Alarm",
+    "AWS::SNS::Subscription",
 }
+
+_ALARM_INTEGERS = ("Period", "EvaluationPeriods", "DatapointsToAlarm")
+
+
+def local_alarm_name(stack_name: str, logical_id: str) -> str:
+    """The name an alarm without AlarmName gets here (CloudFormation would add a random suffix)."""
+    return f"{stack_name}-{logical_id}"
 
 
 def _apply_what_moto_skips(template: dict[str, Any], info: StackInfo, *, account_id: str) -> list[str]:
@@ -392,6 +504,8 @@ def _apply_what_moto_skips(template: dict[str, Any], info: StackInfo, *, account
     not_reproduced: list[str] = []
     for logical_id, resource in template["Resources"].items():
         kind = resource["Type"]
+        if "Condition" in resource and not resolve.condition(resource["Condition"]):
+            continue  # not part of the stack with these parameters
         if kind not in _APPLIED_TYPES:
             if logical_id not in info.resources:
                 not_reproduced.append(f"{logical_id}: {kind} is not supported by moto's CloudFormation")
@@ -428,6 +542,16 @@ def _apply_what_moto_skips(template: dict[str, Any], info: StackInfo, *, account
             if "DestinationConfig" in props:
                 kwargs["DestinationConfig"] = props["DestinationConfig"]
             _client("lambda", region, endpoint).put_function_event_invoke_config(**kwargs)
+        elif kind == "AWS::CloudWatch::Alarm":
+            alarm = {k: v for k, v in props.items() if k != "ActionsEnabled"}
+            alarm.setdefault("AlarmName", local_alarm_name(info.stack_name, logical_id))
+            alarm.update({k: int(alarm[k]) for k in _ALARM_INTEGERS if k in alarm})
+            alarm["Threshold"] = float(alarm["Threshold"])
+            _client("cloudwatch", region, endpoint).put_metric_alarm(**alarm)
+        elif kind == "AWS::SNS::Subscription":
+            _client("sns", region, endpoint).subscribe(
+                TopicArn=props["TopicArn"], Protocol=props["Protocol"], Endpoint=props["Endpoint"]
+            )
         elif kind == "AWS::Lambda::Function" and props.get("PackageType") == "Image":
             not_reproduced.append(f"{logical_id}: PackageType Image (moto records a zip function; nothing runs it)")
     return not_reproduced

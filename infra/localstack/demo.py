@@ -296,7 +296,9 @@ def _run_flow(
     report_runner = start_function(stack, "report", runner=options.runner, name="report", say=say)
     started_pids.append(getattr(report_runner, "pid", None))
     try:
-        event = _schedule_event(stack)
+        # the schedule fires the Monday after the simulated weeks: the report's date, so no week is in the future
+        last_week = datetime.fromisoformat(str(sim.sales["week"].max())).replace(tzinfo=UTC)
+        event = _schedule_event(stack, at=last_week + timedelta(weeks=1))
         say("InfluenceReportFunction: invoked as the weekly schedule would (EventBridge Scheduled Event)")
         invocation = report_runner.invoke(event)
     finally:
@@ -396,8 +398,8 @@ def _photo_summary(plan: list[tuple[str, SamplePhoto]], by_key: dict[str, dict[s
     return [{**e, "categories": dict(e["categories"])} for e in entries]
 
 
-def _schedule_event(stack: LocalStack) -> dict[str, Any]:
-    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+def _schedule_event(stack: LocalStack, at: datetime | None = None) -> dict[str, Any]:
+    now = (at or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
     return {
         "version": "0",
         "id": "00000000-0000-0000-0000-000000000000",

@@ -14,7 +14,7 @@ import importlib.metadata
 import sys
 from types import ModuleType
 
-SUBCOMMANDS = ("classify", "evaluate", "report", "simulate", "backfill")
+SUBCOMMANDS = ("classify", "evaluate", "report", "simulate", "backfill", "reclassify")
 PLUGIN_GROUP = "imagelift.commands"
 
 

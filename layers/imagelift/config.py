@@ -46,6 +46,16 @@ class _FromEnv:
                     raise ValueError(f"environment variable {name}={env[name]!r} is not valid: {exc}") from exc
         return cls(**values)
 
+    @classmethod
+    def set_in_env(cls, environ: dict[str, str] | None = None) -> frozenset[str]:
+        """Names of the fields ``environ`` sets (non-empty), as opposed to those left at their defaults."""
+        env = os.environ if environ is None else environ
+        return frozenset(
+            f.name
+            for f in fields(cls)  # type: ignore[arg-type]
+            if env.get(f.metadata.get("env", f"{cls._PREFIX}{f.name.upper()}"), "") != ""
+        )
+
 
 def default_models_dir() -> Path:
     """Models baked into the Lambda image live beside the code; locally they are built into ./models."""
@@ -75,6 +85,18 @@ class StorageConfig(_FromEnv):
 
 
 @dataclass(frozen=True)
+class StackConfig(_FromEnv):
+    """Which deployed stack the operator commands (backfill, reclassify) work on when no table is named.
+
+    They read the table and bucket names from the stack's outputs (env ``IMAGELIFT_STACK``).
+    """
+
+    _PREFIX: ClassVar[str] = "IMAGELIFT_"
+    stack: str = "imagelift"
+    """CloudFormation stack name; samconfig.toml deploys under this one."""
+
+
+@dataclass(frozen=True)
 class VisionConfig(_FromEnv):
     """The photo classifier (imagelift.vision): where the models are and every threshold the cascade uses.
 
@@ -93,10 +115,11 @@ class VisionConfig(_FromEnv):
     """Largest encoded file accepted, in bytes."""
     max_pixels: int = 50_000_000
     """Largest width x height accepted (decompression bombs); 50 MP covers current phone cameras."""
-    max_decode_bytes: int = 300_000_000
-    """Largest decoded picture accepted, in bytes: width x height x channels x bytes per sample as the decoder
-    allocates it (a 50 MP 8-bit RGB photo is 150 MB; a 16-bit RGBA PNG is 8 bytes a pixel). The decoders briefly
-    hold about twice this, so 300 MB keeps the function's peak under 1 GB (bench/results/hostile.json)."""
+    max_decode_bytes: int = 200_000_000
+    """Largest decode accepted, in bytes: width x height x channels x bytes per sample as stored (a 50 MP 8-bit
+    RGB photo is 150 MB, 8-bit RGBA 200 MB; a 16-bit RGBA PNG is 8 bytes a pixel, so at most 25 MP). Both the
+    decoder's memory (it briefly holds about twice this) and its time grow with it: at 200 MB the worst accepted
+    file peaks near 600 MB and decodes in about 4 s on one core (bench/results/hostile.json)."""
     max_jpeg_scans: int = 100
     """Most scans a JPEG may have (libjpeg-turbo's own tools default to 100; cameras and encoders write 1 to about
     12). Every scan is another pass over the whole picture, so this bounds the decode time of progressive scan bombs."""
@@ -199,3 +222,39 @@ class ReportConfig(_FromEnv):
 
     def control_columns(self) -> tuple[str, ...]:
         return tuple(c.strip().lower() for c in self.controls.split(",") if c.strip())
+
+
+@dataclass(frozen=True)
+class SalesConfig(_FromEnv):
+    """How sales exports are read (env REPORT_<FIELD>, e.g. REPORT_SALES_FORMAT, REPORT_COLUMNS)."""
+
+    _PREFIX: ClassVar[str] = "REPORT_"
+    sales_format: str = "auto"
+    """Export layout: ``imagelift``, ``shopify``, ``amazon-business-report``, or ``auto`` (the first whose headers
+    the file has)."""
+    columns: str = ""
+    """Header overrides, ``field=Header,...`` (fields week, product_id, listing_id, units, price, sales)."""
+    decimal: str = "auto"
+    """Decimal mark of numbers: ``.``, ``,`` or ``auto`` (per file, from the values; disagreement is an error)."""
+    dayfirst: str = "auto"
+    """Day/month order of dates like 06/01/2025: ``true``, ``false`` or ``auto`` (an ambiguous file is an error)."""
+    week_start: str = "auto"
+    """Weekly rows labelled by ``monday`` or ``sunday``; ``auto`` takes Sunday when every date of a weekly file is one."""
+    max_units: float = 100_000.0
+    """Most units one listing can sell in a week; more is rejected as implausible."""
+    max_price_factor: float = 20.0
+    """A listing-week's price more than this factor above or below the listing's median price is rejected."""
+    fill_zeros: bool = False
+    """Add zero-sale weeks that an export left out, for listings with a live photo (else only a warning)."""
+    window_weeks: int = 52
+    """Weeks before the report date the scheduled report reads (0: all history)."""
+
+    def dayfirst_choice(self) -> bool | None:
+        value = str(self.dayfirst).strip().lower()
+        if value in {"auto", ""}:
+            return None
+        if value in {"1", "true", "yes", "on", "day"}:
+            return True
+        if value in {"0", "false", "no", "off", "month"}:
+            return False
+        raise ValueError(f"REPORT_DAYFIRST={self.dayfirst!r} is not true, false or auto")

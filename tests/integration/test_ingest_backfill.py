@@ -139,3 +139,47 @@ def test_backfill_command(stack: DeployedStack, models_dir: Path, labelled_photo
     assert main(["backfill", "--bucket", stack.uploads_bucket, "--concurrency", "0"]) == 2
     assert main(["backfill", "--bucket", "no-such-bucket", "--no-progress"]) == 1
     assert "cannot list" in capsys.readouterr().err
+
+
+def test_backfill_states_when_the_current_photos_went_live(
+    stack: DeployedStack, service: ClassifyService, backfiller: BackfillService, labelled_photos, tmp_path, capsys
+):
+    from imagelift.records.live_from import LiveFrom, parse_moment
+
+    prefix = "images/bf5-"
+    keys = upload(stack, prefix, labelled_photos[:2])
+    # one more photo came in through its event before the seller ran the backfill
+    evented = f"{prefix}P-e/L-e/evented.jpg"
+    service.handle_event(s3_event(stack.put_photo(evented, labelled_photos[2][0].read_bytes())))
+
+    summary = backfiller.run(
+        stack.uploads_bucket, prefix, concurrency=2, live_from=LiveFrom(since=parse_moment("2024-01-01"))
+    ).to_dict()
+    assert summary["classified"] == 2 and summary["already_recorded"] == 1
+    assert summary["live_from_set"] == 3  # the new records and the evented one
+    for key in [*keys, evented]:
+        (item,) = stack.items(key)
+        assert item["live_from"] == "2024-01-01T00:00:00.000Z"
+        assert item["event_time"] > item["live_from"]  # the upload time is kept as it was
+
+    # a per-listing file names one listing's own date; a rerun with the same statement changes nothing
+    listing = keys[0].split("/")[2]
+    (tmp_path / "live.csv").write_text(f"listing_id,live_from\n{listing},2024-06-03\n")
+    args = ["backfill", "--bucket", stack.uploads_bucket, "--prefix", prefix, "--no-progress"]
+    assert main([*args, "--live-since", "2024-01-01", "--live-from", str(tmp_path / "live.csv")]) == 0
+    assert json.loads(capsys.readouterr().out)["live_from_set"] == 1
+    assert stack.items(keys[0])[0]["live_from"] == "2024-06-03T00:00:00.000Z"
+    assert main([*args, "--live-since", "next week"]) == 2
+    assert "'next week' is not a date" in capsys.readouterr().err
+
+
+def test_backfill_skips_what_is_not_a_photo(
+    stack: DeployedStack, backfiller: BackfillService, counting: CountingClassifier
+):
+    prefix = "images/bf-junk-"
+    for key in (f"{prefix}P/L/.DS_Store", f"{prefix}P/L/._front.jpg", f"{prefix}P/", f"{prefix}P/L/Thumbs.db"):
+        stack.s3.put_object(Bucket=stack.uploads_bucket, Key=key, Body=b"\x00\x05\x16\x07")
+    summary = backfiller.run(stack.uploads_bucket, prefix)
+    assert dict(summary.outcomes) == {"skipped": 3} and summary.errors == []
+    assert counting.calls == 0
+    assert stack.items(f"{prefix}P/L/.DS_Store") == [] and stack.items(f"{prefix}P/L/._front.jpg") == []

@@ -17,6 +17,7 @@ from test_ingest_records import FakeClassifier, Flaky, client_error
 from imagelift.influence.records import join_categories, normalise_records
 from imagelift.influence.sales import read_sales
 from imagelift.services.classify_service import ClassifyService
+from infra.localstack.hostile import CASES as HOSTILE_CASES
 
 
 @pytest.fixture()
@@ -243,3 +244,26 @@ def test_the_handler_answers_an_sqs_batch_with_its_partial_response(
     response = classify_app.lambda_handler(batch, LambdaContext())
     assert response == {"batchItemFailures": []}
     assert stack.items("images/P-H7/L-1/product.jpg")[0]["status"] == "classified"
+
+
+# ------------------------------------------------------------------ the hostile corpus through the handler
+QUICK_CASES = [c for c in HOSTILE_CASES if not c.big]
+
+
+@pytest.mark.parametrize("case", QUICK_CASES, ids=lambda c: c.name)
+def test_hostile_file_through_the_handler_leaves_exactly_its_record(stack: DeployedStack, classify_app, case):
+    import time
+
+    from ingest_stack import LambdaContext
+
+    key = f"images/P-HC/{case.name}/upload.bin"
+    record = stack.put_photo(key, case.make())
+    started = time.perf_counter()
+    response = classify_app.lambda_handler(s3_event(record), LambdaContext())
+    assert time.perf_counter() - started < 5
+    assert response["counts"] == {case.status: 1}
+    (item,) = stack.items(key)
+    assert item["status"] == case.status
+    assert (item.get("error") or {}).get("code") == case.code
+    again = classify_app.lambda_handler(s3_event(record), LambdaContext())  # a duplicate delivery
+    assert again["counts"] == {"duplicate": 1} and len(stack.items(key)) == 1

@@ -78,11 +78,17 @@ def dockerfile_stages() -> list[list[str]]:
 def test_dockerfile_steps_are_the_ones_this_test_runs():
     text = DOCKERFILE.read_text(encoding="utf-8")
     models_stage, function_stage = dockerfile_stages()
-    assert models_stage == ["pyproject.toml", "README.md", "layers", "infra"]
-    assert function_stage == ["pyproject.toml", "README.md", "layers", "functions/classify_image/app.py"]
-    assert 'pip install --no-cache-dir . "./infra[build]"' in text
+    assert models_stage == ["pyproject.toml", "README.md", "functions/constraints.txt", "layers", "infra"]
+    assert function_stage == [
+        "pyproject.toml",
+        "README.md",
+        "functions/constraints.txt",
+        "layers",
+        "functions/classify_image/app.py",
+    ]
+    assert 'pip install --no-cache-dir --constraint constraints.txt . "./infra[build]"' in text
     assert "imagelift models build --out /models" in text
-    assert 'pip install --no-cache-dir ".[classify]"' in text
+    assert 'pip install --no-cache-dir --constraint constraints.txt ".[classify]"' in text
     assert "COPY --from=models /models ./models" in text
     assert 'CMD ["app.lambda_handler"]' in text
 
@@ -94,6 +100,7 @@ def _copy_context(sources: list[str], context: Path) -> None:
         if src.is_dir():
             shutil.copytree(src, context / source, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
         else:
+            (context / source).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, context / source)
 
 

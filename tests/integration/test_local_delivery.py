@@ -90,19 +90,29 @@ def test_small_burst_loses_nothing_and_doubles_nothing(stack: LocalStack, rie: P
     finally:
         sys.path.remove(str(ROOT / "bench"))
     result = run_burst(
-        uploads=40, concurrency=2, corrupt_share=0.05, runner="rie", reference_uploads=0, progress=False, stack=stack
+        uploads=40,
+        concurrency=2,
+        corrupt_share=0.05,
+        hostile_share=0.1,
+        duplicate_share=0.1,
+        runner="rie",
+        reference_uploads=0,
+        progress=False,
+        stack=stack,
     )
     assert result["runner"] == "rie"
     assert result["records"] == 40
     assert result["keys_with_record"] == 40
     assert result["lost"] == 0
     assert result["doubled"] == 0
-    assert result["corrupt_uploaded"] == 2
-    assert result["corrupt_recorded_failed"] == 2
-    assert result["failed"] == 2
-    assert result["classified"] == 38
+    assert result["corrupt_uploaded"] == 2 + 4
+    assert result["corrupt_recorded_failed"] == 6
+    assert result["hostile_uploaded"] == 4 and result["hostile_failed_with_expected_code"] == 4
+    assert result["failed"] == 6
+    assert result["classified"] == 34
     assert result["category_differs_from_label"] == 0
-    assert result["delivery"]["keys_delivered_more_than_once"] == 0
+    assert result["duplicate_events_sent"] == 4 and result["outcomes"]["duplicate"] == 4
+    assert result["delivery"]["keys_delivered_more_than_once"] == 4
     assert result["failure_queue_messages"] == 0
     assert result["photos_per_s"] > 0
     assert result["passed"] is True

@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import importlib.util
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import boto3
@@ -22,7 +23,7 @@ SCHEDULED_EVENT = {
     "detail-type": "Scheduled Event",
     "source": "aws.events",
     "account": "123456789012",
-    "time": "2025-04-07T06:00:00Z",
+    "time": "2025-06-02T06:00:00Z",  # the Monday after the simulated 20 weeks: the report's date
     "region": "us-east-1",
     "resources": ["arn:aws:events:us-east-1:123456789012:rule/Weekly"],
     "detail": {},
@@ -134,11 +135,40 @@ def test_template_schedules_the_function_weekly(stack):
     assert [t["Arn"] for t in targets] == [function_arn]
 
 
-def test_no_sales_exports_is_a_clear_error(stack, report_env, lambda_context):
+def test_no_sales_exports_yet_is_a_report_that_says_so(stack, report_env, lambda_context):
     from imagelift.config import StorageConfig
-    from imagelift.influence.sales import InputFileError
     from imagelift.services.report_service import run_scheduled
 
-    storage = StorageConfig.from_env(sales_prefix="nothing-here/")
-    with pytest.raises(InputFileError, match=r"nothing-here/: holds no sales exports"):
-        run_scheduled(storage, ReportConfig.from_env({}))
+    storage = StorageConfig.from_env(sales_prefix="nothing-here/", reports_prefix="reports-empty/")
+    summary = run_scheduled(storage, ReportConfig.from_env({}), now=datetime(2025, 6, 2, 6, tzinfo=UTC))
+    assert summary["rows"] == 0 and summary["effects"] == {"model": None, "worn": None}
+    assert summary["warnings"][0].startswith("No sales exports yet")
+    assert summary["period"] == {"from": None, "to": None}
+
+
+def test_handler_emits_the_run_metrics_the_alarm_and_dashboard_use(
+    stack, report_env, loaded, simulation, lambda_context, capsys
+):
+    """One EMF document per run (powertools prints it to stdout, CloudWatch turns it into metrics)."""
+    from imagelift.services.report_metrics import REJECTED_SHARE_METRIC
+
+    app = _import_handler()
+    capsys.readouterr()
+    summary = app.lambda_handler(SCHEDULED_EVENT, lambda_context)
+    documents = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    assert len(documents) == 1
+    # powertools writes each value as a list of the run's data points: one point per metric here
+    emf = {k: (v[0] if isinstance(v, list) and len(v) == 1 else v) for k, v in documents[0].items()}
+    (directive,) = emf["_aws"]["CloudWatchMetrics"]
+    assert directive["Namespace"] == "imagelift" and directive["Dimensions"] == [["service"]]
+    assert emf["service"] == "influence-report"
+    units = {m["Name"]: m["Unit"] for m in directive["Metrics"]}
+    assert units["rows"] == "Count" and units[REJECTED_SHARE_METRIC] == "Percent"
+    assert units["duration_seconds"] == "Seconds"
+    expected_rejected = sum(simulation.truth["expected_rejections"].values())
+    assert emf["rows"] == len(simulation.sales) == summary["rows"]
+    assert emf["rows_rejected"] == expected_rejected
+    assert emf[REJECTED_SHARE_METRIC] == pytest.approx(100 * expected_rejected / len(simulation.sales))
+    assert emf["effects_estimated"] == 2
+    assert emf["effect_pct_model"] == pytest.approx(summary["effects"]["model"])
+    assert 0 < emf["duration_seconds"] < 300

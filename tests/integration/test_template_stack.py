@@ -26,7 +26,7 @@ FUNCTION = "ClassifyImageFunction"
 
 def test_cfn_lint_is_clean():
     result = subprocess.run(
-        [str(Path(sys.executable).with_name("cfn-lint")), str(TEMPLATE)],
+        [str(Path(sys.executable).with_name("cfn-lint")), "--include-checks", "I", "--", str(TEMPLATE)],
         capture_output=True,
         text=True,
         cwd=ROOT,
@@ -282,7 +282,13 @@ def test_prefix_parameters_reach_filters_policies_and_both_functions(dummy_aws_e
     prefixes = {"ImagesPrefix": "photos/in/", "SalesPrefix": "exports/", "ReportsPrefix": "weekly/"}
     prefixes["BucketNamePrefix"] = "prefix-test"  # bucket names are global in moto too
     with mock_aws():
-        info = deploy_stack(TEMPLATE, stack_name="ImageLift-Prefixes", region=REGION, parameters=prefixes)
+        # its own bucket names: the module's stack may still hold the default ones in the same moto backend
+        info = deploy_stack(
+            TEMPLATE,
+            stack_name="ImageLift-Prefixes",
+            region=REGION,
+            parameters={**prefixes, "BucketNamePrefix": "prefixes-test"},
+        )
         s3 = boto3.client("s3", region_name=REGION)
         notifications = s3.get_bucket_notification_configuration(Bucket=info.physical("UploadsBucket"))
         filters = [n["Filter"]["Key"]["FilterRules"] for n in notifications["LambdaFunctionConfigurations"]]

@@ -195,7 +195,7 @@ def test_dockerfile_and_template_build_the_image_from_these_files(function, logi
     dockerfile = (ROOT / "functions" / function / "Dockerfile").read_text()
     final_stage = dockerfile.split("\nFROM ")[-1]
     assert re.search(r"^FROM public\.ecr\.aws/lambda/python:3\.12\b", dockerfile, re.M)
-    assert f'pip install --no-cache-dir ".[{FUNCTIONS[function]}]"' in final_stage
+    assert f'pip install --no-cache-dir --constraint constraints.txt ".[{FUNCTIONS[function]}]"' in final_stage
     assert "infra" not in final_stage.replace("--from=models", "")
     assert f"COPY functions/{function}/app.py" in final_stage and 'CMD ["app.lambda_handler"]' in final_stage
 

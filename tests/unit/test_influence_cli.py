@@ -112,7 +112,7 @@ def test_html_is_self_contained_and_says_the_numbers(report_dir):
 
 def test_report_names_an_unusable_file_and_exits_2(tmp_path, simulated, capsys):
     bad = tmp_path / "broken.csv"
-    bad.write_bytes("week,product_id,listing_id,units,price\n2025-01-06,P\xe9,L1,1,2\n".encode("latin-1"))
+    bad.write_bytes(b"\x1f\x8b\x08\x00 a gzip stream cut short")
     code = main(
         [
             "report",
@@ -125,7 +125,7 @@ def test_report_names_an_unusable_file_and_exits_2(tmp_path, simulated, capsys):
         ]
     )
     assert code == 2
-    assert f"{bad}: is not UTF-8 text" in capsys.readouterr().err
+    assert f"{bad}: looks gzipped but cannot be decompressed" in capsys.readouterr().err
     empty = tmp_path / "empty.csv"
     empty.write_bytes(b"")
     assert (

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from imagelift.influence.records import join_categories, normalise_records, read_jsonl
-from imagelift.influence.sales import InputFileError, Rejections, read_sales
+from imagelift.influence.sales import InputFileError, Rejections, SalesSource, read_sales
 
 HEADER = "week,product_id,listing_id,units,price,promo\n"
 
@@ -58,31 +58,39 @@ def test_weeks_are_normalised_to_monday_and_files_combined_with_gzip():
     table = read_sales([("a.csv", plain.encode()), ("b.csv.gz", zipped)], controls=["promo"])
     assert table.frame["week"].astype(str).tolist() == ["2025-01-06", "2025-01-06"]
     assert table.files == ["a.csv", "b.csv.gz"]
-    # the same listing-week in two files is a duplicate too
-    twice = read_sales([("a.csv", plain.encode()), ("c.csv", plain.encode())], controls=["promo"])
-    assert twice.rejections.as_dict() == {"duplicate_listing_week": 2}
+    # the same listing-week in two files: the later file wins, the other copy is superseded, not rejected
+    twice = read_sales([("a.csv", plain.encode()), ("c.csv", plain.replace(",3,", ",4,").encode())], controls=["promo"])
+    assert twice.rejections.as_dict() == {}
+    assert twice.superseded == 1 and twice.frame["units"].tolist() == [4.0]
 
 
 @pytest.mark.parametrize(
     ("data", "message"),
     [
-        (b"", "exports/bad.csv: is empty"),
-        (b"  \n", "exports/bad.csv: is empty"),
-        (HEADER.encode(), "exports/bad.csv: has a header but no rows"),
-        ((HEADER + "2025-01-06,P\xe9,L1,1,2,0\n").encode("latin-1"), "exports/bad.csv: is not UTF-8 text (byte 0xe9"),
-        (b"week,product_id,units\n2025-01-06,P1,1\n", "exports/bad.csv: lacks column(s) listing_id, price, promo"),
-        (b"\x1f\x8b\x08\x00garbage", "exports/bad.csv: looks gzipped but cannot be decompressed"),
+        (b"", "is empty"),
+        (b"  \n", "is empty"),
+        (HEADER.encode(), "has a header but no rows"),
+        (b"week,product_id,units\n2025-01-06,P1,1\n", "lacks column(s) listing_id ('listing_id'), price or sales"),
+        (b"\x1f\x8b\x08\x00garbage", "looks gzipped but cannot be decompressed"),
+        (gzip.compress(b""), "is empty"),
     ],
 )
-def test_unreadable_files_raise_an_error_naming_the_file(data, message):
+def test_an_unreadable_file_is_listed_and_the_others_used(data, message):
+    good = HEADER + "2025-01-06,P1,L1,3,10.0,0\n"
+    table = read_sales([("exports/bad.csv", data), ("exports/good.csv", good.encode())], controls=["promo"])
+    assert table.failed_files["exports/bad.csv"].startswith(message)
+    assert table.files == ["exports/bad.csv", "exports/good.csv"]
+    assert table.rows_read == 1 and len(table.frame) == 1
+    # a file the user named is a one-line error naming it
     with pytest.raises(InputFileError) as caught:
-        read_sales([("exports/bad.csv", data)], controls=["promo"])
-    assert str(caught.value).startswith(message)
+        read_sales([SalesSource("exports/bad.csv", data, strict=True)], controls=["promo"])
+    assert str(caught.value).startswith(f"exports/bad.csv: {message}")
 
 
-def test_gzipped_empty_file_is_named():
-    with pytest.raises(InputFileError, match=r"^s.csv.gz: is empty"):
-        read_sales([("s.csv.gz", gzip.compress(b""))])
+def test_a_latin_1_file_is_read_as_windows_1252_and_said_so():
+    table = read_sales([("latin.csv", (HEADER + "2025-01-06,P\xe9,L1,1,2,0\n").encode("latin-1"))], controls=["promo"])
+    assert table.rejections.as_dict() == {"bad_id": 1}  # "Pé" is not an id, and the file is not lost
+    assert any("read as Windows-1252" in note for note in table.notes)
 
 
 def _records(*rows):

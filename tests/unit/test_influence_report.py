@@ -75,12 +75,20 @@ def test_the_stages_compose_to_the_same_report_as_analyse(sim):
     assert again.to_json() == report.to_json()
 
 
-def test_no_rows_after_the_join_is_an_estimation_failure(sim):
+def test_no_rows_after_the_join_still_gives_a_complete_report_that_says_why(sim):
     sales = _sales(sim)
-    empty = join_categories(sales.frame, normalise_records([]), sales.rejections)
+    records = normalise_records([])
+    empty = join_categories(sales.frame, records, sales.rejections)
     assert empty.empty and sales.rejections.as_dict()["unknown_listing"] == len(sales.frame)
-    with pytest.raises(EstimationFailure, match="no usable sales rows remain"):
-        prepare_panel(empty, sales.controls)
+    panel = prepare_panel(empty, sales.controls)
+    report = assemble_report(sales, records, panel, fit_models(panel, CONFIG), CONFIG, WHEN)
+    assert report.period.first_week is None
+    assert report.counts.rows_rejected["unknown_listing"] == len(sales.frame)
+    assert report.counts.rows_rejected_total == report.counts.rows
+    assert report.warnings[0].startswith(f"No sales row could be used: all {report.counts.rows:,} were rejected")
+    assert "no usable photo records" in report.warnings[0]
+    assert not any(e.estimated for e in report.effects)
+    Report.from_json(report.to_json())
 
 
 def test_build_report_times_each_stage_and_renders_from_the_report(sim):

@@ -137,7 +137,8 @@ def test_report_fields_are_what_the_report_reads():
 
     assert report_records.REPORT_FIELDS is REPORT_FIELDS
     view = classified(category=1).report_fields()
-    assert set(view) == set(REPORT_FIELDS) - {"deleted_at"} and view["sequencer"] == SEQ  # only deletes have it
+    # only deletes have deleted_at, only records a seller dated have live_from
+    assert set(REPORT_FIELDS) - set(view) == {"deleted_at", "live_from"} and view["sequencer"] == SEQ
     assert STATUSES == ("classified", "failed", "deleted")
 
 

@@ -20,6 +20,10 @@ from imagelift.records.category_record import STATUS_DELETED, CategoryRecord
 _KEPT_ON_DELETE = frozenset({"event_time"})
 
 
+class TableNotFound(LookupError):
+    """The ImageCategories table named does not exist (in this region)."""
+
+
 def _condition_failed(exc: ClientError) -> bool:
     return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
 
@@ -38,6 +42,16 @@ class CategoriesTable:
             client = boto3.client("dynamodb")
         self.table_name = table_name
         self.client = client
+
+    def check_exists(self) -> None:
+        """Raise :class:`TableNotFound` unless the table is there: one call before a run, not one failure per item."""
+        try:
+            self.client.describe_table(TableName=self.table_name)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
+                region = self.client.meta.region_name
+                raise TableNotFound(f"DynamoDB table {self.table_name!r} does not exist in {region}") from exc
+            raise
 
     def get(self, pk: str, sk: str) -> CategoryRecord | None:
         response = self.client.get_item(
@@ -81,6 +95,29 @@ class CategoriesTable:
             ConditionExpression="attribute_not_exists(pk)",
         )
 
+    def replace_if_unchanged(self, record: CategoryRecord, previous: CategoryRecord) -> bool:
+        """Write ``record`` over ``previous`` (same item) only if nothing wrote the item since ``previous`` was read.
+
+        Every write sets ``recorded_at``, so an event, a delete or another run in between makes this return False.
+        """
+        if (record.pk, record.sk) != (previous.pk, previous.sk):
+            raise ValueError("replace_if_unchanged replaces one item with a new version of itself")
+        values: dict[str, Any] = {":sequencer": previous.sequencer, ":deleted": STATUS_DELETED}
+        condition = "sequencer = :sequencer AND #status <> :deleted AND "
+        if previous.recorded_at is None:
+            condition += "attribute_not_exists(recorded_at)"
+        else:
+            condition += "recorded_at = :recorded_at"
+            values[":recorded_at"] = previous.recorded_at
+        return self._conditional(
+            self.client.put_item,
+            TableName=self.table_name,
+            Item=marshal(record.to_item()),
+            ConditionExpression=condition,
+            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeValues=marshal(values),
+        )
+
     def mark_deleted_if_newer(self, record: CategoryRecord) -> bool:
         """Write a ``deleted`` record's fields onto its version's item (creating it if absent), if newer.
 
@@ -106,6 +143,17 @@ class CategoriesTable:
             ExpressionAttributeValues=marshal(
                 {**{f":v{i}": value for i, value in enumerate(values.values())}, ":seq": record.sequencer}
             ),
+        )
+
+    def set_live_from(self, pk: str, sk: str, live_from: str) -> bool:
+        """Store the seller's ``live_from`` on an existing record (the classification is left as it is)."""
+        return self._conditional(
+            self.client.update_item,
+            TableName=self.table_name,
+            Key=marshal({"pk": pk, "sk": sk}),
+            UpdateExpression="SET live_from = :live_from",
+            ConditionExpression="attribute_exists(pk)",
+            ExpressionAttributeValues=marshal({":live_from": live_from}),
         )
 
     @staticmethod

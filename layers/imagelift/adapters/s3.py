@@ -4,6 +4,10 @@ A specific object version is always read (``VersionId`` from the event, or ``If-
 without versioning), so a late event never classifies the bytes of a newer upload. An object or version that is no
 longer there raises :class:`ObjectGone`; every other error (throttling, timeouts, 5xx, access denied) propagates so
 that the caller's retry policy applies.
+
+S3 answers 403 rather than 404 for a missing key unless the caller may list the bucket, and the classifier may list
+only under the images prefix (template.yaml). So a 403 is checked with a listing under the key itself: a version
+that is not listed any more is gone; one still listed, or a listing refused too, is a real access error.
 """
 
 from __future__ import annotations
@@ -65,6 +69,11 @@ def _etag(etag: str | None) -> str | None:
     return etag.strip('"') if etag else None
 
 
+def _is_forbidden(exc: ClientError) -> bool:
+    status = str(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", ""))
+    return exc.response.get("Error", {}).get("Code") in {"403", "AccessDenied", "Forbidden"} or status == "403"
+
+
 def _is_gone(exc: ClientError) -> bool:
     error = exc.response.get("Error", {})
     status = str(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", ""))
@@ -95,9 +104,26 @@ class PhotoStore:
         try:
             return operation(Bucket=bucket, Key=key, **self._selector(version_id, etag))
         except ClientError as exc:
-            if _is_gone(exc):
+            if _is_gone(exc) or (_is_forbidden(exc) and self._listed(bucket, key, version_id, etag) is False):
                 raise ObjectGone(f"s3://{bucket}/{key} (version {version_id or etag or 'latest'}) is gone") from exc
             raise
+
+    def _listed(self, bucket: str, key: str, version_id: str | None, etag: str | None) -> bool | None:
+        """Whether the version is still in the bucket, by listing under the key; None when listing is refused."""
+        wanted_version, wanted_etag = _version(version_id), _etag(etag)
+        try:
+            for page in self.client.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=key):
+                for version in page.get("Versions", []):
+                    if version["Key"] != key:
+                        continue
+                    if wanted_version:
+                        if version.get("VersionId") == wanted_version:
+                            return True
+                    elif version.get("IsLatest") and (not wanted_etag or _etag(version.get("ETag")) == wanted_etag):
+                        return True
+        except ClientError:
+            return None
+        return False
 
     def head(self, bucket: str, key: str, *, version_id: str | None = None, etag: str | None = None) -> ObjectInfo:
         """Size and identity of one object version, without reading it; raises :class:`ObjectGone`."""

@@ -1,11 +1,14 @@
-"""Sales exports in S3: the CSV (or gzipped CSV) files under the data bucket's ``sales/`` prefix."""
+"""Sales exports in S3: the export files (CSV, gzip, TSV, xlsx) under the data bucket's ``sales/`` prefix."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
-SALES_SUFFIXES = (".csv", ".csv.gz", ".gz")
+from imagelift.influence.sales import SalesSource
+
+SALES_SUFFIXES = (".csv", ".csv.gz", ".gz", ".tsv", ".xlsx")
 
 
 class SalesStore:
@@ -19,6 +22,7 @@ class SalesStore:
         self.client = client
         self.bucket = bucket
         self.prefix = prefix
+        self._modified: dict[str, datetime] = {}
 
     def list_exports(self) -> list[str]:
         """Keys of every export under the prefix, sorted (other files, e.g. a README, are ignored)."""
@@ -27,13 +31,27 @@ class SalesStore:
             for obj in page.get("Contents", []):
                 if obj["Key"].lower().endswith(SALES_SUFFIXES):
                     keys.append(obj["Key"])
+                    self._modified[obj["Key"]] = obj.get("LastModified")
         return sorted(keys)
+
+    def _read(self, key: str) -> bytes:
+        body = self.client.get_object(Bucket=self.bucket, Key=key)["Body"]
+        try:
+            return body.read()
+        finally:
+            body.close()
+
+    def sources(self, keys: list[str]) -> Iterator[SalesSource]:
+        """Each export as a :class:`SalesSource` with its LastModified (the newest copy of a week wins); the bytes
+        are fetched when read, and a failed fetch is listed in the report rather than ending it."""
+        for key in keys:
+            yield SalesSource(
+                f"s3://{self.bucket}/{key}",
+                opener=lambda key=key: self._read(key),
+                last_modified=self._modified.get(key),
+            )
 
     def read_exports(self, keys: list[str]) -> Iterator[tuple[str, bytes]]:
         """(``s3://bucket/key``, bytes) of each export; gzip is undone by the reader, which checks the bytes."""
         for key in keys:
-            body = self.client.get_object(Bucket=self.bucket, Key=key)["Body"]
-            try:
-                yield f"s3://{self.bucket}/{key}", body.read()
-            finally:
-                body.close()
+            yield f"s3://{self.bucket}/{key}", self._read(key)

@@ -24,7 +24,7 @@ from scipy import stats
 from imagelift.config import ReportConfig
 from imagelift.errors import EstimationFailure
 from imagelift.influence.demean import factorize
-from imagelift.influence.estimation import EstimationError, FitResult, fit_ols_fe, fit_pooled_ols, fit_ppml
+from imagelift.influence.estimation import FitResult, fit_ols_fe, fit_pooled_ols, fit_ppml
 from imagelift.influence.records import CategoryRecords, join_categories
 from imagelift.influence.report import (
     Counts,
@@ -124,9 +124,13 @@ class Panel:
 
 
 def prepare_panel(joined: pd.DataFrame, controls: tuple[str, ...]) -> Panel:
-    """The joined sales as fixed-effect codes and regressors; no rows left is an :class:`EstimationError`."""
+    """The joined sales as fixed-effect codes and regressors (possibly none: the report then says what is missing)."""
     if joined.empty:
-        raise EstimationError("no usable sales rows remain after validation and the category join")
+        frame = joined.assign(**{PRICE: pd.Series(dtype=float), "product_code": pd.Series(dtype=np.int64)})
+        if "listing_code" not in frame:
+            frame["listing_code"] = pd.Series(dtype=np.int64)
+        empty = np.zeros(0, dtype=np.int64)
+        return Panel(frame=frame, product=empty, product_ids=np.array([], dtype=object), week=empty, controls=controls)
     product, product_ids = factorize(joined["product_id"].to_numpy())
     week = factorize(joined["week"].to_numpy())[0]
     frame = joined.assign(**{PRICE: np.log(joined["price"].to_numpy()), "product_code": product})
@@ -232,6 +236,10 @@ def fit_models(panel: Panel, config: ReportConfig) -> Fits:
     """The headline PPML, the log(units) check, the price premium, pooled OLS and the per-product effects."""
     frame, product, week, controls = panel.frame, panel.product, panel.week, panel.controls
     warnings: list[str] = []
+    if frame.empty:
+        ident = {c.id: {"rows": 0, "varying_products": 0, "varying_rows": 0} for c in CATEGORIES}
+        notes = {c: "No sales rows could be used, so no effect is estimated." for c in EFFECT_IDS}
+        return Fits(ident, [], notes, None, None, None, None)
     ident = identification(frame)
     categories, notes = _estimable(ident, config)
     warnings.extend(notes.values())
@@ -392,6 +400,34 @@ def per_product_effects(
 # ------------------------------------------------------------------------------------------------ the report
 
 
+def _missing_data(
+    panel: Panel, sales: SalesTable, records: CategoryRecords, fits: Fits, config: ReportConfig
+) -> list[str]:
+    """What the data lack when no effect could be estimated, in a sentence that says what would be enough."""
+    if fits.categories:
+        return []
+    rejected = sales.rejections.as_dict()
+    if not sales.files:
+        return [
+            "No sales exports yet: put the shop's sales export files (CSV, xlsx; Shopify, Amazon Business Report "
+            "or week,product_id,listing_id,units,price) under the sales prefix, and the next report uses them."
+        ]
+    if sales.rows_read == 0:
+        return [f"None of the {len(sales.files)} sales file(s) gave a row to read (see the files not read)."]
+    if panel.frame.empty:
+        top = ", ".join(f"{reason} {n:,}" for reason, n in sorted(rejected.items(), key=lambda kv: -kv[1])[:3])
+        also = " There are no usable photo records yet." if records.used == 0 else ""
+        return [f"No sales row could be used: all {sales.rows_read:,} were rejected or superseded ({top}).{also}"]
+    frame = panel.frame
+    by_category = ", ".join(f"{n:,} {c.name}" for c in CATEGORIES if (n := fits.identification[c.id]["rows"]))
+    return [
+        f"Too little data for any effect: {len(panel.product_ids):,} products, {frame['week'].nunique():,} weeks, "
+        f"{len(frame):,} listing-weeks ({by_category}). Each photo type needs at least {config.min_cell_rows} "
+        f"listing-weeks inside at least {config.min_cell_products} products that also show {BASE.name} photos; "
+        "the counts below are complete."
+    ]
+
+
 def _data_warnings(panel: Panel, sales: SalesTable, fits: Fits) -> list[str]:
     """Warnings about the data behind numbers that were estimated."""
     warnings = []
@@ -409,6 +445,19 @@ def _data_warnings(panel: Panel, sales: SalesTable, fits: Fits) -> list[str]:
                     f"The {CATEGORY_NAMES[category]} effect rests on only {ident[category]['varying_products']} "
                     "products whose photos vary; read its interval with care."
                 )
+    if sales.zero_weeks_missing and not sales.rows_filled:
+        warnings.append(
+            f"The sales exports hold no zero-sale week, yet {sales.zero_weeks_missing:,} listing-weeks with a live "
+            "photo have no row: the exports seem to leave out weeks without sales (Shopify does), which biases the "
+            "effects. Rerun with --fill-zeros (REPORT_FILL_ZEROS=true) to count them as zero sales."
+        )
+    elif sales.rows_filled:
+        warnings.append(
+            f"{sales.rows_filled:,} listing-weeks with a live photo but no row in the exports were counted as zero "
+            "sales at the listing's median price (fill zeros)."
+        )
+    for name, problem in sales.failed_files.items():
+        warnings.append(f"The sales file {name} could not be read and was left out: {problem}.")
     rejected = sales.rejections.total
     if rejected:
         share = rejected / max(sales.rows_read, 1)
@@ -450,15 +499,22 @@ def assemble_report(
     formula = "units ~ " + " + ".join([*(_dummy(c) for c in EFFECT_IDS), PRICE, *controls])
     counts = Counts(
         rows=int(sales.rows_read),
-        rows_used=len(frame),
+        rows_used=int(frame["_rows"].sum()) if "_rows" in frame else len(frame),
         rows_rejected=rejections.as_dict(),
         rejected_examples={k: list(v) for k, v in rejections.examples.items() if v},
         products=len(panel.product_ids),
-        listings=int(frame["listing_code"].nunique()),
+        listings=int(frame["listing_code"].nunique()) if len(frame) else 0,
         weeks=int(frame["week"].nunique()),
         listing_weeks_by_category={c.name: ident[c.id]["rows"] for c in CATEGORIES},
         records=RecordCounts(read=records.records_read, used=records.used, excluded=records.excluded_dict()),
         files=tuple(sales.files),
+        rows_superseded=sales.superseded,
+        superseded_examples=tuple(sales.superseded_examples),
+        files_failed=dict(sales.failed_files),
+        listing_weeks=len(frame),
+        rows_filled=sales.rows_filled,
+        aggregation=sales.aggregation,
+        reading=tuple(sales.notes),
     )
     spec = Spec(
         estimator="Poisson pseudo-maximum likelihood (PPML), IRLS with weighted demeaning",
@@ -478,8 +534,8 @@ def assemble_report(
     return Report(
         generated_at=(generated_at or datetime.now(UTC)).isoformat(timespec="seconds"),
         period=Period(
-            first_week=frame["week"].min().date().isoformat(),
-            last_week=frame["week"].max().date().isoformat(),
+            first_week=frame["week"].min().date().isoformat() if len(frame) else None,
+            last_week=frame["week"].max().date().isoformat() if len(frame) else None,
         ),
         counts=counts,
         spec=spec,
@@ -489,7 +545,11 @@ def assemble_report(
         per_product=tuple(fits.per_product),
         log_units_check=_fit_summary(fits.log_units, LOG_UNITS_SPEC, level, fits.notes),
         pooled=_fit_summary(fits.pooled, POOLED_SPEC, level),
-        warnings=(*fits.warnings, *_data_warnings(panel, sales, fits)),
+        warnings=(
+            *_missing_data(panel, sales, records, fits, config),
+            *fits.warnings,
+            *_data_warnings(panel, sales, fits),
+        ),
     )
 
 

@@ -89,6 +89,12 @@ def render_all(report: Report, max_products: int = 60) -> dict[str, bytes]:
 # ---------------------------------------------------------------------------------------------------- HTML
 
 
+def _span(period: Any) -> str:
+    if not period.first_week:
+        return "no usable weeks of sales"
+    return f"Weeks {period.first_week} to {period.last_week}"
+
+
 def _e(value: Any) -> str:
     return html.escape(str(value), quote=True)
 
@@ -221,8 +227,8 @@ def section_header(report: Report) -> str:
     period, counts = report.period, report.counts
     return (
         "<h1>How the kind of product photo moves sales</h1>"
-        f"<p class='sub'>Weeks {_e(period.first_week)} to {_e(period.last_week)} &middot; {counts.products:,} products, "
-        f"{counts.listings:,} listings, {counts.rows_used:,} listing-weeks analysed &middot; generated "
+        f"<p class='sub'>{_e(_span(period))} &middot; {counts.products:,} products, "
+        f"{counts.listings:,} listings, {counts.listing_weeks or counts.rows_used:,} listing-weeks analysed &middot; generated "
         f"{_e(report.generated_at.replace('T', ' ').replace('+00:00', ' UTC'))}</p>"
     )
 
@@ -346,6 +352,20 @@ def section_counts(counts: Counts) -> str:
     out = ["<h2>The data</h2><table><tr><th>What</th><th>Count</th></tr>"]
     out.append(f"<tr><td>Sales rows read ({len(counts.files)} file(s))</td><td class='n'>{counts.rows:,}</td></tr>")
     out.append(f"<tr><td>Used</td><td class='n'>{counts.rows_used:,}</td></tr>")
+    if counts.rows_superseded:
+        examples = ", ".join(counts.superseded_examples[:3])
+        out.append(
+            "<tr><td>Superseded: a newer export covers the same listing and day or week "
+            f"<span class='muted'>(e.g. {_e(examples)})</span></td><td class='n'>{counts.rows_superseded:,}</td></tr>"
+        )
+    if counts.rows_filled:
+        out.append(
+            f"<tr><td>Zero-sale listing-weeks added (left out by the export)</td><td class='n'>{counts.rows_filled:,}</td></tr>"
+        )
+    for name, problem in counts.files_failed.items():
+        out.append(
+            f"<tr><td>File not read: {_e(name)} <span class='muted'>({_e(problem)})</span></td><td class='n'>-</td></tr>"
+        )
     for reason, n in counts.rows_rejected.items():
         examples = ", ".join(counts.rejected_examples.get(reason, [])[:3])
         out.append(
@@ -412,7 +432,7 @@ def render_html(report: Report, max_products: int = 60) -> bytes:
     out = [
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
         "<meta name='viewport' content='width=device-width, initial-scale=1'>",
-        f"<title>Photo influence report {_e(period.first_week)} to {_e(period.last_week)}</title>",
+        f"<title>Photo influence report, {_e(_span(period))}</title>",
         f"<style>{CSS}</style></head><body>",
         *(render() for render in _sections(report, max_products)),
         "</body></html>",

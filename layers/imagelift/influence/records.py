@@ -1,7 +1,7 @@
 """Category records (ImageCategories items) as the report needs them, and the as-of join onto sales weeks.
 
 Only ``product_id``, ``listing_id``, ``status``, ``category``, ``event_time``, ``sequencer`` and the optional
-``key`` and ``deleted_at`` are read; a record carrying nothing else is fine. A photo is one ``key`` (records
+``key``, ``deleted_at`` and ``live_from`` are read; a record carrying nothing else is fine. A photo is one ``key`` (records
 without one count as a single photo per listing): it is live from its classified record until a later ``deleted``
 record of the same key, and a re-upload makes it live again. A ``deleted`` record with a category and a
 ``deleted_at`` after its ``event_time`` is a version deleted for good: live from ``event_time`` to ``deleted_at``. Records that cannot place or end a photo on a listing at a time (failed,
@@ -130,6 +130,11 @@ def normalise_records(items: Iterable[Mapping[str, Any]]) -> CategoryRecords:
     event_time = pd.to_datetime(_text(frame["event_time"]), errors="coerce", utc=True, format="ISO8601")
     frame = frame.assign(event_time=event_time.dt.tz_localize(None))
     exclude("bad_event_time", frame["event_time"].isna())
+    # a photo the seller says was live before its upload starts then (an unreadable live_from is ignored)
+    live_from = pd.to_datetime(_text(frame["live_from"]), errors="coerce", utc=True, format="ISO8601")
+    live_from = live_from.dt.tz_localize(None)
+    earlier = (frame["status"] == "classified") & (live_from < frame["event_time"])
+    frame = frame.assign(event_time=frame["event_time"].mask(earlier, live_from))
 
     # A version deleted for good keeps its upload time in event_time and says when it went in deleted_at: it was
     # live in between, so it counts as its upload and, at deleted_at, as the deletion that ends it.

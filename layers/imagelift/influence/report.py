@@ -111,8 +111,9 @@ class PerProductEffect:
 
 @dataclass(frozen=True)
 class Period:
-    first_week: str
-    last_week: str
+    first_week: str | None
+    """None when no week of sales could be used."""
+    last_week: str | None
 
     def to_dict(self) -> dict[str, str]:
         return {"from": self.first_week, "to": self.last_week}
@@ -150,6 +151,19 @@ class Counts:
     listing_weeks_by_category: dict[str, int]
     records: RecordCounts
     files: tuple[str, ...]
+    rows_superseded: int = 0
+    """Rows a newer file also covered: not used, not rejected (rows = used + rejected + superseded)."""
+    superseded_examples: tuple[str, ...] = ()
+    files_failed: dict[str, str] = field(default_factory=dict)
+    """Files that could not be read, with the reason (the others were used)."""
+    listing_weeks: int = 0
+    """Listing-weeks analysed (several daily rows make one)."""
+    rows_filled: int = 0
+    """Zero-sale listing-weeks added because the exports left them out (``fill_zeros``)."""
+    aggregation: str = ""
+    """How rows became listing-weeks and prices."""
+    reading: tuple[str, ...] = ()
+    """Per file: layout, date format, decimal mark, week convention, encoding notes."""
 
     @property
     def rows_rejected_total(self) -> int:
@@ -168,6 +182,13 @@ class Counts:
             "listing_weeks_by_category": dict(self.listing_weeks_by_category),
             "records": self.records.to_dict(),
             "files": list(self.files),
+            "rows_superseded": self.rows_superseded,
+            "superseded_examples": list(self.superseded_examples),
+            "files_failed": dict(self.files_failed),
+            "listing_weeks": self.listing_weeks,
+            "rows_filled": self.rows_filled,
+            "aggregation": self.aggregation,
+            "reading": list(self.reading),
         }
 
     @classmethod
@@ -183,6 +204,13 @@ class Counts:
             listing_weeks_by_category=dict(data["listing_weeks_by_category"]),
             records=RecordCounts.from_dict(data["records"]),
             files=tuple(data.get("files", ())),
+            rows_superseded=data.get("rows_superseded", 0),
+            superseded_examples=tuple(data.get("superseded_examples", ())),
+            files_failed=dict(data.get("files_failed", {})),
+            listing_weeks=data.get("listing_weeks", 0),
+            rows_filled=data.get("rows_filled", 0),
+            aggregation=data.get("aggregation", ""),
+            reading=tuple(data.get("reading", ())),
         )
 
 
@@ -410,9 +438,13 @@ class ReportSummary:
     def headline(self) -> str:
         """The lines the command line prints."""
         level = f"{self.confidence:.0%}"
+        span = (
+            f"period {self.period.first_week} to {self.period.last_week}"
+            if self.period.first_week
+            else "no usable weeks"
+        )
         lines = [
-            f"period {self.period.first_week} to {self.period.last_week}: {self.rows_used:,} of {self.rows:,} rows "
-            f"used, {self.products:,} products, {self.listings:,} listings",
+            f"{span}: {self.rows_used:,} of {self.rows:,} rows used, {self.products:,} products, {self.listings:,} listings"
         ]
         if self.rows_rejected:
             lines.append("rejected: " + ", ".join(f"{k} {v}" for k, v in self.rows_rejected.items()))

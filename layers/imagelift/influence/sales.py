@@ -1,22 +1,37 @@
-"""Reading and validating sales exports: one CSV row per listing and week, gzip allowed.
+"""Reading and validating sales exports as shops write them, into one row per listing and week.
 
-Every row that cannot be used is rejected with a reason and counted, never dropped silently. A file that
-cannot be read at all (empty, not UTF-8, no header we understand) raises :class:`InputFileError` naming it.
+Each file is decoded (:mod:`~imagelift.influence.exports.decoding`), its headers mapped onto the fields
+(:mod:`~imagelift.influence.exports.formats`), its numbers and dates read one way for the whole file
+(:mod:`~imagelift.influence.exports.values`, :mod:`~imagelift.influence.exports.weeks`). Then, over all files:
+rows are checked, overlaps between files resolved (newest file wins, the rest ``superseded``), daily rows summed
+into listing-weeks (units summed, price = sales / units or the quantity-weighted mean price) and implausible
+listing-weeks rejected.
+
+Every row read ends up used, rejected by a reason, or superseded: ``rows_read = used + rejected + superseded``
+(a listing-week made of several daily rows counts all of them). A file that cannot be read at all is listed in
+``failed_files`` with the reason and the others are used, unless it was named by the user (``strict``), when
+it is an :class:`InputFileError` naming it.
 """
 
 from __future__ import annotations
 
 import gzip
-import io
 import zlib
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
 
 import numpy as np
 import pandas as pd
 
+from imagelift.config import SalesConfig
 from imagelift.errors import PermanentError
+from imagelift.influence.exports.decoding import DecodeError, read_table
+from imagelift.influence.exports.formats import ColumnError, apply_layout, parse_column_mapping, resolve_layout
+from imagelift.influence.exports.overlaps import resolve_overlaps
+from imagelift.influence.exports.values import DecimalError, parse_numbers
+from imagelift.influence.exports.weeks import DateFormatError, file_period, parse_dates, week_start
 from imagelift.records.keys import ID_PATTERN
 
 REQUIRED_COLUMNS = ("week", "product_id", "listing_id", "units", "price")
@@ -25,19 +40,29 @@ MAX_EXAMPLES_PER_REASON = 5
 # Reasons validation rejects a sales row, in the order they are checked (a row is counted under its first one);
 # the category join adds its own (influence.records.JOIN_REJECTION_REASONS).
 REJECTION_REASONS = {
-    "missing_field": "a required field (week, product_id, listing_id, units, price or a control) is empty",
-    "non_numeric": "units, price or a control is not a finite number",
-    "bad_week": "week is not a date",
+    "ragged_row": "the row has more fields than the header",
+    "missing_field": "a required field (date, product, listing, units, price or sales, or a control) is empty",
+    "non_numeric": "units, price, sales or a control is not a finite number",
+    "bad_week": "the date is not a date in the file's date format (words like today or now are not dates)",
     "bad_id": "product_id or listing_id does not match [A-Za-z0-9_.-]{1,128}",
-    "negative_units": "units is below zero",
     "non_integer_units": "units is not a whole number",
-    "price_not_positive": "price is zero or below",
-    "duplicate_listing_week": "the same listing appears more than once in one week (all copies rejected)",
+    "duplicate_row": "an exact copy of an earlier row of the same file (counted once)",
+    "future_week": "the week starts after the report date",
+    "before_window": "the week is older than the report's window",
+    "partial_week": "a daily export covers only part of this week (its first or last days are missing)",
+    "duplicate_listing_week": "the same listing appears more than once in one week of one weekly file (all copies rejected)",
+    "negative_units": "units (summed over the week) is below zero",
+    "price_not_positive": "price (or sales for the units sold) is zero or below",
+    "no_price": "no units sold and the listing has no sale in the period to take a price from",
+    "implausible_units": "more units in one listing-week than the configured bound (REPORT_MAX_UNITS)",
+    "implausible_price": "price further from the listing's median price than the configured factor (REPORT_MAX_PRICE_FACTOR)",
 }
 
 
 class InputFileError(PermanentError, ValueError):
     """A whole input file is unusable; the message names the file and says why."""
+
+    code = "unusable_file"
 
     def __init__(self, name: str, problem: str) -> None:
         super().__init__(f"{name}: {problem}")
@@ -47,7 +72,10 @@ class InputFileError(PermanentError, ValueError):
 
 @dataclass
 class Rejections:
-    """Counts of rejected rows by reason, with a few examples (file and line) of each."""
+    """Counts of rejected rows by reason, with a few examples (file and line) of each.
+
+    A frame carrying ``_rows`` (the export rows behind an aggregated listing-week) counts those, else one each.
+    """
 
     counts: Counter = field(default_factory=Counter)
     examples: dict[str, list[str]] = field(default_factory=dict)
@@ -55,10 +83,14 @@ class Rejections:
     def add(self, reason: str, frame: pd.DataFrame) -> None:
         if frame.empty:
             return
-        self.counts[reason] += len(frame)
+        rows = int(frame["_rows"].sum()) if "_rows" in frame else len(frame)
+        if rows == 0:
+            return
+        self.counts[reason] += rows
         slot = self.examples.setdefault(reason, [])
-        for source, line in frame[["_source", "_line"]].head(MAX_EXAMPLES_PER_REASON - len(slot)).itertuples(False):
-            slot.append(f"{source}:{line}")
+        if "_source" in frame and "_line" in frame:
+            for source, line in frame[["_source", "_line"]].head(MAX_EXAMPLES_PER_REASON - len(slot)).itertuples(False):
+                slot.append(f"{source}:{line}")
 
     @property
     def total(self) -> int:
@@ -70,19 +102,66 @@ class Rejections:
         return {reason: int(self.counts[reason]) for reason in order if self.counts.get(reason)}
 
 
+@dataclass(frozen=True)
+class SalesSource:
+    """One export file: its name, its bytes (or how to fetch them) and when it was last written.
+
+    ``strict``: the user named this file, so a file that cannot be read is an error rather than a listed failure.
+    """
+
+    name: str
+    data: bytes | None = None
+    opener: Callable[[], bytes] | None = None
+    last_modified: datetime | float | None = None
+    strict: bool = False
+
+    def read(self) -> bytes:
+        if self.data is not None:
+            return self.data
+        if self.opener is None:
+            raise InputFileError(self.name, "has no data")
+        return self.opener()
+
+    def modified_at(self) -> float:
+        if isinstance(self.last_modified, datetime):
+            moment = self.last_modified
+            return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+        return float(self.last_modified) if self.last_modified is not None else float("-inf")
+
+
 @dataclass
 class SalesTable:
-    """Valid sales rows (week as Monday datetime64, ids as str, units float, price float, controls float)."""
+    """Valid listing-weeks (week as Monday datetime64, ids as str, units float, price float, controls float).
+
+    ``frame`` also carries ``_source`` and ``_line`` (of the week's first row) and ``_rows`` (export rows behind it).
+    """
 
     frame: pd.DataFrame
     rejections: Rejections
     rows_read: int
     files: list[str]
     controls: tuple[str, ...]
+    superseded: int = 0
+    """Rows another, newer file also covered (not used, not rejected)."""
+    superseded_examples: list[str] = field(default_factory=list)
+    failed_files: dict[str, str] = field(default_factory=dict)
+    """Files that could not be read, with the reason; the others were used."""
+    notes: list[str] = field(default_factory=list)
+    """How the files were read (layout, date format, decimal mark, week convention, aggregation)."""
+    aggregation: str = ""
+    report_date: date | None = None
+    zero_weeks_missing: int = 0
+    """Listing-weeks with a live photo the exports left out while writing no zero-sale week at all."""
+    rows_filled: int = 0
+    """Of those, the ones added as zero-sale weeks (``fill_zeros``)."""
+
+    @property
+    def rows_used(self) -> int:
+        return int(self.frame["_rows"].sum()) if "_rows" in self.frame else len(self.frame)
 
 
 def decode_text(name: str, data: bytes) -> str:
-    """Bytes of a (possibly gzipped) CSV file as text, or a clear error naming the file."""
+    """Bytes of a (possibly gzipped) UTF-8 text file as text, or a clear error naming the file."""
     if data[:2] == b"\x1f\x8b":
         try:
             data = gzip.decompress(data)
@@ -99,107 +178,256 @@ def decode_text(name: str, data: bytes) -> str:
     return text.removeprefix("\ufeff")
 
 
-def parse_sales_csv(name: str, data: bytes, controls: Iterable[str] = ()) -> pd.DataFrame:
-    """One export file as a frame of strings, with ``_source`` and ``_line`` (1-based, header is line 1)."""
-    text = decode_text(name, data)
-    options = {"keep_default_na": False, "na_filter": False, "skipinitialspace": True}
+# ------------------------------------------------------------------------------------------------ one file
+
+
+@dataclass
+class _FileRows:
+    frame: pd.DataFrame
+    """Typed rows: product_id, listing_id, date, week, units, price, sales, controls, flags and bookkeeping."""
+    ragged: pd.DataFrame
+    notes: list[str]
+
+
+def _read_file(
+    source: SalesSource, index: int, config: SalesConfig, controls: tuple[str, ...], mapping: dict[str, str]
+) -> _FileRows:
+    name = source.name
     try:
-        header = pd.read_csv(io.StringIO(text), nrows=0, **options).columns
-        numeric = {c: "float64" for c in header if str(c).strip().lower() in {"units", "price", *controls}}
-        try:
-            # fast path: a clean file parses its numbers in the C reader; any bad value sends us to the slow path
-            frame = pd.read_csv(io.StringIO(text), dtype={c: str for c in header} | numeric, **options)
-        except (ValueError, OverflowError):
-            frame = pd.read_csv(io.StringIO(text), dtype=str, **options)
-    except pd.errors.ParserError as exc:
-        raise InputFileError(name, f"is not a readable CSV file ({exc})") from exc
-    except pd.errors.EmptyDataError as exc:
-        raise InputFileError(name, "is empty") from exc
-    frame.columns = [str(c).strip().lower() for c in frame.columns]
-    wanted = (*REQUIRED_COLUMNS, *controls)
-    missing = [c for c in wanted if c not in frame.columns]
-    if missing:
-        raise InputFileError(name, f"lacks column(s) {', '.join(missing)} (it has {', '.join(frame.columns)})")
-    if frame.empty:
-        raise InputFileError(name, "has a header but no rows")
-    frame = frame[list(wanted)].copy()
-    for column in ("week", "product_id", "listing_id"):
-        # few distinct values: strip each once (numbers are parsed with surrounding blanks allowed)
-        codes, uniques = pd.factorize(frame[column])
-        frame[column] = pd.Index(uniques).str.strip().to_numpy(dtype=object)[codes]
-    frame["_source"] = name
-    frame["_line"] = np.arange(2, len(frame) + 2)
-    return frame
+        table = read_table(source.read())
+        layout = resolve_layout(list(table.frame.columns), config.sales_format, mapping, controls)
+        raw = apply_layout(table.frame, layout)
+        numeric = [c for c in ("units", "price", "sales", *controls) if c in raw]
+        numbers, decimal = parse_numbers({c: raw[c] for c in numeric}, config.decimal)
+        dates, date_format = parse_dates(raw["week"], config.dayfirst_choice())
+    except (DecodeError, ColumnError, DecimalError, DateFormatError) as exc:
+        raise InputFileError(name, str(exc)) from exc
+    if not date_format or date_format == "none":
+        date_format = "none"
+    period = file_period(dates, raw["listing_id"], layout.preset.period)
+    weeks, convention = week_start(dates, period, config.week_start)
+    n = len(raw)
+    lines = np.asarray(table.lines, dtype=np.int64)
+    blank = np.zeros(n, dtype=bool)
+    for column in ("week", "product_id", "listing_id", *numeric):
+        blank |= (raw[column] == "").to_numpy()
+    not_number = np.zeros(n, dtype=bool)
+    for column in numeric:
+        not_number |= ~np.isfinite(numbers[column])
+    frame = pd.DataFrame(
+        {
+            "product_id": raw["product_id"].to_numpy(dtype=object),
+            "listing_id": raw["listing_id"].to_numpy(dtype=object),
+            "date": dates.to_numpy(),
+            "week": weeks.to_numpy(),
+            "units": numbers["units"],
+            "price": numbers.get("price", np.full(n, np.nan)),
+            "sales": numbers["sales"] if "price" not in numbers else np.full(n, np.nan),
+            **{c: numbers[c] for c in controls},
+            "_blank": blank,
+            "_not_number": not_number & ~blank,
+            "_period": period,
+            "_file": index,
+            "_source": name,
+            "_line": lines,
+            "_rows": 1,
+        }
+    )
+    ragged = pd.DataFrame({"_source": name, "_line": table.ragged, "_rows": 1})
+    basis = "price" if "price" in numbers else "sales / units"
+    notes = [
+        f"{name}: {layout.preset.name} layout, {n + len(table.ragged):,} rows, {'daily' if period == 'day' else 'weekly'}, dates {date_format}, "
+        f"decimal '{decimal}', weeks from {convention}, price from {basis}",
+        *(f"{name}: {note}" for note in table.notes),
+    ]
+    return _FileRows(frame=frame, ragged=ragged, notes=notes)
 
 
-def _mondays(values: pd.Series) -> pd.Series:
-    """Week strings to the Monday of their week; NaT where unparseable. Parses each distinct string once."""
-    uniques = pd.Series(values.unique())
-    parsed = pd.to_datetime(uniques, errors="coerce", format="mixed", utc=True).dt.tz_localize(None)
-    parsed = parsed.dt.normalize()
-    mondays = parsed - pd.to_timedelta(parsed.dt.day_of_week, unit="D")
-    lookup = pd.Series(mondays.to_numpy(), index=uniques.to_numpy())
-    return pd.Series(lookup.reindex(values.to_numpy()).to_numpy(), index=values.index)
+# ------------------------------------------------------------------------------------------------ all files
 
 
 def _valid_ids(values: pd.Series) -> np.ndarray:
     codes, uniques = pd.factorize(values)
-    valid = np.fromiter((ID_PATTERN.fullmatch(u) is not None for u in uniques), dtype=bool, count=len(uniques))
-    return valid[codes]
+    valid = np.fromiter((ID_PATTERN.fullmatch(str(u)) is not None for u in uniques), dtype=bool, count=len(uniques))
+    return valid[codes] if len(valid) else np.zeros(len(codes), dtype=bool)
 
 
-def validate_sales(raw: pd.DataFrame, controls: tuple[str, ...] = ()) -> tuple[pd.DataFrame, Rejections]:
-    """Typed, valid rows and the rejected ones counted by reason (see ``REJECTION_REASONS``)."""
+def _complete_weeks(frame: pd.DataFrame) -> np.ndarray:
+    """Mask of daily rows whose Monday-Sunday week lies inside the span of days some daily file covers."""
+    daily = frame["_period"] == "day"
+    ok = np.ones(len(frame), dtype=bool)
+    if not daily.any():
+        return ok
+    spans = frame[daily].groupby("_file")["date"].agg(["min", "max"])
+    weeks = pd.Series(frame.loc[daily, "week"].unique())
+    complete = pd.Series(False, index=weeks)
+    for first, last in spans.itertuples(index=False):
+        complete |= ((weeks >= first) & (weeks + pd.Timedelta(days=6) <= last)).to_numpy()
+    ok[daily.to_numpy()] = complete.reindex(frame.loc[daily, "week"]).to_numpy()
+    return ok
+
+
+def _aggregate(frame: pd.DataFrame, controls: tuple[str, ...]) -> pd.DataFrame:
+    """Daily rows summed into listing-weeks; weekly rows pass through. Price: sales / units, or the
+    quantity-weighted mean of the price column (its plain mean in a week without units)."""
+    daily = frame["_period"] == "day"
+    weekly = frame[~daily]
+    if not daily.any():
+        return weekly
+    rows = frame[daily].assign(
+        _value=lambda f: f["price"] * f["units"],
+        _has_price=lambda f: f["price"].notna(),
+    )
+    grouped = rows.groupby(["product_id", "listing_id", "week"], sort=False)
+    out = grouped.agg(
+        units=("units", "sum"),
+        sales=("sales", lambda s: s.sum(min_count=1)),
+        _value=("_value", "sum"),
+        _mean_price=("price", "mean"),
+        _has_price=("_has_price", "any"),
+        _rows=("_rows", "sum"),
+        _source=("_source", "first"),
+        _line=("_line", "first"),
+        _file=("_file", "max"),
+        **{c: (c, "mean") for c in controls},
+    ).reset_index()
+    weighted = np.where(out["units"] > 0, out["_value"] / out["units"].where(out["units"] > 0), out["_mean_price"])
+    out["price"] = np.where(out["_has_price"], weighted, np.nan)
+    out["_period"] = "day"
+    out = out.drop(columns=["_value", "_mean_price", "_has_price"])
+    return pd.concat([weekly[out.columns.intersection(weekly.columns)], out], ignore_index=True)
+
+
+def read_sales(
+    sources: Iterable[SalesSource | tuple[str, bytes]],
+    config: SalesConfig | None = None,
+    *,
+    controls: Iterable[str] = (),
+    report_date: date | None = None,
+    window_weeks: int | None = None,
+) -> SalesTable:
+    """Read, check, de-overlap and aggregate export files into valid listing-weeks.
+
+    ``report_date`` (default today, UTC): weeks starting after it are ``future_week``. ``window_weeks`` (default
+    none): weeks starting more than that many weeks before the report date's week are ``before_window``.
+    """
+    config = config or SalesConfig()
+    controls = tuple(c.strip().lower() for c in controls if c.strip())
+    report_date = report_date or datetime.now(UTC).date()
+    mapping = parse_column_mapping(config.columns)
     rejections = Rejections()
-    frame = raw
+    frames: list[pd.DataFrame] = []
+    names: list[str] = []
+    failed: dict[str, str] = {}
+    notes: list[str] = []
+    ranks: list[tuple[float, int]] = []
+    rows_read = 0
+    for index, item in enumerate(sources):
+        source = item if isinstance(item, SalesSource) else SalesSource(name=item[0], data=item[1])
+        names.append(source.name)
+        try:
+            rows = _read_file(source, index, config, controls, mapping)
+        except InputFileError as exc:
+            if source.strict:
+                raise
+            failed[source.name] = exc.problem
+            continue
+        except Exception as exc:  # a storage error reading one object: list the file, use the rest
+            if source.strict:
+                raise
+            failed[source.name] = f"could not be read ({type(exc).__name__}: {exc})"
+            continue
+        rows_read += len(rows.frame) + len(rows.ragged)
+        rejections.add("ragged_row", rows.ragged)
+        frames.append(rows.frame)
+        notes.extend(rows.notes)
+        ranks.append((source.modified_at(), index))
+    columns = ["product_id", "listing_id", "date", "week", "units", "price", "sales", *controls]
+    if not frames:
+        empty = pd.DataFrame({c: pd.Series(dtype=float) for c in columns})
+        empty = empty.astype({"product_id": object, "listing_id": object, "week": "datetime64[ns]"})
+        empty["_rows"] = pd.Series(dtype=np.int64)
+        return SalesTable(
+            empty, rejections, rows_read, names, controls, failed_files=failed, notes=notes, report_date=report_date
+        )
+    frame = pd.concat(frames, ignore_index=True)
+    # a file's rank: newest LastModified / mtime first, then the order given
+    order = {index: rank for rank, (_, index) in enumerate(sorted(ranks))}
+    frame["_rank"] = frame["_file"].map(order)
 
-    def reject(reason: str, bad: pd.Series) -> None:
+    def reject(reason: str, bad: np.ndarray | pd.Series) -> None:
         nonlocal frame
+        bad = np.asarray(bad, dtype=bool)
         if bad.any():
             rejections.add(reason, frame[bad])
             frame = frame[~bad]
 
-    numeric_columns = ("units", "price", *controls)
-    missing = (frame[["week", "product_id", "listing_id"]] == "").any(axis=1).to_numpy().copy()
-    values = {}
-    for column in numeric_columns:
-        raw = frame[column]
-        parsed = (
-            raw.to_numpy(dtype=float) if raw.dtype.kind == "f" else pd.to_numeric(raw, errors="coerce").to_numpy(float)
-        )
-        failed = np.flatnonzero(~np.isfinite(parsed)) if raw.dtype.kind != "f" else np.empty(0, dtype=np.intp)
-        if len(failed):
-            blank = np.array([str(v).strip() == "" for v in frame[column].to_numpy()[failed]], dtype=bool)
-            missing[failed[blank]] = True
-        values[column] = parsed
-    frame = frame.assign(**values)
-    reject("missing_field", pd.Series(missing, index=frame.index))
-    bad = pd.Series(False, index=frame.index)
-    for column in numeric_columns:
-        bad |= ~np.isfinite(frame[column].to_numpy())
-    reject("non_numeric", bad)
-
-    week = _mondays(frame["week"])
-    reject("bad_week", week.isna())
-    frame = frame.assign(week=week[frame.index].astype("datetime64[ns]"))
-
+    reject("missing_field", frame["_blank"])
+    reject("non_numeric", frame["_not_number"])
+    reject("bad_week", frame["date"].isna())
     reject("bad_id", ~(_valid_ids(frame["product_id"]) & _valid_ids(frame["listing_id"])))
-    reject("negative_units", frame["units"] < 0)
     reject("non_integer_units", frame["units"] != np.floor(frame["units"]))
-    reject("price_not_positive", frame["price"] <= 0)
-    reject("duplicate_listing_week", frame.duplicated(["product_id", "listing_id", "week"], keep=False))
-    return frame.reset_index(drop=True), rejections
+    reject("duplicate_row", frame.duplicated(["_file", *columns], keep="first"))
+    cutoff = pd.Timestamp(report_date)
+    reject("future_week", np.where(frame["_period"] == "day", frame["date"], frame["week"]) > cutoff.to_datetime64())
+    if window_weeks:
+        first = cutoff - pd.Timedelta(days=cutoff.day_of_week) - pd.Timedelta(weeks=window_weeks)
+        reject("before_window", frame["week"] < first)
+    reject("partial_week", ~_complete_weeks(frame))
 
+    keep = resolve_overlaps(frame)
+    superseded = frame[~keep]
+    superseded_examples = [
+        f"{s}:{n}" for s, n in superseded[["_source", "_line"]].head(MAX_EXAMPLES_PER_REASON).itertuples(False)
+    ]
+    frame = frame[keep]
+    weekly = (frame["_period"] == "week").to_numpy()
+    reject(
+        "duplicate_listing_week", weekly & frame.duplicated(["product_id", "listing_id", "week"], keep=False).to_numpy()
+    )
+    reject("price_not_positive", (frame["price"] <= 0).to_numpy())
 
-def read_sales(sources: Iterable[tuple[str, bytes]], controls: Iterable[str] = ()) -> SalesTable:
-    """Read and validate export files given as (name, bytes) pairs (local files or S3 objects alike)."""
-    controls = tuple(controls)
-    frames, names = [], []
-    for name, data in sources:
-        frames.append(parse_sales_csv(name, data, controls))
-        names.append(name)
-    if not frames:
-        raise InputFileError("sales", "no sales export files were given")
-    raw = pd.concat(frames, ignore_index=True)
-    frame, rejections = validate_sales(raw, controls)
-    return SalesTable(frame=frame, rejections=rejections, rows_read=len(raw), files=names, controls=controls)
+    frame = _aggregate(frame, controls)
+    reject("negative_units", frame["units"] < 0)
+    from_sales = frame["price"].isna()
+    sold = frame["units"] > 0
+    reject("price_not_positive", from_sales & sold & ~(frame["sales"] > 0))
+    from_sales = frame["price"].isna()
+    sold = frame["units"] > 0
+    frame = frame.assign(price=frame["price"].where(~(from_sales & sold), frame["sales"] / frame["units"]))
+    if frame["price"].isna().any():
+        # a week without sales takes the listing's price over the period (total sales / total units)
+        totals = frame[frame["units"] > 0].groupby(["product_id", "listing_id"])[["sales", "units"]].sum()
+        mean_price = (totals["sales"] / totals["units"]).rename("_mean_price")
+        filled = frame.join(mean_price, on=["product_id", "listing_id"])["_mean_price"]
+        frame = frame.assign(price=frame["price"].fillna(filled))
+        reject("no_price", frame["price"].isna())
+    reject("implausible_units", frame["units"] > config.max_units)
+    median = frame.groupby(["product_id", "listing_id"])["price"].transform("median")
+    ratio = frame["price"] / median
+    factor = config.max_price_factor
+    reject("implausible_price", ~((ratio <= factor) & (ratio >= 1 / factor)))
+
+    frame = frame[["week", "product_id", "listing_id", "units", "price", *controls, "_source", "_line", "_rows"]]
+    frame = frame.sort_values(["product_id", "listing_id", "week"], kind="stable").reset_index(drop=True)
+    frame["week"] = frame["week"].astype("datetime64[ns]")
+    daily_files = any((f["_period"] == "day").any() for f in frames)
+    aggregation = (
+        "daily rows summed into Monday-Sunday weeks: units summed, price = sales / units (or the quantity-weighted "
+        "mean price); weeks without sales take the listing's price over the period"
+        if daily_files
+        else "one row per listing and week, weeks normalised to their Monday"
+    )
+    return SalesTable(
+        frame=frame,
+        rejections=rejections,
+        rows_read=rows_read,
+        files=names,
+        controls=controls,
+        superseded=int(superseded["_rows"].sum()),
+        superseded_examples=superseded_examples,
+        failed_files=failed,
+        notes=notes,
+        aggregation=aggregation,
+        report_date=report_date,
+    )

@@ -94,7 +94,8 @@ def simulate(spec: SimulationSpec | None = None) -> Simulation:
         rng.random(n_total) < spec.late_start_share, rng.integers(1, max(n_weeks // 2, 2), n_total), 0
     )
     switches = (rng.random(n_total) < spec.switch_share) & (first_week < n_weeks - 2)
-    switch_week = np.where(switches, rng.integers(first_week + 1, n_weeks - 1), n_weeks)
+    # a listing switches strictly inside the period; the bound only matters for listings that do not switch
+    switch_week = np.where(switches, rng.integers(first_week + 1, np.maximum(n_weeks - 1, first_week + 2)), n_weeks)
     second_category = first_category + rng.integers(1, 3, n_total)
     second_category = (second_category - 1) % 3 + 1
 
@@ -280,7 +281,10 @@ def _corrupt(sales: pd.DataFrame, count: int, rng: np.random.Generator) -> tuple
         elif kind == "price_not_positive":
             sales.at[row, "price"] = 0
         elif kind == "duplicate_listing_week":
-            extra.append(sales.loc[row].copy())
+            # a second, different row for the same listing-week (an exact copy would simply be counted once)
+            copy = sales.loc[row].copy()
+            copy["units"] = int(copy["units"]) + 1
+            extra.append(copy)
             expected[kind] = expected.get(kind, 0) + 1  # the original as well as the copy is rejected
         elif kind == "unknown_listing":
             sales.at[row, "listing_id"] = f"GHOST{n}"

@@ -28,9 +28,19 @@ SOURCE_EVENT_WITHOUT_SEQUENCER = "s3_event_without_sequencer"
 SOURCE_BACKFILL = "backfill"
 SOURCE_SIMULATED = "simulated"
 
-REPORT_FIELDS = ("product_id", "listing_id", "status", "category", "event_time", "sequencer", "key", "deleted_at")
+REPORT_FIELDS = (
+    "product_id",
+    "listing_id",
+    "status",
+    "category",
+    "event_time",
+    "sequencer",
+    "key",
+    "deleted_at",
+    "live_from",
+)
 """What the weekly report reads of each record (``sequencer`` breaks ties of ``event_time``; ``deleted_at`` ends a
-version whose record keeps its upload ``event_time``)."""
+version whose record keeps its upload ``event_time``; ``live_from``, when set, moves the photo's start back)."""
 
 
 @dataclass(frozen=True)
@@ -56,6 +66,12 @@ class CategoryRecord:
     source: str | None = None
     """``s3_event``, ``s3_event_without_sequencer``, ``backfill`` or ``simulated``."""
     recorded_at: str | None = None
+    """When this item was last written (every write sets it; a rewrite checks it has not changed)."""
+    revision: int | None = None
+    """Absent on a version's first record (revision 1); 2, 3... after each re-classification."""
+    reclassifications: list[dict[str, Any]] | None = None
+    """One entry per re-classification, oldest first: ``{at, reason, run_id, previous}``, ``previous`` holding the
+    replaced outcome (``status``, ``category``, ``decided_by``, ``models``, ``thresholds``, ``classified_at``)."""
     matched: bool | None = None
     """The key follows ``<images prefix><product_id>/<listing_id>/<file>``; unmatched records stay out of reports."""
     file_name: str | None = None
@@ -89,6 +105,8 @@ class CategoryRecord:
     classified_at: str | None = None
     deleted_at: str | None = None
     """ISO 8601, UTC: when a ``deleted`` record's version was deleted (its ``event_time`` stays the upload's)."""
+    live_from: str | None = None
+    """ISO 8601, UTC: when the seller says this photo went live, when that was before its upload (backfill)."""
     extra: Mapping[str, Any] = field(default_factory=dict)
     """Attributes this module does not name, kept as they came."""
 

@@ -9,18 +9,19 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from imagelift.config import ReportConfig, StorageConfig
-from imagelift.influence.analysis import assemble_report, fit_models, prepare_panel
+from imagelift.config import ReportConfig, SalesConfig, StorageConfig
+from imagelift.influence.analysis import Panel, assemble_report, fit_models, prepare_panel
 from imagelift.influence.outputs import render_all
 from imagelift.influence.records import join_categories, normalise_records, read_jsonl
 from imagelift.influence.report import Report, ReportSummary
-from imagelift.influence.sales import InputFileError, read_sales
+from imagelift.influence.sales import InputFileError, SalesSource, read_sales
+from imagelift.influence.zeros import handle_missing_zero_weeks
 
-SALES_SUFFIXES = (".csv", ".csv.gz", ".gz")
+SALES_SUFFIXES = (".csv", ".csv.gz", ".gz", ".tsv", ".xlsx")
 T = TypeVar("T")
 
 
@@ -52,59 +53,115 @@ class _Stages:
 
 
 def build_report(
-    sales_sources: Iterable[tuple[str, bytes]],
+    sales_sources: Iterable[SalesSource | tuple[str, bytes]],
     record_items: Iterable[Mapping[str, Any]],
     config: ReportConfig,
     generated_at: datetime | None = None,
+    *,
+    sales_config: SalesConfig | None = None,
+    report_date: date | None = None,
+    window_weeks: int | None = None,
 ) -> ReportRun:
     """read -> normalise records -> join -> fit -> assemble -> render, each stage timed.
 
-    A fit that fails becomes a warning in the report; an unusable input file raises :class:`InputFileError`,
-    and no rows left after the join raises :class:`~imagelift.influence.estimation.EstimationError`.
+    A fit that fails becomes a warning in the report; a file that cannot be read is listed in the report (or,
+    when the user named it, raises :class:`InputFileError`).
     """
     stages = _Stages()
-    sales = stages.run("read_sales", lambda: read_sales(sales_sources, controls=config.control_columns()))
-    records = stages.run("read_records", lambda: normalise_records(record_items))
-    panel = stages.run(
-        "join",
-        lambda: prepare_panel(join_categories(sales.frame, records, sales.rejections), sales.controls),
+    generated_at = generated_at or datetime.now(UTC)
+    report_date = report_date or generated_at.date()
+    sales = stages.run(
+        "read_sales",
+        lambda: read_sales(
+            sales_sources,
+            sales_config or SalesConfig(),
+            controls=config.control_columns(),
+            report_date=report_date,
+            window_weeks=window_weeks,
+        ),
     )
+    records = stages.run("read_records", lambda: normalise_records(record_items))
+    fill_zeros = (sales_config or SalesConfig()).fill_zeros
+
+    def join() -> Panel:
+        joined = join_categories(sales.frame, records, sales.rejections)
+        joined, sales.zero_weeks_missing, sales.rows_filled = handle_missing_zero_weeks(
+            joined, sales, records, fill_zeros
+        )
+        return prepare_panel(joined, sales.controls)
+
+    panel = stages.run("join", join)
     fits = stages.run("fit", lambda: fit_models(panel, config))
     report = stages.run("assemble", lambda: assemble_report(sales, records, panel, fits, config, generated_at))
     files = stages.run("render", lambda: render_all(report, config.html_max_products))
     return ReportRun(report=report, files=files, timings_s=stages.timings)
 
 
-def local_sales_sources(paths: Iterable[Path]) -> Iterator[tuple[str, bytes]]:
-    """(name, bytes) of each export file; a folder contributes its *.csv and *.csv.gz files, sorted."""
+def local_sales_sources(paths: Iterable[Path]) -> Iterator[SalesSource]:
+    """Each export file with its mtime; a folder contributes its export files (csv, gz, tsv, xlsx), sorted.
+
+    Files named directly are ``strict`` (unreadable is an error); files found in a folder are listed when unreadable.
+    """
     for path in paths:
         if path.is_dir():
             found = sorted(p for p in path.rglob("*") if p.is_file() and p.name.lower().endswith(SALES_SUFFIXES))
             if not found:
-                raise InputFileError(str(path), "is a folder with no .csv or .csv.gz files")
+                raise InputFileError(str(path), f"is a folder with no export files ({', '.join(SALES_SUFFIXES)})")
             for file in found:
-                yield str(file), file.read_bytes()
+                yield SalesSource(str(file), opener=file.read_bytes, last_modified=file.stat().st_mtime)
         elif path.is_file():
-            yield str(path), path.read_bytes()
+            yield SalesSource(str(path), opener=path.read_bytes, last_modified=path.stat().st_mtime, strict=True)
         else:
             raise InputFileError(str(path), "does not exist")
 
 
-def run_local(sales_paths: list[Path], categories_path: Path, out_dir: Path, config: ReportConfig) -> ReportRun:
+def run_local(
+    sales_paths: list[Path],
+    categories_path: Path,
+    out_dir: Path,
+    config: ReportConfig,
+    sales_config: SalesConfig | None = None,
+    *,
+    report_date: date | None = None,
+    window_weeks: int | None = None,
+) -> ReportRun:
     """``imagelift report``: local exports and a JSON Lines file of category records -> DIR/influence.*"""
     if not categories_path.is_file():
         raise InputFileError(str(categories_path), "does not exist")
     items = read_jsonl(str(categories_path), categories_path.read_bytes())
-    run = build_report(local_sales_sources(sales_paths), items, config)
+    run = build_report(
+        local_sales_sources(sales_paths),
+        items,
+        config,
+        sales_config=sales_config,
+        report_date=report_date,
+        window_weeks=window_weeks,
+    )
     out_dir.mkdir(parents=True, exist_ok=True)
     for name, data in run.files.items():
         (out_dir / name).write_bytes(data)
     return run
 
 
+def scheduled_time(event: Mapping[str, Any] | None) -> datetime | None:
+    """The time an EventBridge schedule fired (its event's ``time``), which is the report's date; None if absent.
+
+    A run retried or invoked late still reports on the week it was scheduled for.
+    """
+    raw = (event or {}).get("time")
+    if not raw:
+        return None
+    try:
+        moment = datetime.fromisoformat(str(raw).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
 def run_scheduled(
     storage: StorageConfig,
     config: ReportConfig,
+    sales_config: SalesConfig | None = None,
     *,
     s3: Any = None,
     dynamodb: Any = None,
@@ -112,8 +169,11 @@ def run_scheduled(
 ) -> dict[str, Any]:
     """The weekly job on AWS: sales exports from S3, records from ImageCategories -> S3 reports + summary item.
 
-    Returns the report's :class:`ReportSummary` as plain JSON, with the date, the files' locations and the timings.
+    ``now`` (the schedule's time) is the report date: later weeks are ``future_week``, and only the
+    ``window_weeks`` before it are read. Returns the report's :class:`ReportSummary` as plain JSON, with the date,
+    the files' locations and the timings.
     """
+    sales_config = sales_config or SalesConfig()
     from imagelift.adapters.category_records import scan_category_records
     from imagelift.adapters.report_store import ReportStore
     from imagelift.adapters.sales_store import SalesStore
@@ -122,11 +182,17 @@ def run_scheduled(
         raise ValueError("DATA_BUCKET is not set: the function needs the data bucket's name")
     now = now or datetime.now(UTC)
     sales = SalesStore(storage.data_bucket, storage.sales_prefix, client=s3)
+    # no exports yet (a new shop) is a report that says so, not a failed run
     keys = sales.list_exports()
-    if not keys:
-        raise InputFileError(f"s3://{storage.data_bucket}/{storage.sales_prefix}", "holds no sales exports")
     items = scan_category_records(storage.categories_table, client=dynamodb)
-    run = build_report(sales.read_exports(keys), items, config, generated_at=now)
+    run = build_report(
+        sales.sources(keys),
+        items,
+        config,
+        generated_at=now,
+        sales_config=sales_config,
+        window_weeks=sales_config.window_weeks,
+    )
     store = ReportStore(storage.data_bucket, storage.reports_prefix, storage.reports_table, s3=s3, dynamodb=dynamodb)
     report_date = now.date().isoformat()
     locations = store.write_files(report_date, run.files)

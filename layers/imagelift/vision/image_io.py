@@ -341,7 +341,8 @@ def _png_header(data: bytes) -> ImageHeader:
     width, height, depth, colour_type, _compression, _filter, interlace = struct.unpack(">IIBBBBB", data[16:29])
     if colour_type not in _PNG_CHANNELS or depth not in (1, 2, 4, 8, 16):
         raise ImageDecodeError("corrupt", f"the PNG has an invalid colour type {colour_type} / bit depth {depth}")
-    channels = _PNG_CHANNELS[colour_type]
+    samples = _PNG_SAMPLES[colour_type]
+    alpha = colour_type in (4, 6)
     orientation = 1
     # eXIf (orientation) and tRNS (transparency) come before the image data; walk the chunk list up to IDAT.
     pos = 8
@@ -351,7 +352,7 @@ def _png_header(data: bytes) -> ImageHeader:
         if chunk_type == b"eXIf":
             orientation = _exif_orientation(data[pos + 8 : pos + 8 + length])
         elif chunk_type == b"tRNS":
-            channels = 4
+            alpha = True
         elif chunk_type == b"IDAT":
             idat = pos
             break
@@ -365,14 +366,16 @@ def _png_header(data: bytes) -> ImageHeader:
     # IEND closes every PNG; whatever follows it is ignored.
     if data.find(_PNG_IEND, idat) < 0:
         raise ImageDecodeError("truncated", "the PNG has no IEND chunk: the file was cut short")
-    row_bytes = math.ceil(width * _PNG_SAMPLES[colour_type] * depth / 8)
+    row_bytes = math.ceil(width * samples * depth / 8)
     raw_bytes = height * (1 + row_bytes) * (2 if interlace else 1)  # Adam7 adds at most one filter byte per pass row
+    # What the decode costs: libpng inflates and unfilters every stored sample (a palette or grey PNG is expanded
+    # to BGR, a transparent one to BGRA, at its bit depth).
     return ImageHeader(
         "png",
         width,
         height,
         orientation,
-        channels=channels,
+        channels=4 if alpha else max(3, samples),
         bytes_per_sample=2 if depth == 16 else 1,
         min_data_bytes=raw_bytes // (_DEFLATE_MAX_RATIO * (2 if interlace else 1)),
         data_bytes=len(data) - idat,
@@ -542,8 +545,11 @@ def decode_image(
                 # libjpeg converts grey and CMYK/YCCK to BGR itself.
                 image = cv2.imdecode(buffer, _REDUCED_FLAGS[factor] | cv2.IMREAD_IGNORE_ORIENTATION)
                 factor_left = 1
-            else:
+            elif header.channels == 4:  # transparency: the alpha channel is needed to composite on white
                 image = cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED | cv2.IMREAD_IGNORE_ORIENTATION)
+                factor_left = factor
+            else:  # the decoder itself hands over 8-bit BGR (libpng strips 16-bit samples: half the memory)
+                image = cv2.imdecode(buffer, cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
                 factor_left = factor
         if image is None or image.size == 0:
             detail = f" ({warnings[0]})" if warnings else ""

@@ -462,7 +462,7 @@ def main(argv: list[str] | None = None) -> int:
     report["config"] = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(config).items()}
     ours_1 = Cascade.load(replace(config, threads=1))
     ours_d = Cascade.load(replace(config, threads=0))
-    stock_1 = StockCascade(mtcnn_sdist, yolo_sdist, args.models / "mtcnn", threads=1)
+    stock_1 = StockCascade(mtcnn_sdist, yolo_sdist, threads=1)
     runners_1 = {"ours@1": lambda d: run_ours(ours_1, d), "stock@1": lambda d: run_stock(stock_1, d)}
     sets = {"original": items} if args.quick else {"original": items, "2000px": big}
     pool = labelled(args.pool) if args.pool.is_dir() else []
@@ -475,7 +475,7 @@ def main(argv: list[str] | None = None) -> int:
         report["side_by_side"][set_name] = side_by_side(runners_1, set_items, repeat)
     # Default threads: a second stock instance with OpenCV / ONNX Runtime choosing their thread counts.
     cv2.setNumThreads(-1)
-    stock_d = StockCascade(mtcnn_sdist, yolo_sdist, args.models / "mtcnn", threads=0)
+    stock_d = StockCascade(mtcnn_sdist, yolo_sdist, threads=0)
     cv2.setNumThreads(-1)
     runners_d = {"ours@default": lambda d: run_ours(ours_d, d), "stock@default": lambda d: run_stock(stock_d, d)}
     for set_name, set_items in sets.items():

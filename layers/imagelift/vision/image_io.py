@@ -498,6 +498,12 @@ def _reduction_for(header: ImageHeader, target_long_side: int | None) -> int:
     return max(1, min(long_side // target_long_side, short_side))
 
 
+def reduction_factor(image_format: str, width: int, height: int, target_long_side: int | None) -> int:
+    """How many times smaller than ``width`` x ``height`` :func:`decode_image` decodes a picture of this format for
+    ``target_long_side``."""
+    return _reduction_for(ImageHeader(image_format, width, height), target_long_side)
+
+
 _REDUCED_FLAGS = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4}
 _REDUCED_FLAGS[8] = cv2.IMREAD_REDUCED_COLOR_8
 

@@ -143,32 +143,7 @@ class MTCNN:
 
     # -- stage 1 ----------------------------------------------------------------------------------------
     def _stage_pnet(self, image: np.ndarray) -> np.ndarray:
-        height, width = image.shape[:2]
-        per_scale = []
-        for scale in self.scales(height, width):
-            w, h = int(np.ceil(width * scale)), int(np.ceil(height * scale))
-            resized = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
-            batch = _normalise(resized)[None].transpose(0, 2, 1, 3)  # [1, W, H, 3]
-            out = dict(
-                zip(self._pnet_outputs, self._pnet.run(None, {self._pnet.get_inputs()[0].name: batch}), strict=True)
-            )
-            prob = out["prob"][0, :, :, 1].T  # (H', W')
-            reg = out["reg"][0].transpose(1, 0, 2)  # (H', W', 4)
-            ys, xs = np.nonzero(prob >= self.thresholds[0])
-            if len(ys) == 0:
-                continue
-            stride, cell = 2.0, 12.0
-            boxes = np.column_stack(
-                [
-                    np.trunc((stride * xs + 1) / scale),
-                    np.trunc((stride * ys + 1) / scale),
-                    np.trunc((stride * xs + cell) / scale),
-                    np.trunc((stride * ys + cell) / scale),
-                    prob[ys, xs],
-                    reg[ys, xs],
-                ]
-            )
-            per_scale.append(boxes[nms(boxes, 0.5)])
+        per_scale = self._pnet_candidates(image)
         if not per_scale:
             return np.empty((0, 5))
         boxes = np.concatenate(per_scale)
@@ -187,6 +162,28 @@ class MTCNN:
         refined = _square(refined)
         refined[:, :4] = np.trunc(refined[:, :4])
         return refined
+
+    def _pnet_candidates(self, image: np.ndarray) -> list[np.ndarray]:
+        """P-Net windows over ``thresholds[0]`` per pyramid level, each level's after NMS 0.5.
+
+        Each level is area-resized from the image itself, in uint8: resizing level from level, or in float32, is
+        faster but moves scores enough to add and drop faces (bench/mtcnn_speed.py measures both).
+        """
+        height, width = image.shape[:2]
+        per_scale = []
+        input_name = self._pnet.get_inputs()[0].name
+        for scale in self.scales(height, width):
+            w, h = int(np.ceil(width * scale)), int(np.ceil(height * scale))
+            level = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
+            batch = _normalise(level.transpose(1, 0, 2))[None]  # [1, W, H, 3]
+            out = dict(zip(self._pnet_outputs, self._pnet.run(None, {input_name: batch}), strict=True))
+            prob = out["prob"][0, :, :, 1].T  # (H', W')
+            ys, xs = np.nonzero(prob >= self.thresholds[0])
+            if len(ys) == 0:
+                continue
+            boxes = _pnet_boxes(xs, ys, prob[ys, xs], out["reg"][0][xs, ys], scale)
+            per_scale.append(boxes[nms(boxes, 0.5)])
+        return per_scale
 
     # -- stage 2 ----------------------------------------------------------------------------------------
     def _stage_rnet(self, integral: np.ndarray, boxes: np.ndarray) -> np.ndarray:
@@ -231,6 +228,25 @@ class MTCNN:
         return dict(zip(names, results, strict=True))
 
 
+PNET_WINDOW = 12
+PNET_STRIDE = 2
+
+
+def _pnet_boxes(xs: np.ndarray, ys: np.ndarray, score: np.ndarray, reg: np.ndarray, scale: float) -> np.ndarray:
+    """Rows (x1, y1, x2, y2, score, 4 offsets) of P-Net output cells, in the pixels of the unscaled image."""
+    stride, cell = float(PNET_STRIDE), float(PNET_WINDOW)
+    return np.column_stack(
+        [
+            np.trunc((stride * xs + 1) / scale),
+            np.trunc((stride * ys + 1) / scale),
+            np.trunc((stride * xs + cell) / scale),
+            np.trunc((stride * ys + cell) / scale),
+            score,
+            reg,
+        ]
+    )
+
+
 def _check_three_channels(image: np.ndarray) -> None:
     if image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"expected a colour image (h, w, 3), got shape {image.shape}")
@@ -248,7 +264,8 @@ def _outputs_by_width(session: ort.InferenceSession, names_by_width: dict[int, s
 
 
 def _normalise(image: np.ndarray) -> np.ndarray:
-    return (image.astype(np.float32) - 127.5) * 0.0078125
+    """Pixels to the nets' scale, C-contiguous whatever the layout of ``image`` (ONNX Runtime copies otherwise)."""
+    return (image.astype(np.float32, order="C") - 127.5) * 0.0078125
 
 
 def _square(boxes: np.ndarray) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Sales exports in S3: the export files (CSV, gzip, TSV, xlsx) under the data bucket's ``sales/`` prefix."""
+"""Sales exports in S3: the export files (CSV, gzip, TSV, xlsx) under the data bucket's sales prefix."""
 
 from __future__ import annotations
 
@@ -6,15 +6,14 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
+from imagelift.influence.exports.decoding import EXPORT_SUFFIXES
 from imagelift.influence.sales import SalesSource
-
-SALES_SUFFIXES = (".csv", ".csv.gz", ".gz", ".tsv", ".xlsx")
 
 
 class SalesStore:
     """Lists and reads sales exports. ``client`` is a boto3 S3 client (tests pass moto's)."""
 
-    def __init__(self, bucket: str, prefix: str = "sales/", client: Any = None) -> None:
+    def __init__(self, bucket: str, prefix: str, client: Any = None) -> None:
         if client is None:
             import boto3
 
@@ -29,7 +28,7 @@ class SalesStore:
         keys = []
         for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=self.prefix):
             for obj in page.get("Contents", []):
-                if obj["Key"].lower().endswith(SALES_SUFFIXES):
+                if obj["Key"].lower().endswith(EXPORT_SUFFIXES):
                     keys.append(obj["Key"])
                     self._modified[obj["Key"]] = obj.get("LastModified")
         return sorted(keys)

@@ -32,7 +32,7 @@ from imagelift.influence.exports.formats import ColumnError, apply_layout, parse
 from imagelift.influence.exports.overlaps import resolve_overlaps
 from imagelift.influence.exports.values import DecimalError, parse_numbers
 from imagelift.influence.exports.weeks import DateFormatError, file_period, parse_dates, week_start
-from imagelift.records.keys import ID_PATTERN
+from imagelift.records.keys import ID_PATTERN, ID_RULE
 
 REQUIRED_COLUMNS = ("week", "product_id", "listing_id", "units", "price")
 MAX_EXAMPLES_PER_REASON = 5
@@ -44,7 +44,7 @@ REJECTION_REASONS = {
     "missing_field": "a required field (date, product, listing, units, price or sales, or a control) is empty",
     "non_numeric": "units, price, sales or a control is not a finite number",
     "bad_week": "the date is not a date in the file's date format (words like today or now are not dates)",
-    "bad_id": "product_id or listing_id does not match [A-Za-z0-9_.-]{1,128}",
+    "bad_id": f"product_id or listing_id is not an id ({ID_RULE})",
     "non_integer_units": "units is not a whole number",
     "duplicate_row": "an exact copy of an earlier row of the same file (counted once)",
     "future_week": "the week starts after the report date",

@@ -28,6 +28,8 @@ ID_PATTERN: re.Pattern[str] = re.compile(r"(?!\.{1,2}(?:/|$))(?![-=+@])[A-Za-z0-
 """A product or listing id (use with ``fullmatch``): letters, digits, ``_.-``, at most 128; never ``.`` or ``..``
 (path segments, not ids) and never starting with ``-`` (or ``=``, ``+``, ``@``: a spreadsheet would run the id of
 a CSV report as a formula)."""
+ID_RULE = "letters, digits, _ . - (1-128), not . or .., not starting with - = + @"
+""":data:`ID_PATTERN` in words, for messages."""
 SEQUENCER_WIDTH = 32
 """Sequencers are stored right-padded with zeros to this many hex digits (S3's are 16 to 20 today)."""
 BACKFILL_SEQUENCER = ""

@@ -15,13 +15,13 @@ from typing import Any, TypeVar
 
 from imagelift.config import ReportConfig, SalesConfig, StorageConfig
 from imagelift.influence.analysis import Panel, assemble_report, fit_models, prepare_panel
+from imagelift.influence.exports.decoding import EXPORT_SUFFIXES
 from imagelift.influence.outputs import render_all
 from imagelift.influence.records import join_categories, normalise_records, read_jsonl
 from imagelift.influence.report import Report, ReportSummary
 from imagelift.influence.sales import InputFileError, SalesSource, read_sales
 from imagelift.influence.zeros import handle_missing_zero_weeks
 
-SALES_SUFFIXES = (".csv", ".csv.gz", ".gz", ".tsv", ".xlsx")
 T = TypeVar("T")
 
 
@@ -104,9 +104,9 @@ def local_sales_sources(paths: Iterable[Path]) -> Iterator[SalesSource]:
     """
     for path in paths:
         if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.is_file() and p.name.lower().endswith(SALES_SUFFIXES))
+            found = sorted(p for p in path.rglob("*") if p.is_file() and p.name.lower().endswith(EXPORT_SUFFIXES))
             if not found:
-                raise InputFileError(str(path), f"is a folder with no export files ({', '.join(SALES_SUFFIXES)})")
+                raise InputFileError(str(path), f"is a folder with no export files ({', '.join(EXPORT_SUFFIXES)})")
             for file in found:
                 yield SalesSource(str(file), opener=file.read_bytes, last_modified=file.stat().st_mtime)
         elif path.is_file():

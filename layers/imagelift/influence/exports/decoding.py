@@ -21,6 +21,8 @@ import numpy as np
 import pandas as pd
 
 DELIMITERS = (",", ";", "\t")
+EXPORT_SUFFIXES = (".csv", ".csv.gz", ".gz", ".tsv", ".xlsx")
+"""File names (lower case) read as sales exports, in a folder or under the sales prefix; other files are ignored."""
 
 
 class DecodeError(ValueError):

@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 MODELS_DIR ?= models
 STAMP := $(VENV)/.installed
 
-.PHONY: install models lint format test demo bench clean
+.PHONY: install models lint format test demo bench tune clean
 
 install: $(STAMP)
 $(STAMP): pyproject.toml infra/pyproject.toml
@@ -38,6 +38,15 @@ bench: models
 	$(BIN)/python bench/vision_bench.py
 	$(BIN)/python bench/report_bench.py
 	$(BIN)/python bench/burst_bench.py
+	$(BIN)/python bench/hostile_bench.py
+	$(BIN)/python bench/sales_cases.py
+
+# The classifier's defaults are fitted here, by nested cross-validation over ../shared/data/images and pool
+# (scores cached in .cache/; about an hour at one thread): the fitted values go into config.py's defaults.
+tune: models
+	$(BIN)/python bench/face_tuning.py
+	$(BIN)/python bench/vision_scores.py
+	$(BIN)/python bench/tune_vision.py
 
 clean:
 	rm -rf $(VENV) $(MODELS_DIR) out .cache .pytest_cache .ruff_cache

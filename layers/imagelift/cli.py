@@ -14,7 +14,16 @@ import importlib.metadata
 import sys
 from types import ModuleType
 
-SUBCOMMANDS = ("classify", "evaluate", "report", "simulate", "backfill", "reclassify")
+SUBCOMMANDS = (
+    "classify",
+    "evaluate",
+    "report",
+    "simulate",
+    "backfill",
+    "reclassify",
+    "categories",
+    "correct",
+)
 PLUGIN_GROUP = "imagelift.commands"
 
 

@@ -160,7 +160,8 @@ def test_reclassify_command_reads_the_stack_outputs(
     report = json.loads(out)
     assert report["table"] == stack.table_name and report["bucket"] == stack.uploads_bucket
     assert report["reclassified"] == len(keys) and "2/2" in err
-    assert list(report["reasons"]) == ["thresholds.face_min_confidence 0.9 -> 0.95"]
+    default = VisionConfig.from_env({}).face_min_confidence
+    assert list(report["reasons"]) == [f"thresholds.face_min_confidence {default} -> 0.95"]
     assert main([*args, "--no-progress"]) == 0
     assert json.loads(capsys.readouterr().out)["current"] == len(keys)
 

@@ -23,6 +23,7 @@ SUBCOMMANDS = (
     "reclassify",
     "categories",
     "correct",
+    "review",
 )
 PLUGIN_GROUP = "imagelift.commands"
 

@@ -90,6 +90,29 @@ class CategoriesTable:
         """Every record of every listing with this id (under any product): one indexed Query."""
         return self._query_index(BY_LISTING_INDEX, "listing_id = :listing", {":listing": listing_id})
 
+    def marked_for_review(self, product_id: str | None = None) -> list[CategoryRecord]:
+        """Records marked ``review`` and the deletions that may have ended them (to tell which are still live).
+
+        With ``product_id``, one indexed Query; without, a Scan of the whole table filtered to those records (the
+        review flag is a boolean, which DynamoDB cannot index; the filter keeps the transfer small).
+        """
+        values = {":true": True, ":deleted": STATUS_DELETED}
+        wanted = "(review = :true OR #status = :deleted)"
+        kwargs: dict[str, Any] = {
+            "TableName": self.table_name,
+            "FilterExpression": wanted,
+            "ExpressionAttributeNames": {"#status": "status"},
+        }
+        if product_id is None:
+            operation = "scan"
+        else:
+            operation = "query"
+            values[":product"] = product_id
+            kwargs.update(IndexName=BY_PRODUCT_INDEX, KeyConditionExpression="product_id = :product")
+        kwargs["ExpressionAttributeValues"] = marshal(values)
+        pages = self.client.get_paginator(operation).paginate(**kwargs)
+        return [CategoryRecord.from_item(unmarshal(item)) for page in pages for item in page.get("Items", [])]
+
     def _query_index(self, index: str, condition: str, values: dict[str, Any]) -> list[CategoryRecord]:
         # Index reads are eventually consistent (a just-written record may show a moment later).
         paginator = self.client.get_paginator("query")

@@ -24,6 +24,7 @@ SUBCOMMANDS = (
     "categories",
     "correct",
     "review",
+    "redrive",
 )
 PLUGIN_GROUP = "imagelift.commands"
 

@@ -137,3 +137,28 @@ def test_review_lists_live_uncorrected_photos_and_draws_them(
     # the face box is drawn: the thumbnail holds the face colour, which the photo itself barely has
     face_colour = np.all(np.abs(shown.astype(int) - (255, 155, 0)) < 30, axis=2).sum()
     assert face_colour > 200
+
+
+def test_corrections_make_a_confusion_matrix(stack: DeployedStack, cascade, labelled_photos, target, capsys):
+    service = ClassifyService.from_env(classifier=cascade, environ=stack.env)
+    said = {}
+    for index, label in enumerate((1, 2, 3)):
+        key = f"images/CF-1/L-{index}/photo.jpg"
+        path = first(labelled_photos, label)
+        service.handle_event(s3_event(stack.put_photo(key, path.read_bytes())))
+        said[key] = stack.items(key)[0]["category"]
+        truth = {1: "model", 2: "worn", 3: "product"}[label]
+        assert main(["correct", key, "--category", truth, "--by", f"reviewer-{index % 2}", *target]) == 0
+    capsys.readouterr()
+    assert main(["review", "--confusion", "--product", "CF-1", *target]) == 0
+    out = capsys.readouterr().out
+    summary = json.loads(out[out.index("{") :])
+    matrix = [[0, 0, 0] for _ in range(3)]
+    for truth, predicted in zip((1, 2, 3), said.values(), strict=True):
+        matrix[truth - 1][predicted - 1] += 1
+    assert summary["photos"] == 3 and summary["confusion"]["matrix"] == matrix
+    assert summary["correct"] == sum(t == p for t, p in zip((1, 2, 3), said.values(), strict=True))
+    assert summary["by"] == {"reviewer-0": 2, "reviewer-1": 1}
+    assert main(["review", "--confusion", *target]) == 0  # every product: a filtered scan
+    out = capsys.readouterr().out
+    assert json.loads(out[out.index("{") :])["photos"] >= 3

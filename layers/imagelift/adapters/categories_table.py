@@ -96,20 +96,31 @@ class CategoriesTable:
         With ``product_id``, one indexed Query; without, a Scan of the whole table filtered to those records (the
         review flag is a boolean, which DynamoDB cannot index; the filter keeps the transfer small).
         """
-        values = {":true": True, ":deleted": STATUS_DELETED}
-        wanted = "(review = :true OR #status = :deleted)"
-        kwargs: dict[str, Any] = {
-            "TableName": self.table_name,
-            "FilterExpression": wanted,
-            "ExpressionAttributeNames": {"#status": "status"},
-        }
+        return self._filtered(
+            "(review = :true OR #status = :deleted)",
+            {":true": True, ":deleted": STATUS_DELETED},
+            {"#status": "status"},
+            product_id,
+        )
+
+    def corrected(self, product_id: str | None = None) -> list[CategoryRecord]:
+        """Records a person corrected (``correction`` set): a Query with ``product_id``, else a filtered Scan."""
+        return self._filtered("attribute_exists(correction)", {}, {}, product_id)
+
+    def _filtered(
+        self, condition: str, values: dict[str, Any], names: dict[str, str], product_id: str | None
+    ) -> list[CategoryRecord]:
+        kwargs: dict[str, Any] = {"TableName": self.table_name, "FilterExpression": condition}
+        if names:
+            kwargs["ExpressionAttributeNames"] = names
         if product_id is None:
             operation = "scan"
         else:
             operation = "query"
-            values[":product"] = product_id
+            values = {**values, ":product": product_id}
             kwargs.update(IndexName=BY_PRODUCT_INDEX, KeyConditionExpression="product_id = :product")
-        kwargs["ExpressionAttributeValues"] = marshal(values)
+        if values:
+            kwargs["ExpressionAttributeValues"] = marshal(values)
         pages = self.client.get_paginator(operation).paginate(**kwargs)
         return [CategoryRecord.from_item(unmarshal(item)) for page in pages for item in page.get("Items", [])]
 

@@ -18,10 +18,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description="Prints one JSON object per live photo marked review that nobody has corrected yet: its key, "
         "the classifier's category, detector and scores. With --html DIR, also writes DIR/index.html with an "
         "annotated thumbnail of each (the face and person boxes) and the `imagelift correct` commands to copy. "
+        "With --confusion, prints instead the classifier's categories against people's corrections (the confusion "
+        "matrix of `imagelift evaluate`, corrections as the truth). "
         "--product reads one index query; without it the table is scanned with a filter. " + TABLE_HELP,
     )
     parser.add_argument("--product", default=None, help="only this product's photos")
     parser.add_argument("--html", type=Path, default=None, metavar="DIR", help="write a contact sheet into DIR")
+    parser.add_argument(
+        "--confusion",
+        action="store_true",
+        help="instead: the classifier against people's corrections (confusion matrix, recall, mistakes) as JSON",
+    )
     add_table_arguments(parser)
     parser.set_defaults(func=run)
 
@@ -36,6 +43,16 @@ def run(args: argparse.Namespace) -> int:
     table = resolve_table(args)
     if table is None:
         return 1
+    if args.confusion:
+        from imagelift.services.review import corrections_confusion
+
+        try:
+            corrected = CategoriesTable(table).corrected(args.product)
+        except (ClientError, BotoCoreError) as exc:
+            print(f"error: cannot read {table}: {exc}", file=sys.stderr)
+            return 1
+        print(json.dumps(corrections_confusion(corrected), indent=2))
+        return 0
     try:
         pending = pending_review(CategoriesTable(table).marked_for_review(args.product))
     except (ClientError, BotoCoreError) as exc:

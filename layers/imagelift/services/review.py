@@ -8,6 +8,7 @@ The sheet is ``index.html`` plus one annotated thumbnail per photo in the same f
 from __future__ import annotations
 
 import html
+from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -115,3 +116,31 @@ def write_contact_sheet(records: list[CategoryRecord], photos: Any, out_dir: Pat
     index = out_dir / "index.html"
     index.write_text(page, encoding="utf-8")
     return index
+
+
+def corrections_confusion(records: Iterable[CategoryRecord]) -> dict[str, Any]:
+    """The classifier against people: the confusion matrix ``imagelift evaluate`` prints, with each corrected
+    record's ``correction.category`` as the truth and its ``classifier_category`` as the prediction.
+
+    The photos are the ones people chose to look at (mostly those marked review), not a sample of the catalogue:
+    the figures say where the classifier goes wrong, not how often it does over all photos.
+    """
+    from imagelift.vision.evaluation import LabelledFile, summarise
+
+    records = list(records)
+    pairs = []
+    for record in records:
+        correction = record.correction or {}
+        truth = correction.get("category")
+        predicted = correction.get("classifier_category", record.category)
+        if truth is None or predicted is None:
+            continue
+        pairs.append(
+            (
+                LabelledFile(path=Path(f"s3://{record.bucket}/{record.key}"), label=int(truth)),
+                {**record.to_item(), "category": int(predicted)},
+            )
+        )
+    summary = summarise(pairs)
+    summary["by"] = dict(sorted(Counter(str((r.correction or {}).get("by", "")) for r in records).items()))
+    return summary

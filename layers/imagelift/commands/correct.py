@@ -46,11 +46,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     by = args.by or ReviewerConfig.from_env().who
     try:
-        target = resolve_ingest_target(
-            table=args.table,
-            bucket=args.bucket,
-            stack=args.stack if args.stack else None,
-        )
+        target = resolve_ingest_target(table=args.table, bucket=args.bucket, stack=args.stack)
         bucket, key = split_location(args.key, target.bucket)
         record = CorrectionService(CategoriesTable(target.table)).correct(
             bucket, key, category, by=by, note=args.note, version=args.version

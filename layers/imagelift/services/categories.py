@@ -126,9 +126,24 @@ def listing_category(product_id: str, listing_id: str, records: list[CategoryRec
     if not live:
         status = STATUS_FAILED if failed and all(r.status == STATUS_FAILED for r in records) else STATUS_DELETED
         return ListingCategory(
-            product_id, listing_id, None, None, False, None, False, status, None, None, None, None, None, None,
-            None, 0, failed,
-        )  # fmt: skip
+            product_id=product_id,
+            listing_id=listing_id,
+            category=None,
+            category_name=None,
+            corrected=False,
+            classifier_category=None,
+            review=False,
+            status=status,
+            key=None,
+            version=None,
+            face_score=None,
+            person_score=None,
+            decided_by=None,
+            uploaded_at=None,
+            classified_at=None,
+            live_photos=0,
+            failed=failed,
+        )
     photo = max(live, key=_order)
     category = photo.current_category
     corrected = photo.correction is not None

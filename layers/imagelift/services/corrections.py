@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from imagelift.records.categories import CATEGORIES, Category, by_id
+from imagelift.records.categories import CATEGORIES, Category
 from imagelift.records.category_record import CategoryRecord
 from imagelift.records.keys import object_pk
 from imagelift.services.categories import live_photos
@@ -107,7 +107,6 @@ class CorrectionService:
         """Store the correction; returns the record as it now is."""
         if not by:
             raise CorrectionError("who corrects it? pass --by or set IMAGELIFT_REVIEWER")
-        by_id(category.id)
         for _ in range(ATTEMPTS):
             record = self.target(bucket, key, version)
             now = self.clock()

@@ -14,7 +14,18 @@ import importlib.metadata
 import sys
 from types import ModuleType
 
-SUBCOMMANDS = ("classify", "evaluate", "report", "simulate", "backfill", "reclassify")
+SUBCOMMANDS = (
+    "classify",
+    "evaluate",
+    "report",
+    "simulate",
+    "backfill",
+    "reclassify",
+    "categories",
+    "correct",
+    "review",
+    "redrive",
+)
 PLUGIN_GROUP = "imagelift.commands"
 
 

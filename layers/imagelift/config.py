@@ -97,6 +97,21 @@ class StackConfig(_FromEnv):
 
 
 @dataclass(frozen=True)
+class ReviewerConfig(_FromEnv):
+    """Who a person's correction of a category is recorded as (``imagelift correct``, unless ``--by`` names them)."""
+
+    _PREFIX: ClassVar[str] = "IMAGELIFT_"
+    reviewer: str = ""
+    """The reviewer's name or e-mail (env IMAGELIFT_REVIEWER)."""
+    login: str = field(default="", metadata={"env": "USER"})
+    """The login name, recorded when no reviewer is named (env USER)."""
+
+    @property
+    def who(self) -> str:
+        return self.reviewer or self.login
+
+
+@dataclass(frozen=True)
 class VisionConfig(_FromEnv):
     """The photo classifier (imagelift.vision): where the models are and every threshold the cascade uses.
 

@@ -213,3 +213,17 @@ def test_purging_an_older_version_does_not_end_the_newer_upload():
         ("L1", "2025-02-03"): 3,
     }
     assert rejections.as_dict() == {}
+
+
+def test_a_corrected_category_replaces_the_classifiers_and_is_counted():
+    sales = _sales("L1", "L2")
+    corrected = _record("L1", "classified", 3, "2025-01-05T10:00:00Z", "10", key="a.jpg")
+    corrected["correction"] = {"category": 2, "category_name": "worn", "by": "ana", "classifier_category": 3}
+    unreadable = _record("L2", "classified", 1, "2025-01-05T10:00:00Z", "11", key="b.jpg")
+    unreadable["correction"] = {"category": 7}  # not a category: the classifier's stands, not counted
+    failed = _record("L2", "failed", None, "2025-01-06T10:00:00Z", "12", key="c.jpg")
+    failed["correction"] = {"category": 2}  # a failed record stays out, corrected or not
+    by_week, _, records = _join(sales, [corrected, unreadable, failed])
+    assert {by_week[("L1", week)] for week in WEEKS} == {2}
+    assert {by_week[("L2", week)] for week in WEEKS} == {1}
+    assert records.corrected == 1 and records.excluded_dict() == {"failed": 1}

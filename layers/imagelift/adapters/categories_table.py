@@ -19,6 +19,11 @@ from imagelift.records.category_record import STATUS_DELETED, CategoryRecord
 
 _KEPT_ON_DELETE = frozenset({"event_time"})
 
+BY_PRODUCT_INDEX = "ByProduct"
+"""template.yaml's index of ImageCategoriesTable on ``product_id`` (range ``listing_id``)."""
+BY_LISTING_INDEX = "ByListing"
+"""template.yaml's index of ImageCategoriesTable on ``listing_id`` (range ``pk``)."""
+
 
 class TableNotFound(LookupError):
     """The ImageCategories table named does not exist (in this region)."""
@@ -72,6 +77,63 @@ class CategoriesTable:
         for page in pages:
             records.extend(CategoryRecord.from_item(unmarshal(item)) for item in page.get("Items", []))
         return sorted(records, key=lambda record: (record.sequencer, record.event_time))
+
+    def of_product(self, product_id: str, listing_id: str | None = None) -> list[CategoryRecord]:
+        """Every record of one product (of one of its listings when ``listing_id`` is given): one indexed Query."""
+        condition, values = "product_id = :product", {":product": product_id}
+        if listing_id is not None:
+            condition += " AND listing_id = :listing"
+            values[":listing"] = listing_id
+        return self._query_index(BY_PRODUCT_INDEX, condition, values)
+
+    def of_listing(self, listing_id: str) -> list[CategoryRecord]:
+        """Every record of every listing with this id (under any product): one indexed Query."""
+        return self._query_index(BY_LISTING_INDEX, "listing_id = :listing", {":listing": listing_id})
+
+    def marked_for_review(self, product_id: str | None = None) -> list[CategoryRecord]:
+        """Records marked ``review`` and the deletions that may have ended them (to tell which are still live).
+
+        With ``product_id``, one indexed Query; without, a Scan of the whole table filtered to those records (the
+        review flag is a boolean, which DynamoDB cannot index; the filter keeps the transfer small).
+        """
+        return self._filtered(
+            "(review = :true OR #status = :deleted)",
+            {":true": True, ":deleted": STATUS_DELETED},
+            {"#status": "status"},
+            product_id,
+        )
+
+    def corrected(self, product_id: str | None = None) -> list[CategoryRecord]:
+        """Records a person corrected (``correction`` set): a Query with ``product_id``, else a filtered Scan."""
+        return self._filtered("attribute_exists(correction)", {}, {}, product_id)
+
+    def _filtered(
+        self, condition: str, values: dict[str, Any], names: dict[str, str], product_id: str | None
+    ) -> list[CategoryRecord]:
+        kwargs: dict[str, Any] = {"TableName": self.table_name, "FilterExpression": condition}
+        if names:
+            kwargs["ExpressionAttributeNames"] = names
+        if product_id is None:
+            operation = "scan"
+        else:
+            operation = "query"
+            values = {**values, ":product": product_id}
+            kwargs.update(IndexName=BY_PRODUCT_INDEX, KeyConditionExpression="product_id = :product")
+        if values:
+            kwargs["ExpressionAttributeValues"] = marshal(values)
+        pages = self.client.get_paginator(operation).paginate(**kwargs)
+        return [CategoryRecord.from_item(unmarshal(item)) for page in pages for item in page.get("Items", [])]
+
+    def _query_index(self, index: str, condition: str, values: dict[str, Any]) -> list[CategoryRecord]:
+        # Index reads are eventually consistent (a just-written record may show a moment later).
+        paginator = self.client.get_paginator("query")
+        pages = paginator.paginate(
+            TableName=self.table_name,
+            IndexName=index,
+            KeyConditionExpression=condition,
+            ExpressionAttributeValues=marshal(values),
+        )
+        return [CategoryRecord.from_item(unmarshal(item)) for page in pages for item in page.get("Items", [])]
 
     def put_if_newer(self, record: CategoryRecord) -> bool:
         """Write ``record`` unless its version already holds a record from the same or a newer event.
@@ -143,6 +205,34 @@ class CategoriesTable:
             ExpressionAttributeValues=marshal(
                 {**{f":v{i}": value for i, value in enumerate(values.values())}, ":seq": record.sequencer}
             ),
+        )
+
+    def set_correction(self, record: CategoryRecord, correction: dict[str, Any], recorded_at: str) -> bool:
+        """Store a person's ``correction`` on ``record``'s item, the classifier's outcome left as it is.
+
+        Conditional on the item being unchanged since ``record`` was read (as :meth:`replace_if_unchanged`), so a
+        re-classification or delete in between is not overwritten, nor overwrites this; False when it lost.
+        """
+        values: dict[str, Any] = {
+            ":correction": correction,
+            ":now": recorded_at,
+            ":sequencer": record.sequencer,
+            ":deleted": STATUS_DELETED,
+        }
+        condition = "sequencer = :sequencer AND #status <> :deleted AND "
+        if record.recorded_at is None:
+            condition += "attribute_not_exists(recorded_at)"
+        else:
+            condition += "recorded_at = :recorded_at"
+            values[":recorded_at"] = record.recorded_at
+        return self._conditional(
+            self.client.update_item,
+            TableName=self.table_name,
+            Key=marshal({"pk": record.pk, "sk": record.sk}),
+            UpdateExpression="SET correction = :correction, recorded_at = :now",
+            ConditionExpression=condition,
+            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeValues=marshal(values),
         )
 
     def set_live_from(self, pk: str, sk: str, live_from: str) -> bool:

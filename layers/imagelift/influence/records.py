@@ -1,7 +1,8 @@
 """Category records (ImageCategories items) as the report needs them, and the as-of join onto sales weeks.
 
 Only ``product_id``, ``listing_id``, ``status``, ``category``, ``event_time``, ``sequencer`` and the optional
-``key``, ``deleted_at`` and ``live_from`` are read; a record carrying nothing else is fine. A photo is one ``key`` (records
+``key``, ``deleted_at``, ``live_from`` and ``correction`` (a person's category, used in place of the classifier's)
+are read; a record carrying nothing else is fine. A photo is one ``key`` (records
 without one count as a single photo per listing): it is live from its classified record until a later ``deleted``
 record of the same key, and a re-upload makes it live again. A ``deleted`` record with a category and a
 ``deleted_at`` after its ``event_time`` is a version deleted for good: live from ``event_time`` to ``deleted_at``. Records that cannot place or end a photo on a listing at a time (failed,
@@ -53,6 +54,8 @@ class CategoryRecords:
     excluded: Counter
     segments: pd.DataFrame
     deletions_used: int = 0
+    corrected: int = 0
+    """Classified records whose category is a person's correction (``correction.category``), not the classifier's."""
 
     @property
     def used(self) -> int:
@@ -124,7 +127,10 @@ def normalise_records(items: Iterable[Mapping[str, Any]]) -> CategoryRecords:
         ~(frame["product_id"].str.fullmatch(ID_PATTERN) & frame["listing_id"].str.fullmatch(ID_PATTERN)),
     )
     category = pd.to_numeric(_text(frame["category"]).replace("", None), errors="coerce")
-    frame = frame.assign(category=category)
+    # a person's correction replaces the classifier's category (which the record keeps beside it)
+    corrected_category = pd.to_numeric(frame["correction"].map(_corrected_category), errors="coerce")
+    corrected = (frame["status"] == "classified") & corrected_category.isin(sorted(CATEGORY_IDS))
+    frame = frame.assign(category=category.mask(corrected, corrected_category), corrected=corrected)
     # a deletion needs no category: it only ends the photo of its key
     exclude("bad_category", (frame["status"] == "classified") & ~frame["category"].isin(sorted(CATEGORY_IDS)))
     event_time = pd.to_datetime(_text(frame["event_time"]), errors="coerce", utc=True, format="ISO8601")
@@ -163,10 +169,20 @@ def normalise_records(items: Iterable[Mapping[str, Any]]) -> CategoryRecords:
     classified = frame[~frame["deleted"]]
     # Two records of one photo at the same instant: the later S3 event (higher sequencer) decides.
     classified = classified.drop_duplicates(["product_id", "listing_id", "key", "event_time"], keep="last")
+    corrected_used = int(classified["corrected"].fillna(False).astype(bool).sum())
     classified = classified[["product_id", "listing_id", "key", "category", "event_time"]].reset_index(drop=True)
     return CategoryRecords(
-        frame=classified, records_read=read, excluded=excluded, segments=segments, deletions_used=deletions_used
+        frame=classified,
+        records_read=read,
+        excluded=excluded,
+        segments=segments,
+        deletions_used=deletions_used,
+        corrected=corrected_used,
     )
+
+
+def _corrected_category(correction: Any) -> Any:
+    return correction.get("category") if isinstance(correction, Mapping) else None
 
 
 def _sweep(frame: pd.DataFrame) -> tuple[pd.DataFrame, int, int]:

@@ -38,9 +38,11 @@ REPORT_FIELDS = (
     "key",
     "deleted_at",
     "live_from",
+    "correction",
 )
 """What the weekly report reads of each record (``sequencer`` breaks ties of ``event_time``; ``deleted_at`` ends a
-version whose record keeps its upload ``event_time``; ``live_from``, when set, moves the photo's start back)."""
+version whose record keeps its upload ``event_time``; ``live_from``, when set, moves the photo's start back;
+``correction``, when set, gives the category a person decided in place of the classifier's)."""
 
 
 @dataclass(frozen=True)
@@ -107,6 +109,10 @@ class CategoryRecord:
     """ISO 8601, UTC: when a ``deleted`` record's version was deleted (its ``event_time`` stays the upload's)."""
     live_from: str | None = None
     """ISO 8601, UTC: when the seller says this photo went live, when that was before its upload (backfill)."""
+    correction: dict[str, Any] | None = None
+    """A person's verdict beside the classifier's (``category`` and ``category_name`` stay the classifier's):
+    ``{category, category_name, by, at, note, classifier_category}``; the report and the seller's views use its
+    ``category``. A later correction replaces it and keeps it in ``earlier``."""
     extra: Mapping[str, Any] = field(default_factory=dict)
     """Attributes this module does not name, kept as they came."""
 
@@ -173,6 +179,13 @@ class CategoryRecord:
         item = {k: v for k, v in self.extra.items() if v is not None}
         item.update((k, v) for k, v in vars(self).items() if v is not None and k != "extra")
         return item
+
+    @property
+    def current_category(self) -> int | None:
+        """The category that counts: a person's correction if there is one, else the classifier's."""
+        if self.correction and self.correction.get("category") is not None:
+            return int(self.correction["category"])
+        return self.category
 
     def report_fields(self) -> dict[str, Any]:
         """What the weekly report reads of this record."""

@@ -205,6 +205,9 @@ class ReclassifyService(BackfillService):
             event_name=existing.event_name,
             event_time=existing.event_time,
             source=existing.source,
+            # what people said of the photo is not the classifier's to replace
+            correction=existing.correction,
+            live_from=existing.live_from,
             recorded_at=now,
             revision=(existing.revision or 1) + 1,
             reclassifications=[*(existing.reclassifications or ()), entry],

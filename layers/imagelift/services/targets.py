@@ -1,4 +1,5 @@
-"""Which table and bucket an operator command (backfill, reclassify) works on, settled once before any work.
+"""Which table, bucket and queue an operator command (backfill, reclassify, redrive) works on, settled once before any
+work.
 
 In order: the names given on the command line; ``CATEGORIES_TABLE`` from the environment (as the function has it);
 else the deployed stack's outputs (``ImageCategoriesTableName``, ``UploadsBucketName``) of ``--stack`` or
@@ -63,3 +64,31 @@ def resolve_ingest_target(
     except TableNotFound as exc:
         raise TargetError(f"{exc} (from {source})") from exc
     return IngestTarget(table=table, bucket=bucket, source=source)
+
+
+FAILURES_QUEUE_OUTPUT = "ClassifyFailuresQueueUrl"
+
+
+def resolve_failures_queue(
+    *,
+    queue_url: str | None = None,
+    stack: str | None = None,
+    environ: dict[str, str] | None = None,
+    cloudformation: Any = None,
+) -> str:
+    """The classifier's failure queue: ``queue_url`` if given, else the stack's output; raises :class:`TargetError`."""
+    if queue_url:
+        return queue_url
+    from imagelift.adapters.stack_outputs import StackNotFound, stack_outputs
+    from imagelift.config import StackConfig
+
+    name = stack or StackConfig.from_env(environ).stack
+    try:
+        outputs = stack_outputs(name, client=cloudformation)
+    except StackNotFound as exc:
+        raise TargetError(
+            f"{exc}: name the queue with --queue-url, or the stack with --stack (or IMAGELIFT_STACK)"
+        ) from exc
+    if FAILURES_QUEUE_OUTPUT not in outputs:
+        raise TargetError(f"stack {name!r} has no {FAILURES_QUEUE_OUTPUT} output: is it an imagelift stack?")
+    return outputs[FAILURES_QUEUE_OUTPUT]

@@ -45,3 +45,33 @@ def _label(image: np.ndarray, text: str, origin: tuple[int, int], colour: tuple[
     cv2.putText(
         image, text, (x + 2, y - baseline - 2), cv2.FONT_HERSHEY_SIMPLEX, scale, LABEL_COLOUR, max(1, thickness // 2)
     )
+
+
+def annotate_recorded(
+    image_bgr: np.ndarray,
+    *,
+    width: int,
+    height: int,
+    faces: list[dict] | None = None,
+    persons: list[dict] | None = None,
+    caption: str = "",
+) -> np.ndarray:
+    """A copy of ``image_bgr`` (the photo at any size) with the boxes of an ImageCategories record drawn on it.
+
+    ``faces`` and ``persons`` are the record's (``box`` [x, y, w, h] in the ``width`` x ``height`` photo,
+    ``confidence``), so a stored decision can be shown without running the cascade again.
+    """
+    out = image_bgr.copy()
+    scale_x = out.shape[1] / max(1, width)
+    scale_y = out.shape[0] / max(1, height)
+    thickness = max(2, round(max(out.shape[:2]) / 400))
+    for kind, colour, boxes in (("face", FACE_COLOUR, faces or ()), ("person", PERSON_COLOUR, persons or ())):
+        for found in boxes:
+            x, y, w, h = (float(v) for v in found["box"])
+            p1 = (round(x * scale_x), round(y * scale_y))
+            p2 = (round((x + w) * scale_x), round((y + h) * scale_y))
+            cv2.rectangle(out, p1, p2, colour, thickness)
+            _label(out, f"{kind} {float(found.get('confidence', 0)):.2f}", p1, colour, thickness)
+    if caption:
+        _label(out, caption, (0, 0), (40, 40, 40), thickness)
+    return out

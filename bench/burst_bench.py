@@ -304,7 +304,11 @@ def run_burst(
             and check["corrupt_recorded_failed"] == check["corrupt_uploaded"]
             and check["photos_failed"] == 0
             and check["hostile_failed_with_expected_code"] == check["hostile_uploaded"]
-            and outcomes.get("duplicate", 0) == len(duplicate_keys)
+            # every event sent twice is recorded once as a duplicate; an attempt that wrote its record and then
+            # timed out (a loaded machine) is retried and adds one more: never lost, never doubled
+            and len(duplicate_keys)
+            <= outcomes.get("duplicate", 0)
+            <= len(duplicate_keys) + delivery.stats.failed_attempts
             and dead_letters == 0
         ),
     }

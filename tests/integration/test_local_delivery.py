@@ -111,8 +111,11 @@ def test_small_burst_loses_nothing_and_doubles_nothing(stack: LocalStack, rie: P
     assert result["failed"] == 6
     assert result["classified"] == 34
     assert result["category_differs_from_label"] == 0
-    assert result["duplicate_events_sent"] == 4 and result["outcomes"]["duplicate"] == 4
-    assert result["delivery"]["keys_delivered_more_than_once"] == 4
+    # each event sent twice is one duplicate; a retried attempt that had written its record (a timeout on a loaded
+    # machine) adds one, never a second record
+    retried = result["delivery"]["failed_attempts"]
+    assert result["duplicate_events_sent"] == 4 and 4 <= result["outcomes"]["duplicate"] <= 4 + retried
+    assert 4 <= result["delivery"]["keys_delivered_more_than_once"] <= 4 + retried
     assert result["failure_queue_messages"] == 0
     assert result["photos_per_s"] > 0
     assert result["passed"] is True

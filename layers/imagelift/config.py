@@ -223,6 +223,12 @@ class ReportConfig(_FromEnv):
     """Convergence tolerance of PPML's IRLS, on the relative change in deviance."""
     html_max_products: int = 60
     """Rows of the per-product table shown in the HTML report (the JSON and CSV hold them all)."""
+    fdr: float = 0.10
+    """False-discovery rate of the per-product flags (Benjamini-Hochberg within each photo type)."""
+    elasticity_min: float = -6.0
+    """Most negative price elasticity taken as plausible; beyond it the report warns."""
+    elasticity_max: float = -0.1
+    """Least negative price elasticity taken as plausible; above it (and at or above zero) the report warns."""
 
     def control_columns(self) -> tuple[str, ...]:
         return tuple(c.strip().lower() for c in self.controls.split(",") if c.strip())

@@ -144,3 +144,37 @@ def test_a_single_product_gives_warnings_not_a_crash():
     assert all(e.estimate is None for e in report.effects)
     assert report.warnings
     json.loads(report.to_json())
+
+
+def test_the_identification_table_says_where_the_comparisons_come_from(report_and_truth):
+    report, _ = report_and_truth
+    assert [row.category for row in report.identification] == [1, 2]
+    for row, effect in zip(report.identification, report.effects, strict=True):
+        assert 0 < row.listings_switching < row.listings
+        assert row.products_varying == effect.varying_products
+        assert 0 < row.weight_within_listing < 1
+        assert row.difference_std_err > 0
+    assert report.within_listing is not None and report.within_listing.effects[0].estimated
+    assert not any("two comparisons disagree" in w for w in report.warnings)
+
+
+def test_photos_chosen_by_listing_quality_are_flagged_and_the_within_listing_fit_covers_the_truth():
+    sim = simulate(SimulationSpec(products=400, weeks=40, listing_selection=1.0, seed=0))
+    report = _report(sim)
+    model = report.effects[0]
+    within = report.within_listing.effects[0]
+    planted = sim.truth["effects_pct"]["model"]
+    assert model.effect_pct_ci[0] > planted  # the headline is pushed up by the better listings
+    assert within.effect_pct_ci[0] <= planted <= within.effect_pct_ci[1]
+    assert report.identification[0].disagrees
+    assert any("two comparisons disagree on model photos" in w for w in report.warnings)
+
+
+def test_no_switches_means_no_within_listing_number():
+    sim = simulate(SimulationSpec(products=120, weeks=20, switch_share=0.0, seed=3))
+    report = _report(sim)
+    assert report.effects[0].estimated
+    assert not report.within_listing.effects[0].estimated
+    assert "listing(s) switch" in report.within_listing.effects[0].note
+    assert report.identification[0].listings_switching == 0
+    assert report.identification[0].weight_within_listing == pytest.approx(0.0, abs=1e-12)

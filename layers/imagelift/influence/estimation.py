@@ -57,6 +57,15 @@ class FitResult:
     iterations: int = 0
     kept_rows: np.ndarray | None = None  # boolean mask over the input rows used in the fit
     linear_predictor: np.ndarray | None = None  # PPML: eta on the kept rows (with fixed effects)
+    influence: np.ndarray | None = None
+    """(G, k): each cluster's summed influence on the coefficients, bread @ score (their outer products sum to the
+    sandwich before its small-sample factor); lets two fits on the same clusters share a covariance."""
+    cluster_labels: np.ndarray | None = None
+    """The cluster value of each row of ``influence``."""
+    weights: np.ndarray | None = None
+    """The final IRLS weights (mu) of the kept rows (PPML), or None (OLS: equal weights)."""
+    demeaned_x: np.ndarray | None = None
+    """The regressors with the fixed effects swept out (with ``weights``), on the kept rows."""
 
     @property
     def std_err(self) -> np.ndarray:
@@ -152,12 +161,60 @@ def _prepare(
     return fe, keep, cluster_codes
 
 
+def _cluster_influence(
+    x_dm: np.ndarray, resid: np.ndarray, weights: np.ndarray | None, cluster_codes: np.ndarray
+) -> np.ndarray:
+    """Per-cluster bread @ (sum of scores), the pieces of the clustered sandwich, for joint covariances."""
+    wx = x_dm if weights is None else x_dm * weights[:, None]
+    bread = np.linalg.inv(wx.T @ x_dm)
+    n_clusters = int(cluster_codes.max()) + 1
+    scores = np.column_stack(
+        [np.bincount(cluster_codes, weights=wx[:, j] * resid, minlength=n_clusters) for j in range(x_dm.shape[1])]
+    )
+    return scores @ bread
+
+
+def joint_covariance(a: FitResult, b: FitResult) -> np.ndarray | None:
+    """Clustered covariance between the coefficients of two fits on the same clusters (k_a x k_b), or None.
+
+    The sum over shared clusters of the outer products of their influences, with the G/(G-1) factor; the
+    N-K factors of the two fits differ and are left out, which matters little with many rows per cluster.
+    """
+    if a.influence is None or b.influence is None or a.cluster_labels is None or b.cluster_labels is None:
+        return None
+    index_b = {label: i for i, label in enumerate(b.cluster_labels.tolist())}
+    pairs = [(i, index_b[label]) for i, label in enumerate(a.cluster_labels.tolist()) if label in index_b]
+    if len(pairs) < 2:
+        return None
+    ia, ib = (np.array(p) for p in zip(*pairs, strict=True))
+    g = len(pairs)
+    return a.influence[ia].T @ b.influence[ib] * g / (g - 1)
+
+
 def _absorbed_fit_result(
-    result, fe: FixedEffects, cluster_codes: np.ndarray, n: int, k: int, *, model: str, names: list[str], **details: Any
+    result,
+    fe: FixedEffects,
+    cluster_codes: np.ndarray,
+    n: int,
+    k: int,
+    *,
+    model: str,
+    names: list[str],
+    x_dm: np.ndarray,
+    weights: np.ndarray | None,
+    cluster_labels: np.ndarray,
+    **details: Any,
 ) -> FitResult:
     """A fit on demeaned data, with clustered errors whose small-sample correction counts the absorbed levels."""
     df_k = k + _absorbed_dof(fe, cluster_codes)
+    resid = np.asarray(result.model.endog) - x_dm @ np.asarray(result.params)
+    labels = np.empty(int(cluster_codes.max()) + 1, dtype=object)
+    labels[cluster_codes] = cluster_labels
     return FitResult(
+        influence=_cluster_influence(x_dm, resid, weights, cluster_codes),
+        cluster_labels=labels,
+        weights=weights,
+        demeaned_x=x_dm,
         model=model,
         names=list(names),
         params=np.asarray(result.params),
@@ -194,7 +251,18 @@ def fit_ols_fe(
     _check_design(x_dm, x[keep], names)
     result = _statsmodels_fit(y_dm, x_dm)
     return _absorbed_fit_result(
-        result, fe, cluster_codes, n, k, model=model, names=names, dropped={"singletons": n_in - n}, kept_rows=keep
+        result,
+        fe,
+        cluster_codes,
+        n,
+        k,
+        model=model,
+        names=names,
+        x_dm=x_dm,
+        weights=None,
+        cluster_labels=clusters[keep],
+        dropped={"singletons": n_in - n},
+        kept_rows=keep,
     )
 
 
@@ -311,6 +379,9 @@ def fit_ppml(
         k,
         model=model,
         names=names,
+        x_dm=x_dm,
+        weights=weights,
+        cluster_labels=clusters[keep],
         dropped={"all_zero_fixed_effect": n_separated, "singletons": n_in - n - n_separated},
         iterations=iteration,
         kept_rows=keep,

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from imagelift.influence.records import EXCLUSION_REASONS, JOIN_REJECTION_REASONS
-from imagelift.influence.report import Counts, Effect, FitSummary, PerProductEffect, Report, Spec
+from imagelift.influence.report import Counts, Effect, FitSummary, Identification, PerProductEffect, Report, Spec
 from imagelift.influence.sales import REJECTION_REASONS
 from imagelift.records.categories import BASE, EFFECT_CATEGORIES, by_id
 
@@ -73,6 +73,28 @@ def render_csv(report: Report) -> bytes:
         row("check_ols_log_units", effect)
     for effect in report.pooled.effects:
         row("pooled_ols", effect)
+    if report.within_listing is not None:
+        for effect in report.within_listing.effects:
+            row("within_listing", effect)
+        row("within_listing_elasticity", report.within_listing.price_elasticity)
+    for ident in report.identification:
+        share = ident.weight_within_listing
+        writer.writerow(
+            {
+                "section": "identification",
+                "category": ident.category,
+                "category_name": ident.category_name,
+                "estimate": ident.difference,
+                "std_err": ident.difference_std_err,
+                "n": ident.listings_switching,
+                "note": (
+                    f"estimate: headline minus within-listing (log points); listings {ident.listings}, switching "
+                    f"{ident.listings_switching}, products varying {ident.products_varying}, share of the headline's "
+                    f"Poisson weight from switches {'n/a' if share is None else f'{share:.3f}'}"
+                    + ("; the two disagree" if ident.disagrees else "")
+                ),
+            }
+        )
     for product in report.per_product:
         row("per_product", product)
     return buffer.getvalue().encode("utf-8")
@@ -317,6 +339,49 @@ def section_robustness(headline: FitSummary, check: FitSummary, pooled: FitSumma
     return "".join(out)
 
 
+def section_identification(
+    identification: tuple[Identification, ...], headline: tuple[Effect, ...], within: FitSummary | None, level: float
+) -> str:
+    """Where the headline's comparisons come from, and the within-listing estimate beside it."""
+    if not identification:
+        return ""
+    within_effects = {e.category: e for e in within.effects} if within is not None else {}
+    out = [
+        "<h2>Where the answer comes from</h2>",
+        "<p>Two comparisons can measure a photo's effect. <strong>Between listings</strong>: listings of the same "
+        "product in the same week, some with the photo and some without (the headline). <strong>Within a "
+        "listing</strong>: the same listing before and after its photo was switched. The second cannot mistake a "
+        "listing that simply sells better for the photo's effect, but it only has the listings that switched.</p>",
+        "<table><tr><th>Photo type</th><th>Listings with it</th><th>Listings that switched</th>"
+        "<th>Products with varying photos</th><th>Share of the headline's weight from switches</th>"
+        "<th>Headline (between listings)</th><th>Within a listing</th></tr>",
+    ]
+    by_category = {e.category: e for e in headline}
+    for row in identification:
+        effect = by_category.get(row.category)
+        other = within_effects.get(row.category)
+        share = "n/a" if row.weight_within_listing is None else f"{row.weight_within_listing:.0%}"
+
+        def cell(e: Effect | None) -> str:
+            if e is None or not e.estimated:
+                return f"<td>n/a <span class='muted'>{_e((e.note if e else '') or '')}</span></td>"
+            return f"<td>{_pct(e.effect_pct)} <span class='muted'>({_range(e)})</span></td>"
+
+        flag = " <strong>(they disagree)</strong>" if row.disagrees else ""
+        out.append(
+            f"<tr><td>{_e(row.category_name.capitalize())}{flag}</td><td class='n'>{row.listings:,}</td>"
+            f"<td class='n'>{row.listings_switching:,}</td><td class='n'>{row.products_varying:,}</td>"
+            f"<td class='n'>{share}</td>{cell(effect)}{cell(other)}</tr>"
+        )
+    out.append(
+        f"</table><p class='muted'>Ranges are {level:.0%} intervals. The share is the part of the photo's variation within products "
+        "(weighted as the Poisson model weighs each listing-week) that comes from listings switching photos; the "
+        "rest compares different listings of one product, which assumes listings were not given the photo because they already "
+        "sold better. When the two estimates differ by more than their joint uncertainty, the warnings say so.</p>"
+    )
+    return "".join(out)
+
+
 def section_per_product(per_product: tuple[PerProductEffect, ...], level: float, limit: int) -> str:
     out = ["<h2>Product by product</h2>"]
     if not per_product:
@@ -425,6 +490,7 @@ def _sections(report: Report, max_products: int) -> list[Callable[[], str]]:
         ),
         lambda: section_warnings(report.warnings),
         lambda: section_chart(report.effects, report.price_effects, level),
+        lambda: section_identification(report.identification, report.effects, report.within_listing, level),
         lambda: section_robustness(headline, report.log_units_check, report.pooled),
         lambda: section_per_product(report.per_product, level, max_products),
         lambda: section_counts(report.counts),

@@ -102,6 +102,7 @@ def test_build_report_times_each_stage_and_renders_from_the_report(sim):
         "within_listing",
         "within_listing_elasticity",
         "identification",
+        "per_product_spread",
     }
     assert not any("seed" in r["section"] for r in rows)
     pooled = [r for r in rows if r["section"] == "pooled_ols"]

@@ -584,7 +584,7 @@ def benjamini_hochberg(p_values: np.ndarray) -> np.ndarray:
     adjusted = np.minimum.accumulate(ranked[::-1])[::-1]
     out = np.empty(n)
     out[order] = np.minimum(adjusted, 1.0)
-    return out
+    return np.maximum(out, p_values)  # q >= p exactly, not just up to rounding
 
 
 def shrink_per_product(

@@ -12,7 +12,16 @@ from collections.abc import Callable
 from typing import Any
 
 from imagelift.influence.records import EXCLUSION_REASONS, JOIN_REJECTION_REASONS
-from imagelift.influence.report import Counts, Effect, FitSummary, Identification, PerProductEffect, Report, Spec
+from imagelift.influence.report import (
+    Counts,
+    Effect,
+    FitSummary,
+    Identification,
+    PerProductEffect,
+    Report,
+    Shrinkage,
+    Spec,
+)
 from imagelift.influence.sales import REJECTION_REASONS
 from imagelift.records.categories import BASE, EFFECT_CATEGORIES, by_id
 
@@ -31,6 +40,11 @@ CSV_COLUMNS = (
     "effect_pct_ci_high",
     "n",
     "note",
+    "shrunk_effect_pct",
+    "shrunk_effect_pct_ci_low",
+    "shrunk_effect_pct_ci_high",
+    "q_value",
+    "discovery",
 )
 ROW_REJECTION_REASONS = {**REJECTION_REASONS, **JOIN_REJECTION_REASONS}
 # effect categories take the palette in order; the base is grey and price purple
@@ -96,7 +110,30 @@ def render_csv(report: Report) -> bytes:
             }
         )
     for product in report.per_product:
-        row("per_product", product)
+        shrunk = product.shrunk_effect_pct_ci or (None, None)
+        row(
+            "per_product",
+            product,
+            shrunk_effect_pct_ci_low=shrunk[0],
+            shrunk_effect_pct_ci_high=shrunk[1],
+            discovery=int(product.discovery) if product.q_value is not None else None,
+        )
+    for summary in report.shrinkage:
+        writer.writerow(
+            {
+                "section": "per_product_spread",
+                "category": summary.category,
+                "category_name": summary.category_name,
+                "estimate": summary.mean,
+                "std_err": summary.mean_std_err,
+                "n": summary.products,
+                "note": (
+                    f"estimate: precision-weighted mean of the per-product effects (log points); tau (SD of the "
+                    f"true per-product effects) {summary.tau:.4f}; {summary.discoveries} product(s) flagged at a "
+                    f"false-discovery rate of {summary.fdr:.0%}, {summary.nominal_significant} nominally significant"
+                ),
+            }
+        )
     return buffer.getvalue().encode("utf-8")
 
 
@@ -382,31 +419,54 @@ def section_identification(
     return "".join(out)
 
 
-def section_per_product(per_product: tuple[PerProductEffect, ...], level: float, limit: int) -> str:
+def section_per_product(
+    per_product: tuple[PerProductEffect, ...], level: float, limit: int, shrinkage: tuple[Shrinkage, ...] = ()
+) -> str:
     out = ["<h2>Product by product</h2>"]
     if not per_product:
         out.append(f"<p>No product had enough listing-weeks of both a photo type and {_e(BASE.label)} photos.</p>")
         return "".join(out)
     out.append(
         f"<p>Products that showed both a photo type and {_e(BASE.label)} photos, largest first "
-        f"({min(limit, len(per_product))} of {len(per_product)} shown here; the CSV has all). Each product's range "
-        "is wide: a product has only a few listings, so read these as hints, the headline as the answer.</p>"
+        f"({min(limit, len(per_product))} of {len(per_product)} shown here; the CSV has all). A product has only a "
+        "few listings, so its own estimate is noisy; the <strong>adjusted</strong> figure pulls it towards the "
+        "average over all products, the more so the noisier it is (empirical Bayes), and is the better guess for "
+        "a single product. Read the headline as the answer and these as hints.</p>"
     )
+    for summary in shrinkage:
+        alpha = 1 - level
+        out.append(
+            f"<p class='muted'>{_e(summary.category_name.capitalize())} photos, {summary.products:,} products: "
+            f"the true effects differ between products by about {100 * summary.tau:.1f} log points (SD, net of "
+            f"noise). With this many products, about {alpha * summary.products:.0f} would look "
+            f"&ldquo;significant&rdquo; at {alpha:.0%} by chance alone even with no effect anywhere "
+            f"({summary.nominal_significant} do); after correcting for the number of comparisons "
+            f"(Benjamini-Hochberg, false-discovery rate {summary.fdr:.0%}) {summary.discoveries} product(s) "
+            "remain flagged.</p>"
+        )
     shown = sorted(per_product, key=lambda r: -r.n)[:limit]
     lo = min(min(r.effect_pct_ci[0] for r in shown), -10.0)
     hi = max(max(r.effect_pct_ci[1] for r in shown), 10.0)
     lo, hi = max(lo, -100.0), min(hi, 300.0)
     out.append(
-        "<table><tr><th>Product</th><th>Photo type</th><th>Effect on units</th>"
-        f"<th>{level:.0%} range</th><th>Range (dashed line: no effect)</th><th>Listing-weeks</th></tr>"
+        "<table><tr><th>Product</th><th>Photo type</th><th>Own estimate</th>"
+        f"<th>{level:.0%} range</th><th>Range (dashed line: no effect)</th><th>Adjusted estimate</th>"
+        "<th>Flagged</th><th>Listing-weeks</th></tr>"
     )
     for r in shown:
         low, high = r.effect_pct_ci
+        adjusted = (
+            f"{_pct(r.shrunk_effect_pct)} <span class='muted'>({_pct(r.shrunk_effect_pct_ci[0])} to "
+            f"{_pct(r.shrunk_effect_pct_ci[1])})</span>"
+            if r.shrunk_effect_pct is not None and r.shrunk_effect_pct_ci is not None
+            else "n/a"
+        )
+        flagged = "yes" if r.discovery else ""
         out.append(
             f"<tr><td>{_e(r.product_id)}</td><td>{_e(r.category_name)}</td>"
             f"<td class='n'>{_pct(r.effect_pct)}</td><td class='n'>{_range(r)}</td>"
             f"<td>{_interval_bar(low, high, r.effect_pct, lo, hi, _colour(r.category_name))}</td>"
-            f"<td class='n'>{r.n:,}</td></tr>"
+            f"<td class='n'>{adjusted}</td><td>{flagged}</td><td class='n'>{r.n:,}</td></tr>"
         )
     out.append("</table>")
     return "".join(out)
@@ -492,7 +552,7 @@ def _sections(report: Report, max_products: int) -> list[Callable[[], str]]:
         lambda: section_chart(report.effects, report.price_effects, level),
         lambda: section_identification(report.identification, report.effects, report.within_listing, level),
         lambda: section_robustness(headline, report.log_units_check, report.pooled),
-        lambda: section_per_product(report.per_product, level, max_products),
+        lambda: section_per_product(report.per_product, level, max_products, report.shrinkage),
         lambda: section_counts(report.counts),
         lambda: section_method(report.spec),
     ]

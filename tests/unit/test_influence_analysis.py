@@ -222,3 +222,34 @@ def test_heterogeneity_and_fdr_on_known_numbers():
     assert abs(np.mean(taus) - 0.15) < 0.01
     p = rng.uniform(size=50) ** 2
     np.testing.assert_allclose(benjamini_hochberg(p), multipletests(p, method="fdr_bh")[1], rtol=1e-12)
+
+
+def test_units_with_the_price_channel_and_revenue_follow_from_the_three_estimates(report_and_truth):
+    report, truth = report_and_truth
+    for headline, premium, units, revenue in zip(
+        report.effects, report.price_effects, report.units_with_price, report.revenue_effects, strict=True
+    ):
+        e = report.price_elasticity.estimate
+        assert units.estimate == pytest.approx(headline.estimate + e * premium.estimate)
+        assert revenue.estimate == pytest.approx(headline.estimate + (1 + e) * premium.estimate)
+        assert units.std_err > 0 and revenue.std_err > 0
+        planted_b = truth["log_effects"][headline.category_name]
+        planted_p = np.log1p(truth["price_premium_pct"][headline.category_name] / 100)
+        planted_units = planted_b + truth["elasticity"] * planted_p
+        assert units.ci_low <= planted_units <= units.ci_high
+        assert "descriptive" in premium.effect_basis
+    assert not any("price elasticity is" in w for w in report.warnings)
+
+
+def test_an_elasticity_of_the_wrong_sign_or_size_is_a_warning():
+    from imagelift.influence.analysis import _elasticity_warnings
+    from imagelift.influence.report import Effect
+
+    config = ReportConfig()
+    assert "at or above zero" in _elasticity_warnings(Effect(None, None, estimate=0.99), config)[0]
+    assert "outside the range" in _elasticity_warnings(Effect(None, None, estimate=-9.0), config)[0]
+    assert _elasticity_warnings(Effect(None, None, estimate=-1.2), config) == []
+    assert (
+        "outside the range"
+        in _elasticity_warnings(Effect(None, None, estimate=-1.2), ReportConfig(elasticity_min=-1.0))[0]
+    )

@@ -103,6 +103,8 @@ def test_build_report_times_each_stage_and_renders_from_the_report(sim):
         "within_listing_elasticity",
         "identification",
         "per_product_spread",
+        "units_with_price",
+        "revenue",
     }
     assert not any("seed" in r["section"] for r in rows)
     pooled = [r for r in rows if r["section"] == "pooled_ols"]

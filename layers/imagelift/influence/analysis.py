@@ -59,6 +59,16 @@ POOLED_SPEC = (
     "differences and shrinks lifts)"
 )
 
+PREMIUM_BASIS = (
+    "descriptive: how much higher listings with this photo are priced than the same product's other listings in "
+    "the same week; not an effect the photo causes"
+)
+UNITS_WITH_PRICE_BASIS = (
+    "change in units sold including the price channel: the headline (price held fixed) plus the elasticity times "
+    "the price premium; delta-method interval"
+)
+REVENUE_BASIS = "change in revenue: units including the price channel, plus the price premium; delta-method interval"
+
 T = TypeVar("T")
 
 
@@ -717,6 +727,89 @@ def _data_warnings(panel: Panel, sales: SalesTable, fits: Fits) -> list[str]:
     return warnings
 
 
+def price_channels(
+    ppml: FitResult | None, premium: FitResult | None, categories: list[int], level: float
+) -> tuple[tuple[Effect, ...], tuple[Effect, ...]]:
+    """Per effect category, the effect on units through the price premium too, and the effect on revenue.
+
+    With b the headline (log units at a fixed price), e the elasticity and p the price premium (log points):
+    units including the price channel b + e p, revenue b + (1 + e) p. Standard errors by the delta method with
+    the clustered covariance of (b, e) from the headline, of p from the premium fit, and between the two fits
+    from their per-product influences. The premium is descriptive (prices are set by sellers, not randomised),
+    so these figures hold only as far as the premium is what the photo type brings with it.
+    """
+    units_out, revenue_out = [], []
+    joint = joint_covariance(ppml, premium) if ppml is not None and premium is not None else None
+    for category in EFFECT_IDS:
+        name = _dummy(category)
+        empty = Effect(category, CATEGORY_NAMES[category], note="not estimated")
+        if (
+            ppml is None
+            or premium is None
+            or joint is None
+            or category not in categories
+            or name not in ppml.names
+            or name not in premium.names
+            or PRICE not in ppml.names
+        ):
+            units_out.append(replace(empty, effect_basis=UNITS_WITH_PRICE_BASIS))
+            revenue_out.append(replace(empty, effect_basis=REVENUE_BASIS))
+            continue
+        ib, ie, ip = ppml.names.index(name), ppml.names.index(PRICE), premium.names.index(name)
+        b, e, p = float(ppml.params[ib]), float(ppml.params[ie]), float(premium.params[ip])
+        cov = np.array(
+            [
+                [ppml.cov[ib, ib], ppml.cov[ib, ie], joint[ib, ip]],
+                [ppml.cov[ie, ib], ppml.cov[ie, ie], joint[ie, ip]],
+                [joint[ib, ip], joint[ie, ip], premium.cov[ip, ip]],
+            ]
+        )
+        df = max(min(ppml.n_clusters, premium.n_clusters) - 1, 1)
+        t_crit = float(stats.t.ppf(0.5 + level / 2, df))
+        for estimate, gradient, basis, out in (
+            (b + e * p, np.array([1.0, p, e]), UNITS_WITH_PRICE_BASIS, units_out),
+            (b + (1 + e) * p, np.array([1.0, p, 1 + e]), REVENUE_BASIS, revenue_out),
+        ):
+            se = math.sqrt(max(float(gradient @ cov @ gradient), 0.0))
+            low, high = estimate - t_crit * se, estimate + t_crit * se
+            out.append(
+                Effect(
+                    category,
+                    CATEGORY_NAMES[category],
+                    estimate=estimate,
+                    std_err=se,
+                    ci_low=low,
+                    ci_high=high,
+                    p_value=float(2 * stats.t.sf(abs(estimate / se), df)) if se > 0 else None,
+                    effect_pct=_pct(estimate),
+                    effect_pct_ci=(_pct(low), _pct(high)),
+                    effect_basis=basis,
+                )
+            )
+    return tuple(units_out), tuple(revenue_out)
+
+
+def _elasticity_warnings(elasticity: Effect, config: ReportConfig) -> list[str]:
+    """A warning when the price elasticity has the wrong sign or an implausible size."""
+    e = elasticity.estimate
+    if e is None:
+        return []
+    if e >= 0:
+        return [
+            f"The price elasticity is {e:+.2f}, at or above zero: higher prices go with more sales here, which "
+            "usually means prices follow demand (prices raised in busy seasons, discounts in slow weeks) rather "
+            "than the other way round. The photo effects are estimated at that elasticity and the price channel "
+            "uses it, so read both with care."
+        ]
+    if not config.elasticity_min <= e <= config.elasticity_max:
+        return [
+            f"The price elasticity is {e:+.2f}, outside the range taken as plausible ({config.elasticity_min:+.1f} "
+            f"to {config.elasticity_max:+.1f}, REPORT_ELASTICITY_MIN and REPORT_ELASTICITY_MAX): prices may follow "
+            "demand or vary too little to measure it, and the price channel leans on it."
+        ]
+    return []
+
+
 def _fit_summary(fit: FitResult | None, spec: str, level: float, notes: dict[int, str] | None = None) -> FitSummary:
     notes = notes or {}
     return FitSummary(
@@ -747,6 +840,8 @@ def assemble_report(
         )
         for c in EFFECT_IDS
     )
+    units_with_price, revenue = price_channels(ppml, fits.price_premium, fits.categories, level)
+    elasticity = elasticity_effect(ppml, level)
     formula = "units ~ " + " + ".join([*(_dummy(c) for c in EFFECT_IDS), PRICE, *controls])
     counts = Counts(
         rows=int(sales.rows_read),
@@ -791,8 +886,13 @@ def assemble_report(
         counts=counts,
         spec=spec,
         effects=effects,
-        price_elasticity=elasticity_effect(ppml, level),
-        price_effects=tuple(category_effect(fits.price_premium, c, level, fits.notes.get(c)) for c in EFFECT_IDS),
+        price_elasticity=elasticity,
+        price_effects=tuple(
+            replace(category_effect(fits.price_premium, c, level, fits.notes.get(c)), effect_basis=PREMIUM_BASIS)
+            for c in EFFECT_IDS
+        ),
+        units_with_price=units_with_price,
+        revenue_effects=revenue,
         per_product=tuple(fits.per_product),
         log_units_check=_fit_summary(fits.log_units, LOG_UNITS_SPEC, level, fits.notes),
         pooled=_fit_summary(fits.pooled, POOLED_SPEC, level),
@@ -805,6 +905,7 @@ def assemble_report(
             *_missing_data(panel, sales, records, fits, config),
             *fits.warnings,
             *_data_warnings(panel, sales, fits),
+            *_elasticity_warnings(elasticity, config),
         ),
     )
 

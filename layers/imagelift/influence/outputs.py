@@ -82,7 +82,11 @@ def render_csv(report: Report) -> bytes:
         row("sales_effect", effect)
     row("price_elasticity", report.price_elasticity, note=report.price_elasticity.effect_basis)
     for effect in report.price_effects:
-        row("price_premium", effect)
+        row("price_premium", effect, note=effect.note or effect.effect_basis)
+    for effect in report.units_with_price:
+        row("units_with_price", effect, note=effect.note or effect.effect_basis)
+    for effect in report.revenue_effects:
+        row("revenue", effect, note=effect.note or effect.effect_basis)
     for effect in report.log_units_check.effects:
         row("check_ols_log_units", effect)
     for effect in report.pooled.effects:
@@ -347,6 +351,37 @@ def section_chart(effects: tuple[Effect, ...], price_effects: tuple[Effect, ...]
     )
 
 
+def section_price_channels(report: Report, level: float) -> str:
+    """The headline (price held fixed) beside the price premium, units with the price channel and revenue."""
+    if not report.units_with_price or not any(e.estimated for e in report.units_with_price):
+        return ""
+    lvl = f"{level:.0%}"
+    out = [
+        "<h2>Price: what the photo type brings with it</h2>",
+        "<p>The headline compares listings at the same price. Listings with some kinds of photo are also priced "
+        "differently; that premium is <strong>descriptive</strong> (sellers set prices, nobody randomised them), "
+        "but if it comes with the photo type, it changes units through the price elasticity and it changes "
+        "revenue directly.</p>",
+        "<table><tr><th>Photo type</th><th>Units, price held fixed (headline)</th><th>Price premium "
+        "(descriptive)</th><th>Units, including the price premium</th><th>Revenue</th></tr>",
+    ]
+    rows = zip(report.effects, report.price_effects, report.units_with_price, report.revenue_effects, strict=False)
+    for headline, premium, units, revenue in rows:
+        cells = "".join(
+            f"<td>{_pct(e.effect_pct)} <span class='muted'>({_range(e)})</span></td>" if e.estimated else "<td>n/a</td>"
+            for e in (headline, premium, units, revenue)
+        )
+        out.append(f"<tr><td>{_e(headline.category_name.capitalize())}</td>{cells}</tr>")
+    el = report.price_elasticity
+    elasticity = "n/a" if el.estimate is None else f"{el.estimate:.2f}"
+    out.append(
+        f"</table><p class='muted'>{lvl} ranges; units including the premium = headline + elasticity "
+        f"({elasticity}) &times; premium, revenue = that + the premium, in log points, with delta-method "
+        "ranges that allow for the three estimates moving together.</p>"
+    )
+    return "".join(out)
+
+
 def section_robustness(headline: FitSummary, check: FitSummary, pooled: FitSummary) -> str:
     """The headline beside the log(units) check and the first version's pooled OLS."""
     out = ["<h2>The same question, three ways</h2><table><tr><th>Method</th>"]
@@ -551,6 +586,7 @@ def _sections(report: Report, max_products: int) -> list[Callable[[], str]]:
         lambda: section_warnings(report.warnings),
         lambda: section_chart(report.effects, report.price_effects, level),
         lambda: section_identification(report.identification, report.effects, report.within_listing, level),
+        lambda: section_price_channels(report, level),
         lambda: section_robustness(headline, report.log_units_check, report.pooled),
         lambda: section_per_product(report.per_product, level, max_products, report.shrinkage),
         lambda: section_counts(report.counts),

@@ -411,6 +411,11 @@ class Report:
     """Per effect category: where the headline's comparisons come from and the within-listing comparison."""
     shrinkage: tuple[Shrinkage, ...] = ()
     """Per effect category with per-product effects: their spread and the shrinkage applied."""
+    units_with_price: tuple[Effect, ...] = ()
+    """Per effect category: the effect on units once the photo's price premium is passed through the elasticity
+    (the headline holds price fixed)."""
+    revenue_effects: tuple[Effect, ...] = ()
+    """Per effect category: the effect on revenue, units with the price channel plus the premium itself."""
 
     @property
     def confidence(self) -> float:
@@ -431,6 +436,8 @@ class Report:
             "within_listing": None if self.within_listing is None else self.within_listing.to_dict(),
             "identification": [i.to_dict() for i in self.identification],
             "shrinkage": [s.to_dict() for s in self.shrinkage],
+            "units_with_price": [e.to_dict() for e in self.units_with_price],
+            "revenue_effects": [e.to_dict() for e in self.revenue_effects],
             "warnings": list(self.warnings),
         }
 
@@ -462,6 +469,8 @@ class Report:
             within_listing=FitSummary.from_dict(data["within_listing"]) if data.get("within_listing") else None,
             identification=tuple(Identification.from_dict(i) for i in data.get("identification", ())),
             shrinkage=tuple(Shrinkage.from_dict(s) for s in data.get("shrinkage", ())),
+            units_with_price=tuple(Effect.from_dict(e) for e in data.get("units_with_price", ())),
+            revenue_effects=tuple(Effect.from_dict(e) for e in data.get("revenue_effects", ())),
         )
 
     @classmethod

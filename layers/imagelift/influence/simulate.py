@@ -59,6 +59,9 @@ class SimulationSpec:
     sell better anyway get model photos, which only a within-listing comparison sees through."""
     model_lift_sd: float = 0.0
     """SD across products of the model lift (log points around the planted mean): heterogeneous effects."""
+    price_follows_demand: float = 0.0
+    """Log points of price per log point of the product's weekly demand shock: sellers raising prices in their
+    busy weeks, which biases the elasticity towards zero and beyond."""
     seed: int = 0
 
 
@@ -144,6 +147,9 @@ def simulate(spec: SimulationSpec | None = None) -> Simulation:
     if spec.model_lift_sd > 0:
         model_lift += rng.normal(0, spec.model_lift_sd, n_products)
     lift = np.select([category == 1, category == 2], [model_lift[product], math.log1p(spec.worn_lift / 100)], 0.0)
+    if spec.price_follows_demand:
+        price = np.round(np.exp(log_price + spec.price_follows_demand * product_week[product, week]), 2)
+        log_price = np.log(price)
     log_mu = (
         math.log(spec.base_units)
         + 0.5 * quality[product]

@@ -8,6 +8,7 @@ import json
 from datetime import UTC, datetime
 
 import pytest
+from scipy import stats
 
 from imagelift.config import ReportConfig
 from imagelift.errors import EstimationFailure, PermanentError
@@ -210,3 +211,17 @@ def test_too_few_rows_with_sales_fails_only_the_log_units_check():
     assert report.log_units_check.nobs == 0
     assert not any(e.estimated for e in report.log_units_check.effects)
     assert all(e.estimated for e in report.effects)  # the headline PPML still has its numbers
+
+
+def test_the_page_says_what_it_can_and_states_its_assumptions(sim):
+    run = build_report(_sources(sim), sim.records, CONFIG, generated_at=WHEN)
+    page = run.files["influence.html"].decode()
+    for phrase in ("real lift", "real drop", "contains the true effect", "true effect with"):
+        assert phrase not in page.lower()
+    assert "Assumptions" in page and "Photos were not chosen by how a listing was going to sell" in page
+    model = run.report.effects[0]
+    assert 0.5 < model.probability_above_zero < 1
+    assert model.probability_above_zero == pytest.approx(stats.norm.cdf(model.estimate / model.std_err))
+    assert "chance that the effect is above zero" in page and "normally distributed" in page
+    assert "Where the answer comes from" in page and "Price: what the photo type brings with it" in page
+    assert "chance above zero" in ReportSummary.of(run.report).headline()

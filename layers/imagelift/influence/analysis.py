@@ -96,7 +96,15 @@ def category_effect(fit: FitResult | None, category: int, level: float, note: st
         **{key: _clean(value) for key, value in inf.items()},
         effect_pct=_clean(_pct(inf["estimate"])),
         effect_pct_ci=(_clean(_pct(inf["ci_low"])), _clean(_pct(inf["ci_high"]))),
+        probability_above_zero=_probability_above_zero(inf["estimate"], inf["std_err"]),
     )
+
+
+def _probability_above_zero(estimate: float, std_err: float) -> float | None:
+    """Phi(estimate / SE): the normal approximation to the chance that the effect is positive."""
+    if not (math.isfinite(estimate) and math.isfinite(std_err)) or std_err <= 0:
+        return None
+    return float(stats.norm.cdf(estimate / std_err))
 
 
 def elasticity_effect(fit: FitResult | None, level: float, note: str | None = None) -> Effect:
@@ -784,6 +792,7 @@ def price_channels(
                     effect_pct=_pct(estimate),
                     effect_pct_ci=(_pct(low), _pct(high)),
                     effect_basis=basis,
+                    probability_above_zero=_probability_above_zero(estimate, se),
                 )
             )
     return tuple(units_out), tuple(revenue_out)

@@ -171,10 +171,18 @@ def _pct(value: float | None, signed: bool = True, digits: int = 1) -> str:
 def _verdict(effect: Effect) -> str:
     low, high = effect.effect_pct_ci
     if low > 0:
-        return "a real lift: even the cautious end of the range is above zero"
+        return "more sales with these photos: the whole range is above zero"
     if high < 0:
-        return "a real drop: even the optimistic end of the range is below zero"
-    return "not distinguishable from no effect: the range includes zero"
+        return "fewer sales with these photos: the whole range is below zero"
+    return "the data cannot tell this apart from no effect: the range includes zero"
+
+
+def _chance(effect: Effect) -> str:
+    p = effect.probability_above_zero
+    if p is None:
+        return ""
+    shown = ">99%" if p > 0.99 else "<1%" if p < 0.01 else f"{p:.0%}"
+    return f"chance the effect is above zero: {shown}"
 
 
 def _chart(rows: list[tuple[str, str, Effect]], level: float) -> str:
@@ -312,9 +320,65 @@ def section_headline(effects: tuple[Effect, ...], level: float) -> str:
             f"<div class='card big'><div class='what'>{_e(_label(effect))} vs {_e(BASE.label)}, units sold</div>"
             f"<div class='num' style='color:{_colour(effect.category_name)}'>{_pct(effect.effect_pct)}</div>"
             f"<div class='rng'>{lvl} range: {_range(effect)}</div>"
-            f"<div class='what'>{_e(_verdict(effect))}</div></div>"
+            f"<div class='what'>{_e(_verdict(effect))}; {_e(_chance(effect))}</div></div>"
         )
     return "".join(out)
+
+
+def section_summary(report: Report) -> str:
+    """The answer in plain words, one sentence per photo type, before any number is shown on its own."""
+    level = f"{report.confidence:.0%}"
+    sentences = []
+    for effect in report.effects:
+        if not effect.estimated:
+            continue
+        label = _label(effect)
+        more = "more" if effect.effect_pct >= 0 else "fewer"
+        chance = effect.probability_above_zero
+        chance_text = (
+            ""
+            if chance is None
+            else f" Treating the estimate as normally distributed, the chance that the effect is above zero is "
+            f"{'more than 99%' if chance > 0.99 else 'less than 1%' if chance < 0.01 else f'{chance:.0%}'}."
+        )
+        sentences.append(
+            f"<p><strong>{_e(label)}:</strong> listings with these photos sold {abs(effect.effect_pct):.1f}% {more} "
+            f"units than the same product's listings with {_e(BASE.label)} photos in the same week at the same "
+            f"price ({level} range {_range(effect)}).{chance_text}</p>"
+        )
+    if not sentences:
+        return ""
+    return (
+        "<div class='card'>"
+        + "".join(sentences)
+        + "<p class='muted'>These hold if the assumptions in the box below hold; the warnings say where the data "
+        "suggest they may not.</p></div>"
+    )
+
+
+def section_assumptions(report: Report) -> str:
+    """What the headline takes for granted, in plain words: the reader can judge each against the shop."""
+    items = [
+        "<strong>Photos were not chosen by how a listing was going to sell.</strong> The headline compares "
+        "listings of one product in the same week; if sellers gave the better-selling listings a kind of photo, "
+        "the headline credits the photo with the listing's own pull. The within-listing comparison (each listing "
+        "before and after a switch) does not assume this, only that switches were not timed with other changes.",
+        "<strong>Nothing else changed with the photo.</strong> A promotion, a new title or a price change made at "
+        "the same time as a photo switch is counted as the photo's effect, unless it is one of the controls.",
+        "<strong>One number per photo type.</strong> The headline is an average over products; the per-product "
+        "table shows how much products seem to differ.",
+        "<strong>The photo types are right.</strong> Photos the classifier put in the wrong type pull the "
+        "effects towards zero.",
+        "<strong>Prices did not follow demand.</strong> The elasticity, and the price channel built on it, come "
+        "from price differences within a product and week; prices raised in busy weeks bias it towards zero.",
+        "<strong>Many independent products.</strong> Ranges allow weeks of one product to move together, and "
+        "need many products; a few products carrying most of the sales make them too narrow.",
+    ]
+    return (
+        "<div class='card'><strong>Assumptions</strong><ul>"
+        + "".join(f"<li>{item}</li>" for item in items)
+        + "</ul></div>"
+    )
 
 
 def section_price(elasticity: Effect, level: float) -> str:
@@ -344,8 +408,10 @@ def section_chart(effects: tuple[Effect, ...], price_effects: tuple[Effect, ...]
     return (
         f"<h2>Effects against {_e(BASE.label)} photos, with {lvl} ranges</h2><div class='card'>"
         + _chart(rows, level)
-        + "<p class='muted'>The dot is the best estimate; the bar is the range that contains the true effect with "
-        f"{lvl} confidence. A bar that crosses the dashed line means the data cannot rule out no effect. "
+        + "<p class='muted'>The dot is the best estimate; the bar is the "
+        f"{lvl} range, the effects the data are consistent with (ranges built this way cover the effect in about "
+        f"{lvl} of data sets when the assumptions below hold, and they can fail when those assumptions do not). A bar "
+        "that crosses the dashed line means the data cannot rule out no effect. "
         "&ldquo;Sales&rdquo; compares units sold by the same product in the same week at the same price; "
         "&ldquo;price&rdquo; is how much higher listings with that kind of photo are priced.</p></div>"
     )
@@ -583,11 +649,13 @@ def _sections(report: Report, max_products: int) -> list[Callable[[], str]]:
             + section_price(report.price_elasticity, level)
             + "</div>"
         ),
+        lambda: section_summary(report),
         lambda: section_warnings(report.warnings),
         lambda: section_chart(report.effects, report.price_effects, level),
         lambda: section_identification(report.identification, report.effects, report.within_listing, level),
         lambda: section_price_channels(report, level),
         lambda: section_robustness(headline, report.log_units_check, report.pooled),
+        lambda: section_assumptions(report),
         lambda: section_per_product(report.per_product, level, max_products, report.shrinkage),
         lambda: section_counts(report.counts),
         lambda: section_method(report.spec),

@@ -44,6 +44,9 @@ class Effect:
     """Products in which this category varies, the source of identification (headline effects only)."""
     effect_basis: str | None = None
     """What ``effect_pct`` measures when it is not the lift of a category (the elasticity)."""
+    probability_above_zero: float | None = None
+    """Normal approximation on the estimate and its standard error, Phi(estimate / std_err): how sure the data
+    make us that the effect is positive, treating the estimate's sampling distribution as the uncertainty."""
 
     @property
     def estimated(self) -> bool:
@@ -57,7 +60,7 @@ class Effect:
         for key in _NUMBERS:
             out[key] = getattr(self, key)
         out["effect_pct_ci"] = None if self.effect_pct_ci is None else list(self.effect_pct_ci)
-        for key in ("note", "effect_basis", "n_rows", "varying_products"):
+        for key in ("note", "effect_basis", "n_rows", "varying_products", "probability_above_zero"):
             value = getattr(self, key)
             if value is not None:
                 out[key] = value
@@ -74,6 +77,7 @@ class Effect:
             n_rows=data.get("n_rows"),
             varying_products=data.get("varying_products"),
             effect_basis=data.get("effect_basis"),
+            probability_above_zero=data.get("probability_above_zero"),
         )
 
 
@@ -573,8 +577,14 @@ class ReportSummary:
                 lines.append(f"{e.category_name}: no estimate ({e.note or ''})")
             else:
                 lo, hi = e.effect_pct_ci
+                chance = (
+                    ""
+                    if e.probability_above_zero is None
+                    else f", chance above zero {e.probability_above_zero:.0%} (normal approximation)"
+                )
                 lines.append(
                     f"{e.category_name} vs product: {e.effect_pct:+.1f}% units ({level} CI {lo:+.1f}% to {hi:+.1f}%)"
+                    + chance
                 )
         el = self.price_elasticity
         if el.estimate is not None:

@@ -253,3 +253,20 @@ def test_an_elasticity_of_the_wrong_sign_or_size_is_a_warning():
         "outside the range"
         in _elasticity_warnings(Effect(None, None, estimate=-1.2), ReportConfig(elasticity_min=-1.0))[0]
     )
+
+
+def test_a_few_huge_products_switch_the_headline_to_jackknife_ranges():
+    sim = simulate(SimulationSpec(products=150, weeks=26, huge_products=3, huge_demand=4.0, seed=5))
+    report = _report(sim)
+    model = next(c for c in report.concentration if c.category == 1)
+    assert model.interval == "CR3" and model.top_share > 0.3
+    assert set(model.top_products) <= {"P00000", "P00001", "P00002"} or model.top_share > 0.3
+    assert report.effects[0].std_err == pytest.approx(model.cr3_std_err)
+    assert any("jackknife, CR3" in w for w in report.warnings)
+
+
+def test_evenly_spread_products_keep_clustered_ranges(report_and_truth):
+    report, _ = report_and_truth
+    assert {c.interval for c in report.concentration} == {"CRV1"}
+    for c in report.concentration:
+        assert c.effective_products > 30 and 0 < c.top_share < 0.3 and len(c.top_products) == 3

@@ -262,3 +262,22 @@ def test_cluster_influences_rebuild_the_clustered_covariance(panel):
         np.testing.assert_allclose(rebuilt, fit.cov, rtol=1e-8)
         own = joint_covariance(fit, fit) * (n - 1) / (n - fit.df_k)
         np.testing.assert_allclose(own, fit.cov, rtol=1e-8)
+
+
+def test_the_one_step_jackknife_is_close_to_refitting_without_each_product():
+    from imagelift.influence.estimation import jackknife_covariance
+
+    sim = simulate(SimulationSpec(products=40, weeks=16, seed=9))
+    frame = sim.sales
+    x = np.column_stack([np.log(frame["price"]), frame["promo"]]).astype(float)
+    y, product, week = frame["units"].to_numpy(float), frame["product_id"].to_numpy(), frame["week"].to_numpy()
+    fit = fit_ppml(y, x, ["log_price", "promo"], [product, week], product)
+    shifts = []
+    for left_out in np.unique(product):
+        keep = product != left_out
+        refit = fit_ppml(y[keep], x[keep], ["log_price", "promo"], [product[keep], week[keep]], product[keep])
+        shifts.append(refit.params - fit.params)
+    shifts = np.array(shifts)
+    g = len(shifts)
+    exact = shifts.T @ shifts * (g - 1) / g
+    np.testing.assert_allclose(np.sqrt(np.diag(jackknife_covariance(fit))), np.sqrt(np.diag(exact)), rtol=0.1)

@@ -24,9 +24,17 @@ from scipy import stats
 from imagelift.config import ReportConfig
 from imagelift.errors import EstimationFailure
 from imagelift.influence.demean import factorize
-from imagelift.influence.estimation import FitResult, fit_ols_fe, fit_pooled_ols, fit_ppml, joint_covariance
+from imagelift.influence.estimation import (
+    FitResult,
+    fit_ols_fe,
+    fit_pooled_ols,
+    fit_ppml,
+    jackknife_covariance,
+    joint_covariance,
+)
 from imagelift.influence.records import CategoryRecords, join_categories
 from imagelift.influence.report import (
+    Concentration,
     Counts,
     Effect,
     FitSummary,
@@ -260,6 +268,7 @@ class Fits:
     """Why each effect category has no within-listing number."""
     identification_table: list[Identification] = field(default_factory=list)
     shrinkage: list[Shrinkage] = field(default_factory=list)
+    concentration: list[Concentration] = field(default_factory=list)
 
 
 def fit_models(panel: Panel, config: ReportConfig) -> Fits:
@@ -282,6 +291,11 @@ def fit_models(panel: Panel, config: ReportConfig) -> Fits:
         "The headline PPML model",
         warnings,
     )
+    concentration: list[Concentration] = []
+    if ppml is not None:
+        ppml, concentration, note = concentrated_intervals(ppml, product, panel.product_ids, config)
+        if note:
+            warnings.append(note)
     sold = units > 0
     log_units = _guarded(
         lambda: fit_ols_fe(
@@ -360,7 +374,89 @@ def fit_models(panel: Panel, config: ReportConfig) -> Fits:
         within_notes=within_notes,
         identification_table=table,
         shrinkage=shrinkage,
+        concentration=concentration,
     )
+
+
+JACKKNIFE_RULE = (
+    "CR3 (leave-one-product-out jackknife) when the top {k} products carry more than {share:.0%} of any headline "
+    "coefficient's Poisson weight or the effective number of products is below {effective:g}; CRV1 otherwise"
+)
+
+
+def _weight_shares(fit: FitResult, clusters: np.ndarray) -> np.ndarray | None:
+    """(G, k): each cluster's share of the Poisson weight (information) behind each coefficient.
+
+    By Frisch-Waugh a coefficient rests on its regressor's residual r after the fixed effects and the other
+    regressors; cluster g's share is sum over its rows of mu r^2 over the total.
+    """
+    if fit.demeaned_x is None or fit.kept_rows is None:
+        return None
+    x = fit.demeaned_x
+    w = fit.weights if fit.weights is not None else np.ones(len(x))
+    codes = factorize(clusters[fit.kept_rows])[0]
+    n_clusters = int(codes.max()) + 1
+    shares = np.empty((n_clusters, x.shape[1]))
+    for j in range(x.shape[1]):
+        others = np.delete(x, j, axis=1)
+        r = x[:, j]
+        if others.shape[1]:
+            wo = others * w[:, None]
+            r = r - others @ np.linalg.lstsq(wo.T @ others, wo.T @ r, rcond=None)[0]
+        mass = np.bincount(codes, weights=w * r**2, minlength=n_clusters)
+        shares[:, j] = mass / mass.sum() if mass.sum() > 0 else 0.0
+    return shares
+
+
+def concentrated_intervals(
+    fit: FitResult, clusters: np.ndarray, cluster_ids: np.ndarray, config: ReportConfig
+) -> tuple[FitResult, list[Concentration], str | None]:
+    """The headline's weight concentration per coefficient, and the fit with CR3 errors when the rule says so."""
+    shares = _weight_shares(fit, clusters)
+    if shares is None or fit.cluster_labels is None:
+        return fit, [], None
+    rule = JACKKNIFE_RULE.format(
+        k=config.top_products, share=config.jackknife_top_share, effective=config.jackknife_min_effective
+    )
+    labels = [str(cluster_ids[int(code)]) for code in fit.cluster_labels]
+    rows = []
+    concentrated = False
+    for j, name in enumerate(fit.names):
+        if name != PRICE and not name.startswith("category_"):
+            continue
+        order = np.argsort(-shares[:, j])[: config.top_products]
+        top_share = float(shares[order, j].sum())
+        effective = float(1 / np.sum(shares[:, j] ** 2)) if np.sum(shares[:, j] ** 2) > 0 else 0.0
+        concentrated |= top_share > config.jackknife_top_share or effective < config.jackknife_min_effective
+        rows.append((j, name, effective, tuple(labels[i] for i in order), top_share))
+    cr3 = jackknife_covariance(fit) if rows else None
+    use_cr3 = concentrated and cr3 is not None
+    out = []
+    for j, name, effective, top, top_share in rows:
+        category = next((c for c in EFFECT_IDS if _dummy(c) == name), None)
+        out.append(
+            Concentration(
+                category=category,
+                name=CATEGORY_NAMES[category] if category is not None else "price elasticity",
+                effective_products=effective,
+                top_products=top,
+                top_share=top_share,
+                interval="CR3" if use_cr3 else "CRV1",
+                rule=rule,
+                crv1_std_err=float(math.sqrt(fit.cov[j, j])),
+                cr3_std_err=None if cr3 is None else float(math.sqrt(max(cr3[j, j], 0.0))),
+            )
+        )
+    if not use_cr3:
+        return fit, out, None
+    worst = max(out, key=lambda c: c.top_share)
+    note = (
+        f"A few products carry most of the evidence: the top {len(worst.top_products)} carry "
+        f"{worst.top_share:.0%} of the weight behind the {worst.name} estimate (as much as "
+        f"{worst.effective_products:.1f} equally sized products). Ordinary clustered ranges are too narrow then, so "
+        "the headline ranges come from leaving out one product at a time (jackknife, CR3), and are wider."
+    )
+    return replace(fit, cov=cr3), out, note
 
 
 def _switching_listings(frame: pd.DataFrame) -> dict[int, tuple[int, int]]:
@@ -902,6 +998,7 @@ def assemble_report(
         ),
         units_with_price=units_with_price,
         revenue_effects=revenue,
+        concentration=tuple(fits.concentration),
         per_product=tuple(fits.per_product),
         log_units_check=_fit_summary(fits.log_units, LOG_UNITS_SPEC, level, fits.notes),
         pooled=_fit_summary(fits.pooled, POOLED_SPEC, level),

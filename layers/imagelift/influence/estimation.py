@@ -62,6 +62,8 @@ class FitResult:
     sandwich before its small-sample factor); lets two fits on the same clusters share a covariance."""
     cluster_labels: np.ndarray | None = None
     """The cluster value of each row of ``influence``."""
+    cluster_hessians: np.ndarray | None = None
+    """(G, k, k): each cluster's X_g' W_g X_g on the demeaned regressors; they sum to the bread's inverse."""
     weights: np.ndarray | None = None
     """The final IRLS weights (mu) of the kept rows (PPML), or None (OLS: equal weights)."""
     demeaned_x: np.ndarray | None = None
@@ -163,15 +165,43 @@ def _prepare(
 
 def _cluster_influence(
     x_dm: np.ndarray, resid: np.ndarray, weights: np.ndarray | None, cluster_codes: np.ndarray
-) -> np.ndarray:
-    """Per-cluster bread @ (sum of scores), the pieces of the clustered sandwich, for joint covariances."""
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-cluster bread @ (sum of scores), the pieces of the clustered sandwich, and per-cluster X_g' W_g X_g."""
     wx = x_dm if weights is None else x_dm * weights[:, None]
     bread = np.linalg.inv(wx.T @ x_dm)
     n_clusters = int(cluster_codes.max()) + 1
+    k = x_dm.shape[1]
     scores = np.column_stack(
-        [np.bincount(cluster_codes, weights=wx[:, j] * resid, minlength=n_clusters) for j in range(x_dm.shape[1])]
+        [np.bincount(cluster_codes, weights=wx[:, j] * resid, minlength=n_clusters) for j in range(k)]
     )
-    return scores @ bread
+    hessians = np.empty((n_clusters, k, k))
+    for a in range(k):
+        for b in range(a, k):
+            hessians[:, a, b] = hessians[:, b, a] = np.bincount(
+                cluster_codes, weights=wx[:, a] * x_dm[:, b], minlength=n_clusters
+            )
+    return scores @ bread, hessians
+
+
+def jackknife_covariance(fit: FitResult) -> np.ndarray | None:
+    """Leave-one-cluster-out (CR3) covariance: (G-1)/G times the sum of (b_(g) - b)(b_(g) - b)'.
+
+    b_(g) - b is the exact change of the last weighted least-squares step when cluster g leaves:
+    -(H - H_g)^-1 s_g, with H the bread's inverse, H_g and s_g the cluster's share of it and its score. Fixed
+    effects and IRLS weights stay at the full-sample values (the one-step jackknife), which is what keeps it
+    cheap; unlike CRV1 it does not trust the largest clusters to estimate their own variance.
+    """
+    if fit.influence is None or fit.cluster_hessians is None:
+        return None
+    hessian = fit.cluster_hessians.sum(axis=0)
+    scores = fit.influence @ hessian
+    remaining = hessian[None, :, :] - fit.cluster_hessians
+    try:
+        shifts = np.linalg.solve(remaining, scores[:, :, None])[:, :, 0]
+    except np.linalg.LinAlgError:
+        return None
+    g = len(shifts)
+    return shifts.T @ shifts * (g - 1) / g
 
 
 def joint_covariance(a: FitResult, b: FitResult) -> np.ndarray | None:
@@ -210,8 +240,10 @@ def _absorbed_fit_result(
     resid = np.asarray(result.model.endog) - x_dm @ np.asarray(result.params)
     labels = np.empty(int(cluster_codes.max()) + 1, dtype=object)
     labels[cluster_codes] = cluster_labels
+    influence, hessians = _cluster_influence(x_dm, resid, weights, cluster_codes)
     return FitResult(
-        influence=_cluster_influence(x_dm, resid, weights, cluster_codes),
+        influence=influence,
+        cluster_hessians=hessians,
         cluster_labels=labels,
         weights=weights,
         demeaned_x=x_dm,

@@ -13,6 +13,7 @@ from typing import Any
 
 from imagelift.influence.records import EXCLUSION_REASONS, JOIN_REJECTION_REASONS
 from imagelift.influence.report import (
+    Concentration,
     Counts,
     Effect,
     FitSummary,
@@ -417,6 +418,27 @@ def section_chart(effects: tuple[Effect, ...], price_effects: tuple[Effect, ...]
     )
 
 
+def section_concentration(concentration: tuple[Concentration, ...]) -> str:
+    """How evenly the products carry the evidence, and which kind of range that led to."""
+    if not concentration:
+        return ""
+    out = [
+        "<h2>How many products carry the answer</h2><table><tr><th>Estimate</th><th>Effective number of products"
+        "</th><th>Largest products</th><th>Their share of the weight</th><th>Ranges from</th></tr>"
+    ]
+    for c in concentration:
+        method = "leaving out one product at a time (CR3)" if c.interval == "CR3" else "clustered by product (CRV1)"
+        out.append(
+            f"<tr><td>{_e(c.name)}</td><td class='n'>{c.effective_products:,.1f}</td>"
+            f"<td>{_e(', '.join(c.top_products))}</td><td class='n'>{c.top_share:.0%}</td><td>{method}</td></tr>"
+        )
+    out.append(
+        "</table><p class='muted'>The effective number is 1 / (sum of squared shares) of each product's Poisson "
+        f"weight on the estimate. Rule: {_e(concentration[0].rule)}.</p>"
+    )
+    return "".join(out)
+
+
 def section_price_channels(report: Report, level: float) -> str:
     """The headline (price held fixed) beside the price premium, units with the price channel and revenue."""
     if not report.units_with_price or not any(e.estimated for e in report.units_with_price):
@@ -654,6 +676,7 @@ def _sections(report: Report, max_products: int) -> list[Callable[[], str]]:
         lambda: section_chart(report.effects, report.price_effects, level),
         lambda: section_identification(report.identification, report.effects, report.within_listing, level),
         lambda: section_price_channels(report, level),
+        lambda: section_concentration(report.concentration),
         lambda: section_robustness(headline, report.log_units_check, report.pooled),
         lambda: section_assumptions(report),
         lambda: section_per_product(report.per_product, level, max_products, report.shrinkage),

@@ -213,6 +213,36 @@ class Identification:
 
 
 @dataclass(frozen=True)
+class Concentration:
+    """How evenly the products share the Poisson weight behind one headline coefficient, and which interval is used."""
+
+    category: int | None
+    """None for the price elasticity."""
+    name: str
+    effective_products: float
+    """1 / sum of squared weight shares: the number of equally weighted products that would carry as much."""
+    top_products: tuple[str, ...]
+    top_share: float
+    """Share of the weight carried by ``top_products``."""
+    interval: str
+    """``CRV1`` or ``CR3`` (leave-one-product-out jackknife), by the rule in ``rule``."""
+    rule: str
+    crv1_std_err: float | None = None
+    cr3_std_err: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {key: getattr(self, key) for key in self.__dataclass_fields__}
+        out["top_products"] = list(self.top_products)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Concentration:
+        return cls(
+            **{**{key: data.get(key) for key in cls.__dataclass_fields__}, "top_products": tuple(data["top_products"])}
+        )
+
+
+@dataclass(frozen=True)
 class Period:
     first_week: str | None
     """None when no week of sales could be used."""
@@ -420,6 +450,8 @@ class Report:
     (the headline holds price fixed)."""
     revenue_effects: tuple[Effect, ...] = ()
     """Per effect category: the effect on revenue, units with the price channel plus the premium itself."""
+    concentration: tuple[Concentration, ...] = ()
+    """Per headline coefficient: effective number of products, the top products' share, the interval used."""
 
     @property
     def confidence(self) -> float:
@@ -442,6 +474,7 @@ class Report:
             "shrinkage": [s.to_dict() for s in self.shrinkage],
             "units_with_price": [e.to_dict() for e in self.units_with_price],
             "revenue_effects": [e.to_dict() for e in self.revenue_effects],
+            "concentration": [c.to_dict() for c in self.concentration],
             "warnings": list(self.warnings),
         }
 
@@ -475,6 +508,7 @@ class Report:
             shrinkage=tuple(Shrinkage.from_dict(s) for s in data.get("shrinkage", ())),
             units_with_price=tuple(Effect.from_dict(e) for e in data.get("units_with_price", ())),
             revenue_effects=tuple(Effect.from_dict(e) for e in data.get("revenue_effects", ())),
+            concentration=tuple(Concentration.from_dict(c) for c in data.get("concentration", ())),
         )
 
     @classmethod

@@ -59,6 +59,9 @@ class SimulationSpec:
     sell better anyway get model photos, which only a within-listing comparison sees through."""
     model_lift_sd: float = 0.0
     """SD across products of the model lift (log points around the planted mean): heterogeneous effects."""
+    huge_products: int = 0
+    """The first products sell ``huge_demand`` log points more than the rest: a few sellers carrying most sales."""
+    huge_demand: float = 0.0
     price_follows_demand: float = 0.0
     """Log points of price per log point of the product's weekly demand shock: sellers raising prices in their
     busy weeks, which biases the elasticity towards zero and beyond."""
@@ -159,6 +162,7 @@ def simulate(spec: SimulationSpec | None = None) -> Simulation:
         + lift
         + spec.elasticity * (log_price - base_log_price[product])
         + promo * math.log1p(spec.promo_lift / 100)
+        + spec.huge_demand * (product < spec.huge_products)
     )
     noise = rng.gamma(spec.dispersion, 1 / spec.dispersion, n_rows)
     units = rng.poisson(np.exp(log_mu) * noise)

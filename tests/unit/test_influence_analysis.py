@@ -270,3 +270,11 @@ def test_evenly_spread_products_keep_clustered_ranges(report_and_truth):
     assert {c.interval for c in report.concentration} == {"CRV1"}
     for c in report.concentration:
         assert c.effective_products > 30 and 0 < c.top_share < 0.3 and len(c.top_products) == 3
+
+
+def test_the_within_listing_fit_follows_the_same_jackknife_rule():
+    sim = simulate(SimulationSpec(products=150, weeks=26, huge_products=3, huge_demand=4.0, seed=5))
+    report = _report(sim)
+    plain = _report(sim, ReportConfig(controls="promo", jackknife_top_share=1.0, jackknife_min_effective=0.0))
+    assert report.within_listing.effects[0].std_err > plain.within_listing.effects[0].std_err
+    assert report.within_listing.effects[0].estimate == pytest.approx(plain.within_listing.effects[0].estimate)

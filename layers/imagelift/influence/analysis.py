@@ -341,6 +341,9 @@ def fit_models(panel: Panel, config: ReportConfig) -> Fits:
             "The within-listing (listing + week) PPML model",
             warnings,
         )
+    if within is not None:
+        # the same rule as the headline: a few large products make clustered ranges too narrow here as well
+        within = concentrated_intervals(within, product, panel.product_ids, config)[0]
     table = identification_table(frame, ident, categories, ppml, within, config.confidence)
     warnings.extend(_identification_warnings(table, ppml, within, config.confidence))
     pooled_x, pooled_names = _design(frame, [c for c in EFFECT_IDS if ident[c]["rows"]], controls)

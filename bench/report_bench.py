@@ -2,6 +2,7 @@
 
     python bench/report_bench.py speed     [--sizes 10000 100000 1000000] [--repeats 3]
     python bench/report_bench.py coverage  [--datasets 200]
+    python bench/report_bench.py identification [--datasets 100]
     python bench/report_bench.py all
 
 speed: for each size a simulated export (about 20k listings at 1M rows) is written to disk, then
@@ -15,7 +16,13 @@ speed: for each size a simulated export (about 20k listings at 1M rows) is writt
 coverage: simulate many data sets with known effects and count how often the 95% intervals contain the truth
   (should be 93-97%), for the default data and for data where most weeks have no sale.
 
-Results go to bench/results/report_speed.json and bench/results/report_coverage.json.
+identification: Monte Carlo over the threats to the headline (a few huge sellers, effects that differ across
+  products, photos chosen by listing quality, prices that follow demand): coverage and bias of the product + week
+  headline (CRV1 and CR3 ranges), of the listing + week fit, of the elasticity and of the effect on units with the
+  price channel; how often each warning fires; the per-product RMSE raw and shrunk.
+
+Results go to bench/results/report_speed.json, bench/results/report_coverage.json and
+bench/results/identification.json.
 """
 
 from __future__ import annotations
@@ -308,6 +315,97 @@ def coverage(datasets: int) -> dict:
     return {"scenarios": out, "nominal": 0.95, "binomial_sd_per_rate": sd, "target": [0.93, 0.97]}
 
 
+# ------------------------------------------------------------------------------------------ identification
+
+IDENTIFICATION_SCENARIOS = {
+    "homogeneous": {},
+    "huge_sellers": {"huge_products": 3, "huge_demand": 6.0},
+    "heterogeneous_effects": {"model_lift_sd": 0.15},
+    "selection_on_listing_quality": {"listing_selection": 1.0},
+    "prices_follow_demand": {"price_follows_demand": 0.5, "product_week_sd": 0.3},
+}
+
+
+def identification(datasets: int, products: int = 200, weeks: int = 40) -> dict:
+    from scipy import stats
+
+    from imagelift.config import ReportConfig
+    from imagelift.influence.analysis import analyse
+    from imagelift.influence.records import normalise_records
+    from imagelift.influence.sales import read_sales
+    from imagelift.influence.simulate import SimulationSpec, simulate
+
+    config = ReportConfig(controls="promo")
+    out = {}
+    for name, params in IDENTIFICATION_SCENARIOS.items():
+        start = time.perf_counter()
+        records: dict[str, list[float]] = {}
+
+        def add(key: str, value: float, records: dict = records) -> None:
+            records.setdefault(key, []).append(float(value))
+
+        for seed in range(datasets):
+            sim = simulate(SimulationSpec(products=products, weeks=weeks, **params, seed=20_000 + seed))
+            sales = read_sales([("sales.csv", sim.sales.to_csv(index=False).encode())], controls=["promo"])
+            report = analyse(sales, normalise_records(sim.records), config)
+            truth = sim.truth
+            planted = truth["log_effects"]["model"]
+            model = report.effects[0]
+            conc = next(c for c in report.concentration if c.category == 1)
+            t_crit = float(stats.t.ppf(0.975, report.spec.clusters - 1))
+            for label, se in (("crv1", conc.crv1_std_err), ("cr3", conc.cr3_std_err)):
+                add(f"headline_{label}_covers", abs(model.estimate - planted) <= t_crit * se)
+            add("headline_covers", model.ci_low <= planted <= model.ci_high)
+            add("headline_error", model.estimate - planted)
+            add("headline_uses_cr3", conc.interval == "CR3")
+            add("top3_share", conc.top_share)
+            add("effective_products", conc.effective_products)
+            within = report.within_listing.effects[0] if report.within_listing else None
+            if within is not None and within.estimated:
+                add("within_listing_covers", within.ci_low <= planted <= within.ci_high)
+                add("within_listing_error", within.estimate - planted)
+            ident = report.identification[0]
+            add("weight_within_listing", ident.weight_within_listing or 0.0)
+            add("warns_disagreement", any("two comparisons disagree on model" in w for w in report.warnings))
+            elasticity = report.price_elasticity
+            add("elasticity", elasticity.estimate)
+            add("elasticity_covers", elasticity.ci_low <= truth["elasticity"] <= elasticity.ci_high)
+            add("warns_elasticity", any("price elasticity is" in w for w in report.warnings))
+            premium = np.log1p(truth["price_premium_pct"]["model"] / 100)
+            units = report.units_with_price[0]
+            if units.estimated:
+                add("units_with_price_covers", units.ci_low <= planted + truth["elasticity"] * premium <= units.ci_high)
+            per_product = [r for r in report.per_product if r.category == 1 and r.shrunk_effect_pct is not None]
+            if per_product and not params.get("model_lift_sd"):
+                raw = np.array([r.estimate for r in per_product])
+                shrunk = np.log1p(np.array([r.shrunk_effect_pct for r in per_product]) / 100)
+                add("per_product_rmse_raw", np.sqrt(np.mean((raw - planted) ** 2)))
+                add("per_product_rmse_shrunk", np.sqrt(np.mean((shrunk - planted) ** 2)))
+                add("per_product_nominal_significant_share", np.mean([(r.p_value or 1) < 0.05 for r in per_product]))
+                add("per_product_fdr_flag_share", np.mean([r.discovery for r in per_product]))
+            shrink = next((s for s in report.shrinkage if s.category == 1), None)
+            if shrink is not None:
+                add("tau_model", shrink.tau)
+        summary = {key: float(np.mean(values)) for key, values in records.items()}
+        for key in ("headline_error", "within_listing_error"):
+            if key in records:
+                summary[key.replace("_error", "_rmse")] = float(np.sqrt(np.mean(np.square(records[key]))))
+                summary[key.replace("_error", "_bias")] = summary.pop(key)
+        summary["n"] = datasets
+        out[name] = {"params": params, "summary": summary, "seconds": time.perf_counter() - start}
+        print(f"{name}:", flush=True)
+        for key, value in summary.items():
+            print(f"  {key:40s} {value:.4f}", flush=True)
+    return {
+        "scenarios": out,
+        "products": products,
+        "weeks": weeks,
+        "planted": {"model_lift_pct": 9.0, "elasticity": -1.2, "model_price_premium_pct": 3.0},
+        "nominal": 0.95,
+        "binomial_sd_per_rate": float(np.sqrt(0.95 * 0.05 / datasets)),
+    }
+
+
 # ---------------------------------------------------------------------------------------------------- main
 
 
@@ -338,7 +436,7 @@ def main() -> None:
         print(json.dumps(result))
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=["speed", "coverage", "all"], nargs="?", default="all")
+    parser.add_argument("what", choices=["speed", "coverage", "identification", "all"], nargs="?", default="all")
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--datasets", type=int, default=200)
@@ -347,6 +445,8 @@ def main() -> None:
         _write("report_speed.json", speed(args.sizes, args.repeats))
     if args.what in {"coverage", "all"}:
         _write("report_coverage.json", coverage(args.datasets))
+    if args.what in {"identification", "all"}:
+        _write("identification.json", identification(args.datasets))
 
 
 if __name__ == "__main__":

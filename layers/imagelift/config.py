@@ -238,6 +238,19 @@ class ReportConfig(_FromEnv):
     """Convergence tolerance of PPML's IRLS, on the relative change in deviance."""
     html_max_products: int = 60
     """Rows of the per-product table shown in the HTML report (the JSON and CSV hold them all)."""
+    fdr: float = 0.10
+    """False-discovery rate of the per-product flags (Benjamini-Hochberg within each photo type)."""
+    elasticity_min: float = -6.0
+    """Most negative price elasticity taken as plausible; beyond it the report warns."""
+    elasticity_max: float = -0.1
+    """Least negative price elasticity taken as plausible; above it (and at or above zero) the report warns."""
+    top_products: int = 3
+    """How many of the largest products' share of the Poisson weight the report shows."""
+    jackknife_top_share: float = 0.3
+    """When the top products carry more than this share of a coefficient's Poisson weight, or the effective number
+    of products is below ``jackknife_min_effective``, that interval comes from the leave-one-product-out jackknife
+    (CR3) instead of CRV1, whose few large clusters then make it too narrow."""
+    jackknife_min_effective: float = 30.0
 
     def control_columns(self) -> tuple[str, ...]:
         return tuple(c.strip().lower() for c in self.controls.split(",") if c.strip())

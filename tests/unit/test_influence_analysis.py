@@ -144,3 +144,137 @@ def test_a_single_product_gives_warnings_not_a_crash():
     assert all(e.estimate is None for e in report.effects)
     assert report.warnings
     json.loads(report.to_json())
+
+
+def test_the_identification_table_says_where_the_comparisons_come_from(report_and_truth):
+    report, _ = report_and_truth
+    assert [row.category for row in report.identification] == [1, 2]
+    for row, effect in zip(report.identification, report.effects, strict=True):
+        assert 0 < row.listings_switching < row.listings
+        assert row.products_varying == effect.varying_products
+        assert 0 < row.weight_within_listing < 1
+        assert row.difference_std_err > 0
+    assert report.within_listing is not None and report.within_listing.effects[0].estimated
+    assert not any("two comparisons disagree" in w for w in report.warnings)
+
+
+def test_photos_chosen_by_listing_quality_are_flagged_and_the_within_listing_fit_covers_the_truth():
+    sim = simulate(SimulationSpec(products=400, weeks=40, listing_selection=1.0, seed=0))
+    report = _report(sim)
+    model = report.effects[0]
+    within = report.within_listing.effects[0]
+    planted = sim.truth["effects_pct"]["model"]
+    assert model.effect_pct_ci[0] > planted  # the headline is pushed up by the better listings
+    assert within.effect_pct_ci[0] <= planted <= within.effect_pct_ci[1]
+    assert report.identification[0].disagrees
+    assert any("two comparisons disagree on model photos" in w for w in report.warnings)
+
+
+def test_no_switches_means_no_within_listing_number():
+    sim = simulate(SimulationSpec(products=120, weeks=20, switch_share=0.0, seed=3))
+    report = _report(sim)
+    assert report.effects[0].estimated
+    assert not report.within_listing.effects[0].estimated
+    assert "listing(s) switch" in report.within_listing.effects[0].note
+    assert report.identification[0].listings_switching == 0
+    assert report.identification[0].weight_within_listing == pytest.approx(0.0, abs=1e-12)
+
+
+def _per_product_rmse(report, planted_log: float) -> tuple[float, float]:
+    model = [r for r in report.per_product if r.category == 1 and r.shrunk_effect_pct is not None]
+    raw = np.array([r.estimate for r in model])
+    shrunk = np.log1p(np.array([r.shrunk_effect_pct for r in model]) / 100)
+    return float(np.sqrt(np.mean((raw - planted_log) ** 2))), float(np.sqrt(np.mean((shrunk - planted_log) ** 2)))
+
+
+def test_shrinkage_cuts_the_per_product_error_when_every_product_has_the_same_lift():
+    """Monte Carlo: the same +9% model lift in every product; the shrunk estimates land far closer to it."""
+    raw_errors, shrunk_errors, flagged, nominal = [], [], 0, 0
+    for seed in (21, 22, 23):
+        sim = simulate(SimulationSpec(products=200, weeks=30, worn_lift=0.0, seed=seed))
+        report = _report(sim)
+        raw, shrunk = _per_product_rmse(report, sim.truth["log_effects"]["model"])
+        raw_errors.append(raw)
+        shrunk_errors.append(shrunk)
+        worn = next(s for s in report.shrinkage if s.category_name == "worn")
+        flagged += worn.discoveries
+        nominal += worn.nominal_significant
+        for row in report.per_product:  # raw and shrunk both reach the CSV
+            assert row.q_value is not None and row.p_value <= row.q_value <= 1
+    assert np.mean(shrunk_errors) < 0.3 * np.mean(raw_errors)
+    # no worn effect anywhere: chance alone makes some products nominally significant, the FDR flags few
+    assert flagged <= max(1, nominal // 4)
+
+
+def test_heterogeneity_and_fdr_on_known_numbers():
+    from statsmodels.stats.multitest import multipletests
+
+    from imagelift.influence.analysis import benjamini_hochberg, heterogeneity_reml
+
+    rng = np.random.default_rng(4)
+    taus = []
+    for _ in range(40):
+        se = rng.uniform(0.05, 0.4, 300)
+        truth = 0.1 + rng.normal(0, 0.15, 300)
+        tau2, mean = heterogeneity_reml(truth + rng.normal(0, se), se)
+        taus.append(np.sqrt(tau2))
+        assert abs(mean - 0.1) < 0.06
+    assert abs(np.mean(taus) - 0.15) < 0.01
+    p = rng.uniform(size=50) ** 2
+    np.testing.assert_allclose(benjamini_hochberg(p), multipletests(p, method="fdr_bh")[1], rtol=1e-12)
+
+
+def test_units_with_the_price_channel_and_revenue_follow_from_the_three_estimates(report_and_truth):
+    report, truth = report_and_truth
+    for headline, premium, units, revenue in zip(
+        report.effects, report.price_effects, report.units_with_price, report.revenue_effects, strict=True
+    ):
+        e = report.price_elasticity.estimate
+        assert units.estimate == pytest.approx(headline.estimate + e * premium.estimate)
+        assert revenue.estimate == pytest.approx(headline.estimate + (1 + e) * premium.estimate)
+        assert units.std_err > 0 and revenue.std_err > 0
+        planted_b = truth["log_effects"][headline.category_name]
+        planted_p = np.log1p(truth["price_premium_pct"][headline.category_name] / 100)
+        planted_units = planted_b + truth["elasticity"] * planted_p
+        assert units.ci_low <= planted_units <= units.ci_high
+        assert "descriptive" in premium.effect_basis
+    assert not any("price elasticity is" in w for w in report.warnings)
+
+
+def test_an_elasticity_of_the_wrong_sign_or_size_is_a_warning():
+    from imagelift.influence.analysis import _elasticity_warnings
+    from imagelift.influence.report import Effect
+
+    config = ReportConfig()
+    assert "at or above zero" in _elasticity_warnings(Effect(None, None, estimate=0.99), config)[0]
+    assert "outside the range" in _elasticity_warnings(Effect(None, None, estimate=-9.0), config)[0]
+    assert _elasticity_warnings(Effect(None, None, estimate=-1.2), config) == []
+    assert (
+        "outside the range"
+        in _elasticity_warnings(Effect(None, None, estimate=-1.2), ReportConfig(elasticity_min=-1.0))[0]
+    )
+
+
+def test_a_few_huge_products_switch_the_headline_to_jackknife_ranges():
+    sim = simulate(SimulationSpec(products=150, weeks=26, huge_products=3, huge_demand=4.0, seed=5))
+    report = _report(sim)
+    model = next(c for c in report.concentration if c.category == 1)
+    assert model.interval == "CR3" and model.top_share > 0.3
+    assert set(model.top_products) <= {"P00000", "P00001", "P00002"} or model.top_share > 0.3
+    assert report.effects[0].std_err == pytest.approx(model.cr3_std_err)
+    assert any("jackknife, CR3" in w for w in report.warnings)
+
+
+def test_evenly_spread_products_keep_clustered_ranges(report_and_truth):
+    report, _ = report_and_truth
+    assert {c.interval for c in report.concentration} == {"CRV1"}
+    for c in report.concentration:
+        assert c.effective_products > 30 and 0 < c.top_share < 0.3 and len(c.top_products) == 3
+
+
+def test_the_within_listing_fit_follows_the_same_jackknife_rule():
+    sim = simulate(SimulationSpec(products=150, weeks=26, huge_products=3, huge_demand=4.0, seed=5))
+    report = _report(sim)
+    plain = _report(sim, ReportConfig(controls="promo", jackknife_top_share=1.0, jackknife_min_effective=0.0))
+    assert report.within_listing.effects[0].std_err > plain.within_listing.effects[0].std_err
+    assert report.within_listing.effects[0].estimate == pytest.approx(plain.within_listing.effects[0].estimate)

@@ -11,7 +11,7 @@ import pytest
 from imagelift.config import ReportConfig
 from imagelift.influence.analysis import analyse
 from imagelift.influence.demean import FixedEffects, drop_singletons
-from imagelift.influence.estimation import EstimationError, fit_ols_fe, fit_pooled_ols, fit_ppml
+from imagelift.influence.estimation import EstimationError, fit_ols_fe, fit_pooled_ols, fit_ppml, joint_covariance
 from imagelift.influence.records import normalise_records
 from imagelift.influence.sales import read_sales
 from imagelift.influence.simulate import SimulationSpec, simulate
@@ -220,3 +220,64 @@ def test_planted_effects_fall_inside_the_intervals(simulated_report):
     # pooled OLS without fixed effects is confounded by product quality; the headline is not
     pooled_model = report.pooled.effects[0].effect_pct
     assert pooled_model > report.effects[0].effect_pct_ci[1]
+
+
+def _joined_panel(sim, sales) -> pd.DataFrame:
+    from imagelift.influence.records import join_categories
+    from imagelift.influence.sales import Rejections
+
+    panel = join_categories(sales.frame, normalise_records(sim.records), Rejections())
+    return panel.assign(
+        category_model=(panel["category"] == 1).astype(float),
+        category_worn=(panel["category"] == 2).astype(float),
+        log_price=np.log(panel["price"]),
+        week=panel["week"].astype(str),
+        listing_key=panel["product_id"].astype(str) + "/" + panel["listing_id"].astype(str),
+    )
+
+
+def test_within_listing_numbers_are_pyfixest_numbers(simulated_report):
+    """The listing + week PPML (identified by photo switches only) equals pyfixest's fepois on the same panel."""
+    sim, sales, report = simulated_report
+    panel = _joined_panel(sim, sales)
+    ref = _pyfixest("fepois", "units ~ category_model + category_worn + log_price + promo | listing_key + week", panel)
+    within = report.within_listing
+    assert within is not None and within.nobs == ref._N
+    for effect, name in zip(within.effects, ["category_model", "category_worn"], strict=True):
+        assert abs(effect.estimate - ref.coef()[name]) < TOL
+        assert abs(effect.std_err - ref.se()[name]) < TOL
+    assert abs(within.price_elasticity.estimate - ref.coef()["log_price"]) < TOL
+    assert abs(within.price_elasticity.std_err - ref.se()["log_price"]) < TOL
+
+
+def test_cluster_influences_rebuild_the_clustered_covariance(panel):
+    names = ["category_model", "category_worn", "log_price", "promo"]
+    x, product, week = _design(panel, names)
+    for fit in (
+        fit_ppml(panel["units"].to_numpy(float), x, names, [product, week], product),
+        fit_ols_fe(np.log1p(panel["units"].to_numpy(float)), x, names, [product, week], product),
+    ):
+        g, n = fit.n_clusters, fit.nobs
+        rebuilt = fit.influence.T @ fit.influence * g / (g - 1) * (n - 1) / (n - fit.df_k)
+        np.testing.assert_allclose(rebuilt, fit.cov, rtol=1e-8)
+        own = joint_covariance(fit, fit) * (n - 1) / (n - fit.df_k)
+        np.testing.assert_allclose(own, fit.cov, rtol=1e-8)
+
+
+def test_the_one_step_jackknife_is_close_to_refitting_without_each_product():
+    from imagelift.influence.estimation import jackknife_covariance
+
+    sim = simulate(SimulationSpec(products=40, weeks=16, seed=9))
+    frame = sim.sales
+    x = np.column_stack([np.log(frame["price"]), frame["promo"]]).astype(float)
+    y, product, week = frame["units"].to_numpy(float), frame["product_id"].to_numpy(), frame["week"].to_numpy()
+    fit = fit_ppml(y, x, ["log_price", "promo"], [product, week], product)
+    shifts = []
+    for left_out in np.unique(product):
+        keep = product != left_out
+        refit = fit_ppml(y[keep], x[keep], ["log_price", "promo"], [product[keep], week[keep]], product[keep])
+        shifts.append(refit.params - fit.params)
+    shifts = np.array(shifts)
+    g = len(shifts)
+    exact = shifts.T @ shifts * (g - 1) / g
+    np.testing.assert_allclose(np.sqrt(np.diag(jackknife_covariance(fit))), np.sqrt(np.diag(exact)), rtol=0.1)

@@ -8,6 +8,7 @@ import json
 from datetime import UTC, datetime
 
 import pytest
+from scipy import stats
 
 from imagelift.config import ReportConfig
 from imagelift.errors import EstimationFailure, PermanentError
@@ -98,7 +99,13 @@ def test_build_report_times_each_stage_and_renders_from_the_report(sim):
     rows = list(csv.DictReader(io.StringIO(run.files["influence.csv"].decode())))
     sections = {r["section"] for r in rows}
     assert sections == {"sales_effect", "price_elasticity", "price_premium", "check_ols_log_units", "pooled_ols"} | {
-        "per_product"
+        "per_product",
+        "within_listing",
+        "within_listing_elasticity",
+        "identification",
+        "per_product_spread",
+        "units_with_price",
+        "revenue",
     }
     assert not any("seed" in r["section"] for r in rows)
     pooled = [r for r in rows if r["section"] == "pooled_ols"]
@@ -190,7 +197,7 @@ def test_demeaning_that_never_converges_on_real_data_gives_warnings_and_a_report
     run = build_report(_sources(sim), sim.records, ReportConfig(controls="promo", fe_tol=0.0), generated_at=WHEN)
     report = run.report
     failed = [w for w in report.warnings if "fixed effects did not converge" in w]
-    assert len(failed) == 3  # headline, log(units) check and price premium all absorb fixed effects
+    assert len(failed) == 4  # headline, within-listing, log(units) check and price premium all absorb fixed effects
     assert not any(e.estimated for e in (*report.effects, *report.price_effects))
     assert report.pooled.effects[0].estimated  # pooled OLS absorbs nothing and still comes out
     assert json.loads(run.files["influence.json"])["warnings"] == list(report.warnings)
@@ -204,3 +211,17 @@ def test_too_few_rows_with_sales_fails_only_the_log_units_check():
     assert report.log_units_check.nobs == 0
     assert not any(e.estimated for e in report.log_units_check.effects)
     assert all(e.estimated for e in report.effects)  # the headline PPML still has its numbers
+
+
+def test_the_page_says_what_it_can_and_states_its_assumptions(sim):
+    run = build_report(_sources(sim), sim.records, CONFIG, generated_at=WHEN)
+    page = run.files["influence.html"].decode()
+    for phrase in ("real lift", "real drop", "contains the true effect", "true effect with"):
+        assert phrase not in page.lower()
+    assert "Assumptions" in page and "Photos were not chosen by how a listing was going to sell" in page
+    model = run.report.effects[0]
+    assert 0.5 < model.probability_above_zero < 1
+    assert model.probability_above_zero == pytest.approx(stats.norm.cdf(model.estimate / model.std_err))
+    assert "chance that the effect is above zero" in page and "normally distributed" in page
+    assert "Where the answer comes from" in page and "Price: what the photo type brings with it" in page
+    assert "chance above zero" in ReportSummary.of(run.report).headline()

@@ -24,16 +24,26 @@ from scipy import stats
 from imagelift.config import ReportConfig
 from imagelift.errors import EstimationFailure
 from imagelift.influence.demean import factorize
-from imagelift.influence.estimation import FitResult, fit_ols_fe, fit_pooled_ols, fit_ppml
+from imagelift.influence.estimation import (
+    FitResult,
+    fit_ols_fe,
+    fit_pooled_ols,
+    fit_ppml,
+    jackknife_covariance,
+    joint_covariance,
+)
 from imagelift.influence.records import CategoryRecords, join_categories
 from imagelift.influence.report import (
+    Concentration,
     Counts,
     Effect,
     FitSummary,
+    Identification,
     Period,
     PerProductEffect,
     RecordCounts,
     Report,
+    Shrinkage,
     Spec,
 )
 from imagelift.influence.sales import SalesTable
@@ -47,11 +57,25 @@ WEEK_ASSIGNMENT = (
     "(Thursday 12:00 UTC); failed and deleted records are ignored"
 )
 LOG_UNITS_SPEC = "OLS of log(units) on the same design, weeks with sales only, same fixed effects and errors"
+WITHIN_LISTING_SPEC = (
+    "PPML on the same design with listing + week effects (each listing compared with itself before and after a "
+    "photo switch), errors clustered by product"
+)
 POOLED_SPEC = (
     "pooled OLS without fixed effects (the first version's method): log(1 + units) on category dummies + "
     "log(price) + controls, errors clustered by product; for comparison only (biased: ignores product and week "
     "differences and shrinks lifts)"
 )
+
+PREMIUM_BASIS = (
+    "descriptive: how much higher listings with this photo are priced than the same product's other listings in "
+    "the same week; not an effect the photo causes"
+)
+UNITS_WITH_PRICE_BASIS = (
+    "change in units sold including the price channel: the headline (price held fixed) plus the elasticity times "
+    "the price premium; delta-method interval"
+)
+REVENUE_BASIS = "change in revenue: units including the price channel, plus the price premium; delta-method interval"
 
 T = TypeVar("T")
 
@@ -80,7 +104,15 @@ def category_effect(fit: FitResult | None, category: int, level: float, note: st
         **{key: _clean(value) for key, value in inf.items()},
         effect_pct=_clean(_pct(inf["estimate"])),
         effect_pct_ci=(_clean(_pct(inf["ci_low"])), _clean(_pct(inf["ci_high"]))),
+        probability_above_zero=_probability_above_zero(inf["estimate"], inf["std_err"]),
     )
+
+
+def _probability_above_zero(estimate: float, std_err: float) -> float | None:
+    """Phi(estimate / SE): the normal approximation to the chance that the effect is positive."""
+    if not (math.isfinite(estimate) and math.isfinite(std_err)) or std_err <= 0:
+        return None
+    return float(stats.norm.cdf(estimate / std_err))
 
 
 def elasticity_effect(fit: FitResult | None, level: float, note: str | None = None) -> Effect:
@@ -230,6 +262,13 @@ class Fits:
     pooled: FitResult | None
     per_product: list[PerProductEffect] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    within_listing: FitResult | None = None
+    """PPML with listing + week effects, identified by photo switches within a listing only."""
+    within_notes: dict[int, str] = field(default_factory=dict)
+    """Why each effect category has no within-listing number."""
+    identification_table: list[Identification] = field(default_factory=list)
+    shrinkage: list[Shrinkage] = field(default_factory=list)
+    concentration: list[Concentration] = field(default_factory=list)
 
 
 def fit_models(panel: Panel, config: ReportConfig) -> Fits:
@@ -252,6 +291,11 @@ def fit_models(panel: Panel, config: ReportConfig) -> Fits:
         "The headline PPML model",
         warnings,
     )
+    concentration: list[Concentration] = []
+    if ppml is not None:
+        ppml, concentration, note = concentrated_intervals(ppml, product, panel.product_ids, config)
+        if note:
+            warnings.append(note)
     sold = units > 0
     log_units = _guarded(
         lambda: fit_ols_fe(
@@ -278,6 +322,30 @@ def fit_models(panel: Panel, config: ReportConfig) -> Fits:
         if price_names
         else None
     )
+    within_categories, within_notes = _within_estimable(frame, categories, config)
+    within = None
+    if within_categories:
+        within_x, within_names = _design(frame, within_categories, controls)
+        listing = frame["listing_code"].to_numpy()
+        within = _guarded(
+            lambda: fit_ppml(
+                units,
+                within_x,
+                within_names,
+                [listing, week],
+                product,
+                tol=config.fe_tol,
+                irls_tol=config.irls_tol,
+                model="ppml_listing_week",
+            ),
+            "The within-listing (listing + week) PPML model",
+            warnings,
+        )
+    if within is not None:
+        # the same rule as the headline: a few large products make clustered ranges too narrow here as well
+        within = concentrated_intervals(within, product, panel.product_ids, config)[0]
+    table = identification_table(frame, ident, categories, ppml, within, config.confidence)
+    warnings.extend(_identification_warnings(table, ppml, within, config.confidence))
     pooled_x, pooled_names = _design(frame, [c for c in EFFECT_IDS if ident[c]["rows"]], controls)
     pooled = _guarded(
         lambda: fit_pooled_ols(np.log1p(units), pooled_x, pooled_names, product),
@@ -294,6 +362,7 @@ def fit_models(panel: Panel, config: ReportConfig) -> Fits:
             )
             or []
         )
+    per_product, shrinkage = shrink_per_product(per_product, config.confidence, config.fdr)
     return Fits(
         identification=ident,
         categories=categories,
@@ -304,7 +373,206 @@ def fit_models(panel: Panel, config: ReportConfig) -> Fits:
         pooled=pooled,
         per_product=per_product,
         warnings=warnings,
+        within_listing=within,
+        within_notes=within_notes,
+        identification_table=table,
+        shrinkage=shrinkage,
+        concentration=concentration,
     )
+
+
+JACKKNIFE_RULE = (
+    "CR3 (leave-one-product-out jackknife) when the top {k} products carry more than {share:.0%} of any headline "
+    "coefficient's Poisson weight or the effective number of products is below {effective:g}; CRV1 otherwise"
+)
+
+
+def _weight_shares(fit: FitResult, clusters: np.ndarray) -> np.ndarray | None:
+    """(G, k): each cluster's share of the Poisson weight (information) behind each coefficient.
+
+    By Frisch-Waugh a coefficient rests on its regressor's residual r after the fixed effects and the other
+    regressors; cluster g's share is sum over its rows of mu r^2 over the total.
+    """
+    if fit.demeaned_x is None or fit.kept_rows is None:
+        return None
+    x = fit.demeaned_x
+    w = fit.weights if fit.weights is not None else np.ones(len(x))
+    codes = factorize(clusters[fit.kept_rows])[0]
+    n_clusters = int(codes.max()) + 1
+    shares = np.empty((n_clusters, x.shape[1]))
+    for j in range(x.shape[1]):
+        others = np.delete(x, j, axis=1)
+        r = x[:, j]
+        if others.shape[1]:
+            wo = others * w[:, None]
+            r = r - others @ np.linalg.lstsq(wo.T @ others, wo.T @ r, rcond=None)[0]
+        mass = np.bincount(codes, weights=w * r**2, minlength=n_clusters)
+        shares[:, j] = mass / mass.sum() if mass.sum() > 0 else 0.0
+    return shares
+
+
+def concentrated_intervals(
+    fit: FitResult, clusters: np.ndarray, cluster_ids: np.ndarray, config: ReportConfig
+) -> tuple[FitResult, list[Concentration], str | None]:
+    """The headline's weight concentration per coefficient, and the fit with CR3 errors when the rule says so."""
+    shares = _weight_shares(fit, clusters)
+    if shares is None or fit.cluster_labels is None:
+        return fit, [], None
+    rule = JACKKNIFE_RULE.format(
+        k=config.top_products, share=config.jackknife_top_share, effective=config.jackknife_min_effective
+    )
+    labels = [str(cluster_ids[int(code)]) for code in fit.cluster_labels]
+    rows = []
+    concentrated = False
+    for j, name in enumerate(fit.names):
+        if name != PRICE and not name.startswith("category_"):
+            continue
+        order = np.argsort(-shares[:, j])[: config.top_products]
+        top_share = float(shares[order, j].sum())
+        effective = float(1 / np.sum(shares[:, j] ** 2)) if np.sum(shares[:, j] ** 2) > 0 else 0.0
+        concentrated |= top_share > config.jackknife_top_share or effective < config.jackknife_min_effective
+        rows.append((j, name, effective, tuple(labels[i] for i in order), top_share))
+    cr3 = jackknife_covariance(fit) if rows else None
+    use_cr3 = concentrated and cr3 is not None
+    out = []
+    for j, name, effective, top, top_share in rows:
+        category = next((c for c in EFFECT_IDS if _dummy(c) == name), None)
+        out.append(
+            Concentration(
+                category=category,
+                name=CATEGORY_NAMES[category] if category is not None else "price elasticity",
+                effective_products=effective,
+                top_products=top,
+                top_share=top_share,
+                interval="CR3" if use_cr3 else "CRV1",
+                rule=rule,
+                crv1_std_err=float(math.sqrt(fit.cov[j, j])),
+                cr3_std_err=None if cr3 is None else float(math.sqrt(max(cr3[j, j], 0.0))),
+            )
+        )
+    if not use_cr3:
+        return fit, out, None
+    worst = max(out, key=lambda c: c.top_share)
+    note = (
+        f"A few products carry most of the evidence: the top {len(worst.top_products)} carry "
+        f"{worst.top_share:.0%} of the weight behind the {worst.name} estimate (as much as "
+        f"{worst.effective_products:.1f} equally sized products). Ordinary clustered ranges are too narrow then, so "
+        "the headline ranges come from leaving out one product at a time (jackknife, CR3), and are wider."
+    )
+    return replace(fit, cov=cr3), out, note
+
+
+def _switching_listings(frame: pd.DataFrame) -> dict[int, tuple[int, int]]:
+    """Per category: listings that ever show it, and those that show it in some weeks and not in others."""
+    per_listing = frame.groupby(["listing_code", "category"], sort=False).size().unstack(fill_value=0)
+    total = per_listing.sum(axis=1)
+    out = {}
+    for category in EFFECT_IDS:
+        rows = per_listing[category] if category in per_listing else pd.Series(0, index=per_listing.index)
+        out[category] = (int((rows > 0).sum()), int(((rows > 0) & (rows < total)).sum()))
+    return out
+
+
+def _within_estimable(
+    frame: pd.DataFrame, categories: list[int], config: ReportConfig
+) -> tuple[list[int], dict[int, str]]:
+    """Headline categories with enough listings that switch to or from them for a within-listing estimate."""
+    switching = _switching_listings(frame)
+    keep, notes = [], {}
+    for category in categories:
+        n = switching[category][1]
+        if n < config.min_cell_products:
+            notes[category] = (
+                f"only {n} listing(s) switch to or from {CATEGORY_NAMES[category]} photos (at least "
+                f"{config.min_cell_products} are needed), so it has no within-listing estimate"
+            )
+        else:
+            keep.append(category)
+    return keep, notes
+
+
+def _weight_within_listing(frame: pd.DataFrame, fit: FitResult, category: int) -> float | None:
+    """Share of the category's Poisson-weighted variation within products that is variation within listings.
+
+    With weights mu from the fit, sum(mu (d - mean of d in its product)^2) splits exactly into the part around
+    each listing's mean (photo switches) and the part between listings of one product; the share is the first
+    over the whole. It is 0 when no listing switches and 1 when every listing of a product shows the same photos.
+    """
+    if fit.weights is None or fit.kept_rows is None:
+        return None
+    kept = frame.loc[fit.kept_rows]
+    d = (kept["category"].to_numpy() == category).astype(np.float64)
+    w = fit.weights
+
+    def spread(codes: np.ndarray) -> float:
+        codes = factorize(codes)[0]
+        mean = np.bincount(codes, weights=w * d) / np.bincount(codes, weights=w)
+        return float(np.sum(w * (d - mean[codes]) ** 2))
+
+    total = spread(kept["product_code"].to_numpy())
+    return spread(kept["listing_code"].to_numpy()) / total if total > 0 else None
+
+
+def identification_table(
+    frame: pd.DataFrame,
+    ident: dict[int, dict[str, int]],
+    categories: list[int],
+    ppml: FitResult | None,
+    within: FitResult | None,
+    level: float,
+) -> list[Identification]:
+    """Per effect category: the comparisons behind the headline and its agreement with the within-listing fit."""
+    switching = _switching_listings(frame)
+    joint = joint_covariance(ppml, within) if ppml is not None and within is not None else None
+    z = float(stats.norm.ppf(0.5 + level / 2))
+    out = []
+    for category in EFFECT_IDS:
+        name = _dummy(category)
+        listings, switching_listings = switching[category]
+        share = difference = se = None
+        disagrees = False
+        if ppml is not None and category in categories:
+            share = _weight_within_listing(frame, ppml, category)
+            if within is not None and name in within.names and joint is not None:
+                i, k = ppml.names.index(name), within.names.index(name)
+                difference = float(ppml.params[i] - within.params[k])
+                variance = float(ppml.cov[i, i] + within.cov[k, k] - 2 * joint[i, k])
+                se = math.sqrt(variance) if variance > 0 else None
+                disagrees = se is not None and abs(difference) > z * se
+        out.append(
+            Identification(
+                category=category,
+                category_name=CATEGORY_NAMES[category],
+                listings=listings,
+                listings_switching=switching_listings,
+                products_varying=ident[category]["varying_products"],
+                weight_within_listing=share,
+                difference=difference,
+                difference_std_err=se,
+                disagrees=disagrees,
+            )
+        )
+    return out
+
+
+def _identification_warnings(
+    table: list[Identification], ppml: FitResult | None, within: FitResult | None, level: float
+) -> list[str]:
+    warnings = []
+    for row in table:
+        if not row.disagrees or ppml is None or within is None:
+            continue
+        name = _dummy(row.category)
+        headline, within_estimate = _pct(ppml.coef(name)[0]), _pct(within.coef(name)[0])
+        warnings.append(
+            f"The two comparisons disagree on {row.category_name} photos: listings of the same product in the same "
+            f"week differ by {headline:+.1f}%, but a listing compared with itself before and after a photo switch "
+            f"changes by {within_estimate:+.1f}% (difference {row.difference:+.3f} log points, standard error "
+            f"{row.difference_std_err:.3f}, beyond the {level:.0%} range of no difference). Listings that already "
+            f"sold better (or worse) may have been given {row.category_name} photos; the within-listing figure does "
+            f"not mix that up with the photo, but rests on only {row.listings_switching} listings that switched."
+        )
+    return warnings
 
 
 def per_product_effects(
@@ -380,8 +648,8 @@ def per_product_effects(
         cov = tau2 * both["level_c"] * both["level_b"] * both["shared"] / (both["units_c"] * both["units_b"])
         se = np.sqrt(np.maximum(both["var_c"] + both["var_b"] - 2 * cov, 0.0))
         low, high = np.expm1(b - z * se) * 100, np.expm1(b + z * se) * 100
-        for product, effect, lo, hi, n in zip(
-            both.index, np.expm1(b) * 100, low, high, both["n_c"] + both["n_b"], strict=True
+        for product, effect, lo, hi, n, raw, raw_se in zip(
+            both.index, np.expm1(b) * 100, low, high, both["n_c"] + both["n_b"], b, se, strict=True
         ):
             out.append(
                 PerProductEffect(
@@ -391,10 +659,109 @@ def per_product_effects(
                     effect_pct=float(effect),
                     effect_pct_ci=(float(lo), float(hi)),
                     n=int(n),
+                    estimate=float(raw),
+                    std_err=float(raw_se),
                 )
             )
     out.sort(key=lambda e: (e.category, -e.n, e.product_id))
     return out
+
+
+def heterogeneity_reml(estimates: np.ndarray, std_errs: np.ndarray, iterations: int = 200) -> tuple[float, float]:
+    """tau^2 and the random-effects mean of estimates with known sampling SEs: REML from a method-of-moments start.
+
+    DerSimonian-Laird's moment estimate starts the REML fixed point
+    tau^2 = sum w^2 ((b - m)^2 - s^2) / sum w^2 + 1 / sum w, with w = 1 / (s^2 + tau^2), clipped at zero.
+    """
+    v = std_errs**2
+    w = 1 / v
+    m = float(np.sum(w * estimates) / np.sum(w))
+    q = float(np.sum(w * (estimates - m) ** 2))
+    denominator = float(np.sum(w) - np.sum(w**2) / np.sum(w))
+    tau2 = max((q - (len(estimates) - 1)) / denominator, 0.0) if denominator > 0 else 0.0
+    for _ in range(iterations):
+        w = 1 / (v + tau2)
+        m = float(np.sum(w * estimates) / np.sum(w))
+        new = max(float(np.sum(w**2 * ((estimates - m) ** 2 - v)) / np.sum(w**2) + 1 / np.sum(w)), 0.0)
+        if abs(new - tau2) < 1e-12:
+            tau2 = new
+            break
+        tau2 = new
+    w = 1 / (v + tau2)
+    return tau2, float(np.sum(w * estimates) / np.sum(w))
+
+
+def benjamini_hochberg(p_values: np.ndarray) -> np.ndarray:
+    """Adjusted p-values (q-values) of the Benjamini-Hochberg step-up procedure."""
+    n = len(p_values)
+    if n == 0:
+        return np.zeros(0)
+    order = np.argsort(p_values)
+    ranked = p_values[order] * n / np.arange(1, n + 1)
+    adjusted = np.minimum.accumulate(ranked[::-1])[::-1]
+    out = np.empty(n)
+    out[order] = np.minimum(adjusted, 1.0)
+    return np.maximum(out, p_values)  # q >= p exactly, not just up to rounding
+
+
+def shrink_per_product(
+    effects: list[PerProductEffect], level: float, fdr: float
+) -> tuple[list[PerProductEffect], list[Shrinkage]]:
+    """Empirical-Bayes per-product effects and false-discovery flags, category by category.
+
+    With tau^2 the variance of the true effects across products and s_i each product's sampling SE, the
+    shrunk estimate is w_i b_i + (1 - w_i) m with w_i = tau^2 / (tau^2 + s_i^2) and m the random-effects mean;
+    its interval uses the posterior SD sqrt(w_i s_i^2 + (1 - w_i)^2 var(m)) (normal approximation, tau^2 taken
+    as known). A product's raw estimate says little on its own; when the effects barely differ (tau near 0)
+    every product is pulled to the mean. p-values are two-sided normal, q-values Benjamini-Hochberg.
+    """
+    z = float(stats.norm.ppf(0.5 + level / 2))
+    alpha = 1 - level
+    out: list[PerProductEffect] = []
+    summaries: list[Shrinkage] = []
+    for category in sorted({e.category for e in effects}):
+        group = [e for e in effects if e.category == category]
+        usable = [e for e in group if e.estimate is not None and e.std_err is not None and e.std_err > 0]
+        untouched = [e for e in group if e not in usable]
+        out.extend(untouched)
+        if len(usable) < 2:
+            out.extend(usable)
+            continue
+        b = np.array([e.estimate for e in usable])
+        s = np.array([e.std_err for e in usable])
+        tau2, mean = heterogeneity_reml(b, s)
+        mean_var = 1 / float(np.sum(1 / (s**2 + tau2)))
+        weight = tau2 / (tau2 + s**2)
+        shrunk = weight * b + (1 - weight) * mean
+        post_sd = np.sqrt(weight * s**2 + (1 - weight) ** 2 * mean_var)
+        p = 2 * stats.norm.sf(np.abs(b / s))
+        q = benjamini_hochberg(p)
+        for e, est, sd, pv, qv in zip(usable, shrunk, post_sd, p, q, strict=True):
+            out.append(
+                replace(
+                    e,
+                    p_value=float(pv),
+                    q_value=float(qv),
+                    discovery=bool(qv <= fdr),
+                    shrunk_effect_pct=_pct(float(est)),
+                    shrunk_effect_pct_ci=(_pct(float(est - z * sd)), _pct(float(est + z * sd))),
+                )
+            )
+        summaries.append(
+            Shrinkage(
+                category=category,
+                category_name=CATEGORY_NAMES[category],
+                products=len(usable),
+                tau=math.sqrt(tau2),
+                mean=mean,
+                mean_std_err=math.sqrt(mean_var),
+                fdr=fdr,
+                discoveries=int(np.sum(q <= fdr)),
+                nominal_significant=int(np.sum(p < alpha)),
+            )
+        )
+    out.sort(key=lambda e: (e.category, -e.n, e.product_id))
+    return out, summaries
 
 
 # ------------------------------------------------------------------------------------------------ the report
@@ -467,6 +834,90 @@ def _data_warnings(panel: Panel, sales: SalesTable, fits: Fits) -> list[str]:
     return warnings
 
 
+def price_channels(
+    ppml: FitResult | None, premium: FitResult | None, categories: list[int], level: float
+) -> tuple[tuple[Effect, ...], tuple[Effect, ...]]:
+    """Per effect category, the effect on units through the price premium too, and the effect on revenue.
+
+    With b the headline (log units at a fixed price), e the elasticity and p the price premium (log points):
+    units including the price channel b + e p, revenue b + (1 + e) p. Standard errors by the delta method with
+    the clustered covariance of (b, e) from the headline, of p from the premium fit, and between the two fits
+    from their per-product influences. The premium is descriptive (prices are set by sellers, not randomised),
+    so these figures hold only as far as the premium is what the photo type brings with it.
+    """
+    units_out, revenue_out = [], []
+    joint = joint_covariance(ppml, premium) if ppml is not None and premium is not None else None
+    for category in EFFECT_IDS:
+        name = _dummy(category)
+        empty = Effect(category, CATEGORY_NAMES[category], note="not estimated")
+        if (
+            ppml is None
+            or premium is None
+            or joint is None
+            or category not in categories
+            or name not in ppml.names
+            or name not in premium.names
+            or PRICE not in ppml.names
+        ):
+            units_out.append(replace(empty, effect_basis=UNITS_WITH_PRICE_BASIS))
+            revenue_out.append(replace(empty, effect_basis=REVENUE_BASIS))
+            continue
+        ib, ie, ip = ppml.names.index(name), ppml.names.index(PRICE), premium.names.index(name)
+        b, e, p = float(ppml.params[ib]), float(ppml.params[ie]), float(premium.params[ip])
+        cov = np.array(
+            [
+                [ppml.cov[ib, ib], ppml.cov[ib, ie], joint[ib, ip]],
+                [ppml.cov[ie, ib], ppml.cov[ie, ie], joint[ie, ip]],
+                [joint[ib, ip], joint[ie, ip], premium.cov[ip, ip]],
+            ]
+        )
+        df = max(min(ppml.n_clusters, premium.n_clusters) - 1, 1)
+        t_crit = float(stats.t.ppf(0.5 + level / 2, df))
+        for estimate, gradient, basis, out in (
+            (b + e * p, np.array([1.0, p, e]), UNITS_WITH_PRICE_BASIS, units_out),
+            (b + (1 + e) * p, np.array([1.0, p, 1 + e]), REVENUE_BASIS, revenue_out),
+        ):
+            se = math.sqrt(max(float(gradient @ cov @ gradient), 0.0))
+            low, high = estimate - t_crit * se, estimate + t_crit * se
+            out.append(
+                Effect(
+                    category,
+                    CATEGORY_NAMES[category],
+                    estimate=estimate,
+                    std_err=se,
+                    ci_low=low,
+                    ci_high=high,
+                    p_value=float(2 * stats.t.sf(abs(estimate / se), df)) if se > 0 else None,
+                    effect_pct=_pct(estimate),
+                    effect_pct_ci=(_pct(low), _pct(high)),
+                    effect_basis=basis,
+                    probability_above_zero=_probability_above_zero(estimate, se),
+                )
+            )
+    return tuple(units_out), tuple(revenue_out)
+
+
+def _elasticity_warnings(elasticity: Effect, config: ReportConfig) -> list[str]:
+    """A warning when the price elasticity has the wrong sign or an implausible size."""
+    e = elasticity.estimate
+    if e is None:
+        return []
+    if e >= 0:
+        return [
+            f"The price elasticity is {e:+.2f}, at or above zero: higher prices go with more sales here, which "
+            "usually means prices follow demand (prices raised in busy seasons, discounts in slow weeks) rather "
+            "than the other way round. The photo effects are estimated at that elasticity and the price channel "
+            "uses it, so read both with care."
+        ]
+    if not config.elasticity_min <= e <= config.elasticity_max:
+        return [
+            f"The price elasticity is {e:+.2f}, outside the range taken as plausible ({config.elasticity_min:+.1f} "
+            f"to {config.elasticity_max:+.1f}, REPORT_ELASTICITY_MIN and REPORT_ELASTICITY_MAX): prices may follow "
+            "demand or vary too little to measure it, and the price channel leans on it."
+        ]
+    return []
+
+
 def _fit_summary(fit: FitResult | None, spec: str, level: float, notes: dict[int, str] | None = None) -> FitSummary:
     notes = notes or {}
     return FitSummary(
@@ -497,6 +948,8 @@ def assemble_report(
         )
         for c in EFFECT_IDS
     )
+    units_with_price, revenue = price_channels(ppml, fits.price_premium, fits.categories, level)
+    elasticity = elasticity_effect(ppml, level)
     formula = "units ~ " + " + ".join([*(_dummy(c) for c in EFFECT_IDS), PRICE, *controls])
     counts = Counts(
         rows=int(sales.rows_read),
@@ -541,15 +994,27 @@ def assemble_report(
         counts=counts,
         spec=spec,
         effects=effects,
-        price_elasticity=elasticity_effect(ppml, level),
-        price_effects=tuple(category_effect(fits.price_premium, c, level, fits.notes.get(c)) for c in EFFECT_IDS),
+        price_elasticity=elasticity,
+        price_effects=tuple(
+            replace(category_effect(fits.price_premium, c, level, fits.notes.get(c)), effect_basis=PREMIUM_BASIS)
+            for c in EFFECT_IDS
+        ),
+        units_with_price=units_with_price,
+        revenue_effects=revenue,
+        concentration=tuple(fits.concentration),
         per_product=tuple(fits.per_product),
         log_units_check=_fit_summary(fits.log_units, LOG_UNITS_SPEC, level, fits.notes),
         pooled=_fit_summary(fits.pooled, POOLED_SPEC, level),
+        within_listing=_fit_summary(
+            fits.within_listing, WITHIN_LISTING_SPEC, level, {**fits.notes, **fits.within_notes}
+        ),
+        identification=tuple(fits.identification_table),
+        shrinkage=tuple(fits.shrinkage),
         warnings=(
             *_missing_data(panel, sales, records, fits, config),
             *fits.warnings,
             *_data_warnings(panel, sales, fits),
+            *_elasticity_warnings(elasticity, config),
         ),
     )
 

@@ -57,6 +57,17 @@ class FitResult:
     iterations: int = 0
     kept_rows: np.ndarray | None = None  # boolean mask over the input rows used in the fit
     linear_predictor: np.ndarray | None = None  # PPML: eta on the kept rows (with fixed effects)
+    influence: np.ndarray | None = None
+    """(G, k): each cluster's summed influence on the coefficients, bread @ score (their outer products sum to the
+    sandwich before its small-sample factor); lets two fits on the same clusters share a covariance."""
+    cluster_labels: np.ndarray | None = None
+    """The cluster value of each row of ``influence``."""
+    cluster_hessians: np.ndarray | None = None
+    """(G, k, k): each cluster's X_g' W_g X_g on the demeaned regressors; they sum to the bread's inverse."""
+    weights: np.ndarray | None = None
+    """The final IRLS weights (mu) of the kept rows (PPML), or None (OLS: equal weights)."""
+    demeaned_x: np.ndarray | None = None
+    """The regressors with the fixed effects swept out (with ``weights``), on the kept rows."""
 
     @property
     def std_err(self) -> np.ndarray:
@@ -152,12 +163,90 @@ def _prepare(
     return fe, keep, cluster_codes
 
 
+def _cluster_influence(
+    x_dm: np.ndarray, resid: np.ndarray, weights: np.ndarray | None, cluster_codes: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-cluster bread @ (sum of scores), the pieces of the clustered sandwich, and per-cluster X_g' W_g X_g."""
+    wx = x_dm if weights is None else x_dm * weights[:, None]
+    bread = np.linalg.inv(wx.T @ x_dm)
+    n_clusters = int(cluster_codes.max()) + 1
+    k = x_dm.shape[1]
+    scores = np.column_stack(
+        [np.bincount(cluster_codes, weights=wx[:, j] * resid, minlength=n_clusters) for j in range(k)]
+    )
+    hessians = np.empty((n_clusters, k, k))
+    for a in range(k):
+        for b in range(a, k):
+            hessians[:, a, b] = hessians[:, b, a] = np.bincount(
+                cluster_codes, weights=wx[:, a] * x_dm[:, b], minlength=n_clusters
+            )
+    return scores @ bread, hessians
+
+
+def jackknife_covariance(fit: FitResult) -> np.ndarray | None:
+    """Leave-one-cluster-out (CR3) covariance: (G-1)/G times the sum of (b_(g) - b)(b_(g) - b)'.
+
+    b_(g) - b is the exact change of the last weighted least-squares step when cluster g leaves:
+    -(H - H_g)^-1 s_g, with H the bread's inverse, H_g and s_g the cluster's share of it and its score. Fixed
+    effects and IRLS weights stay at the full-sample values (the one-step jackknife), which is what keeps it
+    cheap; unlike CRV1 it does not trust the largest clusters to estimate their own variance.
+    """
+    if fit.influence is None or fit.cluster_hessians is None:
+        return None
+    hessian = fit.cluster_hessians.sum(axis=0)
+    scores = fit.influence @ hessian
+    remaining = hessian[None, :, :] - fit.cluster_hessians
+    try:
+        shifts = np.linalg.solve(remaining, scores[:, :, None])[:, :, 0]
+    except np.linalg.LinAlgError:
+        return None
+    g = len(shifts)
+    return shifts.T @ shifts * (g - 1) / g
+
+
+def joint_covariance(a: FitResult, b: FitResult) -> np.ndarray | None:
+    """Clustered covariance between the coefficients of two fits on the same clusters (k_a x k_b), or None.
+
+    The sum over shared clusters of the outer products of their influences, with the G/(G-1) factor; the
+    N-K factors of the two fits differ and are left out, which matters little with many rows per cluster.
+    """
+    if a.influence is None or b.influence is None or a.cluster_labels is None or b.cluster_labels is None:
+        return None
+    index_b = {label: i for i, label in enumerate(b.cluster_labels.tolist())}
+    pairs = [(i, index_b[label]) for i, label in enumerate(a.cluster_labels.tolist()) if label in index_b]
+    if len(pairs) < 2:
+        return None
+    ia, ib = (np.array(p) for p in zip(*pairs, strict=True))
+    g = len(pairs)
+    return a.influence[ia].T @ b.influence[ib] * g / (g - 1)
+
+
 def _absorbed_fit_result(
-    result, fe: FixedEffects, cluster_codes: np.ndarray, n: int, k: int, *, model: str, names: list[str], **details: Any
+    result,
+    fe: FixedEffects,
+    cluster_codes: np.ndarray,
+    n: int,
+    k: int,
+    *,
+    model: str,
+    names: list[str],
+    x_dm: np.ndarray,
+    weights: np.ndarray | None,
+    cluster_labels: np.ndarray,
+    **details: Any,
 ) -> FitResult:
     """A fit on demeaned data, with clustered errors whose small-sample correction counts the absorbed levels."""
     df_k = k + _absorbed_dof(fe, cluster_codes)
+    resid = np.asarray(result.model.endog) - x_dm @ np.asarray(result.params)
+    labels = np.empty(int(cluster_codes.max()) + 1, dtype=object)
+    labels[cluster_codes] = cluster_labels
+    influence, hessians = _cluster_influence(x_dm, resid, weights, cluster_codes)
     return FitResult(
+        influence=influence,
+        cluster_hessians=hessians,
+        cluster_labels=labels,
+        weights=weights,
+        demeaned_x=x_dm,
         model=model,
         names=list(names),
         params=np.asarray(result.params),
@@ -194,7 +283,18 @@ def fit_ols_fe(
     _check_design(x_dm, x[keep], names)
     result = _statsmodels_fit(y_dm, x_dm)
     return _absorbed_fit_result(
-        result, fe, cluster_codes, n, k, model=model, names=names, dropped={"singletons": n_in - n}, kept_rows=keep
+        result,
+        fe,
+        cluster_codes,
+        n,
+        k,
+        model=model,
+        names=names,
+        x_dm=x_dm,
+        weights=None,
+        cluster_labels=clusters[keep],
+        dropped={"singletons": n_in - n},
+        kept_rows=keep,
     )
 
 
@@ -311,6 +411,9 @@ def fit_ppml(
         k,
         model=model,
         names=names,
+        x_dm=x_dm,
+        weights=weights,
+        cluster_labels=clusters[keep],
         dropped={"all_zero_fixed_effect": n_separated, "singletons": n_in - n - n_separated},
         iterations=iteration,
         kept_rows=keep,

@@ -12,7 +12,17 @@ from collections.abc import Callable
 from typing import Any
 
 from imagelift.influence.records import EXCLUSION_REASONS, JOIN_REJECTION_REASONS
-from imagelift.influence.report import Counts, Effect, FitSummary, PerProductEffect, Report, Spec
+from imagelift.influence.report import (
+    Concentration,
+    Counts,
+    Effect,
+    FitSummary,
+    Identification,
+    PerProductEffect,
+    Report,
+    Shrinkage,
+    Spec,
+)
 from imagelift.influence.sales import REJECTION_REASONS
 from imagelift.records.categories import BASE, EFFECT_CATEGORIES, by_id
 
@@ -31,6 +41,11 @@ CSV_COLUMNS = (
     "effect_pct_ci_high",
     "n",
     "note",
+    "shrunk_effect_pct",
+    "shrunk_effect_pct_ci_low",
+    "shrunk_effect_pct_ci_high",
+    "q_value",
+    "discovery",
 )
 ROW_REJECTION_REASONS = {**REJECTION_REASONS, **JOIN_REJECTION_REASONS}
 # effect categories take the palette in order; the base is grey and price purple
@@ -68,13 +83,62 @@ def render_csv(report: Report) -> bytes:
         row("sales_effect", effect)
     row("price_elasticity", report.price_elasticity, note=report.price_elasticity.effect_basis)
     for effect in report.price_effects:
-        row("price_premium", effect)
+        row("price_premium", effect, note=effect.note or effect.effect_basis)
+    for effect in report.units_with_price:
+        row("units_with_price", effect, note=effect.note or effect.effect_basis)
+    for effect in report.revenue_effects:
+        row("revenue", effect, note=effect.note or effect.effect_basis)
     for effect in report.log_units_check.effects:
         row("check_ols_log_units", effect)
     for effect in report.pooled.effects:
         row("pooled_ols", effect)
+    if report.within_listing is not None:
+        for effect in report.within_listing.effects:
+            row("within_listing", effect)
+        row("within_listing_elasticity", report.within_listing.price_elasticity)
+    for ident in report.identification:
+        share = ident.weight_within_listing
+        writer.writerow(
+            {
+                "section": "identification",
+                "category": ident.category,
+                "category_name": ident.category_name,
+                "estimate": ident.difference,
+                "std_err": ident.difference_std_err,
+                "n": ident.listings_switching,
+                "note": (
+                    f"estimate: headline minus within-listing (log points); listings {ident.listings}, switching "
+                    f"{ident.listings_switching}, products varying {ident.products_varying}, share of the headline's "
+                    f"Poisson weight from switches {'n/a' if share is None else f'{share:.3f}'}"
+                    + ("; the two disagree" if ident.disagrees else "")
+                ),
+            }
+        )
     for product in report.per_product:
-        row("per_product", product)
+        shrunk = product.shrunk_effect_pct_ci or (None, None)
+        row(
+            "per_product",
+            product,
+            shrunk_effect_pct_ci_low=shrunk[0],
+            shrunk_effect_pct_ci_high=shrunk[1],
+            discovery=int(product.discovery) if product.q_value is not None else None,
+        )
+    for summary in report.shrinkage:
+        writer.writerow(
+            {
+                "section": "per_product_spread",
+                "category": summary.category,
+                "category_name": summary.category_name,
+                "estimate": summary.mean,
+                "std_err": summary.mean_std_err,
+                "n": summary.products,
+                "note": (
+                    f"estimate: precision-weighted mean of the per-product effects (log points); tau (SD of the "
+                    f"true per-product effects) {summary.tau:.4f}; {summary.discoveries} product(s) flagged at a "
+                    f"false-discovery rate of {summary.fdr:.0%}, {summary.nominal_significant} nominally significant"
+                ),
+            }
+        )
     return buffer.getvalue().encode("utf-8")
 
 
@@ -108,10 +172,18 @@ def _pct(value: float | None, signed: bool = True, digits: int = 1) -> str:
 def _verdict(effect: Effect) -> str:
     low, high = effect.effect_pct_ci
     if low > 0:
-        return "a real lift: even the cautious end of the range is above zero"
+        return "more sales with these photos: the whole range is above zero"
     if high < 0:
-        return "a real drop: even the optimistic end of the range is below zero"
-    return "not distinguishable from no effect: the range includes zero"
+        return "fewer sales with these photos: the whole range is below zero"
+    return "the data cannot tell this apart from no effect: the range includes zero"
+
+
+def _chance(effect: Effect) -> str:
+    p = effect.probability_above_zero
+    if p is None:
+        return ""
+    shown = ">99%" if p > 0.99 else "<1%" if p < 0.01 else f"{p:.0%}"
+    return f"chance the effect is above zero: {shown}"
 
 
 def _chart(rows: list[tuple[str, str, Effect]], level: float) -> str:
@@ -249,9 +321,65 @@ def section_headline(effects: tuple[Effect, ...], level: float) -> str:
             f"<div class='card big'><div class='what'>{_e(_label(effect))} vs {_e(BASE.label)}, units sold</div>"
             f"<div class='num' style='color:{_colour(effect.category_name)}'>{_pct(effect.effect_pct)}</div>"
             f"<div class='rng'>{lvl} range: {_range(effect)}</div>"
-            f"<div class='what'>{_e(_verdict(effect))}</div></div>"
+            f"<div class='what'>{_e(_verdict(effect))}; {_e(_chance(effect))}</div></div>"
         )
     return "".join(out)
+
+
+def section_summary(report: Report) -> str:
+    """The answer in plain words, one sentence per photo type, before any number is shown on its own."""
+    level = f"{report.confidence:.0%}"
+    sentences = []
+    for effect in report.effects:
+        if not effect.estimated:
+            continue
+        label = _label(effect)
+        more = "more" if effect.effect_pct >= 0 else "fewer"
+        chance = effect.probability_above_zero
+        chance_text = (
+            ""
+            if chance is None
+            else f" Treating the estimate as normally distributed, the chance that the effect is above zero is "
+            f"{'more than 99%' if chance > 0.99 else 'less than 1%' if chance < 0.01 else f'{chance:.0%}'}."
+        )
+        sentences.append(
+            f"<p><strong>{_e(label)}:</strong> listings with these photos sold {abs(effect.effect_pct):.1f}% {more} "
+            f"units than the same product's listings with {_e(BASE.label)} photos in the same week at the same "
+            f"price ({level} range {_range(effect)}).{chance_text}</p>"
+        )
+    if not sentences:
+        return ""
+    return (
+        "<div class='card'>"
+        + "".join(sentences)
+        + "<p class='muted'>These hold if the assumptions in the box below hold; the warnings say where the data "
+        "suggest they may not.</p></div>"
+    )
+
+
+def section_assumptions(report: Report) -> str:
+    """What the headline takes for granted, in plain words: the reader can judge each against the shop."""
+    items = [
+        "<strong>Photos were not chosen by how a listing was going to sell.</strong> The headline compares "
+        "listings of one product in the same week; if sellers gave the better-selling listings a kind of photo, "
+        "the headline credits the photo with the listing's own pull. The within-listing comparison (each listing "
+        "before and after a switch) does not assume this, only that switches were not timed with other changes.",
+        "<strong>Nothing else changed with the photo.</strong> A promotion, a new title or a price change made at "
+        "the same time as a photo switch is counted as the photo's effect, unless it is one of the controls.",
+        "<strong>One number per photo type.</strong> The headline is an average over products; the per-product "
+        "table shows how much products seem to differ.",
+        "<strong>The photo types are right.</strong> Photos the classifier put in the wrong type pull the "
+        "effects towards zero.",
+        "<strong>Prices did not follow demand.</strong> The elasticity, and the price channel built on it, come "
+        "from price differences within a product and week; prices raised in busy weeks bias it towards zero.",
+        "<strong>Many independent products.</strong> Ranges allow weeks of one product to move together, and "
+        "need many products; a few products carrying most of the sales make them too narrow.",
+    ]
+    return (
+        "<div class='card'><strong>Assumptions</strong><ul>"
+        + "".join(f"<li>{item}</li>" for item in items)
+        + "</ul></div>"
+    )
 
 
 def section_price(elasticity: Effect, level: float) -> str:
@@ -281,11 +409,65 @@ def section_chart(effects: tuple[Effect, ...], price_effects: tuple[Effect, ...]
     return (
         f"<h2>Effects against {_e(BASE.label)} photos, with {lvl} ranges</h2><div class='card'>"
         + _chart(rows, level)
-        + "<p class='muted'>The dot is the best estimate; the bar is the range that contains the true effect with "
-        f"{lvl} confidence. A bar that crosses the dashed line means the data cannot rule out no effect. "
+        + "<p class='muted'>The dot is the best estimate; the bar is the "
+        f"{lvl} range, the effects the data are consistent with (ranges built this way cover the effect in about "
+        f"{lvl} of data sets when the assumptions below hold, and they can fail when those assumptions do not). A bar "
+        "that crosses the dashed line means the data cannot rule out no effect. "
         "&ldquo;Sales&rdquo; compares units sold by the same product in the same week at the same price; "
         "&ldquo;price&rdquo; is how much higher listings with that kind of photo are priced.</p></div>"
     )
+
+
+def section_concentration(concentration: tuple[Concentration, ...]) -> str:
+    """How evenly the products carry the evidence, and which kind of range that led to."""
+    if not concentration:
+        return ""
+    out = [
+        "<h2>How many products carry the answer</h2><table><tr><th>Estimate</th><th>Effective number of products"
+        "</th><th>Largest products</th><th>Their share of the weight</th><th>Ranges from</th></tr>"
+    ]
+    for c in concentration:
+        method = "leaving out one product at a time (CR3)" if c.interval == "CR3" else "clustered by product (CRV1)"
+        out.append(
+            f"<tr><td>{_e(c.name)}</td><td class='n'>{c.effective_products:,.1f}</td>"
+            f"<td>{_e(', '.join(c.top_products))}</td><td class='n'>{c.top_share:.0%}</td><td>{method}</td></tr>"
+        )
+    out.append(
+        "</table><p class='muted'>The effective number is 1 / (sum of squared shares) of each product's Poisson "
+        f"weight on the estimate. Rule: {_e(concentration[0].rule)}.</p>"
+    )
+    return "".join(out)
+
+
+def section_price_channels(report: Report, level: float) -> str:
+    """The headline (price held fixed) beside the price premium, units with the price channel and revenue."""
+    if not report.units_with_price or not any(e.estimated for e in report.units_with_price):
+        return ""
+    lvl = f"{level:.0%}"
+    out = [
+        "<h2>Price: what the photo type brings with it</h2>",
+        "<p>The headline compares listings at the same price. Listings with some kinds of photo are also priced "
+        "differently; that premium is <strong>descriptive</strong> (sellers set prices, nobody randomised them), "
+        "but if it comes with the photo type, it changes units through the price elasticity and it changes "
+        "revenue directly.</p>",
+        "<table><tr><th>Photo type</th><th>Units, price held fixed (headline)</th><th>Price premium "
+        "(descriptive)</th><th>Units, including the price premium</th><th>Revenue</th></tr>",
+    ]
+    rows = zip(report.effects, report.price_effects, report.units_with_price, report.revenue_effects, strict=False)
+    for headline, premium, units, revenue in rows:
+        cells = "".join(
+            f"<td>{_pct(e.effect_pct)} <span class='muted'>({_range(e)})</span></td>" if e.estimated else "<td>n/a</td>"
+            for e in (headline, premium, units, revenue)
+        )
+        out.append(f"<tr><td>{_e(headline.category_name.capitalize())}</td>{cells}</tr>")
+    el = report.price_elasticity
+    elasticity = "n/a" if el.estimate is None else f"{el.estimate:.2f}"
+    out.append(
+        f"</table><p class='muted'>{lvl} ranges; units including the premium = headline + elasticity "
+        f"({elasticity}) &times; premium, revenue = that + the premium, in log points, with delta-method "
+        "ranges that allow for the three estimates moving together.</p>"
+    )
+    return "".join(out)
 
 
 def section_robustness(headline: FitSummary, check: FitSummary, pooled: FitSummary) -> str:
@@ -317,31 +499,97 @@ def section_robustness(headline: FitSummary, check: FitSummary, pooled: FitSumma
     return "".join(out)
 
 
-def section_per_product(per_product: tuple[PerProductEffect, ...], level: float, limit: int) -> str:
+def section_identification(
+    identification: tuple[Identification, ...], headline: tuple[Effect, ...], within: FitSummary | None, level: float
+) -> str:
+    """Where the headline's comparisons come from, and the within-listing estimate beside it."""
+    if not identification:
+        return ""
+    within_effects = {e.category: e for e in within.effects} if within is not None else {}
+    out = [
+        "<h2>Where the answer comes from</h2>",
+        "<p>Two comparisons can measure a photo's effect. <strong>Between listings</strong>: listings of the same "
+        "product in the same week, some with the photo and some without (the headline). <strong>Within a "
+        "listing</strong>: the same listing before and after its photo was switched. The second cannot mistake a "
+        "listing that simply sells better for the photo's effect, but it only has the listings that switched.</p>",
+        "<table><tr><th>Photo type</th><th>Listings with it</th><th>Listings that switched</th>"
+        "<th>Products with varying photos</th><th>Share of the headline's weight from switches</th>"
+        "<th>Headline (between listings)</th><th>Within a listing</th></tr>",
+    ]
+    by_category = {e.category: e for e in headline}
+    for row in identification:
+        effect = by_category.get(row.category)
+        other = within_effects.get(row.category)
+        share = "n/a" if row.weight_within_listing is None else f"{row.weight_within_listing:.0%}"
+
+        def cell(e: Effect | None) -> str:
+            if e is None or not e.estimated:
+                return f"<td>n/a <span class='muted'>{_e((e.note if e else '') or '')}</span></td>"
+            return f"<td>{_pct(e.effect_pct)} <span class='muted'>({_range(e)})</span></td>"
+
+        flag = " <strong>(they disagree)</strong>" if row.disagrees else ""
+        out.append(
+            f"<tr><td>{_e(row.category_name.capitalize())}{flag}</td><td class='n'>{row.listings:,}</td>"
+            f"<td class='n'>{row.listings_switching:,}</td><td class='n'>{row.products_varying:,}</td>"
+            f"<td class='n'>{share}</td>{cell(effect)}{cell(other)}</tr>"
+        )
+    out.append(
+        f"</table><p class='muted'>Ranges are {level:.0%} intervals. The share is the part of the photo's variation within products "
+        "(weighted as the Poisson model weighs each listing-week) that comes from listings switching photos; the "
+        "rest compares different listings of one product, which assumes listings were not given the photo because they already "
+        "sold better. When the two estimates differ by more than their joint uncertainty, the warnings say so.</p>"
+    )
+    return "".join(out)
+
+
+def section_per_product(
+    per_product: tuple[PerProductEffect, ...], level: float, limit: int, shrinkage: tuple[Shrinkage, ...] = ()
+) -> str:
     out = ["<h2>Product by product</h2>"]
     if not per_product:
         out.append(f"<p>No product had enough listing-weeks of both a photo type and {_e(BASE.label)} photos.</p>")
         return "".join(out)
     out.append(
         f"<p>Products that showed both a photo type and {_e(BASE.label)} photos, largest first "
-        f"({min(limit, len(per_product))} of {len(per_product)} shown here; the CSV has all). Each product's range "
-        "is wide: a product has only a few listings, so read these as hints, the headline as the answer.</p>"
+        f"({min(limit, len(per_product))} of {len(per_product)} shown here; the CSV has all). A product has only a "
+        "few listings, so its own estimate is noisy; the <strong>adjusted</strong> figure pulls it towards the "
+        "average over all products, the more so the noisier it is (empirical Bayes), and is the better guess for "
+        "a single product. Read the headline as the answer and these as hints.</p>"
     )
+    for summary in shrinkage:
+        alpha = 1 - level
+        out.append(
+            f"<p class='muted'>{_e(summary.category_name.capitalize())} photos, {summary.products:,} products: "
+            f"the true effects differ between products by about {100 * summary.tau:.1f} log points (SD, net of "
+            f"noise). With this many products, about {alpha * summary.products:.0f} would look "
+            f"&ldquo;significant&rdquo; at {alpha:.0%} by chance alone even with no effect anywhere "
+            f"({summary.nominal_significant} do); after correcting for the number of comparisons "
+            f"(Benjamini-Hochberg, false-discovery rate {summary.fdr:.0%}) {summary.discoveries} product(s) "
+            "remain flagged.</p>"
+        )
     shown = sorted(per_product, key=lambda r: -r.n)[:limit]
     lo = min(min(r.effect_pct_ci[0] for r in shown), -10.0)
     hi = max(max(r.effect_pct_ci[1] for r in shown), 10.0)
     lo, hi = max(lo, -100.0), min(hi, 300.0)
     out.append(
-        "<table><tr><th>Product</th><th>Photo type</th><th>Effect on units</th>"
-        f"<th>{level:.0%} range</th><th>Range (dashed line: no effect)</th><th>Listing-weeks</th></tr>"
+        "<table><tr><th>Product</th><th>Photo type</th><th>Own estimate</th>"
+        f"<th>{level:.0%} range</th><th>Range (dashed line: no effect)</th><th>Adjusted estimate</th>"
+        "<th>Flagged</th><th>Listing-weeks</th></tr>"
     )
     for r in shown:
         low, high = r.effect_pct_ci
+        adjusted = (
+            f"{_pct(r.shrunk_effect_pct)} <span class='muted'>({_pct(r.shrunk_effect_pct_ci[0])} to "
+            f"{_pct(r.shrunk_effect_pct_ci[1])})</span>"
+            if r.shrunk_effect_pct is not None and r.shrunk_effect_pct_ci is not None
+            else "n/a"
+        )
+        flagged = "yes" if r.discovery else ""
         out.append(
             f"<tr><td>{_e(r.product_id)}</td><td>{_e(r.category_name)}</td>"
             f"<td class='n'>{_pct(r.effect_pct)}</td><td class='n'>{_range(r)}</td>"
             f"<td>{_interval_bar(low, high, r.effect_pct, lo, hi, _colour(r.category_name))}</td>"
-            f"<td class='n'>{r.n:,}</td></tr>"
+            f"<td class='n'>{adjusted}</td><td>{flagged}</td><td class='n'>{r.n:,}</td></tr>"
         )
     out.append("</table>")
     return "".join(out)
@@ -423,10 +671,15 @@ def _sections(report: Report, max_products: int) -> list[Callable[[], str]]:
             + section_price(report.price_elasticity, level)
             + "</div>"
         ),
+        lambda: section_summary(report),
         lambda: section_warnings(report.warnings),
         lambda: section_chart(report.effects, report.price_effects, level),
+        lambda: section_identification(report.identification, report.effects, report.within_listing, level),
+        lambda: section_price_channels(report, level),
+        lambda: section_concentration(report.concentration),
         lambda: section_robustness(headline, report.log_units_check, report.pooled),
-        lambda: section_per_product(report.per_product, level, max_products),
+        lambda: section_assumptions(report),
+        lambda: section_per_product(report.per_product, level, max_products, report.shrinkage),
         lambda: section_counts(report.counts),
         lambda: section_method(report.spec),
     ]

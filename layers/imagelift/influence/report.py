@@ -44,6 +44,9 @@ class Effect:
     """Products in which this category varies, the source of identification (headline effects only)."""
     effect_basis: str | None = None
     """What ``effect_pct`` measures when it is not the lift of a category (the elasticity)."""
+    probability_above_zero: float | None = None
+    """Normal approximation on the estimate and its standard error, Phi(estimate / std_err): how sure the data
+    make us that the effect is positive, treating the estimate's sampling distribution as the uncertainty."""
 
     @property
     def estimated(self) -> bool:
@@ -57,7 +60,7 @@ class Effect:
         for key in _NUMBERS:
             out[key] = getattr(self, key)
         out["effect_pct_ci"] = None if self.effect_pct_ci is None else list(self.effect_pct_ci)
-        for key in ("note", "effect_basis", "n_rows", "varying_products"):
+        for key in ("note", "effect_basis", "n_rows", "varying_products", "probability_above_zero"):
             value = getattr(self, key)
             if value is not None:
                 out[key] = value
@@ -74,6 +77,7 @@ class Effect:
             n_rows=data.get("n_rows"),
             varying_products=data.get("varying_products"),
             effect_basis=data.get("effect_basis"),
+            probability_above_zero=data.get("probability_above_zero"),
         )
 
 
@@ -83,9 +87,22 @@ class PerProductEffect:
     category: int
     category_name: str
     effect_pct: float
+    """The product's own (raw) estimate: noisy, read it with ``shrunk_effect_pct``."""
     effect_pct_ci: tuple[float, float]
     n: int
     """Listing-weeks of the product in this category and the base together."""
+    estimate: float | None = None
+    """The raw estimate in log points."""
+    std_err: float | None = None
+    p_value: float | None = None
+    """Two-sided, normal approximation, against no effect."""
+    q_value: float | None = None
+    """Benjamini-Hochberg adjusted p-value within the category (false-discovery rate)."""
+    discovery: bool = False
+    """``q_value`` is at or below the report's false-discovery rate."""
+    shrunk_effect_pct: float | None = None
+    """Empirical-Bayes estimate: the raw one pulled towards the catalogue mean, more so the noisier it is."""
+    shrunk_effect_pct_ci: tuple[float, float] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -95,6 +112,13 @@ class PerProductEffect:
             "effect_pct": self.effect_pct,
             "effect_pct_ci": list(self.effect_pct_ci),
             "n": self.n,
+            "estimate": self.estimate,
+            "std_err": self.std_err,
+            "p_value": self.p_value,
+            "q_value": self.q_value,
+            "discovery": self.discovery,
+            "shrunk_effect_pct": self.shrunk_effect_pct,
+            "shrunk_effect_pct_ci": None if self.shrunk_effect_pct_ci is None else list(self.shrunk_effect_pct_ci),
         }
 
     @classmethod
@@ -106,6 +130,115 @@ class PerProductEffect:
             effect_pct=data["effect_pct"],
             effect_pct_ci=tuple(data["effect_pct_ci"]),
             n=data["n"],
+            estimate=data.get("estimate"),
+            std_err=data.get("std_err"),
+            p_value=data.get("p_value"),
+            q_value=data.get("q_value"),
+            discovery=bool(data.get("discovery", False)),
+            shrunk_effect_pct=data.get("shrunk_effect_pct"),
+            shrunk_effect_pct_ci=_interval(data.get("shrunk_effect_pct_ci")),
+        )
+
+
+@dataclass(frozen=True)
+class Shrinkage:
+    """How much the per-product effects of one category really differ, and how far they were shrunk."""
+
+    category: int
+    category_name: str
+    products: int
+    tau: float
+    """Estimated SD of the true per-product effects (log points), net of their sampling noise (REML)."""
+    mean: float
+    """Precision-weighted mean of the per-product effects (log points): what each is shrunk towards."""
+    mean_std_err: float
+    fdr: float
+    """The false-discovery rate of the ``discovery`` flags."""
+    discoveries: int
+    """Products whose effect differs from zero at that false-discovery rate."""
+    nominal_significant: int
+    """Products with p < 1 - confidence before the correction: many are expected by chance alone."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {key: getattr(self, key) for key in self.__dataclass_fields__}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Shrinkage:
+        return cls(**{key: data[key] for key in cls.__dataclass_fields__})
+
+
+@dataclass(frozen=True)
+class Identification:
+    """Where one category's effect comes from, and whether the two ways of estimating it agree.
+
+    The headline compares listings of one product in the same week (product + week effects); the within-listing
+    fit compares each listing with itself before and after a photo switch (listing + week effects), so a listing
+    that simply sells better cannot pass for the photo's effect there.
+    """
+
+    category: int
+    category_name: str
+    listings: int
+    """Listings that ever show this category."""
+    listings_switching: int
+    """Listings that show this category in some weeks and another in others: the within-listing comparisons."""
+    products_varying: int
+    """Products whose listings differ in this category at some point: the headline's comparisons."""
+    weight_within_listing: float | None = None
+    """Share of the category's variation within products, weighted by the headline's Poisson weights, that comes
+    from switches within a listing (the rest comes from comparing different listings of one product)."""
+    difference: float | None = None
+    """Headline minus within-listing estimate, log points."""
+    difference_std_err: float | None = None
+    """Clustered standard error of the difference, both fits' influences on the same products combined."""
+    disagrees: bool = False
+    """The difference exceeds its two-sided interval at the report's confidence."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "category": self.category,
+            "category_name": self.category_name,
+            "listings": self.listings,
+            "listings_switching": self.listings_switching,
+            "products_varying": self.products_varying,
+            "weight_within_listing": self.weight_within_listing,
+            "difference": self.difference,
+            "difference_std_err": self.difference_std_err,
+            "disagrees": self.disagrees,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Identification:
+        return cls(**{key: data.get(key) for key in cls.__dataclass_fields__ if key in data})
+
+
+@dataclass(frozen=True)
+class Concentration:
+    """How evenly the products share the Poisson weight behind one headline coefficient, and which interval is used."""
+
+    category: int | None
+    """None for the price elasticity."""
+    name: str
+    effective_products: float
+    """1 / sum of squared weight shares: the number of equally weighted products that would carry as much."""
+    top_products: tuple[str, ...]
+    top_share: float
+    """Share of the weight carried by ``top_products``."""
+    interval: str
+    """``CRV1`` or ``CR3`` (leave-one-product-out jackknife), by the rule in ``rule``."""
+    rule: str
+    crv1_std_err: float | None = None
+    cr3_std_err: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {key: getattr(self, key) for key in self.__dataclass_fields__}
+        out["top_products"] = list(self.top_products)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Concentration:
+        return cls(
+            **{**{key: data.get(key) for key in cls.__dataclass_fields__}, "top_products": tuple(data["top_products"])}
         )
 
 
@@ -306,6 +439,19 @@ class Report:
     pooled: FitSummary
     """Pooled OLS without fixed effects, the first version's method, for comparison."""
     warnings: tuple[str, ...] = field(default=())
+    within_listing: FitSummary | None = None
+    """PPML with listing + week effects: identified only by photo switches within a listing."""
+    identification: tuple[Identification, ...] = ()
+    """Per effect category: where the headline's comparisons come from and the within-listing comparison."""
+    shrinkage: tuple[Shrinkage, ...] = ()
+    """Per effect category with per-product effects: their spread and the shrinkage applied."""
+    units_with_price: tuple[Effect, ...] = ()
+    """Per effect category: the effect on units once the photo's price premium is passed through the elasticity
+    (the headline holds price fixed)."""
+    revenue_effects: tuple[Effect, ...] = ()
+    """Per effect category: the effect on revenue, units with the price channel plus the premium itself."""
+    concentration: tuple[Concentration, ...] = ()
+    """Per headline coefficient: effective number of products, the top products' share, the interval used."""
 
     @property
     def confidence(self) -> float:
@@ -323,6 +469,12 @@ class Report:
             "per_product": [p.to_dict() for p in self.per_product],
             "robustness": {"ols_log_units": self.log_units_check.to_dict()},
             "pooled": self.pooled.to_dict(),
+            "within_listing": None if self.within_listing is None else self.within_listing.to_dict(),
+            "identification": [i.to_dict() for i in self.identification],
+            "shrinkage": [s.to_dict() for s in self.shrinkage],
+            "units_with_price": [e.to_dict() for e in self.units_with_price],
+            "revenue_effects": [e.to_dict() for e in self.revenue_effects],
+            "concentration": [c.to_dict() for c in self.concentration],
             "warnings": list(self.warnings),
         }
 
@@ -351,6 +503,12 @@ class Report:
             log_units_check=FitSummary.from_dict(data["robustness"]["ols_log_units"]),
             pooled=FitSummary.from_dict(data["pooled"]),
             warnings=tuple(data["warnings"]),
+            within_listing=FitSummary.from_dict(data["within_listing"]) if data.get("within_listing") else None,
+            identification=tuple(Identification.from_dict(i) for i in data.get("identification", ())),
+            shrinkage=tuple(Shrinkage.from_dict(s) for s in data.get("shrinkage", ())),
+            units_with_price=tuple(Effect.from_dict(e) for e in data.get("units_with_price", ())),
+            revenue_effects=tuple(Effect.from_dict(e) for e in data.get("revenue_effects", ())),
+            concentration=tuple(Concentration.from_dict(c) for c in data.get("concentration", ())),
         )
 
     @classmethod
@@ -453,8 +611,14 @@ class ReportSummary:
                 lines.append(f"{e.category_name}: no estimate ({e.note or ''})")
             else:
                 lo, hi = e.effect_pct_ci
+                chance = (
+                    ""
+                    if e.probability_above_zero is None
+                    else f", chance above zero {e.probability_above_zero:.0%} (normal approximation)"
+                )
                 lines.append(
                     f"{e.category_name} vs product: {e.effect_pct:+.1f}% units ({level} CI {lo:+.1f}% to {hi:+.1f}%)"
+                    + chance
                 )
         el = self.price_elasticity
         if el.estimate is not None:

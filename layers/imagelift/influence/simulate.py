@@ -54,6 +54,17 @@ class SimulationSpec:
     deleted_records: float = 0.01
     unmatched_records: int = 3
     bad_rows: int = 0  # rows corrupted on purpose, spread over the rejection reasons
+    listing_selection: float = 0.0
+    """How strongly a listing's own persistent demand (in SDs) raises the odds of model photos: listings that
+    sell better anyway get model photos, which only a within-listing comparison sees through."""
+    model_lift_sd: float = 0.0
+    """SD across products of the model lift (log points around the planted mean): heterogeneous effects."""
+    huge_products: int = 0
+    """The first products sell ``huge_demand`` log points more than the rest: a few sellers carrying most sales."""
+    huge_demand: float = 0.0
+    price_follows_demand: float = 0.0
+    """Log points of price per log point of the product's weekly demand shock: sellers raising prices in their
+    busy weeks, which biases the elasticity towards zero and beyond."""
     seed: int = 0
 
 
@@ -85,21 +96,24 @@ def simulate(spec: SimulationSpec | None = None) -> Simulation:
     n_total = len(listing_product)
     listing_number = np.concatenate([np.arange(k) for k in n_listings])
 
-    # photo category: model photos more likely on better products
-    logits = np.column_stack([0.9 * quality[listing_product], np.full(n_total, 0.2), np.zeros(n_total)])
-    probs = np.exp(logits)
-    probs /= probs.sum(axis=1, keepdims=True)
-    first_category = 1 + (rng.random(n_total)[:, None] > np.cumsum(probs, axis=1)).sum(axis=1)
+    category_draw = rng.random(n_total)  # drawn here so that the same seed gives the same data as before
     first_week = np.where(
         rng.random(n_total) < spec.late_start_share, rng.integers(1, max(n_weeks // 2, 2), n_total), 0
     )
     switches = (rng.random(n_total) < spec.switch_share) & (first_week < n_weeks - 2)
     # a listing switches strictly inside the period; the bound only matters for listings that do not switch
     switch_week = np.where(switches, rng.integers(first_week + 1, np.maximum(n_weeks - 1, first_week + 2)), n_weeks)
-    second_category = first_category + rng.integers(1, 3, n_total)
-    second_category = (second_category - 1) % 3 + 1
+    category_step = rng.integers(1, 3, n_total)
 
     listing_effect = rng.normal(-(spec.listing_sd**2) / 2, spec.listing_sd, n_total)
+    listing_standardised = (listing_effect + spec.listing_sd**2 / 2) / max(spec.listing_sd, 1e-12)
+    # photo category: model photos more likely on better products (and, if asked, on better-selling listings)
+    model_logit = 0.9 * quality[listing_product] + spec.listing_selection * listing_standardised
+    logits = np.column_stack([model_logit, np.full(n_total, 0.2), np.zeros(n_total)])
+    probs = np.exp(logits)
+    probs /= probs.sum(axis=1, keepdims=True)
+    first_category = 1 + (category_draw[:, None] > np.cumsum(probs, axis=1)).sum(axis=1)
+    second_category = (first_category + category_step - 1) % 3 + 1
     listing_markup = rng.normal(0, 0.05, n_total)
     base_log_price = 4.0 + 0.3 * quality + rng.normal(0, 0.3, n_products)
 
@@ -132,9 +146,13 @@ def simulate(spec: SimulationSpec | None = None) -> Simulation:
 
     season = 0.2 * np.sin(2 * np.pi * weeks / 52) + rng.normal(0, 0.05, n_weeks)
     product_week = rng.normal(-(spec.product_week_sd**2) / 2, spec.product_week_sd, (n_products, n_weeks))
-    lift = np.select(
-        [category == 1, category == 2], [math.log1p(spec.model_lift / 100), math.log1p(spec.worn_lift / 100)], 0.0
-    )
+    model_lift = np.full(n_products, math.log1p(spec.model_lift / 100))
+    if spec.model_lift_sd > 0:
+        model_lift += rng.normal(0, spec.model_lift_sd, n_products)
+    lift = np.select([category == 1, category == 2], [model_lift[product], math.log1p(spec.worn_lift / 100)], 0.0)
+    if spec.price_follows_demand:
+        price = np.round(np.exp(log_price + spec.price_follows_demand * product_week[product, week]), 2)
+        log_price = np.log(price)
     log_mu = (
         math.log(spec.base_units)
         + 0.5 * quality[product]
@@ -144,6 +162,7 @@ def simulate(spec: SimulationSpec | None = None) -> Simulation:
         + lift
         + spec.elasticity * (log_price - base_log_price[product])
         + promo * math.log1p(spec.promo_lift / 100)
+        + spec.huge_demand * (product < spec.huge_products)
     )
     noise = rng.gamma(spec.dispersion, 1 / spec.dispersion, n_rows)
     units = rng.poisson(np.exp(log_mu) * noise)

@@ -225,3 +225,18 @@ def test_the_page_says_what_it_can_and_states_its_assumptions(sim):
     assert "chance that the effect is above zero" in page and "normally distributed" in page
     assert "Where the answer comes from" in page and "Price: what the photo type brings with it" in page
     assert "chance above zero" in ReportSummary.of(run.report).headline()
+
+
+def test_corrected_categories_are_counted_in_the_report_and_its_page(sim):
+    records = [dict(r) for r in sim.records]
+    classified = [r for r in records if r.get("status") == "classified"]
+    for record in classified[:3]:
+        record["correction"] = {"category": 2, "by": "ana", "at": "2026-01-01T00:00:00Z"}
+    run = build_report(_sources(sim), records, CONFIG, generated_at=WHEN)
+    assert run.report.counts.records.corrected == 3
+    assert json.loads(run.files["influence.json"])["counts"]["records"]["corrected"] == 3
+    assert Report.from_json(run.report.to_json()).counts.records.corrected == 3
+    assert "a person corrected</td><td class='n'>3</td>" in run.files["influence.html"].decode()
+    untouched = build_report(_sources(sim), sim.records, CONFIG, generated_at=WHEN)
+    assert untouched.report.counts.records.corrected == 0
+    assert "a person corrected" not in untouched.files["influence.html"].decode()

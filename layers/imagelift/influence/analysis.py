@@ -960,7 +960,12 @@ def assemble_report(
         listings=int(frame["listing_code"].nunique()) if len(frame) else 0,
         weeks=int(frame["week"].nunique()),
         listing_weeks_by_category={c.name: ident[c.id]["rows"] for c in CATEGORIES},
-        records=RecordCounts(read=records.records_read, used=records.used, excluded=records.excluded_dict()),
+        records=RecordCounts(
+            read=records.records_read,
+            used=records.used,
+            excluded=records.excluded_dict(),
+            corrected=records.corrected,
+        ),
         files=tuple(sales.files),
         rows_superseded=sales.superseded,
         superseded_examples=tuple(sales.superseded_examples),

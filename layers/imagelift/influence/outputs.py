@@ -624,6 +624,10 @@ def section_counts(counts: Counts) -> str:
     records = counts.records
     out.append(f"<tr><td>Photo records read</td><td class='n'>{records.read:,}</td></tr>")
     out.append(f"<tr><td>Photo records used</td><td class='n'>{records.used:,}</td></tr>")
+    if records.corrected:
+        out.append(
+            f"<tr><td>of them with a category a person corrected</td><td class='n'>{records.corrected:,}</td></tr>"
+        )
     for reason, n in records.excluded.items():
         out.append(
             f"<tr><td>Photo records left out: {_e(EXCLUSION_REASONS.get(reason, reason))}</td>"

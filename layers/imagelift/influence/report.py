@@ -261,13 +261,17 @@ class RecordCounts:
     read: int
     used: int
     excluded: dict[str, int]
+    corrected: int = 0
+    """Used records whose category is a person's correction (``imagelift correct``), not the classifier's."""
 
     def to_dict(self) -> dict[str, Any]:
-        return {"read": self.read, "used": self.used, "excluded": dict(self.excluded)}
+        return {"read": self.read, "used": self.used, "excluded": dict(self.excluded), "corrected": self.corrected}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> RecordCounts:
-        return cls(read=data["read"], used=data["used"], excluded=dict(data["excluded"]))
+        return cls(
+            read=data["read"], used=data["used"], excluded=dict(data["excluded"]), corrected=data.get("corrected", 0)
+        )
 
 
 @dataclass(frozen=True)

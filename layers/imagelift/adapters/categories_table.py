@@ -164,13 +164,7 @@ class CategoriesTable:
         """
         if (record.pk, record.sk) != (previous.pk, previous.sk):
             raise ValueError("replace_if_unchanged replaces one item with a new version of itself")
-        values: dict[str, Any] = {":sequencer": previous.sequencer, ":deleted": STATUS_DELETED}
-        condition = "sequencer = :sequencer AND #status <> :deleted AND "
-        if previous.recorded_at is None:
-            condition += "attribute_not_exists(recorded_at)"
-        else:
-            condition += "recorded_at = :recorded_at"
-            values[":recorded_at"] = previous.recorded_at
+        condition, values = _unchanged_since(previous)
         return self._conditional(
             self.client.put_item,
             TableName=self.table_name,
@@ -213,18 +207,8 @@ class CategoriesTable:
         Conditional on the item being unchanged since ``record`` was read (as :meth:`replace_if_unchanged`), so a
         re-classification or delete in between is not overwritten, nor overwrites this; False when it lost.
         """
-        values: dict[str, Any] = {
-            ":correction": correction,
-            ":now": recorded_at,
-            ":sequencer": record.sequencer,
-            ":deleted": STATUS_DELETED,
-        }
-        condition = "sequencer = :sequencer AND #status <> :deleted AND "
-        if record.recorded_at is None:
-            condition += "attribute_not_exists(recorded_at)"
-        else:
-            condition += "recorded_at = :recorded_at"
-            values[":recorded_at"] = record.recorded_at
+        condition, values = _unchanged_since(record)
+        values.update({":correction": correction, ":now": recorded_at})
         return self._conditional(
             self.client.update_item,
             TableName=self.table_name,
@@ -255,3 +239,14 @@ class CategoriesTable:
                 return False
             raise
         return True
+
+
+def _unchanged_since(record: CategoryRecord) -> tuple[str, dict[str, Any]]:
+    """The condition (and its values) that the item is still as ``record`` was read: same sequencer, not deleted,
+    and the same ``recorded_at`` (every write sets it, so any write in between breaks the condition)."""
+    values: dict[str, Any] = {":sequencer": record.sequencer, ":deleted": STATUS_DELETED}
+    condition = "sequencer = :sequencer AND #status <> :deleted AND "
+    if record.recorded_at is None:
+        return condition + "attribute_not_exists(recorded_at)", values
+    values[":recorded_at"] = record.recorded_at
+    return condition + "recorded_at = :recorded_at", values

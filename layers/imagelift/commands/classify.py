@@ -15,8 +15,12 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from imagelift.progress import ProgressBar
+
+if TYPE_CHECKING:  # the config module is imported when a command runs, not for --help
+    from imagelift.config import VisionConfig
 
 IMAGE_SUFFIXES = {
     ".jpg",
@@ -46,13 +50,33 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="image files or folders (recursive)")
     parser.add_argument("--json", action="store_true", help="one JSON object per image per line")
     parser.add_argument("--annotate", type=Path, metavar="DIR", help="write copies with boxes and landmarks drawn")
+    add_model_arguments(parser)
+    parser.set_defaults(func=run)
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--threads`` and ``--models-dir``: the options of every command that runs the cascade here."""
     parser.add_argument(
         "--threads", type=int, default=None, metavar="N", help="ONNX Runtime threads (default: IMAGELIFT_THREADS or 1)"
     )
     parser.add_argument(
         "--models-dir", type=Path, default=None, help="models directory (default: IMAGELIFT_MODELS_DIR or ./models)"
     )
-    parser.set_defaults(func=run)
+
+
+def vision_config(args: argparse.Namespace) -> VisionConfig | None:
+    """VisionConfig from the environment with the command's ``--threads`` / ``--models-dir``; None (said) if bad."""
+    from imagelift.config import VisionConfig
+
+    overrides: dict[str, Any] = {}
+    if args.threads is not None:
+        if args.threads < 0:
+            print("error: --threads must be >= 0", file=sys.stderr)
+            return None
+        overrides["threads"] = args.threads
+    if args.models_dir is not None:
+        overrides["models_dir"] = args.models_dir
+    return VisionConfig.from_env(**overrides)
 
 
 def collect(paths: list[Path]) -> tuple[list[Path], list[dict]]:
@@ -118,19 +142,12 @@ def _what_it_is(path: Path) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from imagelift.config import VisionConfig
     from imagelift.vision.cascade import Cascade
     from imagelift.vision.image_io import ImageDecodeError
 
-    overrides = {}
-    if args.threads is not None:
-        if args.threads < 0:
-            print("error: --threads must be >= 0", file=sys.stderr)
-            return 2
-        overrides["threads"] = args.threads
-    if args.models_dir is not None:
-        overrides["models_dir"] = args.models_dir
-    config = VisionConfig.from_env(**overrides)
+    config = vision_config(args)
+    if config is None:
+        return 2
     files, skipped = collect(args.paths)
     for row in skipped:
         if args.json:

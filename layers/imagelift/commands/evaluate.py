@@ -17,6 +17,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from imagelift.commands.classify import add_model_arguments, vision_config
+
 DEFAULT_CV = Path("bench") / "results" / "vision_tuning.json"
 THUMB_LONG_SIDE = 360
 
@@ -36,12 +38,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help=f"tuning results holding the cross-validated estimate (default: {DEFAULT_CV} when it exists)",
     )
-    parser.add_argument(
-        "--threads", type=int, default=None, metavar="N", help="ONNX Runtime threads (default: IMAGELIFT_THREADS or 1)"
-    )
-    parser.add_argument(
-        "--models-dir", type=Path, default=None, help="models directory (default: IMAGELIFT_MODELS_DIR or ./models)"
-    )
+    add_model_arguments(parser)
     parser.set_defaults(func=run)
 
 
@@ -65,7 +62,6 @@ def cross_validated_estimate(path: Path | None) -> dict[str, Any] | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from imagelift.config import VisionConfig
     from imagelift.vision.cascade import Cascade
     from imagelift.vision.evaluation import labelled_files, summarise
     from imagelift.vision.image_io import ImageDecodeError
@@ -81,12 +77,9 @@ def run(args: argparse.Namespace) -> int:
     if args.cv is not None and not args.cv.is_file():
         print(f"error: {args.cv} does not exist", file=sys.stderr)
         return 2
-    overrides: dict[str, Any] = {}
-    if args.threads is not None:
-        overrides["threads"] = args.threads
-    if args.models_dir is not None:
-        overrides["models_dir"] = args.models_dir
-    config = VisionConfig.from_env(**overrides)
+    config = vision_config(args)
+    if config is None:
+        return 2
     try:
         cascade = Cascade.load(config)
     except FileNotFoundError as exc:

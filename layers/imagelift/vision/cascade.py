@@ -222,10 +222,6 @@ class Cascade:
         limits = DecodeLimits.from_config(self.config)
         return decode_image(data, limits=limits, target_long_side=self.config.decode_long_side).bgr
 
-    def find_faces(self, image_bgr: np.ndarray) -> list[Face]:
-        """Faces that count (``face_min_confidence``), in the pixels of ``image_bgr``."""
-        return self.detect_faces(image_bgr).faces
-
     def detect_faces(self, image_bgr: np.ndarray) -> FaceDetection:
         """Faces that count (``face_min_confidence``) in the pixels of ``image_bgr``, and the best score that did
         not count."""

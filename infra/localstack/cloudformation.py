@@ -312,28 +312,6 @@ class _Resolver:
         )
         self.params = params
         self._arns: dict[str, str] = {}
-        self._conditions: dict[str, bool] = {}
-
-    def condition(self, name: str) -> bool:
-        """The value of one of the template's Conditions."""
-        if name not in self._conditions:
-            self._conditions[name] = self.truth((self.template.get("Conditions") or {})[name])
-        return self._conditions[name]
-
-    def truth(self, value: Any) -> bool:
-        ((fn, arg),) = value.items()
-        if fn == "Fn::Equals":
-            left, right = (self(v) for v in arg)
-            return str(left) == str(right)
-        if fn == "Fn::Not":
-            return not self.truth(arg[0])
-        if fn == "Fn::And":
-            return all(self.truth(v) for v in arg)
-        if fn == "Fn::Or":
-            return any(self.truth(v) for v in arg)
-        if fn == "Condition":
-            return self.condition(arg)
-        raise StackError(f"condition function {fn} is not supported by the local deploy")
 
     def ref(self, name: str) -> Any:
         if name in self.params:
@@ -394,9 +372,6 @@ class _Resolver:
             return value
         if len(value) == 1:
             ((fn, arg),) = value.items()
-            if fn == "Fn::If":
-                name, when_true, when_false = arg
-                return self(when_true if self.condition(name) else when_false)
             if fn == "Ref":
                 return self.ref(arg)
             if fn == "Fn::GetAtt":
@@ -498,14 +473,16 @@ def local_alarm_name(stack_name: str, logical_id: str) -> str:
 
 
 def _apply_what_moto_skips(template: dict[str, Any], info: StackInfo, *, account_id: str) -> list[str]:
-    """Set what moto's CloudFormation ignored; returns what remains different from the template."""
+    """Set what moto's CloudFormation ignored; returns what remains different from the template.
+
+    ``template`` has its conditions decided already (:func:`choose_conditions`): no resource is conditional and no
+    ``Fn::If`` is left.
+    """
     resolve = _Resolver(template, info, account_id)
     region, endpoint = info.region, info.endpoint_url
     not_reproduced: list[str] = []
     for logical_id, resource in template["Resources"].items():
         kind = resource["Type"]
-        if "Condition" in resource and not resolve.condition(resource["Condition"]):
-            continue  # not part of the stack with these parameters
         if kind not in _APPLIED_TYPES:
             if logical_id not in info.resources:
                 not_reproduced.append(f"{logical_id}: {kind} is not supported by moto's CloudFormation")

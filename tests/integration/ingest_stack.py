@@ -78,6 +78,15 @@ class DeployedStack:
             size=len(data),
         )
 
+    def upload_listings(self, prefix: str, photos: list[tuple[Path, int]]) -> list[str]:
+        """Each photo under its own product and listing (``<prefix>P-<i>/L-<i>/<name>``), with no event sent."""
+        keys = []
+        for index, (path, _) in enumerate(photos):
+            key = f"{prefix}P-{index}/L-{index}/{path.name}"
+            self.s3.put_object(Bucket=self.uploads_bucket, Key=key, Body=path.read_bytes())
+            keys.append(key)
+        return keys
+
     def delete_photo(self, key: str) -> dict[str, Any]:
         """Delete ``key`` (a delete marker in the versioned bucket); returns S3's event record for it."""
         response = self.s3.delete_object(Bucket=self.uploads_bucket, Key=key)

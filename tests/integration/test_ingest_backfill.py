@@ -38,15 +38,6 @@ def backfiller(stack: DeployedStack, counting: CountingClassifier) -> BackfillSe
     return BackfillService.from_env(classifier=counting)
 
 
-def upload(stack: DeployedStack, prefix: str, photos: list[tuple[Path, int]]) -> list[str]:
-    keys = []
-    for index, (path, _) in enumerate(photos):
-        key = f"{prefix}P-{index}/L-{index}/{path.name}"
-        stack.s3.put_object(Bucket=stack.uploads_bucket, Key=key, Body=path.read_bytes())
-        keys.append(key)
-    return keys
-
-
 def test_backfill_records_what_is_missing_and_a_rerun_does_nothing(
     stack: DeployedStack,
     service: ClassifyService,
@@ -56,7 +47,7 @@ def test_backfill_records_what_is_missing_and_a_rerun_does_nothing(
 ):
     prefix = "images/bf1-"
     photos = labelled_photos[::8]  # 5 photos over the three folders
-    keys = upload(stack, prefix, photos)
+    keys = stack.upload_listings(prefix, photos)
     bad_key = f"{prefix}P-x/L-x/broken.jpg"
     stack.s3.put_object(Bucket=stack.uploads_bucket, Key=bad_key, Body=photos[0][0].read_bytes()[:500])
     # one photo already came through its event; one was deleted (a delete marker hides it)
@@ -105,7 +96,7 @@ def test_backfill_counts_transient_faults_and_a_rerun_finishes(
     stack: DeployedStack, backfiller: BackfillService, labelled_photos, monkeypatch
 ):
     prefix = "images/bf3-"
-    keys = upload(stack, prefix, labelled_photos[:3])
+    keys = stack.upload_listings(prefix, labelled_photos[:3])
     original = backfiller.photos.client.get_object
 
     def throttle_first(**kwargs):
@@ -125,7 +116,7 @@ def test_backfill_counts_transient_faults_and_a_rerun_finishes(
 
 def test_backfill_command(stack: DeployedStack, models_dir: Path, labelled_photos, monkeypatch, capsys):
     monkeypatch.setenv("IMAGELIFT_MODELS_DIR", str(models_dir))
-    keys = upload(stack, "images/bf4-", labelled_photos[:2])
+    keys = stack.upload_listings("images/bf4-", labelled_photos[:2])
     code = main(["backfill", "--bucket", stack.uploads_bucket, "--prefix", "images/bf4-", "--concurrency", "2"])
     out, err = capsys.readouterr()
     assert code == 0, err
@@ -147,7 +138,7 @@ def test_backfill_states_when_the_current_photos_went_live(
     from imagelift.records.live_from import LiveFrom, parse_moment
 
     prefix = "images/bf5-"
-    keys = upload(stack, prefix, labelled_photos[:2])
+    keys = stack.upload_listings(prefix, labelled_photos[:2])
     # one more photo came in through its event before the seller ran the backfill
     evented = f"{prefix}P-e/L-e/evented.jpg"
     service.handle_event(s3_event(stack.put_photo(evented, labelled_photos[2][0].read_bytes())))

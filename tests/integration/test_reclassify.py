@@ -39,15 +39,6 @@ def strict_cascade(models_dir: Path):
     return Cascade.load(VisionConfig.from_env({}, models_dir=models_dir, **strict))
 
 
-def upload(stack: DeployedStack, prefix: str, photos: list[tuple[Path, int]]) -> list[str]:
-    keys = []
-    for index, (path, _) in enumerate(photos):
-        key = f"{prefix}P-{index}/L-{index}/{path.name}"
-        stack.s3.put_object(Bucket=stack.uploads_bucket, Key=key, Body=path.read_bytes())
-        keys.append(key)
-    return keys
-
-
 def test_stale_records_are_rewritten_once_with_the_reason(
     stack: DeployedStack, cascade, strict_cascade, labelled_photos
 ):
@@ -55,10 +46,10 @@ def test_stale_records_are_rewritten_once_with_the_reason(
     # worn-look photos the current cascade calls worn, so that the stricter bar can move them
     worn = [p for p in labelled_photos if p[1] == 2 and cascade.classify_bytes(p[0].read_bytes()).category == 2]
     photos = worn[:3] + [p for p in labelled_photos if p[1] == 3][:1]
-    keys = upload(stack, prefix, photos)
+    keys = stack.upload_listings(prefix, photos)
     BackfillService.from_env(classifier=cascade).run(stack.uploads_bucket, prefix, concurrency=2)
     before = {key: stack.items(key)[0] for key in keys}
-    unrecorded = upload(stack, f"{prefix}late-", photos[:1])[0]  # uploaded after the backfill: no record
+    unrecorded = stack.upload_listings(f"{prefix}late-", photos[:1])[0]  # uploaded after the backfill: no record
 
     strict = Counting(strict_cascade)
     service = ReclassifyService.from_env(classifier=strict)
@@ -94,7 +85,7 @@ def test_stale_records_are_rewritten_once_with_the_reason(
 
 def test_all_rewrites_every_record_and_resumes_by_run_id(stack: DeployedStack, cascade, labelled_photos, monkeypatch):
     prefix = "images/rc2-"
-    keys = upload(stack, prefix, labelled_photos[1:4])
+    keys = stack.upload_listings(prefix, labelled_photos[1:4])
     BackfillService.from_env(classifier=cascade).run(stack.uploads_bucket, prefix, concurrency=1)
     counting = Counting(cascade)
     service = ReclassifyService.from_env(classifier=counting)
@@ -149,7 +140,7 @@ def test_reclassify_command_reads_the_stack_outputs(
     stack: DeployedStack, cascade, models_dir: Path, labelled_photos, monkeypatch, capsys
 ):
     prefix = "images/rc4-"
-    keys = upload(stack, prefix, labelled_photos[6:8])
+    keys = stack.upload_listings(prefix, labelled_photos[6:8])
     BackfillService.from_env(classifier=cascade).run(stack.uploads_bucket, prefix)
     monkeypatch.setenv("IMAGELIFT_MODELS_DIR", str(models_dir))
     monkeypatch.setenv("IMAGELIFT_FACE_MIN_CONFIDENCE", "0.95")
@@ -189,7 +180,7 @@ def test_backfill_without_a_table_fails_once_before_any_work(stack: DeployedStac
 def test_backfill_takes_table_and_bucket_from_the_stack(
     stack: DeployedStack, models_dir: Path, labelled_photos, monkeypatch, capsys
 ):
-    keys = upload(stack, "images/rc6-", labelled_photos[9:10])
+    keys = stack.upload_listings("images/rc6-", labelled_photos[9:10])
     monkeypatch.delenv("CATEGORIES_TABLE")
     monkeypatch.setenv("IMAGELIFT_MODELS_DIR", str(models_dir))
     monkeypatch.setenv("IMAGELIFT_STACK", stack.info.stack_name)

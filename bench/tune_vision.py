@@ -53,6 +53,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 import vision_fusion  # noqa: E402
 from vision_data import COPIES, KINDS, load_photos  # noqa: E402
 from vision_scores import FULL_SIZES, NETS, PADDED_SIZES, SCORES_VERSION, TILE_GRID, load_scores  # noqa: E402
+from vision_skin import load_skin  # noqa: E402
 
 from imagelift.config import VisionConfig  # noqa: E402
 
@@ -138,7 +139,8 @@ def strategies() -> list[Strategy]:
         if full or padded:
             out.append(Strategy(nets, rule, full, padded))
     for (nets, rule), full, second in itertools.product(net_sets, FULL_SIZES, SECOND_PASSES):
-        if second.startswith("agree") and len(nets) < 2:
+        # Boxes beyond the best are kept for the 192 pass only (vision_scores.py --reuse keeps the other passes).
+        if second.startswith("agree") and (len(nets) < 2 or full != 192):
             continue
         out.append(Strategy(nets, rule, full, 0, second))
     return out
@@ -158,6 +160,7 @@ class Table:
     face_score: np.ndarray  # per row: the best face score
     tops: dict[tuple[str, str], np.ndarray]  # (net, full pass) -> rows x TOP x [score, x, y, w, h]
     tiles: dict[str, np.ndarray]  # net -> rows x windows: best person score in each crop
+    skin: dict[str, np.ndarray]  # vote (bench/vision_skin.py) -> per-row value; empty until it has run
 
 
 VIEWS = ("person", "shared")
@@ -173,6 +176,8 @@ def load_table(face_min_confidence: float, view: str = "person") -> Table:
     if missing:
         print(f"warning: {len(missing)} photos not scored yet (run bench/vision_scores.py); left out", file=sys.stderr)
     photos = [p for p in photos if p.id in cached]
+    skin_cached = load_skin(photos)
+    skin: dict[str, list[float]] = {}
     rows_photo, rows_copy, face = [], [], []
     scores: dict[tuple[str, str], list[float]] = {}
     tops: dict[tuple[str, str], list[np.ndarray]] = {}
@@ -196,6 +201,8 @@ def load_table(face_min_confidence: float, view: str = "person") -> Table:
                         tops.setdefault((net, pass_name), []).append(top)
             for net, windows in entry["tiles"].items():
                 tiles.setdefault(net, []).append([w[0] for w in windows])
+            for vote, value in skin_cached.get(photo.id, {}).get(copy, {}).items():
+                skin.setdefault(vote, []).append(value)
     return Table(
         photos,
         np.asarray(rows_photo),
@@ -208,6 +215,7 @@ def load_table(face_min_confidence: float, view: str = "person") -> Table:
         np.asarray(face, dtype=np.float32),
         {k: np.stack(v) for k, v in tops.items()},
         {k: np.asarray(v, dtype=np.float32) for k, v in tiles.items()},
+        {k: np.asarray(v, dtype=np.float32) for k, v in skin.items() if len(v) == len(face)},
     )
 
 

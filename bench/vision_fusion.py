@@ -2,7 +2,8 @@
 
 Each vote is a number the cascade already has (or would have after one more pass): each net's best person score
 in the whole-photo pass, the score of the boxes both nets agree on, the size and shape of each net's best box, the
-best face score that did not count; the over-budget set adds the padded 320 canvas and the zoomed crops. The
+best face score that did not count, the share of skin-coloured pixels (bench/vision_skin.py: whole photo,
+along the edges, largest region); the over-budget set adds the padded 320 canvas and the zoomed crops. The
 regression (L2, standardised features) is fitted on worn against product photos without a face; its threshold is
 chosen on out-of-fold probabilities of an inner 5-fold CV over the training part (never on the photos it was
 fitted on); the outer test part is judged with both. Outer schemes as in tune_vision: 5 photo folds, and each
@@ -38,6 +39,9 @@ def features(tv, table, over_budget: bool) -> tuple[np.ndarray, list[str]]:
     names.append("logit agreed boxes (IoU 0.3)")
     cols.append(np.where(table.face_score < 0.005, 0.0, table.face_score))
     names.append("best face score (below the threshold)")
+    for vote, values in table.skin.items():
+        cols.append(np.sqrt(values))
+        names.append(f"sqrt {vote.replace('_', ' ')} share (bench/vision_skin.py)")
     if over_budget:
         for net in ("yolov3-tiny", "yolov4-tiny"):
             cols.append(_logit(table.scores[(net, "padded320")]))

@@ -50,6 +50,7 @@ PADDED_SIZES = (192, 256, 320)
 PADDED_FRACTION = 0.5
 FLOOR = 0.005  # scores below this are recorded as 0
 TOP_BOXES = 5
+REUSE_TOLERANCE = 1e-4
 TILE_GRID = 2
 TILE_FRACTION = 0.6
 TILE_SIZE = 192
@@ -115,7 +116,18 @@ def all_passes(detector: YoloDetector, image, padded: bool = True) -> dict:
     return passes
 
 
-def score_photo(data: bytes, cascade: Cascade, nets: dict[str, YoloDetector]) -> dict:
+def reusable_passes(detector: YoloDetector, image, earlier: dict | None) -> dict | None:
+    """An earlier cache's passes of this net on this view, when its whole-photo 192 score is what the net gives
+    now (the same pixels and model), with the fresh 192 pass and its boxes; None when there is none or it differs."""
+    if not earlier:
+        return None
+    fresh = best_person(detector, image, 192, padded=False)
+    if abs(fresh["score"] - earlier.get("full192", {}).get("score", -1.0)) > REUSE_TOLERANCE:
+        return None
+    return {**earlier, "full192": fresh}
+
+
+def score_photo(data: bytes, cascade: Cascade, nets: dict[str, YoloDetector], earlier: dict | None = None) -> dict:
     config = cascade.config
     limits = DecodeLimits.from_config(config)
     copies = {}
@@ -130,10 +142,17 @@ def score_photo(data: bytes, cascade: Cascade, nets: dict[str, YoloDetector]) ->
         detection = cascade.detect_faces(shared)
         face = max([f.confidence for f in detection.faces] + [detection.best_rejected])
         person_view = cascade.person_view(decoded, encoded)
+        persons, reused = {}, []
+        for name, d in nets.items():
+            kept = reusable_passes(d, person_view, ((earlier or {}).get(copy) or {}).get("persons", {}).get(name))
+            persons[name] = kept or all_passes(d, person_view)
+            reused.append(kept is not None)
         entry: dict = {
             "face": round(float(face), 5),
             "shared_is_person_view": person_view is shared,
-            "persons": {name: all_passes(d, person_view) for name, d in nets.items()},
+            "persons": persons,
+            # Passes other than full192 copied from the earlier cache (checked on full192), not run again.
+            "persons_reused": all(reused),
         }
         if person_view is not shared:
             # Padded canvases are area-shrunk to at most half a 320 canvas from either decode: only the whole-photo
@@ -149,6 +168,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", type=Path, default=ROOT / "models")
     parser.add_argument("--limit", type=int, default=0, help="score only the first N photos (a quick check)")
     parser.add_argument("--reverse", action="store_true", help="last photo first (a second process shares the work)")
+    parser.add_argument(
+        "--reuse",
+        type=Path,
+        help="a version-1 cache directory: its person-view passes are kept where the fresh 192 pass matches them",
+    )
     args = parser.parse_args(argv)
     # The shipped face settings (config.py defaults), whatever the environment says.
     config = VisionConfig.from_env({}, models_dir=args.models, threads=1)
@@ -170,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
         result = {
             "version": SCORES_VERSION,
             "id": photo.id,
-            "copies": score_photo(photo.path.read_bytes(), cascade, nets),
+            "copies": score_photo(photo.path.read_bytes(), cascade, nets, earlier_scores(args.reuse, digest)),
         }
         tmp = target.with_suffix(f".tmp-{os.getpid()}")
         tmp.write_text(json.dumps(result))
@@ -181,6 +205,14 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{index + 1}/{len(photos)} scored, {rate:.2f} s per photo", file=sys.stderr, flush=True)
     print(f"{done} photos scored in {time.monotonic() - started:.0f} s; cache {CACHE}", file=sys.stderr)
     return 0
+
+
+def earlier_scores(folder: Path | None, digest: str) -> dict | None:
+    """The copies of a version-1 cache entry (faces at the old settings, person-view passes), if any."""
+    if folder is None or not (folder / f"{digest}.json").is_file():
+        return None
+    cached = json.loads((folder / f"{digest}.json").read_text())
+    return cached["copies"] if cached.get("version") == 1 else None
 
 
 def load_scores(photos) -> dict[str, dict]:

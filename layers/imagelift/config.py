@@ -251,6 +251,14 @@ class ReportConfig(_FromEnv):
     of products is below ``jackknife_min_effective``, that interval comes from the leave-one-product-out jackknife
     (CR3) instead of CRV1, whose few large clusters then make it too narrow."""
     jackknife_min_effective: float = 30.0
+    listing_category: str = "main"
+    """Which photos give a listing-week its category: ``main`` (the listing's main photo: ``main.*``, else the lowest
+    leading position number ``01-...``, see imagelift.records.keys) or ``any_model`` (``model`` when any live photo of
+    the gallery is a model photo, else the main photo's category)."""
+
+    def __post_init__(self) -> None:
+        if self.listing_category not in ("main", "any_model"):
+            raise ValueError(f"REPORT_LISTING_CATEGORY={self.listing_category!r} is not main or any_model")
 
     def control_columns(self) -> tuple[str, ...]:
         return tuple(c.strip().lower() for c in self.controls.split(",") if c.strip())

@@ -377,7 +377,8 @@ def decode_heif(data: bytes, structure: HeifStructure) -> tuple[np.ndarray, bool
             picture.load()
             if picture.mode not in ("RGB", "RGBA"):
                 picture = picture.convert("RGBA" if "A" in picture.mode else "RGB")
-            return np.asarray(picture), False  # Pillow reports irot / imir as EXIF orientation, pixels as stored
+            pixels = np.asarray(picture)  # a copy: closing the picture frees Pillow's own
+        return pixels, False  # Pillow reports irot / imir as EXIF orientation, pixels as stored
     except MemoryError:
         raise
     except Exception as exc:  # the decoders raise ValueError, RuntimeError, OSError, SyntaxError...

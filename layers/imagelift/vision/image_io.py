@@ -592,20 +592,19 @@ def _decode_heif(data: bytes, header: ImageHeader, factor: int) -> DecodedImage:
             raise ImageDecodeError(
                 "corrupt", f"the {header.format.upper()} decoder gave pixels of shape {pixels.shape}"
             )
-        image = cv2.cvtColor(pixels, cv2.COLOR_RGBA2BGRA if pixels.shape[2] == 4 else cv2.COLOR_RGB2BGR)
-        del pixels
         declared = (header.height, header.width)
         if oriented and header.orientation >= 5:
             declared = declared[::-1]
         # a clean-aperture box (clap) may crop the declared size (odd sizes are coded one pixel larger); never more
-        if image.shape[0] > declared[0] or image.shape[1] > declared[1]:
+        if pixels.shape[0] > declared[0] or pixels.shape[1] > declared[1]:
             raise ImageDecodeError(
                 "corrupt",
                 f"the {header.format.upper()} header declares {header.width}x{header.height}, the data decodes to "
-                f"{image.shape[1]}x{image.shape[0]}",
+                f"{pixels.shape[1]}x{pixels.shape[0]}",
             )
-        stored_h, stored_w = image.shape[:2]
-        image = _to_bgr8(image, factor)
+        stored_h, stored_w = pixels.shape[:2]
+        image = _rgb_to_bgr8(pixels, factor)
+        del pixels
         if not oriented:
             image = _apply_orientation(image, header.orientation)
             if header.orientation >= 5:
@@ -613,6 +612,19 @@ def _decode_heif(data: bytes, header: ImageHeader, factor: int) -> DecodedImage:
     except MemoryError as exc:
         raise ImageDecodeError("too_large", f"out of memory decoding {header.width}x{header.height}") from exc
     return DecodedImage(image, header.format, stored_w, stored_h, 1.0 / factor)
+
+
+def _rgb_to_bgr8(pixels: np.ndarray, factor: int) -> np.ndarray:
+    """RGB(A) uint8 -> 8-bit BGR ``factor`` times smaller, strip by strip: no second full-size copy."""
+    code = cv2.COLOR_RGBA2BGRA if pixels.shape[2] == 4 else cv2.COLOR_RGB2BGR
+    height, width = pixels.shape[0] // factor, pixels.shape[1] // factor
+    out = np.empty((height, width, 3), np.uint8)
+    step = max(1, _STRIP_ROWS // factor)
+    for top in range(0, height, step):
+        rows = min(step, height - top)
+        strip = cv2.cvtColor(pixels[top * factor : (top + rows) * factor, : width * factor], code)
+        out[top : top + rows] = strip if factor == 1 and strip.shape[2] == 3 else _strip_to_bgr8(strip, factor)
+    return out
 
 
 # What libjpeg and libpng print (to the process's stderr) when they patch over broken data instead of failing:

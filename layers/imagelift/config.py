@@ -255,6 +255,14 @@ class ReportConfig(_FromEnv):
     """Threads BLAS may use while the report is built (0: the library's default, one per core). The fits multiply
     small matrices, where thread start-up costs more than it saves: one thread ran the 1M-row report's fits about
     twice as fast as two on a 2-core machine (bench/results/report_speed.json)."""
+    listing_category: str = "main"
+    """Which photos give a listing-week its category: ``main`` (the listing's main photo: ``main.*``, else the lowest
+    leading position number ``01-...``, see imagelift.records.keys) or ``any_model`` (``model`` when any live photo of
+    the gallery is a model photo, else the main photo's category)."""
+
+    def __post_init__(self) -> None:
+        if self.listing_category not in ("main", "any_model"):
+            raise ValueError(f"REPORT_LISTING_CATEGORY={self.listing_category!r} is not main or any_model")
 
     def control_columns(self) -> tuple[str, ...]:
         return tuple(c.strip().lower() for c in self.controls.split(",") if c.strip())

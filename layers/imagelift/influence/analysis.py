@@ -32,6 +32,7 @@ from imagelift.influence.estimation import (
     jackknife_covariance,
     joint_covariance,
 )
+from imagelift.influence.listing_photo import describe as describe_listing_rule
 from imagelift.influence.records import CategoryRecords, join_categories
 from imagelift.influence.report import (
     Concentration,
@@ -52,10 +53,6 @@ from imagelift.records.categories import BASE, CATEGORIES, CATEGORY_NAMES, EFFEC
 EFFECT_IDS = tuple(c.id for c in EFFECT_CATEGORIES)
 PRICE = "log_price"
 ELASTICITY_STEP = 0.10  # the elasticity is also shown as the change in sales for a 10% price rise
-WEEK_ASSIGNMENT = (
-    "each listing-week takes the category of the latest classified photo live at the week's midpoint "
-    "(Thursday 12:00 UTC); failed and deleted records are ignored"
-)
 LOG_UNITS_SPEC = "OLS of log(units) on the same design, weeks with sales only, same fixed effects and errors"
 WITHIN_LISTING_SPEC = (
     "PPML on the same design with listing + week effects (each listing compared with itself before and after a "
@@ -986,11 +983,12 @@ def assemble_report(
         confidence=level,
         controls=tuple(controls),
         effect_pct="100 * (exp(estimate) - 1)",
-        week_assignment=WEEK_ASSIGNMENT,
+        week_assignment=describe_listing_rule(config.listing_category),
         nobs=ppml.nobs if ppml else 0,
         clusters=ppml.n_clusters if ppml else 0,
         iterations=ppml.iterations if ppml else 0,
         dropped=dict(ppml.dropped) if ppml else {},
+        listing_category=config.listing_category,
     )
     return Report(
         generated_at=(generated_at or datetime.now(UTC)).isoformat(timespec="seconds"),

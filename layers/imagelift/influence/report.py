@@ -372,6 +372,9 @@ class Spec:
     clusters: int
     iterations: int
     dropped: dict[str, int]
+    listing_category: str = ""
+    """Which photos gave each listing-week its category (ReportConfig.listing_category: ``main`` or ``any_model``);
+    empty in a report written before the rule was recorded, when the newest live photo counted."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -388,6 +391,7 @@ class Spec:
             "clusters": self.clusters,
             "iterations": self.iterations,
             "dropped": dict(self.dropped),
+            "listing_category": self.listing_category,
         }
 
     @classmethod

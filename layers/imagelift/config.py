@@ -251,6 +251,10 @@ class ReportConfig(_FromEnv):
     of products is below ``jackknife_min_effective``, that interval comes from the leave-one-product-out jackknife
     (CR3) instead of CRV1, whose few large clusters then make it too narrow."""
     jackknife_min_effective: float = 30.0
+    blas_threads: int = 1
+    """Threads BLAS may use while the report is built (0: the library's default, one per core). The fits multiply
+    small matrices, where thread start-up costs more than it saves: one thread ran the 1M-row report's fits about
+    twice as fast as two on a 2-core machine (bench/results/report_speed.json)."""
 
     def control_columns(self) -> tuple[str, ...]:
         return tuple(c.strip().lower() for c in self.controls.split(",") if c.strip())

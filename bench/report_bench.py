@@ -19,7 +19,11 @@ coverage: simulate many data sets with known effects and count how often the 95%
 identification: Monte Carlo over the threats to the headline (a few huge sellers, effects that differ across
   products, photos chosen by listing quality, prices that follow demand): coverage and bias of the product + week
   headline (CRV1 and CR3 ranges), of the listing + week fit, of the elasticity and of the effect on units with the
-  price channel; how often each warning fires; the per-product RMSE raw and shrunk.
+  price channel; how often each warning fires; the per-product RMSE raw and shrunk. Also the threats to the event
+  study (a launch promotion with the switch, effects that build up over weeks, prices set by each product's season,
+  photos switched after sales rose): coverage and bias of the event study's pooled effect after the switch, how
+  often its pre-trend test rejects, and how often each threat check warns. ``--scenarios`` runs some of them and
+  merges them into the existing results file.
 
 Results go to bench/results/report_speed.json, bench/results/report_coverage.json and
 bench/results/identification.json.
@@ -378,10 +382,35 @@ IDENTIFICATION_SCENARIOS = {
     "heterogeneous_effects": {"model_lift_sd": 0.15},
     "selection_on_listing_quality": {"listing_selection": 1.0},
     "prices_follow_demand": {"price_follows_demand": 0.5, "product_week_sd": 0.3},
+    "promotion_at_switches": {"switch_promotion_lift": 50.0, "switch_promotion_weeks": 2},
+    "ramping_effects": {"lift_ramp_weeks": 8, "model_lift": 30.0},
+    "seasonal_prices": {"product_season_sd": 0.3, "price_follows_season": 0.5},
+    "reverse_causality": {"pre_switch_rise": 30.0, "pre_switch_weeks": 4},
 }
+THREAT_CHECKS = ("donut", "placebo_leads", "dynamic_profile", "product_season")
 
 
-def identification(datasets: int, products: int = 200, weeks: int = 40) -> dict:
+def _event_study_records(report, truth: dict, add) -> None:
+    """Per data set: the event study's pooled effect after the switch against the planted lift, and the checks."""
+    planted = truth["log_effects"]["model"]
+    study = next((s for s in report.event_study if s.category == 1), None)
+    if study is not None and study.after is not None and study.after.estimated:
+        add("event_study_covers", study.after.ci_low <= planted <= study.after.ci_high)
+        add("event_study_error", study.after.estimate - planted)
+        add("event_study_switches", study.switches)
+    if study is not None and study.pretrend_p_value is not None:
+        add("pretrend_rejects_model", study.pretrend_p_value < 0.05)
+    for check in THREAT_CHECKS:
+        lines = [c for c in report.checks if c.check == check]
+        add(f"warns_{check}", any(c.moved for c in lines))
+        add(f"check_not_made_{check}", any(c.note for c in lines))
+        model = next((c for c in lines if c.quantity in ("model effect", "model switches")), None)
+        if model is not None and model.p_value is not None:
+            add(f"warns_{check}_model", model.moved)
+    add("warns_any_check", any(c.moved for c in report.checks))
+
+
+def identification(datasets: int, products: int = 200, weeks: int = 40, scenarios: list[str] | None = None) -> dict:
     from scipy import stats
 
     from imagelift.config import ReportConfig
@@ -393,6 +422,8 @@ def identification(datasets: int, products: int = 200, weeks: int = 40) -> dict:
     config = ReportConfig(controls="promo")
     out = {}
     for name, params in IDENTIFICATION_SCENARIOS.items():
+        if scenarios and name not in scenarios:
+            continue
         start = time.perf_counter()
         records: dict[str, list[float]] = {}
 
@@ -441,8 +472,9 @@ def identification(datasets: int, products: int = 200, weeks: int = 40) -> dict:
             shrink = next((s for s in report.shrinkage if s.category == 1), None)
             if shrink is not None:
                 add("tau_model", shrink.tau)
+            _event_study_records(report, truth, add)
         summary = {key: float(np.mean(values)) for key, values in records.items()}
-        for key in ("headline_error", "within_listing_error"):
+        for key in ("headline_error", "within_listing_error", "event_study_error"):
             if key in records:
                 summary[key.replace("_error", "_rmse")] = float(np.sqrt(np.mean(np.square(records[key]))))
                 summary[key.replace("_error", "_bias")] = summary.pop(key)
@@ -507,13 +539,20 @@ def main() -> None:
         help="rounds of the alternating end-to-end comparison (before / default BLAS threads / now) per size",
     )
     parser.add_argument("--datasets", type=int, default=200)
+    parser.add_argument("--scenarios", nargs="+", choices=sorted(IDENTIFICATION_SCENARIOS), default=None)
     args = parser.parse_args()
     if args.what in {"speed", "all"}:
         _write("report_speed.json", speed(args.sizes, args.repeats, args.before, args.compare_repeats))
     if args.what in {"coverage", "all"}:
         _write("report_coverage.json", coverage(args.datasets))
     if args.what in {"identification", "all"}:
-        _write("identification.json", identification(args.datasets))
+        result = identification(args.datasets, scenarios=args.scenarios)
+        previous = RESULTS / "identification.json"
+        if args.scenarios and previous.exists():
+            # a partial run keeps the other scenarios' last figures
+            kept = json.loads(previous.read_text())["scenarios"]
+            result["scenarios"] = {**kept, **result["scenarios"]}
+        _write("identification.json", result)
 
 
 if __name__ == "__main__":

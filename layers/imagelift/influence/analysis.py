@@ -38,6 +38,7 @@ from imagelift.influence.report import (
     Concentration,
     Counts,
     Effect,
+    EventStudy,
     FitSummary,
     Identification,
     Period,
@@ -46,8 +47,10 @@ from imagelift.influence.report import (
     Report,
     Shrinkage,
     Spec,
+    ThreatCheck,
 )
 from imagelift.influence.sales import SalesTable
+from imagelift.influence.threats import switch_analyses
 from imagelift.records.categories import BASE, CATEGORIES, CATEGORY_NAMES, EFFECT_CATEGORIES
 
 EFFECT_IDS = tuple(c.id for c in EFFECT_CATEGORIES)
@@ -266,6 +269,8 @@ class Fits:
     identification_table: list[Identification] = field(default_factory=list)
     shrinkage: list[Shrinkage] = field(default_factory=list)
     concentration: list[Concentration] = field(default_factory=list)
+    event_study: list[EventStudy] = field(default_factory=list)
+    checks: list[ThreatCheck] = field(default_factory=list)
 
 
 def fit_models(panel: Panel, config: ReportConfig) -> Fits:
@@ -360,6 +365,25 @@ def fit_models(panel: Panel, config: ReportConfig) -> Fits:
             or []
         )
     per_product, shrinkage = shrink_per_product(per_product, config.confidence, config.fdr)
+    studies, checks, switch_warnings = (
+        switch_analyses(
+            frame,
+            units,
+            x,
+            names,
+            product,
+            week,
+            ppml,
+            categories,
+            level=config.confidence,
+            min_switches=config.min_cell_products,
+            tol=config.fe_tol,
+            irls_tol=config.irls_tol,
+        )
+        if categories
+        else ([], [], [])
+    )
+    warnings.extend(switch_warnings)
     return Fits(
         identification=ident,
         categories=categories,
@@ -375,6 +399,8 @@ def fit_models(panel: Panel, config: ReportConfig) -> Fits:
         identification_table=table,
         shrinkage=shrinkage,
         concentration=concentration,
+        event_study=studies,
+        checks=checks,
     )
 
 
@@ -1015,6 +1041,8 @@ def assemble_report(
         ),
         identification=tuple(fits.identification_table),
         shrinkage=tuple(fits.shrinkage),
+        event_study=tuple(fits.event_study),
+        checks=tuple(fits.checks),
         warnings=(
             *_missing_data(panel, sales, records, fits, config),
             *fits.warnings,

@@ -18,7 +18,8 @@ coverage: simulate many data sets with known effects and count how often the 95%
 
 identification: Monte Carlo over the threats to the headline (a few huge sellers, effects that differ across
   products, photos chosen by listing quality, prices that follow demand): coverage and bias of the product + week
-  headline (CRV1 and CR3 ranges), of the listing + week fit, of the elasticity and of the effect on units with the
+  headline (the range the report shows, and the CRV1, CR3 and wild score bootstrap ranges on every data set,
+  whichever the rule picks), of the listing + week fit, of the elasticity and of the effect on units with the
   price channel; how often each warning fires; the per-product RMSE raw and shrunk.
 
 Results go to bench/results/report_speed.json, bench/results/report_coverage.json and
@@ -330,13 +331,20 @@ def identification(datasets: int, products: int = 200, weeks: int = 40) -> dict:
     from scipy import stats
 
     from imagelift.config import ReportConfig
-    from imagelift.influence.analysis import analyse
-    from imagelift.influence.records import normalise_records
+    from imagelift.influence.analysis import assemble_report, fit_models, prepare_panel
+    from imagelift.influence.bootstrap import restricted_interval, unrestricted_interval
+    from imagelift.influence.records import join_categories, normalise_records
     from imagelift.influence.sales import read_sales
     from imagelift.influence.simulate import SimulationSpec, simulate
 
     config = ReportConfig(controls="promo")
     out = {}
+
+    def analyse_with_fits(sales, records):
+        panel = prepare_panel(join_categories(sales.frame, records, sales.rejections), sales.controls)
+        fits = fit_models(panel, config)
+        return assemble_report(sales, records, panel, fits, config), fits
+
     for name, params in IDENTIFICATION_SCENARIOS.items():
         start = time.perf_counter()
         records: dict[str, list[float]] = {}
@@ -347,7 +355,7 @@ def identification(datasets: int, products: int = 200, weeks: int = 40) -> dict:
         for seed in range(datasets):
             sim = simulate(SimulationSpec(products=products, weeks=weeks, **params, seed=20_000 + seed))
             sales = read_sales([("sales.csv", sim.sales.to_csv(index=False).encode())], controls=["promo"])
-            report = analyse(sales, normalise_records(sim.records), config)
+            report, fits = analyse_with_fits(sales, normalise_records(sim.records))
             truth = sim.truth
             planted = truth["log_effects"]["model"]
             model = report.effects[0]
@@ -356,6 +364,31 @@ def identification(datasets: int, products: int = 200, weeks: int = 40) -> dict:
             for label, se in (("crv1", conc.crv1_std_err), ("cr3", conc.cr3_std_err)):
                 add(f"headline_{label}_covers", abs(model.estimate - planted) <= t_crit * se)
             add("headline_covers", model.ci_low <= planted <= model.ci_high)
+            add("headline_uses_bootstrap", conc.interval == "wild bootstrap")
+            # every interval on every data set, whichever the rule picks: the evidence for the rule
+            for label, interval in (
+                ("wcr_webb", restricted_interval(fits.ppml, "category_model", 0.95, draws=999, seed=seed)),
+                (
+                    "wcr_rademacher",
+                    restricted_interval(fits.ppml, "category_model", 0.95, draws=999, seed=seed, kind="rademacher"),
+                ),
+                ("wcu_webb", unrestricted_interval(fits.ppml, "category_model", 0.95, draws=999, seed=seed)),
+            ):
+                bounded = interval.low is not None and interval.high is not None
+                add(f"headline_{label}_bounded", bounded)
+                add(
+                    f"headline_{label}_covers",
+                    (interval.low is None or interval.low <= planted)
+                    and (interval.high is None or planted <= interval.high),
+                )
+                if bounded:
+                    add(f"headline_{label}_width", interval.high - interval.low)
+            add("headline_cr3_width", 2 * t_crit * conc.cr3_std_err)
+            add("headline_width", model.ci_high - model.ci_low)
+            loo = next((row for row in report.leave_one_out if row.category == 1), None)
+            if loo is not None:
+                add("warns_one_product_drives", loo.driven)
+                add("leave_one_out_span", loo.high - loo.low)
             add("headline_error", model.estimate - planted)
             add("headline_uses_cr3", conc.interval == "CR3")
             add("top3_share", conc.top_share)

@@ -251,6 +251,14 @@ class ReportConfig(_FromEnv):
     of products is below ``jackknife_min_effective``, that interval comes from the leave-one-product-out jackknife
     (CR3) instead of CRV1, whose few large clusters then make it too narrow."""
     jackknife_min_effective: float = 30.0
+    bootstrap_draws: int = 999
+    """Draws of the wild score bootstrap that gives the headline intervals when the weight is concentrated."""
+    bootstrap_seed: int = 0
+    """Seed of those draws: the same data give the same report."""
+    power: float = 0.8
+    """Power at which the report states the smallest lift each comparison could detect."""
+    power_lift_pct: float = 5.0
+    """The lift (percent) for which the report says how much more data a comparison would need to detect it."""
 
     def control_columns(self) -> tuple[str, ...]:
         return tuple(c.strip().lower() for c in self.controls.split(",") if c.strip())

@@ -39,12 +39,20 @@ from imagelift.influence.report import (
     Effect,
     FitSummary,
     Identification,
+    LeaveOneOut,
     Period,
     PerProductEffect,
     RecordCounts,
     Report,
     Shrinkage,
     Spec,
+)
+from imagelift.influence.robust_intervals import (
+    bootstrap_concentrated,
+    concentration_for,
+    leave_one_out_warnings,
+    leave_one_product_out,
+    with_interval,
 )
 from imagelift.influence.sales import SalesTable
 from imagelift.records.categories import BASE, CATEGORIES, CATEGORY_NAMES, EFFECT_CATEGORIES
@@ -269,6 +277,7 @@ class Fits:
     identification_table: list[Identification] = field(default_factory=list)
     shrinkage: list[Shrinkage] = field(default_factory=list)
     concentration: list[Concentration] = field(default_factory=list)
+    leave_one_out: list[LeaveOneOut] = field(default_factory=list)
 
 
 def fit_models(panel: Panel, config: ReportConfig) -> Fits:
@@ -294,6 +303,7 @@ def fit_models(panel: Panel, config: ReportConfig) -> Fits:
     concentration: list[Concentration] = []
     if ppml is not None:
         ppml, concentration, note = concentrated_intervals(ppml, product, panel.product_ids, config)
+        concentration, note = bootstrap_concentrated(ppml, concentration, note, config, dummy=_dummy, price_name=PRICE)
         if note:
             warnings.append(note)
     sold = units > 0
@@ -363,6 +373,13 @@ def fit_models(panel: Panel, config: ReportConfig) -> Fits:
             or []
         )
     per_product, shrinkage = shrink_per_product(per_product, config.confidence, config.fdr)
+    leave_one_out: list[LeaveOneOut] = []
+    if ppml is not None:
+        shown = [headline_effect(ppml, concentration, c, config.confidence) for c in categories] + [
+            headline_effect(ppml, concentration, None, config.confidence)
+        ]
+        leave_one_out = leave_one_product_out(ppml, panel.product_ids, shown, dummy=_dummy, price_name=PRICE)
+        warnings.extend(leave_one_out_warnings(leave_one_out, config.confidence))
     return Fits(
         identification=ident,
         categories=categories,
@@ -378,7 +395,22 @@ def fit_models(panel: Panel, config: ReportConfig) -> Fits:
         identification_table=table,
         shrinkage=shrinkage,
         concentration=concentration,
+        leave_one_out=leave_one_out,
     )
+
+
+def headline_effect(
+    fit: FitResult | None, concentration: list[Concentration], category: int | None, level: float, note=None
+) -> Effect:
+    """A headline category effect (or, for ``category`` None, the elasticity) with the interval the rule chose."""
+    if category is None:
+        step = math.log1p(ELASTICITY_STEP)
+        return with_interval(
+            elasticity_effect(fit, level, note),
+            concentration_for(concentration, None),
+            lambda b: 100.0 * math.expm1(b * step),
+        )
+    return with_interval(category_effect(fit, category, level, note), concentration_for(concentration, category), _pct)
 
 
 JACKKNIFE_RULE = (
@@ -942,14 +974,14 @@ def assemble_report(
     rejections = sales.rejections
     effects = tuple(
         replace(
-            category_effect(ppml, c, level, fits.notes.get(c)),
+            headline_effect(ppml, fits.concentration, c, level, fits.notes.get(c)),
             n_rows=ident[c]["rows"],
             varying_products=ident[c]["varying_products"],
         )
         for c in EFFECT_IDS
     )
     units_with_price, revenue = price_channels(ppml, fits.price_premium, fits.categories, level)
-    elasticity = elasticity_effect(ppml, level)
+    elasticity = headline_effect(ppml, fits.concentration, None, level)
     formula = "units ~ " + " + ".join([*(_dummy(c) for c in EFFECT_IDS), PRICE, *controls])
     counts = Counts(
         rows=int(sales.rows_read),
@@ -1007,6 +1039,7 @@ def assemble_report(
         units_with_price=units_with_price,
         revenue_effects=revenue,
         concentration=tuple(fits.concentration),
+        leave_one_out=tuple(fits.leave_one_out),
         per_product=tuple(fits.per_product),
         log_units_check=_fit_summary(fits.log_units, LOG_UNITS_SPEC, level, fits.notes),
         pooled=_fit_summary(fits.pooled, POOLED_SPEC, level),

@@ -46,7 +46,8 @@ class Effect:
     """What ``effect_pct`` measures when it is not the lift of a category (the elasticity)."""
     probability_above_zero: float | None = None
     """Normal approximation on the estimate and its standard error, Phi(estimate / std_err): how sure the data
-    make us that the effect is positive, treating the estimate's sampling distribution as the uncertainty."""
+    make us that the effect is positive, treating the estimate's sampling distribution as the uncertainty. When the
+    report's interval is the wild bootstrap's (see ``Concentration``), it is the bootstrap's one-sided counterpart."""
 
     @property
     def estimated(self) -> bool:
@@ -229,17 +230,91 @@ class Concentration:
     rule: str
     crv1_std_err: float | None = None
     cr3_std_err: float | None = None
+    bootstrap_ci: Interval | None = None
+    """The wild restricted score bootstrap's interval (log points; an end is None when no value was rejected)."""
+    bootstrap_p_value: float | None = None
+    """The bootstrap's p-value of no effect."""
+    bootstrap_draws: int | None = None
+    bootstrap_probability_above_zero: float | None = None
+    """The bootstrap's one-sided counterpart of ``Effect.probability_above_zero``."""
 
     def to_dict(self) -> dict[str, Any]:
         out = {key: getattr(self, key) for key in self.__dataclass_fields__}
         out["top_products"] = list(self.top_products)
+        out["bootstrap_ci"] = _list(self.bootstrap_ci)
         return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Concentration:
         return cls(
-            **{**{key: data.get(key) for key in cls.__dataclass_fields__}, "top_products": tuple(data["top_products"])}
+            **{
+                **{key: data.get(key) for key in cls.__dataclass_fields__},
+                "top_products": tuple(data["top_products"]),
+                "bootstrap_ci": _interval(data.get("bootstrap_ci")),
+            }
         )
+
+
+@dataclass(frozen=True)
+class LeaveOneOut:
+    """The headline coefficient re-estimated without each product in turn: its range, and whether one product drives it.
+
+    The data carry no seller above the product (keys and exports name products and listings only), so each
+    product stands for its seller.
+    """
+
+    category: int | None
+    """None for the price elasticity."""
+    name: str
+    products: int
+    """Products left out in turn."""
+    estimate: float
+    """The headline estimate with every product (log points)."""
+    low: float
+    """Smallest estimate with one product left out (log points)."""
+    low_without: str
+    """The product whose removal gives ``low``."""
+    high: float
+    high_without: str
+    driven: bool
+    """Leaving one product out moves the estimate outside the headline's interval."""
+    method: str
+    """How each estimate without a product was had (a one-step update of the converged fit)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {key: getattr(self, key) for key in self.__dataclass_fields__}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> LeaveOneOut:
+        return cls(**{key: data[key] for key in cls.__dataclass_fields__})
+
+
+@dataclass(frozen=True)
+class Power:
+    """What one comparison could detect at this data size, and how much more data a given lift would need."""
+
+    comparison: str
+    """``headline`` (listings of one product compared in the same week) or ``within_listing`` (photo switches)."""
+    category: int
+    category_name: str
+    std_err: float | None
+    """The standard error the power rests on (log points), from the interval the report uses."""
+    minimum_detectable_pct: float | None
+    """The smallest lift (percent) the comparison detects with ``power`` at the report's confidence (two-sided)."""
+    power: float
+    units: str
+    """What the data size is counted in: ``products with varying photos`` or ``listings that switch``."""
+    units_now: int
+    target_lift_pct: float
+    units_needed: int | None
+    """How many such units the target lift needs (the standard error shrinking with their square root)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {key: getattr(self, key) for key in self.__dataclass_fields__}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Power:
+        return cls(**{key: data.get(key) for key in cls.__dataclass_fields__})
 
 
 @dataclass(frozen=True)
@@ -456,6 +531,10 @@ class Report:
     """Per effect category: the effect on revenue, units with the price channel plus the premium itself."""
     concentration: tuple[Concentration, ...] = ()
     """Per headline coefficient: effective number of products, the top products' share, the interval used."""
+    leave_one_out: tuple[LeaveOneOut, ...] = ()
+    """Per headline coefficient: its range when one product at a time is left out."""
+    power: tuple[Power, ...] = ()
+    """Per comparison and effect category: the minimum detectable lift and the data a target lift needs."""
 
     @property
     def confidence(self) -> float:
@@ -479,6 +558,8 @@ class Report:
             "units_with_price": [e.to_dict() for e in self.units_with_price],
             "revenue_effects": [e.to_dict() for e in self.revenue_effects],
             "concentration": [c.to_dict() for c in self.concentration],
+            "leave_one_out": [c.to_dict() for c in self.leave_one_out],
+            "power": [p.to_dict() for p in self.power],
             "warnings": list(self.warnings),
         }
 
@@ -513,6 +594,8 @@ class Report:
             units_with_price=tuple(Effect.from_dict(e) for e in data.get("units_with_price", ())),
             revenue_effects=tuple(Effect.from_dict(e) for e in data.get("revenue_effects", ())),
             concentration=tuple(Concentration.from_dict(c) for c in data.get("concentration", ())),
+            leave_one_out=tuple(LeaveOneOut.from_dict(c) for c in data.get("leave_one_out", ())),
+            power=tuple(Power.from_dict(p) for p in data.get("power", ())),
         )
 
     @classmethod

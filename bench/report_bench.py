@@ -3,6 +3,7 @@
     python bench/report_bench.py speed     [--sizes 10000 100000 1000000] [--repeats 3]
     python bench/report_bench.py coverage  [--datasets 200]
     python bench/report_bench.py identification [--datasets 100]
+    python bench/report_bench.py power     [--datasets 200]
     python bench/report_bench.py all
 
 speed: for each size a simulated export (about 20k listings at 1M rows) is written to disk, then
@@ -22,8 +23,10 @@ identification: Monte Carlo over the threats to the headline (a few huge sellers
   whichever the rule picks), of the listing + week fit, of the elasticity and of the effect on units with the
   price channel; how often each warning fires; the per-product RMSE raw and shrunk.
 
-Results go to bench/results/report_speed.json, bench/results/report_coverage.json and
-bench/results/identification.json.
+power: the minimum detectable lift the report states, planted: how often the report then finds the lift (about 80%).
+
+Results go to bench/results/report_speed.json, bench/results/report_coverage.json,
+bench/results/identification.json and bench/results/power.json.
 """
 
 from __future__ import annotations
@@ -439,6 +442,65 @@ def identification(datasets: int, products: int = 200, weeks: int = 40) -> dict:
     }
 
 
+# --------------------------------------------------------------------------------------------------- power
+
+
+def power_check(datasets: int, pilot: int = 40, products: int = 200, weeks: int = 40) -> dict:
+    """Plant each comparison's reported minimum detectable lift and count how often the report rejects no lift.
+
+    A pilot of ``pilot`` data sets gives the median minimum detectable model lift the report states, for the
+    headline and for the within-listing fit; then ``datasets`` data sets with that lift planted give the share whose
+    interval excludes zero (should be about the 80% power the figure promises).
+    """
+    from imagelift.config import ReportConfig
+    from imagelift.influence.analysis import analyse
+    from imagelift.influence.records import normalise_records
+    from imagelift.influence.sales import read_sales
+    from imagelift.influence.simulate import SimulationSpec, simulate
+
+    config = ReportConfig(controls="promo")
+
+    def report_for(seed: int, model_lift: float):
+        sim = simulate(SimulationSpec(products=products, weeks=weeks, model_lift=model_lift, seed=seed))
+        sales = read_sales([("sales.csv", sim.sales.to_csv(index=False).encode())], controls=["promo"])
+        return analyse(sales, normalise_records(sim.records), config)
+
+    def model_row(report, comparison: str):
+        return next(p for p in report.power if p.comparison == comparison and p.category == 1)
+
+    pilot_mde = {"headline": [], "within_listing": []}
+    for seed in range(pilot):
+        report = report_for(40_000 + seed, 9.0)
+        for comparison, values in pilot_mde.items():
+            values.append(model_row(report, comparison).minimum_detectable_pct)
+    out = {}
+    for comparison, values in pilot_mde.items():
+        planted = float(np.median(values))
+        start = time.perf_counter()
+        rejected, stated = [], []
+        for seed in range(datasets):
+            report = report_for(50_000 + seed, planted)
+            effect = report.effects[0] if comparison == "headline" else report.within_listing.effects[0]
+            rejected.append(effect.ci_low > 0 or effect.ci_high < 0)
+            stated.append(model_row(report, comparison).minimum_detectable_pct)
+        rate = float(np.mean(rejected))
+        out[comparison] = {
+            "planted_lift_pct": planted,
+            "pilot_minimum_detectable_pct": {"median": planted, "min": min(values), "max": max(values)},
+            "stated_minimum_detectable_pct_median": float(np.median(stated)),
+            "rejection_rate": rate,
+            "n": datasets,
+            "binomial_sd": float(np.sqrt(rate * (1 - rate) / datasets)),
+            "seconds": time.perf_counter() - start,
+        }
+        print(
+            f"{comparison}: planted {planted:+.2f}% (the median stated MDE of {pilot} pilots), "
+            f"rejection rate {rate:.3f} over {datasets} data sets (target {config.power:.2f})",
+            flush=True,
+        )
+    return {"scenarios": out, "products": products, "weeks": weeks, "power": config.power, "level": 0.95}
+
+
 # ---------------------------------------------------------------------------------------------------- main
 
 
@@ -469,7 +531,9 @@ def main() -> None:
         print(json.dumps(result))
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=["speed", "coverage", "identification", "all"], nargs="?", default="all")
+    parser.add_argument(
+        "what", choices=["speed", "coverage", "identification", "power", "all"], nargs="?", default="all"
+    )
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--datasets", type=int, default=200)
@@ -480,6 +544,8 @@ def main() -> None:
         _write("report_coverage.json", coverage(args.datasets))
     if args.what in {"identification", "all"}:
         _write("identification.json", identification(args.datasets))
+    if args.what in {"power", "all"}:
+        _write("power.json", power_check(args.datasets))
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ from imagelift.influence.estimation import (
     jackknife_covariance,
     joint_covariance,
 )
+from imagelift.influence.power import power_table, power_warnings
 from imagelift.influence.records import CategoryRecords, join_categories
 from imagelift.influence.report import (
     Concentration,
@@ -1022,7 +1023,7 @@ def assemble_report(
         iterations=ppml.iterations if ppml else 0,
         dropped=dict(ppml.dropped) if ppml else {},
     )
-    return Report(
+    report = Report(
         generated_at=(generated_at or datetime.now(UTC)).isoformat(timespec="seconds"),
         period=Period(
             first_week=frame["week"].min().date().isoformat() if len(frame) else None,
@@ -1055,6 +1056,8 @@ def assemble_report(
             *_elasticity_warnings(elasticity, config),
         ),
     )
+    power = power_table(report, config)
+    return replace(report, power=tuple(power), warnings=(*report.warnings, *power_warnings(report, power)))
 
 
 def analyse(

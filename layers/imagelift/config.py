@@ -259,6 +259,11 @@ class ReportConfig(_FromEnv):
     """Power at which the report states the smallest lift each comparison could detect."""
     power_lift_pct: float = 5.0
     """The lift (percent) for which the report says how much more data a comparison would need to detect it."""
+    confusion: str = ""
+    """The classifier's confusion matrix (the JSON of ``imagelift evaluate --json`` on labelled photos, or of
+    ``imagelift review --confusion``): a file for ``imagelift report``, a key in the data bucket for the scheduled
+    report (under the sales prefix, which the function may read). When set, the report also shows the category
+    effects corrected for the classifier's mistakes."""
 
     def control_columns(self) -> tuple[str, ...]:
         return tuple(c.strip().lower() for c in self.controls.split(",") if c.strip())

@@ -318,6 +318,47 @@ class Power:
 
 
 @dataclass(frozen=True)
+class Misclassification:
+    """The category effects corrected for the classifier's mistakes, beside the measured ones (``Report.effects``)."""
+
+    source: str
+    """Where the confusion matrix came from: labelled photos, or photos people corrected."""
+    location: str
+    """The file or key it was read from."""
+    photos: int
+    """Photos the matrix was counted on."""
+    matrix: tuple[tuple[int, ...], ...]
+    """Counts: rows the true category 1-3, columns the classifier's 1-3."""
+    effects: tuple[Effect, ...]
+    """Per effect category, the corrected lift (an empty one with a note where no correction exists)."""
+    method: str
+    note: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "location": self.location,
+            "photos": self.photos,
+            "matrix": [list(row) for row in self.matrix],
+            "effects": [e.to_dict() for e in self.effects],
+            "method": self.method,
+            "note": self.note,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Misclassification:
+        return cls(
+            source=data["source"],
+            location=data["location"],
+            photos=data["photos"],
+            matrix=tuple(tuple(row) for row in data["matrix"]),
+            effects=tuple(Effect.from_dict(e) for e in data["effects"]),
+            method=data["method"],
+            note=data.get("note"),
+        )
+
+
+@dataclass(frozen=True)
 class Period:
     first_week: str | None
     """None when no week of sales could be used."""
@@ -535,6 +576,8 @@ class Report:
     """Per headline coefficient: its range when one product at a time is left out."""
     power: tuple[Power, ...] = ()
     """Per comparison and effect category: the minimum detectable lift and the data a target lift needs."""
+    misclassification: Misclassification | None = None
+    """The effects corrected for the classifier's mistakes, when the report was given its confusion matrix."""
 
     @property
     def confidence(self) -> float:
@@ -560,6 +603,7 @@ class Report:
             "concentration": [c.to_dict() for c in self.concentration],
             "leave_one_out": [c.to_dict() for c in self.leave_one_out],
             "power": [p.to_dict() for p in self.power],
+            "misclassification": None if self.misclassification is None else self.misclassification.to_dict(),
             "warnings": list(self.warnings),
         }
 
@@ -596,6 +640,9 @@ class Report:
             concentration=tuple(Concentration.from_dict(c) for c in data.get("concentration", ())),
             leave_one_out=tuple(LeaveOneOut.from_dict(c) for c in data.get("leave_one_out", ())),
             power=tuple(Power.from_dict(p) for p in data.get("power", ())),
+            misclassification=(
+                Misclassification.from_dict(data["misclassification"]) if data.get("misclassification") else None
+            ),
         )
 
     @classmethod

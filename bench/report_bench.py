@@ -75,21 +75,34 @@ def _current_rss_mb() -> float:
 def child_end_to_end(data_dir: str, out_dir: str) -> dict:
     t0 = time.perf_counter()
     from imagelift.config import ReportConfig
+    from imagelift.services import report_service
     from imagelift.services.report_service import run_local
 
     imports = time.perf_counter() - t0
+    # the process's peak RSS when each stage ends: the high-water mark up to and including that stage
+    stage_peaks: dict[str, float] = {"imports": _peak_rss_mb()}
+    timed = report_service._Stages.run
+
+    def run_and_record(self, name, stage):
+        try:
+            return timed(self, name, stage)
+        finally:
+            stage_peaks[name] = _peak_rss_mb()
+
+    report_service._Stages.run = run_and_record
     start = time.perf_counter()
     run = run_local(
         [Path(data_dir) / "sales.csv"],
         Path(data_dir) / "categories.jsonl",
         Path(out_dir),
-        ReportConfig(controls="promo"),
+        ReportConfig.from_env(controls="promo"),
     )
     total = time.perf_counter() - start
     return {
         "seconds": total,
         "import_seconds": imports,
         "stages": run.timings_s,
+        "peak_rss_mb_after_stage": stage_peaks,
         "peak_rss_mb": _peak_rss_mb(),
         "rows": run.report.counts.rows,
         "listings": run.report.counts.listings,
@@ -180,8 +193,14 @@ def child_timing(data_dir: str, model: str, repeats: int) -> dict:
     }
 
 
-def _child(args: list[str]) -> dict:
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "layers"), "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "")}
+def _child(args: list[str], layers: Path | None = None, extra_env: dict[str, str] | None = None) -> dict:
+    """One child process running ``args``, with the library from ``layers`` (default this checkout's)."""
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(layers or ROOT / "layers"),
+        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", ""),
+        **(extra_env or {}),
+    }
     env = {k: v for k, v in env.items() if v != ""}
     out = subprocess.run(
         [sys.executable, __file__, "_child", *args], capture_output=True, text=True, env=env, check=False
@@ -211,7 +230,42 @@ def prepare(rows: int, directory: Path) -> dict:
     return {"rows": len(sim.sales), "listings": sim.truth["listings"], "products": sim.truth["products"]}
 
 
-def speed(sizes: list[int], repeats: int) -> dict:
+# End-to-end variants compared in one run, alternating: the library before these changes (``--before``, with the
+# BLAS threads it ran with), this checkout with BLAS left at one thread per core, and this checkout as configured.
+E2E_VARIANTS = {
+    "before": {},
+    "default_blas_threads": {"REPORT_BLAS_THREADS": "0"},
+    "now": {},
+}
+
+
+def compare_end_to_end(data: Path, before: Path | None, repeats: int) -> dict:
+    """End to end per variant, ``repeats`` rounds of each in turn (fresh processes), so load slows all alike."""
+    variants = {k: v for k, v in E2E_VARIANTS.items() if k != "before" or before is not None}
+    runs: dict[str, list[dict]] = {name: [] for name in variants}
+    for _ in range(repeats):
+        for name, env in variants.items():
+            layers = before if name == "before" else None
+            runs[name].append(_child(["e2e", str(data), str(data / f"out-{name}")], layers=layers, extra_env=env))
+    out = {}
+    for name, results in runs.items():
+        seconds = [r["seconds"] for r in results]
+        out[name] = {
+            "seconds": seconds,
+            "median_seconds": statistics.median(seconds),
+            "median_import_seconds": statistics.median(r["import_seconds"] for r in results),
+            "median_fit_seconds": statistics.median(r["stages"]["fit"] for r in results),
+            "peak_rss_mb": max(r["peak_rss_mb"] for r in results),
+        }
+        print(
+            f"  {name:22s} end to end {out[name]['median_seconds']:.2f} s (fit {out[name]['median_fit_seconds']:.2f} s, "
+            f"imports {out[name]['median_import_seconds']:.2f} s), peak {out[name]['peak_rss_mb']:.0f} MB",
+            flush=True,
+        )
+    return out
+
+
+def speed(sizes: list[int], repeats: int, before: Path | None = None, compare_repeats: int = 0) -> dict:
     results = []
     for rows in sizes:
         with tempfile.TemporaryDirectory(prefix="report-bench-") as tmp:
@@ -221,6 +275,7 @@ def speed(sizes: list[int], repeats: int) -> dict:
                 f"\n== {shape['rows']:,} rows, {shape['listings']:,} listings, {shape['products']:,} products",
                 flush=True,
             )
+            comparison = compare_end_to_end(data, before, compare_repeats) if compare_repeats else None
             e2e = _child(["e2e", str(data), str(data / "out")])
             print(
                 f"end to end {e2e['seconds']:.2f} s (imports {e2e['import_seconds']:.2f} s more), "
@@ -241,7 +296,7 @@ def speed(sizes: list[int], repeats: int) -> dict:
                     f"|se diff| {timing['max_abs_se_diff']:.1e}",
                     flush=True,
                 )
-            results.append({**shape, "end_to_end": e2e, "fits": fits})
+            results.append({**shape, "end_to_end": e2e, "fits": fits, "end_to_end_compared": comparison})
     largest = results[-1]
     targets = {
         "end_to_end_seconds_at_largest": largest["end_to_end"]["seconds"],
@@ -536,10 +591,22 @@ def main() -> None:
     )
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--before",
+        type=Path,
+        default=None,
+        help="a layers/ folder of an earlier version (git archive REV layers | tar -x -C DIR): timed alternately",
+    )
+    parser.add_argument(
+        "--compare-repeats",
+        type=int,
+        default=0,
+        help="rounds of the alternating end-to-end comparison (before / default BLAS threads / now) per size",
+    )
     parser.add_argument("--datasets", type=int, default=200)
     args = parser.parse_args()
     if args.what in {"speed", "all"}:
-        _write("report_speed.json", speed(args.sizes, args.repeats))
+        _write("report_speed.json", speed(args.sizes, args.repeats, args.before, args.compare_repeats))
     if args.what in {"coverage", "all"}:
         _write("report_coverage.json", coverage(args.datasets))
     if args.what in {"identification", "all"}:

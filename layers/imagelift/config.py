@@ -264,6 +264,10 @@ class ReportConfig(_FromEnv):
     ``imagelift review --confusion``): a file for ``imagelift report``, a key in the data bucket for the scheduled
     report (under the sales prefix, which the function may read). When set, the report also shows the category
     effects corrected for the classifier's mistakes."""
+    blas_threads: int = 1
+    """Threads BLAS may use while the report is built (0: the library's default, one per core). The fits multiply
+    small matrices, where thread start-up costs more than it saves: one thread ran the 1M-row report's fits about
+    twice as fast as two on a 2-core machine (bench/results/report_speed.json)."""
 
     def control_columns(self) -> tuple[str, ...]:
         return tuple(c.strip().lower() for c in self.controls.split(",") if c.strip())

@@ -754,8 +754,10 @@ def shrink_per_product(
     summaries: list[Shrinkage] = []
     for category in sorted({e.category for e in effects}):
         group = [e for e in effects if e.category == category]
-        usable = [e for e in group if e.estimate is not None and e.std_err is not None and e.std_err > 0]
-        untouched = [e for e in group if e not in usable]
+        # one pass: membership tests against a list of dataclasses compare every field, quadratic in products
+        is_usable = [e.estimate is not None and e.std_err is not None and e.std_err > 0 for e in group]
+        usable = [e for e, ok in zip(group, is_usable, strict=True) if ok]
+        untouched = [e for e, ok in zip(group, is_usable, strict=True) if not ok]
         out.extend(untouched)
         if len(usable) < 2:
             out.extend(usable)

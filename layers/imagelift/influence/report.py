@@ -104,6 +104,8 @@ class PerProductEffect:
     shrunk_effect_pct: float | None = None
     """Empirical-Bayes estimate: the raw one pulled towards the catalogue mean, more so the noisier it is."""
     shrunk_effect_pct_ci: tuple[float, float] | None = None
+    title: str | None = None
+    """The product's name in the sales export, when the export has one (reports written before it have none)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -120,6 +122,7 @@ class PerProductEffect:
             "discovery": self.discovery,
             "shrunk_effect_pct": self.shrunk_effect_pct,
             "shrunk_effect_pct_ci": None if self.shrunk_effect_pct_ci is None else list(self.shrunk_effect_pct_ci),
+            "title": self.title,
         }
 
     @classmethod
@@ -138,6 +141,7 @@ class PerProductEffect:
             discovery=bool(data.get("discovery", False)),
             shrunk_effect_pct=data.get("shrunk_effect_pct"),
             shrunk_effect_pct_ci=_interval(data.get("shrunk_effect_pct_ci")),
+            title=data.get("title"),
         )
 
 

@@ -13,6 +13,8 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+from threadpoolctl import threadpool_limits
+
 from imagelift.config import ReportConfig, SalesConfig, StorageConfig
 from imagelift.influence.analysis import Panel, assemble_report, fit_models, prepare_panel
 from imagelift.influence.exports.decoding import EXPORT_SUFFIXES
@@ -71,8 +73,34 @@ def build_report(
     ``confusion_problem`` is why a configured matrix could not be used (a warning in the report).
 
     A fit that fails becomes a warning in the report; a file that cannot be read is listed in the report (or,
-    when the user named it, raises :class:`InputFileError`).
+    when the user named it, raises :class:`InputFileError`). BLAS runs on ``config.blas_threads`` threads meanwhile.
     """
+    with threadpool_limits(limits=config.blas_threads or None, user_api="blas"):
+        return _build_report(
+            sales_sources,
+            record_items,
+            config,
+            generated_at,
+            sales_config=sales_config,
+            report_date=report_date,
+            window_weeks=window_weeks,
+            confusion=confusion,
+            confusion_problem=confusion_problem,
+        )
+
+
+def _build_report(
+    sales_sources: Iterable[SalesSource | tuple[str, bytes]],
+    record_items: Iterable[Mapping[str, Any]],
+    config: ReportConfig,
+    generated_at: datetime | None,
+    *,
+    sales_config: SalesConfig | None,
+    report_date: date | None,
+    window_weeks: int | None,
+    confusion: Confusion | None = None,
+    confusion_problem: str | None = None,
+) -> ReportRun:
     stages = _Stages()
     generated_at = generated_at or datetime.now(UTC)
     report_date = report_date or generated_at.date()

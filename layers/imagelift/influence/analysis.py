@@ -33,6 +33,7 @@ from imagelift.influence.estimation import (
     joint_covariance,
 )
 from imagelift.influence.listing_photo import describe as describe_listing_rule
+from imagelift.influence.power import power_table, power_warnings
 from imagelift.influence.records import CategoryRecords, join_categories
 from imagelift.influence.report import (
     Concentration,
@@ -41,6 +42,7 @@ from imagelift.influence.report import (
     EventStudy,
     FitSummary,
     Identification,
+    LeaveOneOut,
     Period,
     PerProductEffect,
     RecordCounts,
@@ -48,6 +50,13 @@ from imagelift.influence.report import (
     Shrinkage,
     Spec,
     ThreatCheck,
+)
+from imagelift.influence.robust_intervals import (
+    bootstrap_concentrated,
+    concentration_for,
+    leave_one_out_warnings,
+    leave_one_product_out,
+    with_interval,
 )
 from imagelift.influence.sales import SalesTable
 from imagelift.influence.threats import switch_analyses
@@ -271,6 +280,7 @@ class Fits:
     concentration: list[Concentration] = field(default_factory=list)
     event_study: list[EventStudy] = field(default_factory=list)
     checks: list[ThreatCheck] = field(default_factory=list)
+    leave_one_out: list[LeaveOneOut] = field(default_factory=list)
 
 
 def fit_models(panel: Panel, config: ReportConfig) -> Fits:
@@ -296,6 +306,7 @@ def fit_models(panel: Panel, config: ReportConfig) -> Fits:
     concentration: list[Concentration] = []
     if ppml is not None:
         ppml, concentration, note = concentrated_intervals(ppml, product, panel.product_ids, config)
+        concentration, note = bootstrap_concentrated(ppml, concentration, note, config, dummy=_dummy, price_name=PRICE)
         if note:
             warnings.append(note)
     sold = units > 0
@@ -384,6 +395,13 @@ def fit_models(panel: Panel, config: ReportConfig) -> Fits:
         else ([], [], [])
     )
     warnings.extend(switch_warnings)
+    leave_one_out: list[LeaveOneOut] = []
+    if ppml is not None:
+        shown = [headline_effect(ppml, concentration, c, config.confidence) for c in categories] + [
+            headline_effect(ppml, concentration, None, config.confidence)
+        ]
+        leave_one_out = leave_one_product_out(ppml, panel.product_ids, shown, dummy=_dummy, price_name=PRICE)
+        warnings.extend(leave_one_out_warnings(leave_one_out, config.confidence))
     return Fits(
         identification=ident,
         categories=categories,
@@ -401,7 +419,22 @@ def fit_models(panel: Panel, config: ReportConfig) -> Fits:
         concentration=concentration,
         event_study=studies,
         checks=checks,
+        leave_one_out=leave_one_out,
     )
+
+
+def headline_effect(
+    fit: FitResult | None, concentration: list[Concentration], category: int | None, level: float, note=None
+) -> Effect:
+    """A headline category effect (or, for ``category`` None, the elasticity) with the interval the rule chose."""
+    if category is None:
+        step = math.log1p(ELASTICITY_STEP)
+        return with_interval(
+            elasticity_effect(fit, level, note),
+            concentration_for(concentration, None),
+            lambda b: 100.0 * math.expm1(b * step),
+        )
+    return with_interval(category_effect(fit, category, level, note), concentration_for(concentration, category), _pct)
 
 
 JACKKNIFE_RULE = (
@@ -967,14 +1000,14 @@ def assemble_report(
     rejections = sales.rejections
     effects = tuple(
         replace(
-            category_effect(ppml, c, level, fits.notes.get(c)),
+            headline_effect(ppml, fits.concentration, c, level, fits.notes.get(c)),
             n_rows=ident[c]["rows"],
             varying_products=ident[c]["varying_products"],
         )
         for c in EFFECT_IDS
     )
     units_with_price, revenue = price_channels(ppml, fits.price_premium, fits.categories, level)
-    elasticity = elasticity_effect(ppml, level)
+    elasticity = headline_effect(ppml, fits.concentration, None, level)
     formula = "units ~ " + " + ".join([*(_dummy(c) for c in EFFECT_IDS), PRICE, *controls])
     counts = Counts(
         rows=int(sales.rows_read),
@@ -1016,7 +1049,7 @@ def assemble_report(
         dropped=dict(ppml.dropped) if ppml else {},
         listing_category=config.listing_category,
     )
-    return Report(
+    report = Report(
         generated_at=(generated_at or datetime.now(UTC)).isoformat(timespec="seconds"),
         period=Period(
             first_week=frame["week"].min().date().isoformat() if len(frame) else None,
@@ -1033,6 +1066,7 @@ def assemble_report(
         units_with_price=units_with_price,
         revenue_effects=revenue,
         concentration=tuple(fits.concentration),
+        leave_one_out=tuple(fits.leave_one_out),
         per_product=tuple(fits.per_product),
         log_units_check=_fit_summary(fits.log_units, LOG_UNITS_SPEC, level, fits.notes),
         pooled=_fit_summary(fits.pooled, POOLED_SPEC, level),
@@ -1050,6 +1084,8 @@ def assemble_report(
             *_elasticity_warnings(elasticity, config),
         ),
     )
+    power = power_table(report, config)
+    return replace(report, power=tuple(power), warnings=(*report.warnings, *power_warnings(report, power)))
 
 
 def analyse(

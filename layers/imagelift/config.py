@@ -251,6 +251,10 @@ class ReportConfig(_FromEnv):
     of products is below ``jackknife_min_effective``, that interval comes from the leave-one-product-out jackknife
     (CR3) instead of CRV1, whose few large clusters then make it too narrow."""
     jackknife_min_effective: float = 30.0
+    cell_sums_min_rows: int = 100_000
+    """Rows from which the headline PPML is solved on product x week cell sums (one pass over the rows per Newton
+    step) instead of by sweeping the fixed effects out of every row at each step; the same estimates either way.
+    Solving on cells was about 0.7x the time at 100k rows and no faster at 10k (bench/report_bench.py)."""
     blas_threads: int = 1
     """Threads BLAS may use while the report is built (0: the library's default, one per core). The fits multiply
     small matrices, where thread start-up costs more than it saves: one thread ran the 1M-row report's fits about

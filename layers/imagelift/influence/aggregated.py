@@ -17,7 +17,7 @@ projection, with the same small-sample factor.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 import numpy as np
@@ -71,6 +71,10 @@ class CellSums(Protocol):
     def varying(self, beta: np.ndarray) -> VaryingSums: ...
 
 
+# Largest products x weeks grid whose cells are found by counting (an int per grid cell); beyond, by hashing.
+DENSE_CELL_LIMIT = 50_000_000
+
+
 class ArrayCellSums:
     """Cell sums over rows held as numpy arrays (``product`` and ``week`` are any hashable labels)."""
 
@@ -79,12 +83,21 @@ class ArrayCellSums:
             raise EstimationError("PPML needs a non-negative outcome")
         self.names = list(names)
         self._y = np.asarray(y, dtype=np.float64)
-        self._x = np.asarray(x, dtype=np.float64)
+        self._x = np.asfortranarray(x, dtype=np.float64)  # read column by column below
         self.product_codes, self.product_labels = factorize(product)
         week_codes, self.week_labels = factorize(week)
         n_weeks = len(self.week_labels)
         cell_of_row = self.product_codes.astype(np.int64) * n_weeks + week_codes
-        self._cell, cells = factorize(cell_of_row)
+        if len(self.product_labels) * n_weeks <= DENSE_CELL_LIMIT:
+            # the non-empty cells of the products x weeks grid by counting, not hashing
+            occupied = np.bincount(cell_of_row, minlength=len(self.product_labels) * n_weeks) > 0
+            cells = np.flatnonzero(occupied)
+            dense = np.full(len(occupied), -1, dtype=np.intp)
+            dense[cells] = np.arange(len(cells))
+            self._cell = dense[cell_of_row]
+        else:
+            self._cell, cells = factorize(cell_of_row)
+        self.cell_of_row = self._cell  # the source cell (ConstantSums order) of each row
         self._n_weeks = n_weeks
         self._cells = np.asarray(cells, dtype=np.int64)
 
@@ -272,6 +285,22 @@ def _absorbed_dof(cells: _Cells) -> int:
     return 0 if bool(np.all(products_per_week == 1)) else cells.n_weeks
 
 
+@dataclass(frozen=True)
+class CellSolution:
+    """The fitted fixed effects on the kept cells, enough to rebuild any row's fitted values."""
+
+    keep: np.ndarray
+    """Mask over the source's cells (``ConstantSums`` order) of those the fit kept."""
+    product: np.ndarray
+    """Dense product code of each kept cell (the order of ``FitResult.cluster_labels``)."""
+    week: np.ndarray
+    product_effects: np.ndarray
+    week_effects: np.ndarray
+    product_projection: np.ndarray
+    """(P, k) and (W, k): the regressors' Poisson-weighted projection on the product and week effects."""
+    week_projection: np.ndarray
+
+
 def fit_ppml_aggregated(
     source: CellSums,
     *,
@@ -285,6 +314,17 @@ def fit_ppml_aggregated(
     hessians (for the jackknife and joint covariances) and the dropped rows; it carries no row-level arrays
     (``kept_rows``, ``linear_predictor``, ``weights``, ``demeaned_x`` are None).
     """
+    return solve_cells(source, irls_tol=irls_tol, maxiter=maxiter, model=model)[0]
+
+
+def solve_cells(
+    source: CellSums,
+    *,
+    irls_tol: float = 1e-10,
+    maxiter: int = 100,
+    model: str = "ppml",
+) -> tuple[FitResult, CellSolution]:
+    """:func:`fit_ppml_aggregated`, and the fixed effects behind it."""
     names = list(source.names)
     k = len(names)
     constant = source.constant()
@@ -305,8 +345,12 @@ def fit_ppml_aggregated(
     )
     y_log_y = float(constant.y_log_y[keep].sum())
 
+    all_kept = bool(keep.all())
+
     def sums_at(beta: np.ndarray) -> VaryingSums:
         varying = source.varying(beta)
+        if all_kept:
+            return varying
         return VaryingSums(e=varying.e[keep], ex=varying.ex[keep], exx=varying.exx[keep])
 
     beta = np.zeros(k)
@@ -334,7 +378,7 @@ def fit_ppml_aggregated(
             break
     else:
         raise EstimationError(f"{model}: Newton steps did not converge in {maxiter} iterations")
-    return _clustered_result(
+    fit, product_projection, week_projection = _clustered_result(
         cells,
         state,
         beta,
@@ -344,8 +388,17 @@ def fit_ppml_aggregated(
         model=model,
         dropped={"all_zero_fixed_effect": n_separated, "singletons": n_singletons},
         iterations=iteration,
-        x_max=constant.x_max,
     )
+    solution = CellSolution(
+        keep=keep,
+        product=cells.product,
+        week=cells.week,
+        product_effects=state.a,
+        week_effects=g,
+        product_projection=product_projection,
+        week_projection=week_projection,
+    )
+    return fit, solution
 
 
 def _check_variation(schur: np.ndarray, raw: np.ndarray, x_max: np.ndarray, names: list[str]) -> None:
@@ -367,8 +420,7 @@ def _clustered_result(
     model: str,
     dropped: dict[str, int],
     iterations: int,
-    x_max: np.ndarray,
-) -> FitResult:
+) -> tuple[FitResult, np.ndarray, np.ndarray]:
     profiled = _profiled(cells, state)
     schur = profiled.h_bb - profiled.h_gb.T @ np.linalg.lstsq(profiled.h_gg, profiled.h_gb, rcond=None)[0]
     try:
@@ -398,7 +450,7 @@ def _clustered_result(
     if n <= df_k:
         raise EstimationError(f"{n} rows leave no degrees of freedom after {df_k} parameters")
     cov = influence.T @ influence * (n_clusters / (n_clusters - 1)) * ((n - 1) / (n - df_k))
-    return FitResult(
+    fit = FitResult(
         model=model,
         names=names,
         params=beta.copy(),
@@ -411,4 +463,47 @@ def _clustered_result(
         influence=influence,
         cluster_labels=np.asarray(product_labels),
         cluster_hessians=hessians,
+    )
+    return fit, product_coef, week_coef
+
+
+def fit_ppml_rows(
+    y: np.ndarray,
+    x: np.ndarray,
+    names: list[str],
+    product: np.ndarray,
+    week: np.ndarray,
+    *,
+    irls_tol: float = 1e-10,
+    maxiter: int = 100,
+    model: str = "ppml",
+) -> FitResult:
+    """:func:`~imagelift.influence.estimation.fit_ppml` with product and week effects clustered by product, solved
+    on cell sums, with the row-level results (kept rows, linear predictor, weights, demeaned regressors) rebuilt
+    from the fitted effects, so that everything downstream of the headline fit can use it unchanged.
+
+    Its weights are the converged ones; the in-memory fit's sandwich uses those of its last IRLS step, so the two
+    standard errors differ by about as much as the IRLS tolerance lets the weights move (1e-6 of themselves at
+    1e-10), and agree to rounding as both tolerances shrink.
+    """
+    source = ArrayCellSums(y, x, names, product, week)
+    fit, solution = solve_cells(source, irls_tol=irls_tol, maxiter=maxiter, model=model)
+    kept_cell = np.cumsum(solution.keep) - 1
+    keep = solution.keep[source.cell_of_row]
+    cell = kept_cell[source.cell_of_row[keep]]
+    p, w = solution.product[cell], solution.week[cell]
+    xk = np.asarray(x, dtype=np.float64)[keep]
+    eta = solution.product_effects[p] + solution.week_effects[w] + xk @ fit.params
+    demeaned = xk - solution.product_projection[p] - solution.week_projection[w]
+    # clusters in order of first appearance among the kept rows, as the in-memory fit numbers them
+    order = factorize(p)[1].astype(np.intp)
+    return replace(
+        fit,
+        influence=fit.influence[order],
+        cluster_hessians=fit.cluster_hessians[order],
+        cluster_labels=fit.cluster_labels[order],
+        kept_rows=keep,
+        linear_predictor=eta,
+        weights=np.exp(eta),
+        demeaned_x=demeaned,
     )

@@ -125,15 +125,19 @@ def _panel(data_dir: str):
 def _fitter(implementation: str, model: str):
     names = ["category_model", "category_worn", "log_price", "promo"]
     if implementation == "ours":
+        from threadpoolctl import threadpool_limits
+
         from imagelift.influence.estimation import fit_ols_fe, fit_ppml
 
         def run(frame):
             x = frame[names].to_numpy(dtype=float)
             product, week = frame["product_id"].to_numpy(), frame["week"].to_numpy()
-            if model == "ppml":
-                fit = fit_ppml(frame["units"].to_numpy(float), x, names, [product, week], product)
-            else:
-                fit = fit_ols_fe(frame["log_units"].to_numpy(), x, names, [product, week], product)
+            # BLAS as the report runs it (ReportConfig.blas_threads)
+            with threadpool_limits(limits=1, user_api="blas"):
+                if model == "ppml":
+                    fit = fit_ppml(frame["units"].to_numpy(float), x, names, [product, week], product)
+                else:
+                    fit = fit_ols_fe(frame["log_units"].to_numpy(), x, names, [product, week], product)
             return fit.params, fit.std_err
 
         return run

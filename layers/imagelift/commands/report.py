@@ -57,6 +57,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "position number 01-...), or model when any photo of its gallery is one (default: REPORT_LISTING_CATEGORY, "
         "else main)",
     )
+    parser.add_argument(
+        "--confusion",
+        type=Path,
+        default=None,
+        metavar="JSON",
+        help="the classifier's confusion matrix (imagelift evaluate --json, or imagelift review --confusion): the "
+        "report then also shows the effects corrected for its mistakes (default REPORT_CONFUSION)",
+    )
     exports = parser.add_argument_group("reading the sales exports (defaults: REPORT_* environment variables)")
     exports.add_argument(
         "--format",
@@ -119,6 +127,8 @@ def run(args: argparse.Namespace) -> int:
         overrides["confidence"] = args.confidence
     if args.listing_category is not None:
         overrides["listing_category"] = args.listing_category
+    if args.confusion is not None:
+        overrides["confusion"] = str(args.confusion)
     names = (
         "sales_format",
         "columns",

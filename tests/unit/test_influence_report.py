@@ -197,7 +197,8 @@ def test_demeaning_that_never_converges_on_real_data_gives_warnings_and_a_report
     run = build_report(_sources(sim), sim.records, ReportConfig(controls="promo", fe_tol=0.0), generated_at=WHEN)
     report = run.report
     failed = [w for w in report.warnings if "fixed effects did not converge" in w]
-    assert len(failed) == 4  # headline, within-listing, log(units) check and price premium all absorb fixed effects
+    # headline, within-listing, log(units) check, price premium and the event study all absorb fixed effects
+    assert len(failed) == 5
     assert not any(e.estimated for e in (*report.effects, *report.price_effects))
     assert report.pooled.effects[0].estimated  # pooled OLS absorbs nothing and still comes out
     assert json.loads(run.files["influence.json"])["warnings"] == list(report.warnings)

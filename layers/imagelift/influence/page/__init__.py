@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from imagelift.influence.page.context import Page
+from imagelift.influence.page.event_study import section_checks, section_event_study
 from imagelift.influence.page.format import escape, span
 from imagelift.influence.page.products import section_per_product
 from imagelift.influence.page.sections import (
@@ -41,9 +42,11 @@ SECTIONS: tuple[Section, ...] = (
     section_data_files,
     section_chart,
     section_identification,
+    section_event_study,
     section_price_channels,
     section_concentration,
     section_robustness,
+    section_checks,
     section_assumptions,
     section_per_product,
     section_counts,

@@ -242,7 +242,10 @@ def section_concentration(page: Page) -> str:
     )
     body = []
     for c in concentration:
-        method = "leaving out one product at a time (CR3)" if c.interval == "CR3" else "clustered by product (CRV1)"
+        method = {
+            "CR3": "leaving out one product at a time (CR3)",
+            "wild bootstrap": "a wild bootstrap re-weighting whole products (standard error: CR3)",
+        }.get(c.interval, "clustered by product (CRV1)")
         body.append(
             f"<tr><td>{escape(c.name)}</td><td class='n'>{c.effective_products:,.1f}</td>"
             f"<td>{escape(', '.join(c.top_products))}</td><td class='n'>{c.top_share:.0%}</td><td>{method}</td></tr>"

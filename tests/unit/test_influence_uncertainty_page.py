@@ -40,6 +40,7 @@ def test_the_page_has_the_sections_and_names_the_bootstrap(files):
     ):
         assert f"<h2>{heading}</h2>" in page
     assert "a wild bootstrap re-weighting whole products" in page
+    assert "By the bootstrap that gives the range, the chance that the effect is above zero" in page
     assert "600 photos" in page and "labelled photos" in page
     rows = report.leave_one_out
     assert rows and f"without {rows[0].low_without}" in page

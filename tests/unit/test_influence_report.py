@@ -106,6 +106,9 @@ def test_build_report_times_each_stage_and_renders_from_the_report(sim):
         "per_product_spread",
         "units_with_price",
         "revenue",
+        "leave_one_product_out",
+        "power_headline",
+        "power_within_listing",
     }
     assert not any("seed" in r["section"] for r in rows)
     pooled = [r for r in rows if r["section"] == "pooled_ols"]

@@ -32,6 +32,7 @@ from imagelift.influence.estimation import (
     jackknife_covariance,
     joint_covariance,
 )
+from imagelift.influence.exports.titles import with_titles
 from imagelift.influence.records import CategoryRecords, join_categories
 from imagelift.influence.report import (
     Concentration,
@@ -1007,7 +1008,7 @@ def assemble_report(
         units_with_price=units_with_price,
         revenue_effects=revenue,
         concentration=tuple(fits.concentration),
-        per_product=tuple(fits.per_product),
+        per_product=with_titles(fits.per_product, sales.titles),
         log_units_check=_fit_summary(fits.log_units, LOG_UNITS_SPEC, level, fits.notes),
         pooled=_fit_summary(fits.pooled, POOLED_SPEC, level),
         within_listing=_fit_summary(

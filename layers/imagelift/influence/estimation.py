@@ -1,9 +1,10 @@
-"""The regressions: PPML and OLS with absorbed fixed effects, and pooled OLS, all fitted by statsmodels.
+"""The regressions: PPML and OLS with absorbed fixed effects, and pooled OLS.
 
-Fixed effects are swept out by :mod:`imagelift.influence.demean`; statsmodels then fits the demeaned data
-(``WLS`` inside each IRLS step for PPML, ``OLS`` for the linear models) and supplies the cluster-robust
-sandwich. statsmodels' small-sample factor is G/(G-1) * (N-1)/(N-k) with k the columns it sees; the absorbed
-fixed effects also use up degrees of freedom, so the covariance is rescaled by (N-k)/(N-K). Following fixest
+Fixed effects are swept out by :mod:`imagelift.influence.demean`; the demeaned data are then fitted by (weighted)
+least squares through the k x k normal equations (inside each IRLS step for PPML), and the cluster-robust
+sandwich is built from each cluster's summed influence, bread @ score. Its small-sample factor is
+G/(G-1) * (N-1)/(N-K) (statsmodels' G/(G-1) * (N-1)/(N-k) with k the columns it sees, rescaled by (N-k)/(N-K)
+for the degrees of freedom the absorbed fixed effects use up; the two agree to rounding). Following fixest
 and pyfixest, K counts the regressors plus the levels of every absorbed factor that is not nested in the
 cluster variable, minus one for each such factor beyond the first; a factor nested in the clusters (the
 product effects, clustered by product) adds nothing. Inference uses Student t with G-1 degrees of freedom.
@@ -17,9 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import statsmodels.api as sm
 from scipy import stats
-from statsmodels.regression.linear_model import OLSResults, RegressionResults
 
 from imagelift.errors import EstimationFailure
 from imagelift.influence.demean import FixedEffects, drop_singletons, factorize
@@ -107,38 +106,43 @@ def _absorbed_dof(fe: FixedEffects, clusters: np.ndarray) -> int:
     return total - max(counted - 1, 0) if counted else 0
 
 
-def _cluster_cov(result, clusters: np.ndarray, n: int, k: int, df_k: int) -> np.ndarray:
-    n_clusters = int(clusters.max()) + 1 if len(clusters) else 0
+def _check_dof(n_clusters: int, n: int, df_k: int) -> None:
     if n_clusters < 2:
         raise EstimationError(f"clustered errors need at least 2 products, the data hold {n_clusters}")
     if n <= df_k:
         raise EstimationError(f"{n} rows leave no degrees of freedom after {df_k} parameters")
-    robust = result.get_robustcov_results(cov_type="cluster", groups=clusters, use_correction=True)
-    return np.asarray(robust.cov_params()) * (n - k) / (n - df_k)
 
 
-def _statsmodels_fit(y: np.ndarray, x: np.ndarray, weights: np.ndarray | None = None, hasconst: bool = False):
-    """statsmodels OLS/WLS results for ``y`` on ``x``, solved through the k x k normal equations.
+def _cluster_cov(influence: np.ndarray, n: int, df_k: int) -> np.ndarray:
+    """CRV1 from the per-cluster influences: G/(G-1) * (N-1)/(N-K) * sum_g infl_g infl_g'."""
+    n_clusters = len(influence)
+    _check_dof(n_clusters, n, df_k)
+    return influence.T @ influence * (n_clusters / (n_clusters - 1)) * ((n - 1) / (n - df_k))
 
-    statsmodels' own ``fit`` takes an SVD of the whole n x k design (about a second at 1M rows); with a few
-    well-conditioned columns the normal equations give the same answer in a fraction of that. The results object
-    is statsmodels' own, so its residuals and cluster-robust sandwich are used unchanged. An ill-conditioned
-    design falls back to statsmodels' pseudo-inverse.
+
+@dataclass(frozen=True)
+class _LeastSquares:
+    """A (weighted) least-squares solution: coefficients and residuals on the data it was fitted to."""
+
+    params: np.ndarray
+    resid: np.ndarray
+
+
+def _least_squares(y: np.ndarray, x: np.ndarray, weights: np.ndarray | None = None) -> _LeastSquares:
+    """``y`` on ``x`` (with ``weights``) through the k x k normal equations.
+
+    An SVD of the whole n x k design costs about a second at 1M rows; with a few well-conditioned columns the
+    normal equations give the same answer in a fraction of that. An ill-conditioned design falls back to the
+    minimum-norm least-squares solution.
     """
-    model = sm.OLS(y, x, hasconst=hasconst) if weights is None else sm.WLS(y, x, weights=weights, hasconst=hasconst)
-    wx = model.wexog
-    gram = wx.T @ wx
+    wx = x if weights is None else x * weights[:, None]
+    gram = wx.T @ x
     if np.linalg.cond(gram) > 1e12:
-        return model.fit(method="pinv")
-    cov = np.linalg.inv(gram)
-    params = cov @ (wx.T @ model.wendog)
-    k = x.shape[1]
-    model.normalized_cov_params = cov
-    model.rank = k
-    model.df_model = float(k - model.k_constant)
-    model.df_resid = float(model.nobs - k)
-    result_class = OLSResults if weights is None else RegressionResults
-    return result_class(model, params, normalized_cov_params=cov)
+        root = np.ones(len(y)) if weights is None else np.sqrt(weights)
+        params = np.linalg.lstsq(x * root[:, None], y * root, rcond=None)[0]
+    else:
+        params = np.linalg.solve(gram, wx.T @ y)
+    return _LeastSquares(params=params, resid=y - x @ params)
 
 
 def _check_design(x_dm: np.ndarray, x: np.ndarray, names: list[str]) -> None:
@@ -164,9 +168,14 @@ def _prepare(
 
 
 def _cluster_influence(
-    x_dm: np.ndarray, resid: np.ndarray, weights: np.ndarray | None, cluster_codes: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Per-cluster bread @ (sum of scores), the pieces of the clustered sandwich, and per-cluster X_g' W_g X_g."""
+    x_dm: np.ndarray,
+    resid: np.ndarray,
+    weights: np.ndarray | None,
+    cluster_codes: np.ndarray,
+    with_hessians: bool = True,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Per-cluster bread @ (sum of scores), the pieces of the clustered sandwich, and per-cluster X_g' W_g X_g
+    (``None`` unless ``with_hessians``)."""
     wx = x_dm if weights is None else x_dm * weights[:, None]
     bread = np.linalg.inv(wx.T @ x_dm)
     n_clusters = int(cluster_codes.max()) + 1
@@ -174,6 +183,8 @@ def _cluster_influence(
     scores = np.column_stack(
         [np.bincount(cluster_codes, weights=wx[:, j] * resid, minlength=n_clusters) for j in range(k)]
     )
+    if not with_hessians:
+        return scores @ bread, None
     hessians = np.empty((n_clusters, k, k))
     for a in range(k):
         for b in range(a, k):
@@ -222,7 +233,7 @@ def joint_covariance(a: FitResult, b: FitResult) -> np.ndarray | None:
 
 
 def _absorbed_fit_result(
-    result,
+    result: _LeastSquares,
     fe: FixedEffects,
     cluster_codes: np.ndarray,
     n: int,
@@ -237,10 +248,10 @@ def _absorbed_fit_result(
 ) -> FitResult:
     """A fit on demeaned data, with clustered errors whose small-sample correction counts the absorbed levels."""
     df_k = k + _absorbed_dof(fe, cluster_codes)
-    resid = np.asarray(result.model.endog) - x_dm @ np.asarray(result.params)
+    _check_dof(int(cluster_codes.max()) + 1, n, df_k)
     labels = np.empty(int(cluster_codes.max()) + 1, dtype=object)
     labels[cluster_codes] = cluster_labels
-    influence, hessians = _cluster_influence(x_dm, resid, weights, cluster_codes)
+    influence, hessians = _cluster_influence(x_dm, result.resid, weights, cluster_codes)
     return FitResult(
         influence=influence,
         cluster_hessians=hessians,
@@ -250,7 +261,7 @@ def _absorbed_fit_result(
         model=model,
         names=list(names),
         params=np.asarray(result.params),
-        cov=_cluster_cov(result, cluster_codes, n, k, df_k),
+        cov=_cluster_cov(influence, n, df_k),
         nobs=n,
         n_clusters=int(cluster_codes.max()) + 1,
         df_k=df_k,
@@ -281,7 +292,7 @@ def fit_ols_fe(
     yx_dm, _ = fe.demean(yx)
     y_dm, x_dm = yx_dm[:, 0], yx_dm[:, 1:]
     _check_design(x_dm, x[keep], names)
-    result = _statsmodels_fit(y_dm, x_dm)
+    result = _least_squares(y_dm, x_dm)
     return _absorbed_fit_result(
         result,
         fe,
@@ -305,9 +316,11 @@ def fit_pooled_ols(
     """Plain OLS with an intercept and no fixed effects, errors clustered by ``clusters``."""
     n, k = x.shape
     design = np.column_stack([np.ones(n), x])
-    result = _statsmodels_fit(y, design, hasconst=True)
+    result = _least_squares(y, design)
     cluster_codes = factorize(clusters)[0]
-    cov = _cluster_cov(result, cluster_codes, n, k + 1, k + 1)
+    _check_dof(int(cluster_codes.max()) + 1 if n else 0, n, k + 1)
+    influence, _ = _cluster_influence(design, result.resid, None, cluster_codes, with_hessians=False)
+    cov = _cluster_cov(influence, n, k + 1)
     return FitResult(
         model=model,
         names=["intercept", *names],
@@ -352,7 +365,7 @@ def fit_ppml(
     """Poisson pseudo-maximum likelihood with absorbed fixed effects, by IRLS with weighted demeaning.
 
     Each step regresses the working response z = eta + (y - mu)/mu on x by weighted least squares with
-    weights mu, after sweeping the fixed effects out of both with the same weights (statsmodels ``WLS``).
+    weights mu, after sweeping the fixed effects out of both with the same weights.
     Convergence is judged on the deviance, as fixest and pyfixest do. Fixed-effect levels with no sales at
     all are dropped first (their effect is minus infinity and would stall the iteration), then singletons.
     """
@@ -388,7 +401,7 @@ def fit_ppml(
         z_dm, x_dm = zx_dm[:, 0], zx_dm[:, 1:]
         if iteration == 1:
             _check_design(x_dm, xk, names)
-        # weighted least squares step on the demeaned data (k x k normal equations; statsmodels does the last)
+        # weighted least squares step on the demeaned data (k x k normal equations)
         wx = x_dm * mu[:, None]
         beta = np.linalg.solve(wx.T @ x_dm, wx.T @ z_dm)
         weights = mu
@@ -401,8 +414,8 @@ def fit_ppml(
             break
     else:
         raise EstimationError(f"{model}: IRLS did not converge in {maxiter} iterations")
-    # the converged step again, as a statsmodels WLS: its params and residuals feed the clustered sandwich
-    result = _statsmodels_fit(z_dm, x_dm, weights=weights)
+    # the converged step again: its params and residuals feed the clustered sandwich
+    result = _least_squares(z_dm, x_dm, weights=weights)
     return _absorbed_fit_result(
         result,
         fe,

@@ -32,6 +32,7 @@ from imagelift.influence.estimation import (
     jackknife_covariance,
     joint_covariance,
 )
+from imagelift.influence.exports.titles import with_titles
 from imagelift.influence.headline import fit_headline_ppml
 from imagelift.influence.listing_photo import describe as describe_listing_rule
 from imagelift.influence.power import power_table, power_warnings
@@ -1068,7 +1069,7 @@ def assemble_report(
         revenue_effects=revenue,
         concentration=tuple(fits.concentration),
         leave_one_out=tuple(fits.leave_one_out),
-        per_product=tuple(fits.per_product),
+        per_product=with_titles(fits.per_product, sales.titles),
         log_units_check=_fit_summary(fits.log_units, LOG_UNITS_SPEC, level, fits.notes),
         pooled=_fit_summary(fits.pooled, POOLED_SPEC, level),
         within_listing=_fit_summary(

@@ -154,13 +154,22 @@ def untreated_poisson(
     *,
     tol: float = 1e-10,
     irls_tol: float = 1e-10,
+    start: np.ndarray | None = None,
 ) -> Counterfactual:
     """Step 1: PPML with listing + week effects on the untreated rows, and exp(gamma_t + x b) for every row."""
     u = timing.untreated
     if not u.any():
         raise EstimationError("every listing-week follows a photo switch, so nothing shows sales without one")
     fit = fit_ppml(
-        units[u], x[u], names, [listing[u], week[u]], product[u], tol=tol, irls_tol=irls_tol, model="untreated_ppml"
+        units[u],
+        x[u],
+        names,
+        [listing[u], week[u]],
+        product[u],
+        tol=tol,
+        irls_tol=irls_tol,
+        model="untreated_ppml",
+        start=None if start is None else start[u],
     )
     kept = fit.kept_rows
     xu = x[u][kept]
@@ -374,6 +383,7 @@ def event_studies(
     tol: float = 1e-10,
     irls_tol: float = 1e-10,
     timing: SwitchTiming | None = None,
+    start: np.ndarray | None = None,
 ) -> list[EventStudy]:
     """One event study per category in ``categories`` (switches from the base photo type to it)."""
     timing = timing or switch_timing(listing, week_dates, category)
@@ -395,7 +405,7 @@ def event_studies(
     if wanted:
         try:
             counterfactual = untreated_poisson(
-                units, x, names, listing, week, product, timing, tol=tol, irls_tol=irls_tol
+                units, x, names, listing, week, product, timing, tol=tol, irls_tol=irls_tol, start=start
             )
         except EstimationFailure as exc:
             for c in wanted:

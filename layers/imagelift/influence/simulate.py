@@ -367,3 +367,21 @@ def write_simulation(sim: Simulation, out_dir: Path, *, gzip_sales: bool = False
     truth_path = out_dir / "truth.json"
     truth_path.write_text(json.dumps(sim.truth, indent=2) + "\n", encoding="utf-8")
     return {"sales": sales_path, "categories": categories_path, "truth": truth_path}
+
+
+def misclassify_records(records: list[dict[str, Any]], classification: np.ndarray, seed: int) -> list[dict[str, Any]]:
+    """The records with each classified photo's category redrawn as a classifier with this matrix would call it.
+
+    ``classification[t - 1, j - 1]``: the chance that a photo of true category t is called j (rows sum to one).
+    The mistakes do not depend on sales, as the misclassification correction assumes.
+    """
+    rng = np.random.default_rng(seed)
+    out = []
+    for item in records:
+        category = item.get("category")
+        if item.get("status") != "classified" or category is None:
+            out.append(item)
+            continue
+        called = 1 + int(rng.choice(len(classification), p=classification[int(category) - 1]))
+        out.append({**item, "category": called, "category_name": CATEGORY_NAMES[called]})
+    return out

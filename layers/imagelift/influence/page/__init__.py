@@ -30,6 +30,7 @@ from imagelift.influence.page.sections import (
     section_warnings,
 )
 from imagelift.influence.page.style import CSS, SCRIPT
+from imagelift.influence.page.uncertainty import section_leave_one_out, section_misclassification, section_power
 from imagelift.influence.report import Report
 
 Section = Callable[[Page], str]
@@ -41,10 +42,13 @@ SECTIONS: tuple[Section, ...] = (
     section_warnings,
     section_data_files,
     section_chart,
+    section_misclassification,
     section_identification,
     section_event_study,
     section_price_channels,
     section_concentration,
+    section_leave_one_out,
+    section_power,
     section_robustness,
     section_checks,
     section_assumptions,

@@ -48,7 +48,7 @@ def section_data_files(page: Page) -> str:
     if "csv" in files:
         links.append(
             f"<a href='{escape(files['csv'])}' download>{escape(files['csv'])}</a>"
-            f"<span class='muted'>every number, one row each, all {len(page.report.per_product):,} "
+            f"<span class='muted'>every number, one row each, with all {len(page.report.per_product):,} "
             "per-product effects (opens in a spreadsheet)</span>"
         )
     if "json" in files:
@@ -56,11 +56,8 @@ def section_data_files(page: Page) -> str:
             f"<a href='{escape(files['json'])}' download>{escape(files['json'])}</a>"
             "<span class='muted'>the whole report, for programs</span>"
         )
-    return (
-        "<div class='card files'><strong>Data files</strong>"
-        + "".join(f"<span>{link}</span>" for link in links)
-        + "</div>"
-    )
+    items = "".join(f"<li>{link}</li>" for link in links)
+    return f"<div class='card files'><strong>Data files</strong><ul>{items}</ul></div>"
 
 
 def _headline_card(effect: Effect, level: float) -> str:
@@ -106,10 +103,15 @@ def section_summary(page: Page) -> str:
             continue
         more = "more" if effect.effect_pct >= 0 else "fewer"
         p = effect.probability_above_zero
+        basis = (
+            "By the bootstrap that gives the range"
+            if any(c.category == effect.category and c.interval == "wild bootstrap" for c in report.concentration)
+            else "Treating the estimate as normally distributed"
+        )
         chance_text = (
             ""
             if p is None
-            else f" Treating the estimate as normally distributed, the chance that the effect is above zero is "
+            else f" {basis}, the chance that the effect is above zero is "
             f"{'more than 99%' if p > 0.99 else 'less than 1%' if p < 0.01 else f'{p:.0%}'}."
         )
         sentences.append(
@@ -173,6 +175,22 @@ def section_identification(page: Page) -> str:
         "listing</strong>: the same listing before and after its photo was switched. The second cannot mistake a "
         "listing that simply sells better for the photo's effect, but it only has the listings that switched.</p>",
     ]
+    rows = []
+    for row in report.identification:
+        name = row.category_name.capitalize()
+        for effect, how, hollow in (
+            (by_category.get(row.category), "between listings", False),
+            (within_effects.get(row.category), "within a listing", True),
+        ):
+            if effect is not None:
+                rows.append(ChartRow(f"{name}: {how}", colour(row.category_name), effect, hollow))
+    if any(r.effect.estimated for r in rows):
+        out.append(
+            "<div class='card'>"
+            + interval_chart(rows, page.level, "The photo effects from the two comparisons")
+            + "<p class='legend'><span>&#9679; between listings (product + week, the headline)</span>"
+            "<span>&#9675; within a listing (listing + week, photo switches only)</span></p></div>"
+        )
     head = (
         "<tr><th>Photo type</th><th>Listings with it</th><th>Listings that switched</th>"
         "<th>Products with varying photos</th><th>Share of the headline's weight from switches</th>"
@@ -242,7 +260,10 @@ def section_concentration(page: Page) -> str:
     )
     body = []
     for c in concentration:
-        method = "leaving out one product at a time (CR3)" if c.interval == "CR3" else "clustered by product (CRV1)"
+        method = {
+            "CR3": "leaving out one product at a time (CR3)",
+            "wild bootstrap": "a wild bootstrap re-weighting whole products (standard error: CR3)",
+        }.get(c.interval, "clustered by product (CRV1)")
         body.append(
             f"<tr><td>{escape(c.name)}</td><td class='n'>{c.effective_products:,.1f}</td>"
             f"<td>{escape(', '.join(c.top_products))}</td><td class='n'>{c.top_share:.0%}</td><td>{method}</td></tr>"

@@ -13,10 +13,10 @@ estimator of Borusyak, Jaravel and Spiess 2024, in its Poisson form):
    alpha_i from its own weeks before the switch (the Poisson first-order condition: the listing's pre-switch
    units over the sum of exp(gamma_t + x_it b) across those weeks).
 3. The effect k weeks from the switch: log(actual units / counterfactual units), summed over the listings
-   observed k weeks from their switch. With Poisson's canonical link this ratio is what Wooldridge's extended
-   two-way FE Poisson gives when its treated cells (switch cohort by week) are saturated and then aggregated with
-   counterfactual-sales weights, and it avoids fitting one coefficient per cohort and week (thousands, at a
-   catalogue's size).
+   observed k weeks from their switch. On a balanced panel without covariates this is exactly Wooldridge's extended
+   two-way FE Poisson with saturated treated cells (switch cohort by week) aggregated with counterfactual-sales
+   weights: with Poisson's canonical link each saturated cell fits exactly, so the fixed effects rest on the
+   untreated cells alone. It avoids fitting one coefficient per cohort and week (thousands, at a catalogue's size).
 
 The leads use the same ratio on the weeks before the switch (which also entered step 1): they are near zero when
 sales moved in parallel before the switch, and the joint Wald test on them (pooled in three groups, without the

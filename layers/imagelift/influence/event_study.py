@@ -1,6 +1,7 @@
 """Sales of listings week by week around their photo switches: the event study.
 
-For each effect photo type, the events are listings whose first photo switch goes from the base type to it.
+For each effect photo type, the events are listings whose first photo switch goes from the base type to it (a
+listing that switches again later stays in that event: the weeks after measure the effect of having switched).
 Switches are staggered (each listing switches in its own week) and their effects may differ by week and by
 listing, which is where an ordinary two-way fixed-effects regression on lead and lag dummies goes wrong: it uses
 listings that switched earlier as controls for later ones and mixes the effects of other weeks into each

@@ -22,7 +22,11 @@ identification: Monte Carlo over the threats to the headline (a few huge sellers
   products, photos chosen by listing quality, prices that follow demand): coverage and bias of the product + week
   headline (the range the report shows, and the CRV1, CR3 and wild score bootstrap ranges on every data set,
   whichever the rule picks), of the listing + week fit, of the elasticity and of the effect on units with the
-  price channel; how often each warning fires; the per-product RMSE raw and shrunk.
+  price channel; how often each warning fires; the per-product RMSE raw and shrunk. Also the threats to the event
+  study (a launch promotion with the switch, effects that build up over weeks, prices set by each product's season,
+  photos switched after sales rose): coverage and bias of the event study's pooled effect after the switch, how
+  often its pre-trend test rejects, and how often each threat check warns. ``--scenarios`` runs some of them and
+  merges them into the existing results file.
 
 power: the minimum detectable lift the report states, planted: how often the report then finds the lift (about 80%).
 misclassification: photos misclassified with a known matrix: bias, RMSE and coverage of the effects as measured and
@@ -124,15 +128,19 @@ def _panel(data_dir: str):
 def _fitter(implementation: str, model: str):
     names = ["category_model", "category_worn", "log_price", "promo"]
     if implementation == "ours":
+        from threadpoolctl import threadpool_limits
+
         from imagelift.influence.estimation import fit_ols_fe, fit_ppml
 
         def run(frame):
             x = frame[names].to_numpy(dtype=float)
             product, week = frame["product_id"].to_numpy(), frame["week"].to_numpy()
-            if model == "ppml":
-                fit = fit_ppml(frame["units"].to_numpy(float), x, names, [product, week], product)
-            else:
-                fit = fit_ols_fe(frame["log_units"].to_numpy(), x, names, [product, week], product)
+            # BLAS as the report runs it (ReportConfig.blas_threads)
+            with threadpool_limits(limits=1, user_api="blas"):
+                if model == "ppml":
+                    fit = fit_ppml(frame["units"].to_numpy(float), x, names, [product, week], product)
+                else:
+                    fit = fit_ols_fe(frame["log_units"].to_numpy(), x, names, [product, week], product)
             return fit.params, fit.std_err
 
         return run
@@ -385,10 +393,35 @@ IDENTIFICATION_SCENARIOS = {
     "heterogeneous_effects": {"model_lift_sd": 0.15},
     "selection_on_listing_quality": {"listing_selection": 1.0},
     "prices_follow_demand": {"price_follows_demand": 0.5, "product_week_sd": 0.3},
+    "promotion_at_switches": {"switch_promotion_lift": 50.0, "switch_promotion_weeks": 2},
+    "ramping_effects": {"lift_ramp_weeks": 8, "model_lift": 30.0},
+    "seasonal_prices": {"product_season_sd": 0.3, "price_follows_season": 0.5},
+    "reverse_causality": {"pre_switch_rise": 30.0, "pre_switch_weeks": 4},
 }
+THREAT_CHECKS = ("donut", "placebo_leads", "dynamic_profile", "product_season")
 
 
-def identification(datasets: int, products: int = 200, weeks: int = 40) -> dict:
+def _event_study_records(report, truth: dict, add) -> None:
+    """Per data set: the event study's pooled effect after the switch against the planted lift, and the checks."""
+    planted = truth["log_effects"]["model"]
+    study = next((s for s in report.event_study if s.category == 1), None)
+    if study is not None and study.after is not None and study.after.estimated:
+        add("event_study_covers", study.after.ci_low <= planted <= study.after.ci_high)
+        add("event_study_error", study.after.estimate - planted)
+        add("event_study_switches", study.switches)
+    if study is not None and study.pretrend_p_value is not None:
+        add("pretrend_rejects_model", study.pretrend_p_value < 0.05)
+    for check in THREAT_CHECKS:
+        lines = [c for c in report.checks if c.check == check]
+        add(f"warns_{check}", any(c.moved for c in lines))
+        add(f"check_not_made_{check}", any(c.note for c in lines))
+        model = next((c for c in lines if c.quantity in ("model effect", "model switches")), None)
+        if model is not None and model.p_value is not None:
+            add(f"warns_{check}_model", model.moved)
+    add("warns_any_check", any(c.moved for c in report.checks))
+
+
+def identification(datasets: int, products: int = 200, weeks: int = 40, scenarios: list[str] | None = None) -> dict:
     from scipy import stats
 
     from imagelift.config import ReportConfig
@@ -407,6 +440,8 @@ def identification(datasets: int, products: int = 200, weeks: int = 40) -> dict:
         return assemble_report(sales, records, panel, fits, config), fits
 
     for name, params in IDENTIFICATION_SCENARIOS.items():
+        if scenarios and name not in scenarios:
+            continue
         start = time.perf_counter()
         records: dict[str, list[float]] = {}
 
@@ -480,8 +515,9 @@ def identification(datasets: int, products: int = 200, weeks: int = 40) -> dict:
             shrink = next((s for s in report.shrinkage if s.category == 1), None)
             if shrink is not None:
                 add("tau_model", shrink.tau)
+            _event_study_records(report, truth, add)
         summary = {key: float(np.mean(values)) for key, values in records.items()}
-        for key in ("headline_error", "within_listing_error"):
+        for key in ("headline_error", "within_listing_error", "event_study_error"):
             if key in records:
                 summary[key.replace("_error", "_rmse")] = float(np.sqrt(np.mean(np.square(records[key]))))
                 summary[key.replace("_error", "_bias")] = summary.pop(key)
@@ -699,13 +735,20 @@ def main() -> None:
         help="rounds of the alternating end-to-end comparison (before / default BLAS threads / now) per size",
     )
     parser.add_argument("--datasets", type=int, default=200)
+    parser.add_argument("--scenarios", nargs="+", choices=sorted(IDENTIFICATION_SCENARIOS), default=None)
     args = parser.parse_args()
     if args.what in {"speed", "all"}:
         _write("report_speed.json", speed(args.sizes, args.repeats, args.before, args.compare_repeats))
     if args.what in {"coverage", "all"}:
         _write("report_coverage.json", coverage(args.datasets))
     if args.what in {"identification", "all"}:
-        _write("identification.json", identification(args.datasets))
+        result = identification(args.datasets, scenarios=args.scenarios)
+        previous = RESULTS / "identification.json"
+        if args.scenarios and previous.exists():
+            # a partial run keeps the other scenarios' last figures
+            kept = json.loads(previous.read_text())["scenarios"]
+            result["scenarios"] = {**kept, **result["scenarios"]}
+        _write("identification.json", result)
     if args.what in {"power", "all"}:
         _write("power.json", power_check(args.datasets))
     if args.what in {"misclassification", "all"}:

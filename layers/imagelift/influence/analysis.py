@@ -32,12 +32,16 @@ from imagelift.influence.estimation import (
     jackknife_covariance,
     joint_covariance,
 )
+from imagelift.influence.exports.titles import with_titles
+from imagelift.influence.headline import fit_headline_ppml
+from imagelift.influence.listing_photo import describe as describe_listing_rule
 from imagelift.influence.power import power_table, power_warnings
 from imagelift.influence.records import CategoryRecords, join_categories
 from imagelift.influence.report import (
     Concentration,
     Counts,
     Effect,
+    EventStudy,
     FitSummary,
     Identification,
     LeaveOneOut,
@@ -47,6 +51,7 @@ from imagelift.influence.report import (
     Report,
     Shrinkage,
     Spec,
+    ThreatCheck,
 )
 from imagelift.influence.robust_intervals import (
     bootstrap_concentrated,
@@ -56,15 +61,12 @@ from imagelift.influence.robust_intervals import (
     with_interval,
 )
 from imagelift.influence.sales import SalesTable
+from imagelift.influence.threats import switch_analyses
 from imagelift.records.categories import BASE, CATEGORIES, CATEGORY_NAMES, EFFECT_CATEGORIES
 
 EFFECT_IDS = tuple(c.id for c in EFFECT_CATEGORIES)
 PRICE = "log_price"
 ELASTICITY_STEP = 0.10  # the elasticity is also shown as the change in sales for a 10% price rise
-WEEK_ASSIGNMENT = (
-    "each listing-week takes the category of the latest classified photo live at the week's midpoint "
-    "(Thursday 12:00 UTC); failed and deleted records are ignored"
-)
 LOG_UNITS_SPEC = "OLS of log(units) on the same design, weeks with sales only, same fixed effects and errors"
 WITHIN_LISTING_SPEC = (
     "PPML on the same design with listing + week effects (each listing compared with itself before and after a "
@@ -278,6 +280,8 @@ class Fits:
     identification_table: list[Identification] = field(default_factory=list)
     shrinkage: list[Shrinkage] = field(default_factory=list)
     concentration: list[Concentration] = field(default_factory=list)
+    event_study: list[EventStudy] = field(default_factory=list)
+    checks: list[ThreatCheck] = field(default_factory=list)
     leave_one_out: list[LeaveOneOut] = field(default_factory=list)
 
 
@@ -297,7 +301,7 @@ def fit_models(panel: Panel, config: ReportConfig) -> Fits:
     units = panel.units
     fe = [product, week]
     ppml = _guarded(
-        lambda: fit_ppml(units, x, names, fe, product, tol=config.fe_tol, irls_tol=config.irls_tol),
+        lambda: fit_headline_ppml(units, x, names, product, week, config),
         "The headline PPML model",
         warnings,
     )
@@ -374,6 +378,25 @@ def fit_models(panel: Panel, config: ReportConfig) -> Fits:
             or []
         )
     per_product, shrinkage = shrink_per_product(per_product, config.confidence, config.fdr)
+    studies, checks, switch_warnings = (
+        switch_analyses(
+            frame,
+            units,
+            x,
+            names,
+            product,
+            week,
+            ppml,
+            categories,
+            level=config.confidence,
+            min_switches=config.min_cell_products,
+            tol=config.fe_tol,
+            irls_tol=config.irls_tol,
+        )
+        if categories
+        else ([], [], [])
+    )
+    warnings.extend(switch_warnings)
     leave_one_out: list[LeaveOneOut] = []
     if ppml is not None:
         shown = [headline_effect(ppml, concentration, c, config.confidence) for c in categories] + [
@@ -396,6 +419,8 @@ def fit_models(panel: Panel, config: ReportConfig) -> Fits:
         identification_table=table,
         shrinkage=shrinkage,
         concentration=concentration,
+        event_study=studies,
+        checks=checks,
         leave_one_out=leave_one_out,
     )
 
@@ -1019,11 +1044,12 @@ def assemble_report(
         confidence=level,
         controls=tuple(controls),
         effect_pct="100 * (exp(estimate) - 1)",
-        week_assignment=WEEK_ASSIGNMENT,
+        week_assignment=describe_listing_rule(config.listing_category),
         nobs=ppml.nobs if ppml else 0,
         clusters=ppml.n_clusters if ppml else 0,
         iterations=ppml.iterations if ppml else 0,
         dropped=dict(ppml.dropped) if ppml else {},
+        listing_category=config.listing_category,
     )
     report = Report(
         generated_at=(generated_at or datetime.now(UTC)).isoformat(timespec="seconds"),
@@ -1043,7 +1069,7 @@ def assemble_report(
         revenue_effects=revenue,
         concentration=tuple(fits.concentration),
         leave_one_out=tuple(fits.leave_one_out),
-        per_product=tuple(fits.per_product),
+        per_product=with_titles(fits.per_product, sales.titles),
         log_units_check=_fit_summary(fits.log_units, LOG_UNITS_SPEC, level, fits.notes),
         pooled=_fit_summary(fits.pooled, POOLED_SPEC, level),
         within_listing=_fit_summary(
@@ -1051,6 +1077,8 @@ def assemble_report(
         ),
         identification=tuple(fits.identification_table),
         shrinkage=tuple(fits.shrinkage),
+        event_study=tuple(fits.event_study),
+        checks=tuple(fits.checks),
         warnings=(
             *_missing_data(panel, sales, records, fits, config),
             *fits.warnings,

@@ -38,6 +38,7 @@ CSV_COLUMNS = (
     "shrunk_effect_pct_ci_high",
     "q_value",
     "discovery",
+    "title",
 )
 
 

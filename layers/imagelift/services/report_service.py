@@ -114,7 +114,7 @@ def _build_report(
             window_weeks=window_weeks,
         ),
     )
-    records = stages.run("read_records", lambda: normalise_records(record_items))
+    records = stages.run("read_records", lambda: normalise_records(record_items, config.listing_category))
     fill_zeros = (sales_config or SalesConfig()).fill_zeros
 
     def join() -> Panel:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import math
 from typing import Any
 
 from imagelift.influence.report import Effect, PerProductEffect
@@ -21,9 +22,15 @@ def escape(value: Any) -> str:
     return html.escape(str(value), quote=True)
 
 
+HUGE_PCT = 10_000.0
+"""Beyond this a percentage is shown only as beyond it: the digits of a fit with almost no data say nothing."""
+
+
 def pct(value: float | None, signed: bool = True, digits: int = 1) -> str:
     if value is None:
         return "n/a"
+    if abs(value) >= HUGE_PCT:
+        return f"{'>' if value > 0 else '<'}{math.copysign(HUGE_PCT, value):+,.0f}%"
     return f"{value:+.{digits}f}%" if signed else f"{value:.{digits}f}%"
 
 

@@ -102,6 +102,8 @@ def section_per_product(page: Page) -> str:
     )
     body = "<tbody>" + "".join(_row(r, lo, hi) for r in shown) + "</tbody>"
     out.append(
+        "<p class='muted narrow-only'>The table is wider than the screen: swipe it sideways for the other columns."
+        "</p>"
         f"<div class='scroll'><table id='{TABLE_ID}' class='products' data-sortable>{head}{body}</table></div>"
         "<p class='muted'>Flagged: the effect differs from zero after allowing for the number of products "
         "compared.</p>"

@@ -48,7 +48,7 @@ def section_data_files(page: Page) -> str:
     if "csv" in files:
         links.append(
             f"<a href='{escape(files['csv'])}' download>{escape(files['csv'])}</a>"
-            f"<span class='muted'>every number, one row each, all {len(page.report.per_product):,} "
+            f"<span class='muted'>every number, one row each, with all {len(page.report.per_product):,} "
             "per-product effects (opens in a spreadsheet)</span>"
         )
     if "json" in files:
@@ -56,11 +56,8 @@ def section_data_files(page: Page) -> str:
             f"<a href='{escape(files['json'])}' download>{escape(files['json'])}</a>"
             "<span class='muted'>the whole report, for programs</span>"
         )
-    return (
-        "<div class='card files'><strong>Data files</strong>"
-        + "".join(f"<span>{link}</span>" for link in links)
-        + "</div>"
-    )
+    items = "".join(f"<li>{link}</li>" for link in links)
+    return f"<div class='card files'><strong>Data files</strong><ul>{items}</ul></div>"
 
 
 def _headline_card(effect: Effect, level: float) -> str:
@@ -178,6 +175,22 @@ def section_identification(page: Page) -> str:
         "listing</strong>: the same listing before and after its photo was switched. The second cannot mistake a "
         "listing that simply sells better for the photo's effect, but it only has the listings that switched.</p>",
     ]
+    rows = []
+    for row in report.identification:
+        name = row.category_name.capitalize()
+        for effect, how, hollow in (
+            (by_category.get(row.category), "between listings", False),
+            (within_effects.get(row.category), "within a listing", True),
+        ):
+            if effect is not None:
+                rows.append(ChartRow(f"{name}: {how}", colour(row.category_name), effect, hollow))
+    if any(r.effect.estimated for r in rows):
+        out.append(
+            "<div class='card'>"
+            + interval_chart(rows, page.level, "The photo effects from the two comparisons")
+            + "<p class='legend'><span>&#9679; between listings (product + week, the headline)</span>"
+            "<span>&#9675; within a listing (listing + week, photo switches only)</span></p></div>"
+        )
     head = (
         "<tr><th>Photo type</th><th>Listings with it</th><th>Listings that switched</th>"
         "<th>Products with varying photos</th><th>Share of the headline's weight from switches</th>"

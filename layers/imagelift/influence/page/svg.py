@@ -9,23 +9,20 @@ a reader sees, kept at 12 px or more.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from imagelift.influence.page.format import escape, pct
+from imagelift.influence.page.style import WIDE_FROM_PX, chart_gutter_px
 from imagelift.influence.report import Effect
 
 MIN_TEXT_PX = 12
 """The smallest text, in CSS px, any chart shows at any width it is drawn at."""
 PHONE_PX = 390
-WIDE_FROM_PX = 800
-"""Viewport width from which the wide layout is shown (the stylesheet's breakpoint)."""
-PAGE_GUTTER_PX = {"narrow": 12 + 12 + 1, "wide": 20 + 20 + 1}
-"""Per side: page padding + card padding + card border, as the stylesheet sets them for each layout."""
+"""The narrowest screen the narrow drawing is sized for."""
 WIDE_VIEWBOX = 760
 NARROW_VIEWBOX = 360
-NARROW_MAX_PX = 480
-"""The narrow drawing is not stretched beyond this, so its text stays below about 18 px on a tablet."""
 
 
 @dataclass(frozen=True)
@@ -37,41 +34,60 @@ class ChartRow:
     """Drawn as an open circle: the second of two estimates of one effect."""
 
 
+AXIS_LIMITS = (-100.0, 300.0)
+"""The axis never runs past these (percent): a range reaching beyond is cut at the edge and marked with an arrow,
+so one estimate with almost no data cannot squash every other bar to a dot."""
+
+
 def nice_step(raw: float) -> float:
-    for step in (0.5, 1, 2, 2.5, 5, 10, 20, 25, 50, 100, 200, 500):
-        if step >= raw:
-            return float(step)
-    return 1000.0
+    """The round step (1, 2, 2.5 or 5 times a power of ten) at or above ``raw``."""
+    if not (raw > 0 and math.isfinite(raw)):
+        return 1.0
+    power = 10.0 ** math.floor(math.log10(raw))
+    return next(m * power for m in (1, 2, 2.5, 5, 10) if m * power >= raw * (1 - 1e-12))
 
 
 def _ticks(lo: float, hi: float, count: int) -> list[float]:
     step = nice_step((hi - lo) / count)
-    ticks = []
-    t = step * int(lo / step)
-    while t <= hi:
-        if t >= lo:
-            ticks.append(t)
-        t += step
-    return ticks
+    first = math.ceil(lo / step - 1e-9)
+    return [round(k * step, 10) for k in range(first, math.floor(hi / step + 1e-9) + 1)]
 
 
 def _bounds(rows: Sequence[ChartRow]) -> tuple[float, float]:
     values = [0.0]
     for row in rows:
-        values += [row.effect.effect_pct_ci[0], row.effect.effect_pct_ci[1]]
-    lo, hi = min(values), max(values)
+        values += [row.effect.effect_pct_ci[0], row.effect.effect_pct_ci[1], row.effect.effect_pct]
+    lo, hi = max(min(values), AXIS_LIMITS[0]), min(max(values), AXIS_LIMITS[1])
     pad = max((hi - lo) * 0.12, 1.0)
     return lo - pad, hi + pad
 
 
-def _marker(row: ChartRow, x_low: float, x_high: float, x_mid: float, y: float, radius: float) -> str:
+def _clip(v: float, lo: float, hi: float) -> float:
+    return min(max(v, lo), hi)
+
+
+def _marker(row: ChartRow, x: Callable[[float], float], lo: float, hi: float, y: float, radius: float) -> str:
+    """The range bar and the estimate's dot; a range cut at the axis's edge ends in an arrow there."""
+    low, high = row.effect.effect_pct_ci
     fill = "#ffffff" if row.hollow else row.colour
-    dash = " stroke-dasharray='2 6'" if row.hollow else ""
-    return (
-        f'<line x1="{x_low:.1f}" y1="{y:.1f}" x2="{x_high:.1f}" y2="{y:.1f}" stroke="{row.colour}" '
-        f'stroke-width="6" stroke-linecap="round" opacity="0.45"{dash}/>'
-        f'<circle cx="{x_mid:.1f}" cy="{y:.1f}" r="{radius}" fill="{fill}" stroke="{row.colour}" stroke-width="3"/>'
+    # the second estimate's bar is dashed, so the two read apart without colour
+    line = 'stroke-linecap="butt" stroke-dasharray="9 4"' if row.hollow else 'stroke-linecap="round"'
+    parts = [
+        f'<line x1="{x(_clip(low, lo, hi)):.1f}" y1="{y:.1f}" x2="{x(_clip(high, lo, hi)):.1f}" y2="{y:.1f}" '
+        f'stroke="{row.colour}" stroke-width="6" {line} opacity="0.45"/>'
+    ]
+    for end, side in ((low, -1), (high, 1)):
+        if (end < lo) if side < 0 else (end > hi):
+            tip = x(lo if side < 0 else hi)
+            parts.append(
+                f'<path d="M{tip:.1f} {y:.1f} l{-9 * side} -7 v14 z" fill="{row.colour}"><title>range continues to '
+                f"{pct(end)}</title></path>"
+            )
+    mid = x(_clip(row.effect.effect_pct, lo, hi))
+    parts.append(
+        f'<circle cx="{mid:.1f}" cy="{y:.1f}" r="{radius}" fill="{fill}" stroke="{row.colour}" stroke-width="3"/>'
     )
+    return "".join(parts)
 
 
 def _svg_open(width: int, height: int, level: float, layout: str, min_width: int, title: str) -> str:
@@ -91,7 +107,7 @@ def _wide(rows: Sequence[ChartRow], level: float, title: str) -> str:
     def x(v: float) -> float:
         return left + (v - lo) / (hi - lo) * plot_w
 
-    parts = [_svg_open(width, height, level, "wide", WIDE_FROM_PX - 2 * PAGE_GUTTER_PX["wide"], title)]
+    parts = [_svg_open(width, height, level, "wide", WIDE_FROM_PX - 2 * chart_gutter_px("wide"), title)]
     for t in _ticks(lo, hi, 6):
         parts.append(
             f'<line x1="{x(t):.1f}" y1="{top - 10}" x2="{x(t):.1f}" y2="{height - 32}" stroke="#e5e7eb"/>'
@@ -105,12 +121,12 @@ def _wide(rows: Sequence[ChartRow], level: float, title: str) -> str:
     )
     for i, row in enumerate(rows):
         y = top + row_h * i + row_h / 2 + 6
-        low, high = row.effect.effect_pct_ci
         parts.append(
             f'<text x="{left - 14}" y="{y + 5:.1f}" font-size="15" text-anchor="end" fill="#111827">'
             f"{escape(row.label)}</text>"
-            + _marker(row, x(low), x(high), x(row.effect.effect_pct), y, 7)
-            + f'<text x="{x(row.effect.effect_pct):.1f}" y="{y - 13:.1f}" font-size="14" text-anchor="middle" '
+            + _marker(row, x, lo, hi, y, 7)
+            + f'<text x="{x(_clip(row.effect.effect_pct, lo, hi)):.1f}" y="{y - 13:.1f}" font-size="14" '
+            'text-anchor="middle" '
             f'fill="{row.colour}" font-weight="bold">{pct(row.effect.effect_pct)}</text>'
         )
     parts.append("</svg>")
@@ -126,7 +142,7 @@ def _narrow(rows: Sequence[ChartRow], level: float, title: str) -> str:
     def x(v: float) -> float:
         return side + (v - lo) / (hi - lo) * plot_w
 
-    parts = [_svg_open(width, height, level, "narrow", PHONE_PX - 2 * PAGE_GUTTER_PX["narrow"], title)]
+    parts = [_svg_open(width, height, level, "narrow", PHONE_PX - 2 * chart_gutter_px("narrow"), title)]
     for t in _ticks(lo, hi, 4):
         parts.append(
             f'<line x1="{x(t):.1f}" y1="{top - 6}" x2="{x(t):.1f}" y2="{height - 30}" stroke="#e5e7eb"/>'
@@ -141,12 +157,10 @@ def _narrow(rows: Sequence[ChartRow], level: float, title: str) -> str:
     for i, row in enumerate(rows):
         y_text = top + row_h * i + 18
         y = y_text + 18
-        low, high = row.effect.effect_pct_ci
         parts.append(
             f'<text x="{side}" y="{y_text:.1f}" font-size="15" fill="#111827">{escape(row.label)}</text>'
             f'<text x="{width - side}" y="{y_text:.1f}" font-size="15" text-anchor="end" fill="{row.colour}" '
-            f'font-weight="bold">{pct(row.effect.effect_pct)}</text>'
-            + _marker(row, x(low), x(high), x(row.effect.effect_pct), y, 6)
+            f'font-weight="bold">{pct(row.effect.effect_pct)}</text>' + _marker(row, x, lo, hi, y, 6)
         )
     parts.append("</svg>")
     return "".join(parts)

@@ -7,9 +7,9 @@ import math
 from imagelift.influence.event_study import EARLY_WEEKS, LATE_WEEKS
 from imagelift.influence.page.context import Page
 from imagelift.influence.page.format import colour, escape, pct, table
+from imagelift.influence.page.style import chart_gutter_px
 from imagelift.influence.page.svg import (
     NARROW_VIEWBOX,
-    PAGE_GUTTER_PX,
     PHONE_PX,
     WIDE_FROM_PX,
     WIDE_VIEWBOX,
@@ -47,11 +47,11 @@ def event_chart(study: EventStudy, layout: str) -> str:
     bins = [b for b in study.bins if b.estimate is not None and b.std_err is not None]
     if layout == "wide":
         width, left, right, top, bottom, label_every = WIDE_VIEWBOX, 64, 16, 34, 52, 1
-        min_width = WIDE_FROM_PX - 2 * PAGE_GUTTER_PX["wide"]
+        min_width = WIDE_FROM_PX - 2 * chart_gutter_px("wide")
         height = 300
     else:
         width, left, right, top, bottom, label_every = NARROW_VIEWBOX, 52, 8, 34, 52, 4
-        min_width = PHONE_PX - 2 * PAGE_GUTTER_PX["narrow"]
+        min_width = PHONE_PX - 2 * chart_gutter_px("narrow")
         height = 280
     lo, hi = _bounds(bins)
     weeks = [b.relative_week for b in study.bins]

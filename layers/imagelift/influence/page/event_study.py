@@ -7,14 +7,8 @@ import math
 from imagelift.influence.event_study import EARLY_WEEKS, LATE_WEEKS
 from imagelift.influence.page.context import Page
 from imagelift.influence.page.format import colour, escape, pct, table
-from imagelift.influence.page.style import chart_gutter_px
-from imagelift.influence.page.svg import (
-    NARROW_VIEWBOX,
-    PHONE_PX,
-    WIDE_FROM_PX,
-    WIDE_VIEWBOX,
-    nice_step,
-)
+from imagelift.influence.page.style import WIDE_FROM_PX, chart_gutter_px
+from imagelift.influence.page.svg import NARROW_VIEWBOX, PHONE_PX, WIDE_VIEWBOX, nice_step
 from imagelift.influence.report import EventBin, EventStudy, ThreatCheck
 from imagelift.records.categories import BASE
 

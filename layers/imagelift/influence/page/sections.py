@@ -179,7 +179,12 @@ def section_identification(page: Page) -> str:
         ):
             if effect is not None:
                 rows.append(ChartRow(f"{name}: {how}", colour(row.category_name), effect, hollow))
-    if any(r.effect.estimated for r in rows):
+    if not any(r.hollow and r.effect.estimated for r in rows):
+        out.append(
+            "<p class='muted'>No photo type has a within-listing estimate, so there is nothing to draw beside the "
+            "headline; the table says why for each.</p>"
+        )
+    else:
         out.append(
             "<div class='card'>"
             + interval_chart(rows, page.level, "The photo effects from the two comparisons")

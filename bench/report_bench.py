@@ -4,6 +4,7 @@
     python bench/report_bench.py coverage  [--datasets 200]
     python bench/report_bench.py identification [--datasets 100]
     python bench/report_bench.py power     [--datasets 200]
+    python bench/report_bench.py misclassification [--datasets 100]
     python bench/report_bench.py all
 
 speed: for each size a simulated export (about 20k listings at 1M rows) is written to disk, then
@@ -28,9 +29,11 @@ identification: Monte Carlo over the threats to the headline (a few huge sellers
   merges them into the existing results file.
 
 power: the minimum detectable lift the report states, planted: how often the report then finds the lift (about 80%).
+misclassification: photos misclassified with a known matrix: bias, RMSE and coverage of the effects as measured and
+  as corrected with a confusion matrix counted on a sample of labelled photos.
 
 Results go to bench/results/report_speed.json, bench/results/report_coverage.json,
-bench/results/identification.json and bench/results/power.json.
+bench/results/identification.json, bench/results/power.json and bench/results/misclassification.json.
 """
 
 from __future__ import annotations
@@ -125,15 +128,19 @@ def _panel(data_dir: str):
 def _fitter(implementation: str, model: str):
     names = ["category_model", "category_worn", "log_price", "promo"]
     if implementation == "ours":
+        from threadpoolctl import threadpool_limits
+
         from imagelift.influence.estimation import fit_ols_fe, fit_ppml
 
         def run(frame):
             x = frame[names].to_numpy(dtype=float)
             product, week = frame["product_id"].to_numpy(), frame["week"].to_numpy()
-            if model == "ppml":
-                fit = fit_ppml(frame["units"].to_numpy(float), x, names, [product, week], product)
-            else:
-                fit = fit_ols_fe(frame["log_units"].to_numpy(), x, names, [product, week], product)
+            # BLAS as the report runs it (ReportConfig.blas_threads)
+            with threadpool_limits(limits=1, user_api="blas"):
+                if model == "ppml":
+                    fit = fit_ppml(frame["units"].to_numpy(float), x, names, [product, week], product)
+                else:
+                    fit = fit_ols_fe(frame["log_units"].to_numpy(), x, names, [product, week], product)
             return fit.params, fit.std_err
 
         return run
@@ -588,6 +595,95 @@ def power_check(datasets: int, pilot: int = 40, products: int = 200, weeks: int 
     return {"scenarios": out, "products": products, "weeks": weeks, "power": config.power, "level": 0.95}
 
 
+# ---------------------------------------------------------------------------------------------- misclassification
+
+MISCLASSIFICATION_MATRIX = [[0.80, 0.10, 0.10], [0.10, 0.75, 0.15], [0.05, 0.10, 0.85]]
+"""Rows: true model, worn, product; columns: what the simulated classifier calls them."""
+
+
+def misclassification_check(datasets: int, labelled_per_class: int = 100, products: int = 200, weeks: int = 40) -> dict:
+    """Photos misclassified with a known matrix: bias, RMSE and coverage of the effects before and after correction.
+
+    Each data set's confusion counts are a fresh sample of ``labelled_per_class`` labelled photos per true category
+    from the same matrix, as a shop's labelled set would be.
+    """
+    from imagelift.config import ReportConfig
+    from imagelift.influence.analysis import assemble_report, fit_models, prepare_panel
+    from imagelift.influence.misclassification import SOURCE_LABELLED, Confusion, with_misclassification
+    from imagelift.influence.records import join_categories, normalise_records
+    from imagelift.influence.sales import read_sales
+    from imagelift.influence.simulate import SimulationSpec, misclassify_records, simulate
+
+    matrix = np.array(MISCLASSIFICATION_MATRIX)
+    config = ReportConfig(controls="promo")
+    planted = {"model": 20.0, "worn": 10.0}
+    values: dict[str, list[float]] = {}
+
+    def add(key: str, value: float) -> None:
+        values.setdefault(key, []).append(float(value))
+
+    start = time.perf_counter()
+    for seed in range(datasets):
+        rng = np.random.default_rng(60_000 + seed)
+        sim = simulate(
+            SimulationSpec(
+                products=products,
+                weeks=weeks,
+                model_lift=planted["model"],
+                worn_lift=planted["worn"],
+                seed=60_000 + seed,
+            )
+        )
+        records = normalise_records(misclassify_records(sim.records, matrix, seed))
+        sales = read_sales([("sales.csv", sim.sales.to_csv(index=False).encode())], controls=["promo"])
+        panel = prepare_panel(join_categories(sales.frame, records, sales.rejections), sales.controls)
+        fits = fit_models(panel, config)
+        report = assemble_report(sales, records, panel, fits, config)
+        counts = np.vstack([rng.multinomial(labelled_per_class, row) for row in matrix]).astype(float)
+        report = with_misclassification(report, fits.ppml, Confusion(counts, "simulated", SOURCE_LABELLED), config)
+        for k, name in enumerate(("model", "worn")):
+            truth = sim.truth["log_effects"][name]
+            for label, effect in (("measured", report.effects[k]), ("corrected", report.misclassification.effects[k])):
+                if effect.estimate is None:
+                    add(f"{name}_{label}_missing", 1)
+                    continue
+                add(f"{name}_{label}_error", effect.estimate - truth)
+                add(
+                    f"{name}_{label}_covers",
+                    effect.ci_low is not None and effect.ci_low <= truth <= effect.ci_high,
+                )
+                if effect.ci_low is not None:
+                    add(f"{name}_{label}_width", effect.ci_high - effect.ci_low)
+    table = {}
+    for name in ("model", "worn"):
+        for label in ("measured", "corrected"):
+            errors = np.array(values.get(f"{name}_{label}_error", []))
+            table[f"{name}_{label}"] = {
+                "bias": float(errors.mean()),
+                "rmse": float(np.sqrt(np.mean(errors**2))),
+                "coverage": float(np.mean(values[f"{name}_{label}_covers"])),
+                "mean_width": float(np.mean(values.get(f"{name}_{label}_width", [np.nan]))),
+                "n": len(errors),
+            }
+    print(f"misclassification ({datasets} data sets, planted model +20%, worn +10%):", flush=True)
+    print(f"  {'':18s} {'bias':>8s} {'rmse':>8s} {'coverage':>9s} {'width':>7s}", flush=True)
+    for key, row in table.items():
+        print(
+            f"  {key:18s} {row['bias']:+8.4f} {row['rmse']:8.4f} {row['coverage']:9.3f} {row['mean_width']:7.3f}",
+            flush=True,
+        )
+    return {
+        "matrix": MISCLASSIFICATION_MATRIX,
+        "labelled_per_class": labelled_per_class,
+        "planted_pct": planted,
+        "planted_log": {k: float(np.log1p(v / 100)) for k, v in planted.items()},
+        "products": products,
+        "weeks": weeks,
+        "results": table,
+        "seconds": time.perf_counter() - start,
+    }
+
+
 # ---------------------------------------------------------------------------------------------------- main
 
 
@@ -619,7 +715,10 @@ def main() -> None:
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "what", choices=["speed", "coverage", "identification", "power", "all"], nargs="?", default="all"
+        "what",
+        choices=["speed", "coverage", "identification", "power", "misclassification", "all"],
+        nargs="?",
+        default="all",
     )
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--repeats", type=int, default=3)
@@ -652,6 +751,8 @@ def main() -> None:
         _write("identification.json", result)
     if args.what in {"power", "all"}:
         _write("power.json", power_check(args.datasets))
+    if args.what in {"misclassification", "all"}:
+        _write("misclassification.json", misclassification_check(args.datasets))
 
 
 if __name__ == "__main__":

@@ -114,3 +114,20 @@ def test_one_huge_product_with_its_own_effect_is_flagged_as_driving_the_headline
         calm, ids, [calm_effect], dummy=lambda c: "category_model", price_name="log_price"
     )
     assert not calm_row.driven and leave_one_out_warnings([calm_row], 0.95) == []
+
+
+def test_one_step_leave_one_out_is_close_to_refitting_the_poisson_model_without_a_huge_product():
+    rng = np.random.default_rng(12)
+    products, weeks = 50, 16
+    product = np.repeat(np.arange(products), 3 * weeks)
+    week = np.tile(np.arange(weeks), 3 * products)
+    d = (rng.random(len(product)) < 0.4).astype(float)
+    size = np.where(np.arange(products) < 2, 3.0, 0.0)[product]
+    y = rng.poisson(np.exp(0.5 + 0.1 * d + size + rng.normal(0, 0.3, products)[product])).astype(float)
+    fit = fit_ppml(y, d[:, None], ["d"], [product, week], product)
+    shifts = leave_one_out_shifts(fit)
+    for g in (0, 1, 20):
+        label = fit.cluster_labels[g]
+        keep = product != label
+        refit = fit_ppml(y[keep], d[keep, None], ["d"], [product[keep], week[keep]], product[keep])
+        assert fit.params[0] + shifts[g, 0] == pytest.approx(refit.params[0], abs=0.01)

@@ -12,6 +12,7 @@ from imagelift.influence.analysis import _design, prepare_panel
 from imagelift.influence.event_study import (
     BINS,
     NEVER,
+    PRETREND_GROUPS,
     WINDOW,
     event_studies,
     imputation_event_study_ols,
@@ -129,7 +130,7 @@ def test_event_study_recovers_a_planted_lift_and_passes_the_pretrend_test():
     truth = sim.truth["log_effects"]["model"]
     assert model.after.ci_low <= truth <= model.after.ci_high
     assert abs(model.after.estimate - truth) < 3 * model.after.std_err
-    assert model.pretrend_df == len(BINS) // 2 - 1
+    assert model.pretrend_df == len(PRETREND_GROUPS)
     assert model.pretrend_p_value > 0.01
     assert [b.relative_week for b in model.bins] == list(BINS)
     # leads pooled: no effect before the switch

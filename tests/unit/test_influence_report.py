@@ -106,6 +106,9 @@ def test_build_report_times_each_stage_and_renders_from_the_report(sim):
         "per_product_spread",
         "units_with_price",
         "revenue",
+        "leave_one_product_out",
+        "power_headline",
+        "power_within_listing",
     }
     assert not any("seed" in r["section"] for r in rows)
     pooled = [r for r in rows if r["section"] == "pooled_ols"]
@@ -158,7 +161,7 @@ def _failing(real, reason: Exception, model: str | None = None):
 
 
 FAILURES = {
-    "headline": ("fit_ppml", None, "The headline PPML model could not be estimated"),
+    "headline": ("fit_headline_ppml", None, "The headline PPML model could not be estimated"),
     "robustness": ("fit_ols_fe", "ols_log_units", "The log(units) OLS check could not be estimated"),
     "price": ("fit_ols_fe", "price_premium", "The price premium model could not be estimated"),
     "pooled": ("fit_pooled_ols", None, "The pooled OLS without fixed effects could not be estimated"),
@@ -197,7 +200,8 @@ def test_demeaning_that_never_converges_on_real_data_gives_warnings_and_a_report
     run = build_report(_sources(sim), sim.records, ReportConfig(controls="promo", fe_tol=0.0), generated_at=WHEN)
     report = run.report
     failed = [w for w in report.warnings if "fixed effects did not converge" in w]
-    assert len(failed) == 4  # headline, within-listing, log(units) check and price premium all absorb fixed effects
+    # headline, within-listing, log(units) check, price premium and the event study all absorb fixed effects
+    assert len(failed) == 5
     assert not any(e.estimated for e in (*report.effects, *report.price_effects))
     assert report.pooled.effects[0].estimated  # pooled OLS absorbs nothing and still comes out
     assert json.loads(run.files["influence.json"])["warnings"] == list(report.warnings)

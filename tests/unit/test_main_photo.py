@@ -146,3 +146,23 @@ def test_the_seller_view_shows_the_main_photo_and_its_gallery():
         ("gallery", "05-on-foot.jpg", 1),
     ]
     assert listing.csv_row()["gallery_categories"] == "3,3,1"
+
+
+@pytest.mark.parametrize(("rule", "expected"), [(None, {"model": 0, "product": 4}), ("any_model", {"model": 3})])
+def test_the_report_command_takes_the_rule(tmp_path, capsys, rule, expected):
+    import json
+
+    from imagelift.cli import main
+
+    reupload = _record("05-on-foot.jpg", 1, "2025-01-14T00:00:00Z", "20")
+    categories = tmp_path / "categories.jsonl"
+    categories.write_text("".join(json.dumps(r.to_item()) + "\n" for r in [*GALLERY, reupload]), encoding="utf-8")
+    sales = tmp_path / "sales.csv"
+    sales.write_text("week,product_id,listing_id,units,price\n" + "".join(f"{w},P1,L1,2,10\n" for w in WEEKS))
+    args = ["report", "--sales", str(sales), "--categories", str(categories), "--out", str(tmp_path / "out")]
+    args += ["--report-date", "2025-03-03"] + (["--listing-category", rule] if rule else [])
+    assert main(args) == 0
+    report = json.loads((tmp_path / "out" / "influence.json").read_text())
+    assert report["spec"]["listing_category"] == (rule or MAIN_PHOTO)
+    weeks = report["counts"]["listing_weeks_by_category"]
+    assert {name: weeks[name] for name in expected} == expected

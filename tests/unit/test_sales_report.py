@@ -109,9 +109,11 @@ def test_a_fit_that_fails_is_a_warning_and_the_report_still_comes_out(sim, monke
         raise np.linalg.LinAlgError("SVD did not converge")
 
     # a linear-algebra failure deep in the fit, as 1e15 units once caused, through the fit's own error handling
+    from imagelift.influence import headline
     from imagelift.influence.estimation import _linear_algebra_is_an_estimation_error
 
     monkeypatch.setattr(analysis, "fit_ppml", _linear_algebra_is_an_estimation_error(singular))
+    monkeypatch.setattr(headline, "fit_ppml", _linear_algebra_is_an_estimation_error(singular))
     report = _report([("s.csv", gzip.compress(_csv(sim.sales)))], sim.records)
     assert not any(e.estimated for e in report.effects)
     assert any("could not be estimated" in w and "SVD did not converge" in w for w in report.warnings)

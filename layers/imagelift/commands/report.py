@@ -50,6 +50,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--confidence", type=float, default=None, help="interval level (default 0.95)")
     parser.add_argument(
+        "--listing-category",
+        choices=("main", "any_model"),
+        default=None,
+        help="which photos give a listing-week its category: its main photo (main.*, else the lowest leading "
+        "position number 01-...), or model when any photo of its gallery is one (default: REPORT_LISTING_CATEGORY, "
+        "else main)",
+    )
+    parser.add_argument(
         "--confusion",
         type=Path,
         default=None,
@@ -117,6 +125,8 @@ def run(args: argparse.Namespace) -> int:
         overrides["controls"] = args.controls
     if args.confidence is not None:
         overrides["confidence"] = args.confidence
+    if args.listing_category is not None:
+        overrides["listing_category"] = args.listing_category
     if args.confusion is not None:
         overrides["confusion"] = str(args.confusion)
     names = (

@@ -33,6 +33,7 @@ from imagelift.influence.estimation import (
     joint_covariance,
 )
 from imagelift.influence.exports.titles import with_titles
+from imagelift.influence.headline import fit_headline_ppml
 from imagelift.influence.listing_photo import describe as describe_listing_rule
 from imagelift.influence.power import power_table, power_warnings
 from imagelift.influence.records import CategoryRecords, join_categories
@@ -300,7 +301,7 @@ def fit_models(panel: Panel, config: ReportConfig) -> Fits:
     units = panel.units
     fe = [product, week]
     ppml = _guarded(
-        lambda: fit_ppml(units, x, names, fe, product, tol=config.fe_tol, irls_tol=config.irls_tol),
+        lambda: fit_headline_ppml(units, x, names, product, week, config),
         "The headline PPML model",
         warnings,
     )

@@ -19,14 +19,15 @@ estimator of Borusyak, Jaravel and Spiess 2024, in its Poisson form):
    catalogue's size).
 
 The leads use the same ratio on the weeks before the switch (which also entered step 1): they are near zero when
-sales moved in parallel before the switch, and the joint Wald test on them (all but the week before the switch,
-which the others determine through the listing's level) is the pre-trend test. End bins hold every week at or
+sales moved in parallel before the switch, and the joint Wald test on them (pooled in three groups, without the
+week before the switch, which the others determine through the listing's level) is the pre-trend test. End bins hold every week at or
 beyond +-8.
 
 Standard errors: both sums of a ratio are sums over switching listings of their own sales (the counterfactual is
-linear in the listing's pre-switch units once week and price effects are fixed), so the delta method clustered
-by product gives each bin's variance and the bins' covariance. Week and price effects are treated as known: they
-rest on every untreated listing-week, many more than the switching listings hold.
+linear in the listing's pre-switch units once week and price effects are fixed), so leaving one product out is
+exact and cheap, and the leave-one-product-out jackknife (CR3) gives each bin's variance and the bins'
+covariance. Week and price effects are treated as known: they rest on every untreated listing-week, many more
+than the switching listings hold.
 
 :func:`imputation_event_study_ols` is the same estimator for a linear outcome (Gardner's two-stage DiD, which
 pyfixest's ``did2s`` computes), kept to check the machinery against pyfixest.
@@ -54,16 +55,20 @@ EARLY_WEEKS = (0, 1)
 """The switch week and the one after: where a launch promotion or a slow start shows."""
 LATE_WEEKS = tuple(range(4, WINDOW + 1))
 """Four weeks and more after the switch: the lasting effect."""
-PRETREND_BINS = tuple(range(-WINDOW, -1))
-"""Leads in the joint test; the week before the switch is left out because the others and the listing's level fix it."""
+PRETREND_GROUPS = ((-WINDOW,), tuple(range(-WINDOW + 1, -4)), (-4, -3, -2))
+"""The leads of the joint pre-trend test, pooled in three groups (far, middle, near); the week before the switch is
+left out because the others and the listing's level fix it. Seven single weeks estimated from a few dozen
+products make the covariance too noisy: that test rejected 10% of 120 simulated catalogues without a pre-trend at
+5%; the three groups reject 5.0% (and 8.3% at 10%)."""
 NEVER = np.iinfo(np.int64).max
+UNTREATED_FIT_FAILED = "the sales model of listing-weeks without a switch could not be fitted"
 
 ESTIMATOR = (
     "imputation (Borusyak-Jaravel-Spiess) in Poisson form: PPML of units on log(price) + controls with listing + "
     "week effects on listing-weeks untouched by a switch (never-switching listings, weeks before a listing's first "
     "switch), each switching listing's counterfactual from its own pre-switch weeks; per week from the switch, log "
-    "of actual over counterfactual units; end bins at -8 and +8 hold the weeks beyond; errors by the delta method "
-    "clustered by product, week and price effects taken as known"
+    "of actual over counterfactual units; end bins at -8 and +8 hold the weeks beyond; errors by the leave-one-"
+    "product-out jackknife (CR3), week and price effects taken as known; pre-trend test: Hotelling F on the leads in three groups (-8 and earlier, -7 to -5, -4 to -2)"
 )
 
 
@@ -167,7 +172,7 @@ def untreated_poisson(
 
 @dataclass(frozen=True)
 class _Ratios:
-    """Per bin: actual and counterfactual sums, and per product (cluster) their shares, for the delta method."""
+    """Per bin: actual and counterfactual sums, in total and per product (cluster), for the jackknife."""
 
     actual: np.ndarray  # (B,)
     counterfactual: np.ndarray  # (B,)
@@ -177,16 +182,26 @@ class _Ratios:
     rows: np.ndarray  # (B,)
 
     def pooled(self, bins: tuple[int, ...]) -> tuple[float, np.ndarray] | None:
-        """log(actual / counterfactual) over ``bins`` together, and each product's influence on it."""
+        """log(actual / counterfactual) over ``bins`` together, and each product's jackknife deviation.
+
+        The deviations are sqrt((G-1)/G) (tau_(g) - mean of the tau_(g)), tau_(g) the ratio without product g (exact:
+        both sums lose the product's share), so their sum of squares is the CR3 variance and the sum of their outer
+        products across bins the CR3 covariance. CR3 rather than the delta method because a few dozen switching
+        products of very different sizes make the delta method's ranges a little narrow.
+        """
         columns = [BINS.index(b) for b in bins]
         a, m = self.actual[columns].sum(), self.counterfactual[columns].sum()
         if a <= 0 or m <= 0:
             return None
-        psi = (
-            self.actual_by_product[:, columns].sum(axis=1) / a
-            - self.counterfactual_by_product[:, columns].sum(axis=1) / m
-        )
-        return math.log(a / m), psi
+        estimate = math.log(a / m)
+        rest_a = a - self.actual_by_product[:, columns].sum(axis=1)
+        rest_m = m - self.counterfactual_by_product[:, columns].sum(axis=1)
+        usable = (rest_a > 0) & (rest_m > 0)
+        left_out = np.full(len(rest_a), estimate)
+        left_out[usable] = np.log(rest_a[usable] / rest_m[usable])
+        g = len(left_out)
+        deviations = (left_out - left_out.mean()) * math.sqrt((g - 1) / g) if g > 1 else np.zeros(g)
+        return estimate, deviations
 
 
 def _ratios(
@@ -244,7 +259,7 @@ def _effect(category: int, value: tuple[float, np.ndarray] | None, level: float,
         return Effect(category, CATEGORY_NAMES[category], note="no sales to compare", effect_basis=basis)
     estimate, psi = value
     g = len(psi)
-    se = math.sqrt(float(np.sum(psi**2)) * g / max(g - 1, 1))
+    se = math.sqrt(float(np.sum(psi**2)))
     t_crit = float(stats.t.ppf(0.5 + level / 2, max(g - 1, 1)))
     low, high = estimate - t_crit * se, estimate + t_crit * se
     return Effect(
@@ -274,21 +289,21 @@ GROWTH_BASIS = "late minus early weeks after the switch, log points"
 
 
 def _pretrend(ratios: _Ratios) -> tuple[float | None, int | None, float | None]:
-    """Joint Wald test (clustered, Hotelling's F(q, G-q)) that the leads in PRETREND_BINS are all zero."""
-    leads = [(b, ratios.pooled((b,))) for b in PRETREND_BINS]
+    """Joint Wald test (CR3, Hotelling's F(q, G-q)) that the pooled leads in PRETREND_GROUPS are all zero."""
+    leads = [(b, ratios.pooled(b)) for b in PRETREND_GROUPS]
     leads = [(b, v) for b, v in leads if v is not None]
     if not leads:
         return None, None, None
     estimates = np.array([v[0] for _, v in leads])
     psi = np.column_stack([v[1] for _, v in leads])
     g = psi.shape[0]
-    cov = psi.T @ psi * g / (g - 1)
+    cov = psi.T @ psi
     q = int(np.linalg.matrix_rank(cov))
     if q == 0 or g <= q + 1:
         return None, None, None
     wald = float(estimates @ np.linalg.pinv(cov) @ estimates)
-    # Hotelling's small-sample form: with a few dozen products the clustered covariance of seven leads is itself
-    # noisy, and W/q against F(q, G-1) rejects too often
+    # Hotelling's small-sample form: with a few dozen products the clustered covariance is itself noisy, and W/q
+    # against F(q, G-1) rejects too often
     statistic = wald * (g - q) / (q * (g - 1))
     return statistic, q, float(stats.f.sf(statistic, q, g - q))
 
@@ -384,7 +399,7 @@ def event_studies(
             )
         except EstimationFailure as exc:
             for c in wanted:
-                studies[c] = empty_study(c, counts[c], f"the sales model without switches could not be fitted: {exc}")
+                studies[c] = empty_study(c, counts[c], f"{UNTREATED_FIT_FAILED}: {exc}")
             wanted = []
         for c in wanted:
             ratios, switches, products = _ratios(

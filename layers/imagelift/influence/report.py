@@ -416,8 +416,8 @@ class EventStudy:
     growth: Effect | None = None
     """``late`` minus ``early`` (log points): positive when the effect builds up, negative when it fades."""
     pretrend_statistic: float | None = None
-    """Hotelling F statistic (clustered Wald, small-sample form) of the joint test that every lead but the week
-    before the switch is zero."""
+    """Hotelling F statistic (clustered Wald, small-sample form) of the joint test that the leads (pooled in three
+    groups, the week before the switch left out) are zero."""
     pretrend_df: int | None = None
     pretrend_p_value: float | None = None
     note: str | None = None

@@ -6,6 +6,10 @@ bootstrap 96% with Webb weights (92.5% with Rademacher weights, 81% for the unre
 concentration rule fires, the interval and p-value come from the restricted bootstrap (see
 :mod:`imagelift.influence.bootstrap`); the standard error shown stays CR3's. Where the bootstrap finds no end to
 the interval within its search, that coefficient keeps the CR3 interval and the report says so.
+
+The leave-one-product-out range re-solves the converged fit's last step without each product (no refits); on a
+150-product catalogue whose three largest products carry half the weight, those estimates were within 0.004 log
+points of refitting the model without each of the three.
 """
 
 from __future__ import annotations

@@ -30,7 +30,7 @@ from imagelift.influence.demean import factorize
 from imagelift.influence.estimation import EstimationError, FitResult, fit_ppml
 from imagelift.influence.event_study import (
     NEVER,
-    PRETREND_BINS,
+    UNTREATED_FIT_FAILED,
     SwitchTiming,
     empty_study,
     event_studies,
@@ -222,7 +222,7 @@ def placebo_leads_check(studies: list[EventStudy], level: float) -> list[ThreatC
         if moved:
             sentence = (
                 f"Sales of listings that switched to {study.category_name} photos were already moving before the "
-                f"switch (joint test of the {len(PRETREND_BINS)} earlier weeks, p = {study.pretrend_p_value:.3f}): "
+                f"switch (joint test of the weeks before it, p = {study.pretrend_p_value:.3f}): "
                 "sellers may change photos after sales change, so part of the photo effect may be a rise that came "
                 "first."
             )
@@ -379,6 +379,9 @@ def switch_analyses(
     except FAILURES as exc:
         warnings.append(f"The event study around photo switches could not be made: {exc}.")
         studies = [empty_study(c, 0, str(exc)) for c in categories]
+    failed = next((s.note for s in studies if s.note and s.note.startswith(UNTREATED_FIT_FAILED)), None)
+    if failed:
+        warnings.append(f"The event study around photo switches could not be made: {failed}.")
     checks, check_warnings = threat_checks(
         units,
         x,

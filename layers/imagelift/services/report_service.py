@@ -128,9 +128,7 @@ def _build_report(
     fits = stages.run("fit", lambda: fit_models(panel, config))
     report = stages.run("assemble", lambda: assemble_report(sales, records, panel, fits, config, generated_at))
     if confusion is not None:
-        report = stages.run(
-            "misclassification", lambda: with_misclassification(report, fits.ppml, confusion, config, panel.frame)
-        )
+        report = stages.run("misclassification", lambda: with_misclassification(report, fits.ppml, confusion, config))
     if confusion_problem:
         report = replace(report, warnings=(*report.warnings, confusion_problem))
     files = stages.run("render", lambda: render_all(report, config.html_max_products))

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from imagelift.influence.page.context import Page
+from imagelift.influence.page.event_study import section_checks, section_event_study
 from imagelift.influence.page.format import escape, span
 from imagelift.influence.page.products import section_per_product
 from imagelift.influence.page.sections import (
@@ -29,6 +30,7 @@ from imagelift.influence.page.sections import (
     section_warnings,
 )
 from imagelift.influence.page.style import CSS, SCRIPT
+from imagelift.influence.page.uncertainty import section_leave_one_out, section_misclassification, section_power
 from imagelift.influence.report import Report
 
 Section = Callable[[Page], str]
@@ -40,10 +42,15 @@ SECTIONS: tuple[Section, ...] = (
     section_warnings,
     section_data_files,
     section_chart,
+    section_misclassification,
     section_identification,
+    section_event_study,
     section_price_channels,
     section_concentration,
+    section_leave_one_out,
+    section_power,
     section_robustness,
+    section_checks,
     section_assumptions,
     section_per_product,
     section_counts,

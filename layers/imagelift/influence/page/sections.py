@@ -103,10 +103,15 @@ def section_summary(page: Page) -> str:
             continue
         more = "more" if effect.effect_pct >= 0 else "fewer"
         p = effect.probability_above_zero
+        basis = (
+            "By the bootstrap that gives the range"
+            if any(c.category == effect.category and c.interval == "wild bootstrap" for c in report.concentration)
+            else "Treating the estimate as normally distributed"
+        )
         chance_text = (
             ""
             if p is None
-            else f" Treating the estimate as normally distributed, the chance that the effect is above zero is "
+            else f" {basis}, the chance that the effect is above zero is "
             f"{'more than 99%' if p > 0.99 else 'less than 1%' if p < 0.01 else f'{p:.0%}'}."
         )
         sentences.append(
@@ -260,7 +265,10 @@ def section_concentration(page: Page) -> str:
     )
     body = []
     for c in concentration:
-        method = "leaving out one product at a time (CR3)" if c.interval == "CR3" else "clustered by product (CRV1)"
+        method = {
+            "CR3": "leaving out one product at a time (CR3)",
+            "wild bootstrap": "a wild bootstrap re-weighting whole products (standard error: CR3)",
+        }.get(c.interval, "clustered by product (CRV1)")
         body.append(
             f"<tr><td>{escape(c.name)}</td><td class='n'>{c.effective_products:,.1f}</td>"
             f"<td>{escape(', '.join(c.top_products))}</td><td class='n'>{c.top_share:.0%}</td><td>{method}</td></tr>"

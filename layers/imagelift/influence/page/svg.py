@@ -25,6 +25,17 @@ WIDE_VIEWBOX = 760
 NARROW_VIEWBOX = 320
 
 
+def shown_from_px(layout: str) -> int:
+    """The narrowest width (CSS px) the drawing for ``layout`` (``wide`` or ``narrow``) is shown at, which its
+    ``data-min-width`` records."""
+    return (WIDE_FROM_PX if layout == "wide" else NARROWEST_PX) - 2 * chart_gutter_px(layout)
+
+
+def smallest_font(layout: str, viewbox_width: float) -> int:
+    """The smallest font size (viewBox units, whole) that is still ``MIN_TEXT_PX`` where the drawing is shown."""
+    return math.ceil(MIN_TEXT_PX * viewbox_width / shown_from_px(layout))
+
+
 @dataclass(frozen=True)
 class ChartRow:
     label: str
@@ -107,7 +118,7 @@ def _wide(rows: Sequence[ChartRow], level: float, title: str) -> str:
     def x(v: float) -> float:
         return left + (v - lo) / (hi - lo) * plot_w
 
-    parts = [_svg_open(width, height, level, "wide", WIDE_FROM_PX - 2 * chart_gutter_px("wide"), title)]
+    parts = [_svg_open(width, height, level, "wide", shown_from_px("wide"), title)]
     for t in _ticks(lo, hi, 6):
         parts.append(
             f'<line x1="{x(t):.1f}" y1="{top - 10}" x2="{x(t):.1f}" y2="{height - 32}" stroke="#e5e7eb"/>'
@@ -142,7 +153,7 @@ def _narrow(rows: Sequence[ChartRow], level: float, title: str) -> str:
     def x(v: float) -> float:
         return side + (v - lo) / (hi - lo) * plot_w
 
-    parts = [_svg_open(width, height, level, "narrow", NARROWEST_PX - 2 * chart_gutter_px("narrow"), title)]
+    parts = [_svg_open(width, height, level, "narrow", shown_from_px("narrow"), title)]
     for t in _ticks(lo, hi, 4):
         parts.append(
             f'<line x1="{x(t):.1f}" y1="{top - 6}" x2="{x(t):.1f}" y2="{height - 30}" stroke="#e5e7eb"/>'

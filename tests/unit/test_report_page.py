@@ -237,3 +237,10 @@ def test_without_a_within_listing_estimate_nothing_is_drawn_beside_the_headline(
     drawn = Page(text)
     assert not [svg for svg in drawn.svgs if "two comparisons" in svg["attrs"].get("aria-label", "")]
     assert "No photo type has a within-listing estimate" in text and "only 0 listing(s) switch photos" in text
+
+
+def test_the_products_carrying_the_answer_are_named_by_title(written, page):
+    report = Report.from_json((written / "influence.json").read_text())
+    text = (written / "influence.html").read_text()
+    top = report.concentration[0].top_products[0]
+    assert f"{title_of(top)} ({top})" in text

@@ -271,7 +271,8 @@ def section_concentration(page: Page) -> str:
         }.get(c.interval, "clustered by product (CRV1)")
         body.append(
             f"<tr><td>{escape(c.name)}</td><td class='n'>{c.effective_products:,.1f}</td>"
-            f"<td>{escape(', '.join(c.top_products))}</td><td class='n'>{c.top_share:.0%}</td><td>{method}</td></tr>"
+            f"<td>{escape(', '.join(map(page.product_name, c.top_products)))}</td>"
+            f"<td class='n'>{c.top_share:.0%}</td><td>{method}</td></tr>"
         )
     return (
         "<h2>How many products carry the answer</h2>"

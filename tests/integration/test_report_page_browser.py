@@ -25,7 +25,10 @@ from imagelift.influence.simulate import SimulationSpec, simulate, write_simulat
 from imagelift.services.report_service import run_local
 
 CHROMIUM = next((p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p), None)
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no Chromium here (apt-get install chromium)")
+pytestmark = [
+    pytest.mark.optional_tool,
+    pytest.mark.skipif(CHROMIUM is None, reason="no Chromium here (apt-get install chromium)"),
+]
 
 HOST = """<!DOCTYPE html><html><head><meta charset="utf-8"></head><body style="margin:0">
 <iframe id="page" style="border:0;width:@WIDTH@px;height:2000px" srcdoc="@PAGE@"></iframe>
@@ -103,7 +106,7 @@ def _measure(page: Path, width: int, tmp_path: Path) -> dict:
     return json.loads(html.unescape(found.group(1)))
 
 
-@pytest.mark.parametrize("width", [390, 1280])
+@pytest.mark.parametrize("width", [320, 390, 1280])
 def test_the_page_reads_at_phone_and_desktop_widths(page, width, tmp_path):
     m = _measure(page, width, tmp_path)
     assert m["width"] == width

@@ -126,3 +126,31 @@ def test_the_csv_holds_the_event_study_and_every_check(clean):
     checks = [r for r in rows if r["section"].startswith("threat_check_")]
     assert len(checks) == len(clean.checks)
     assert all(r["note"].startswith("quiet:") for r in checks)
+
+
+def test_the_check_fits_from_the_headline_land_on_the_full_refits():
+    from imagelift.influence import estimation
+    from imagelift.influence.analysis import _design, prepare_panel
+    from imagelift.influence.records import join_categories
+
+    sim = simulate(SimulationSpec(products=200, weeks=40, seed=2, product_season_sd=0.3, price_follows_season=0.5))
+    sales = read_sales([("sales.csv", sim.sales.to_csv(index=False).encode())], controls=["promo"])
+    panel = prepare_panel(join_categories(sales.frame, normalise_records(sim.records), sales.rejections), ("promo",))
+    frame = panel.frame
+    x, names = _design(frame, [1, 2], panel.controls)
+    headline = estimation.fit_ppml(panel.units, x, names, [panel.product, panel.week], panel.product)
+    start = threats.headline_start(headline, panel.units)
+    timing = threats.switch_timing(frame["listing_code"].to_numpy(), frame["week"], frame["category"].to_numpy())
+    common = {"level": 0.95, "tol": 1e-10, "irls_tol": 1e-10}
+    for run in (
+        lambda s: threats.donut_check(
+            panel.units, x, names, panel.product, panel.week, timing, headline, start=s, **common
+        ),
+        lambda s: threats.product_season_check(
+            panel.units, x, names, panel.product, panel.week, frame["week"], headline, start=s, **common
+        ),
+    ):
+        fast, full = run(start), run(None)
+        for a, b in zip(fast, full, strict=True):
+            assert abs(a.value - b.value) < 0.02 * b.std_err
+            assert a.moved == b.moved

@@ -362,6 +362,7 @@ def fit_ppml(
     maxiter: int = 100,
     model: str = "ppml",
     start: np.ndarray | None = None,
+    steps: int | None = None,
 ) -> FitResult:
     """Poisson pseudo-maximum likelihood with absorbed fixed effects, by IRLS with weighted demeaning.
 
@@ -369,7 +370,8 @@ def fit_ppml(
     weights mu, after sweeping the fixed effects out of both with the same weights.
     Convergence is judged on the deviance, as fixest and pyfixest do. Fixed-effect levels with no sales at
     all are dropped first (their effect is minus infinity and would stall the iteration), then singletons.
-    ``start`` (a linear predictor for every input row) replaces the usual start from the data.
+    ``start`` (a linear predictor for every input row) replaces the usual start from the data; ``steps`` stops after
+    that many steps, converged or not (from a start at a related fit's solution: the one-step estimator).
     """
     if np.any(y < 0):
         raise EstimationError("PPML needs a non-negative outcome")
@@ -416,7 +418,7 @@ def fit_ppml(
         new_deviance = _poisson_deviance(yk, mu)
         converged = abs(new_deviance - deviance) / (0.1 + abs(deviance)) < irls_tol
         deviance = new_deviance
-        if converged:
+        if converged or iteration == steps:
             break
     else:
         raise EstimationError(f"{model}: IRLS did not converge in {maxiter} iterations")

@@ -10,7 +10,7 @@ for ``max(decode_long_side, face_max_side)``):
 - ``persons``: for each net (yolov3-tiny, yolov4-tiny) and each pass (``full<N>``: the photo letterboxed to N;
   ``padded<N>``: the photo shrunk to half of an N x N grey canvas) the best person score, its box as fractions of
   the photo, and the next best boxes (``top``: up to TOP_BOXES of [score, x, y, w, h]), on the person stage's own
-  reduced decode (``Cascade.person_view``: decoded for ``decode_long_side`` alone);
+  reduced decode (:func:`own_person_view`: decoded for ``decode_long_side`` alone, as the cascade once did);
 - ``persons_shared`` (only when the two decodes differ): the whole-photo passes on the face stage's decode (what
   one shared decode would show YOLO);
 - ``tiles``: each net on TILE_GRID x TILE_GRID overlapping crops of TILE_FRACTION of each side plus the centre
@@ -38,7 +38,7 @@ from vision_data import COPIES, file_digest, load_photos, make_copy  # noqa: E40
 
 from imagelift.config import VisionConfig  # noqa: E402
 from imagelift.vision.cascade import Cascade  # noqa: E402
-from imagelift.vision.image_io import DecodeLimits, decode_image  # noqa: E402
+from imagelift.vision.image_io import DecodeLimits, decode_image, reduction_factor  # noqa: E402
 from imagelift.vision.person import PERSON_CLASS_ID, padded_canvas  # noqa: E402
 from imagelift.vision.yolo import YoloDetector  # noqa: E402
 
@@ -116,6 +116,17 @@ def all_passes(detector: YoloDetector, image, padded: bool = True) -> dict:
     return passes
 
 
+def own_person_view(config: VisionConfig, decoded, data: bytes):
+    """The photo decoded for ``decode_long_side`` alone: what the person stage saw while it decoded a second time
+    (the ``person`` view of bench/tune_vision.py), the face stage's decode when that is the same size."""
+    if not config.decode_long_side:
+        return decoded.bgr
+    wanted = reduction_factor(decoded.format, decoded.width, decoded.height, config.decode_long_side)
+    if round(1 / decoded.scale) == wanted:
+        return decoded.bgr
+    return decode_image(data, limits=DecodeLimits.from_config(config), target_long_side=config.decode_long_side).bgr
+
+
 def reusable_passes(detector: YoloDetector, image, earlier: dict | None) -> dict | None:
     """An earlier cache's passes of this net on this view, when its whole-photo 192 score is what the net gives
     now (the same pixels and model), with the fresh 192 pass and its boxes; None when there is none or it differs."""
@@ -141,7 +152,7 @@ def score_photo(data: bytes, cascade: Cascade, nets: dict[str, YoloDetector], ea
         shared = decoded.bgr
         detection = cascade.detect_faces(shared)
         face = max([f.confidence for f in detection.faces] + [detection.best_rejected])
-        person_view = cascade.person_view(decoded, encoded)
+        person_view = own_person_view(config, decoded, encoded)
         persons, reused = {}, []
         for name, d in nets.items():
             kept = reusable_passes(d, person_view, ((earlier or {}).get(copy) or {}).get("persons", {}).get(name))

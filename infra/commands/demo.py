@@ -130,7 +130,10 @@ def render_summary(summary: dict) -> str:
         lines.append(f"note: {note}")
     lines.append("")
     files = summary["files"]
-    lines.append(f"Report: {files['report.html']}  (also {files['influence.json']}, {files['categories.jsonl']})")
+    lines.append(
+        f"Report: {files['report.html']}  (also {files['influence.csv']}, {files['influence.json']}, "
+        f"{files['categories.jsonl']})"
+    )
     timings = summary["timings_s"]
     lines.append(
         f"Done in {summary['wall_s']:.1f} s (stack {timings.get('stack', 0):.1f} s, classification "

@@ -145,9 +145,10 @@ class VisionConfig(_FromEnv):
     """Keep pictures whose decoder warned about corrupt or missing data (libjpeg patches them with grey); by default
     they are recorded ``failed`` with code ``corrupt``."""
     decode_long_side: int = 400
-    """Photos are decoded reduced while the long side stays at least this large: JPEGs at 1/2, 1/4 or 1/8 scale
-    (libjpeg skips most of the work), PNG and WebP by a whole factor while converted to 8-bit. Keep it
-    >= ``face_max_side``: neither MTCNN nor YOLO looks at more pixels. 0 = full size."""
+    """Photos are decoded reduced while the long side stays at least ``max(decode_long_side, face_max_side)``:
+    JPEGs at 1/2, 1/4 or 1/8 scale (libjpeg skips most of the work), PNG and WebP by a whole factor while converted
+    to 8-bit. Both stages look at that one decode (the person stage was tuned on it: bench/tune_vision.py).
+    0 = full size."""
 
     # Faces (MTCNN): a face makes the photo category 1.
     face_min_size: int = 16
@@ -198,7 +199,8 @@ class VisionConfig(_FromEnv):
     padded_pass: bool = False
     """Second YOLO pass on the photo shrunk into a grey canvas, for people who fill the frame. Off: within the
     speed budget, two nets on the whole photo beat one net on both passes in cross-validation. Over budget, both nets
-    on a 320 padded canvas alone keep 61% of worn photos against 51%, at 2.6x the person stage's cost."""
+    on a 320 padded canvas alone keep 58% of worn photos against 52% (0.8% against 0.6% of products called worn,
+    photo-fold CV), at 2.6x the person stage's cost."""
     padded_input_size: int = 320
     """Canvas side of the padded pass."""
     padded_scale: float = 0.5

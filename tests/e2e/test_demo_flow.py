@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -61,6 +62,8 @@ def test_demo_runs_the_whole_flow(tmp_path: Path, models_dir: Path) -> None:
     assert -2.0 < summary["price_elasticity"]["estimate"] < -0.5  # planted -1.2
     html = (out / "report.html").read_text(encoding="utf-8")
     assert html.lstrip().lower().startswith("<!doctype html") and "model" in html
+    for link in set(re.findall(r"href='([^']+)'", html)):  # the data files the page links sit beside it
+        assert (out / link).is_file(), link
     assert "planted +9.0%" in stdout and "planted +5.0%" in stdout
     assert "stopped the local stack" in stdout
     # nothing the demo started is left running: two classify instances and the report function, all stopped

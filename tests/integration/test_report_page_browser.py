@@ -106,7 +106,7 @@ def _measure(page: Path, width: int, tmp_path: Path) -> dict:
     return json.loads(html.unescape(found.group(1)))
 
 
-@pytest.mark.parametrize("width", [390, 1280])
+@pytest.mark.parametrize("width", [320, 390, 1280])
 def test_the_page_reads_at_phone_and_desktop_widths(page, width, tmp_path):
     m = _measure(page, width, tmp_path)
     assert m["width"] == width

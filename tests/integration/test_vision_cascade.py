@@ -226,16 +226,14 @@ def test_a_face_score_near_its_threshold_asks_for_review(cascade: Cascade, model
         assert Cascade.load(config).classify_path(path).review, minimum
 
 
-def test_the_person_stage_sees_the_photo_as_decoded_for_decode_long_side(cascade: Cascade, photos_dir: Path) -> None:
-    """The face cap (640) decodes a 1600 px JPEG at 1/2; YOLO's thresholds were tuned on the 1/4 decode."""
+def test_both_stages_look_at_one_decode(cascade: Cascade, photos_dir: Path) -> None:
+    """The face cap (640) decodes a 1600 px JPEG at 1/2; the person stage sees that decode, not a second one."""
     from imagelift.vision.image_io import decode_image
 
     data = (photos_dir / "cat2_legs" / "cat2_legs_feet_white_sneakers_fence.jpg").read_bytes()
     config = cascade.config
     assert config.face_max_side > config.decode_long_side
-    for_faces = decode_image(data, target_long_side=config.face_max_side)
-    for_persons = decode_image(data, target_long_side=config.decode_long_side)
-    assert for_faces.bgr.shape[1] > for_persons.bgr.shape[1]
-    assert np.array_equal(cascade.person_view(for_faces, data), for_persons.bgr)
-    assert cascade.person_view(for_persons, data) is for_persons.bgr  # already that size: no second decode
-    assert cascade.person_view(for_faces, None) is for_faces.bgr
+    shared = decode_image(data, target_long_side=config.face_max_side)
+    assert shared.bgr.shape[1] == 800
+    record = cascade.classify_bytes(data)
+    assert record.person_scores == cascade.persons.search(shared.bgr).scores_record()

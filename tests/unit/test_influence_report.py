@@ -109,7 +109,13 @@ def test_build_report_times_each_stage_and_renders_from_the_report(sim):
         "leave_one_product_out",
         "power_headline",
         "power_within_listing",
-    }
+        "event_study",
+        "event_study_after",
+        "event_study_early",
+        "event_study_late",
+        "event_study_growth",
+        "event_study_pretrend",
+    } | {f"threat_check_{check}" for check in ("donut", "placebo_leads", "dynamic_profile", "product_season")}
     assert not any("seed" in r["section"] for r in rows)
     pooled = [r for r in rows if r["section"] == "pooled_ols"]
     assert float(pooled[0]["estimate"]) == pytest.approx(run.report.pooled.effects[0].estimate)

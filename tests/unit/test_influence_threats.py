@@ -113,3 +113,16 @@ def test_the_page_draws_the_event_study_and_lists_the_checks(clean):
         sizes = [float(s.split('"')[0]) for s in chart.split('font-size="')[1:]]
         assert min(sizes) * min_width / view_width >= 12  # no text below 12 CSS px where it is shown
     assert np.isfinite(clean.event_study[0].after.estimate)
+
+
+def test_the_csv_holds_the_event_study_and_every_check(clean):
+    import csv
+    import io
+
+    rows = list(csv.DictReader(io.StringIO(render_all(clean)["influence.csv"].decode())))
+    weeks = [r for r in rows if r["section"] == "event_study" and r["category_name"] == "model"]
+    assert len(weeks) == len(clean.event_study[0].bins)
+    assert {r["section"] for r in rows} >= {"event_study_after", "event_study_growth", "event_study_pretrend"}
+    checks = [r for r in rows if r["section"].startswith("threat_check_")]
+    assert len(checks) == len(clean.checks)
+    assert all(r["note"].startswith("quiet:") for r in checks)

@@ -17,7 +17,7 @@ import pytest
 from imagelift.config import ReportConfig
 from imagelift.influence.outputs import render_html
 from imagelift.influence.page.style import CSS, PAGE_PAD_PX, WIDE_FROM_PX, chart_gutter_px
-from imagelift.influence.page.svg import MIN_TEXT_PX, PHONE_PX
+from imagelift.influence.page.svg import MIN_TEXT_PX, NARROWEST_PX
 from imagelift.influence.report import Report
 from imagelift.influence.simulate import SimulationSpec, simulate, write_simulation
 from imagelift.services.report_service import run_local
@@ -172,7 +172,7 @@ def test_every_chart_has_a_viewbox_and_text_of_12_px_or_more_where_it_is_shown(p
     charts = [svg for svg in page.svgs if svg["font_sizes"]]
     layouts = [svg["attrs"]["class"] for svg in charts]
     assert layouts.count("chart-wide") == layouts.count("chart-narrow") >= 2  # effects and identification
-    narrowest = {"chart-narrow": PHONE_PX - 2 * chart_gutter_px("narrow")}
+    narrowest = {"chart-narrow": NARROWEST_PX - 2 * chart_gutter_px("narrow")}
     narrowest["chart-wide"] = WIDE_FROM_PX - 2 * chart_gutter_px("wide")
     for svg in page.svgs:
         # html.parser lower-cases attribute names, as an HTML parser does before it restores SVG's viewBox
@@ -225,3 +225,22 @@ def test_a_range_with_almost_no_data_is_cut_at_the_axis_and_marked(written):
         _, _, width, _ = (float(v) for v in svg["attrs"]["viewbox"].split())
         assert all(0 <= float(c["cx"]) <= width for c in svg["circles"])
         assert "range continues to >+10,000%" in svg["texts"]
+
+
+def test_without_a_within_listing_estimate_nothing_is_drawn_beside_the_headline(written):
+    data = json.loads((written / "influence.json").read_text())
+    for effect in data["within_listing"]["effects"]:
+        note = "only 0 listing(s) switch photos"
+        effect.update({k: None for k in ("estimate", "std_err", "ci_low", "ci_high", "p_value", "effect_pct")})
+        effect.update(effect_pct_ci=None, note=note)
+    text = render_html(Report.from_dict(data)).decode()
+    drawn = Page(text)
+    assert not [svg for svg in drawn.svgs if "two comparisons" in svg["attrs"].get("aria-label", "")]
+    assert "No photo type has a within-listing estimate" in text and "only 0 listing(s) switch photos" in text
+
+
+def test_the_products_carrying_the_answer_are_named_by_title(written, page):
+    report = Report.from_json((written / "influence.json").read_text())
+    text = (written / "influence.html").read_text()
+    top = report.concentration[0].top_products[0]
+    assert f"{title_of(top)} ({top})" in text

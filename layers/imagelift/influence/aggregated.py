@@ -58,7 +58,21 @@ class VaryingSums:
     ex: np.ndarray
     """(cells, k): sum of exp(x b) x."""
     exx: np.ndarray
-    """(cells, k, k): sum of exp(x b) x x'."""
+    """(cells, k(k+1)/2): sum of exp(x b) x_a x_b for the pairs a <= b in :func:`pairs` order (each cell's
+    symmetric k x k matrix packed: at 10M rows and 50k products the cells are many, and this halves them)."""
+
+
+def pairs(k: int) -> list[tuple[int, int]]:
+    """The (a, b), a <= b, of a packed symmetric k x k matrix, in order."""
+    return [(a, b) for a in range(k) for b in range(a, k)]
+
+
+def unpack(packed: np.ndarray, k: int) -> np.ndarray:
+    """A packed symmetric matrix (k(k+1)/2,) as k x k."""
+    out = np.empty((k, k))
+    for i, (a, b) in enumerate(pairs(k)):
+        out[a, b] = out[b, a] = packed[i]
+    return out
 
 
 class CellSums(Protocol):
@@ -124,12 +138,14 @@ class ArrayCellSums:
         k = self._x.shape[1]
         e = np.exp(self._x @ beta)
         ex = np.empty((len(self._cells), k))
-        exx = np.empty((len(self._cells), k, k))
+        exx = np.empty((len(self._cells), k * (k + 1) // 2))
+        column = 0
         for a in range(k):
             weighted = e * self._x[:, a]
             ex[:, a] = self._sum(weighted)
             for b in range(a, k):
-                exx[:, a, b] = exx[:, b, a] = self._sum(weighted * self._x[:, b])
+                exx[:, column] = self._sum(weighted * self._x[:, b])
+                column += 1
         return VaryingSums(e=self._sum(e), ex=ex, exx=exx)
 
 
@@ -220,9 +236,14 @@ class _State:
     """Expected units per cell."""
     sx: np.ndarray
     """(cells, k): sum of mu x per cell."""
-    sxx: np.ndarray
-    """(cells, k, k): sum of mu x x' per cell."""
+    scale: np.ndarray
+    """exp(a_p + g_w) per cell: mu x x' summed over a cell is ``scale`` times the cell's packed ``exx``."""
+    exx: np.ndarray
     deviance: float
+
+    def sxx_total(self) -> np.ndarray:
+        """sum over all cells of mu x x' (k x k)."""
+        return unpack(self.scale @ self.exx, self.sx.shape[1])
 
 
 def _state(cells: _Cells, varying: VaryingSums, g: np.ndarray, beta: np.ndarray, y_log_y: float) -> _State:
@@ -238,7 +259,8 @@ def _state(cells: _Cells, varying: VaryingSums, g: np.ndarray, beta: np.ndarray,
         a=a,
         mu=mu,
         sx=scale[:, None] * varying.ex,
-        sxx=scale[:, None, None] * varying.exx,
+        scale=scale,
+        exx=varying.exx,
         deviance=deviance,
     )
 
@@ -264,7 +286,7 @@ def _profiled(cells: _Cells, state: _State) -> _Profiled:
     scaled = sparse.diags(1 / product_mu) @ mu_matrix
     h_gg = np.diag(week_mu) - (mu_matrix.T @ scaled).toarray()
     h_gb = week_sx - scaled.T @ product_sx
-    h_bb = state.sxx.sum(axis=0) - product_sx.T @ (product_sx / product_mu[:, None])
+    h_bb = state.sxx_total() - product_sx.T @ (product_sx / product_mu[:, None])
     return _Profiled(h_gg, np.asarray(h_gb), h_bb, mu_matrix, product_mu, product_sx)
 
 
@@ -360,7 +382,7 @@ def solve_cells(
     for iteration in range(1, maxiter + 1):
         profiled = _profiled(cells, state)
         if iteration == 1:
-            _check_variation(profiled.h_bb, state.sxx.sum(axis=0), constant.x_max, names)
+            _check_variation(profiled.h_bb, state.sxx_total(), constant.x_max, names)
         step_g, step_b = _newton_step(cells, state, profiled)
         # Poisson's likelihood is concave, but a full Newton step from a poor start can overshoot: halve it until
         # the deviance does not rise
@@ -436,13 +458,17 @@ def _clustered_result(
     cell_scores = cells.yx - state.sx - shift * resid_y[:, None]
     scores = cells.by_product(cell_scores)
     influence = scores @ bread
-    cell_hessians = (
-        state.sxx
-        - state.sx[:, :, None] * shift[:, None, :]
-        - shift[:, :, None] * state.sx[:, None, :]
-        + state.mu[:, None, None] * shift[:, :, None] * shift[:, None, :]
-    )
-    hessians = cells.by_product(cell_hessians)
+    # each product's sum of mu (x - shift)(x - shift)', one pair of regressors at a time (no cells x k x k array)
+    k = len(names)
+    hessians = np.empty((cells.n_products, k, k))
+    for column, (a, b) in enumerate(pairs(k)):
+        cell_values = (
+            state.scale * state.exx[:, column]
+            - state.sx[:, a] * shift[:, b]
+            - shift[:, a] * state.sx[:, b]
+            + state.mu * shift[:, a] * shift[:, b]
+        )
+        hessians[:, a, b] = hessians[:, b, a] = cells.by_product(cell_values)
     n_clusters = cells.n_products
     df_k = len(names) + _absorbed_dof(cells)
     if n_clusters < 2:

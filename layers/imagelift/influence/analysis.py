@@ -398,6 +398,7 @@ def fit_models(panel: Panel, config: ReportConfig) -> Fits:
             min_switches=config.min_cell_products,
             tol=config.fe_tol,
             irls_tol=config.irls_tol,
+            within_listing=within,
         )
         if categories
         else ([], [], [])

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from imagelift.influence.aggregated import ConstantSums, VaryingSums
+from imagelift.influence.aggregated import pairs as packed_pairs
 from imagelift.influence.estimation import EstimationError
 
 ROWS_TABLE = "ppml_rows"
@@ -125,7 +126,7 @@ class DuckCellSums:
     def varying(self, beta: np.ndarray) -> VaryingSums:
         k = len(self.names)
         linear = " + ".join(f"x{j} * ?" for j in range(k)) or "0"
-        pairs = [(a, b) for a in range(k) for b in range(a, k)]
+        pairs = packed_pairs(k)
         sums = ", ".join(
             ["sum(e) AS e"]
             + [f"sum(e * x{a}) AS ex{a}" for a in range(k)]
@@ -135,10 +136,9 @@ class DuckCellSums:
             f"SELECT cell, {sums} FROM (SELECT *, exp({linear}) AS e FROM {ROWS_TABLE}) GROUP BY cell ORDER BY cell",
             [float(b) for b in beta],
         ).fetchnumpy()
-        n_cells = len(got["cell"])
-        exx = np.empty((n_cells, k, k))
-        for a, b in pairs:
-            exx[:, a, b] = exx[:, b, a] = np.asarray(got[f"exx{a}_{b}"], dtype=np.float64)
+        exx = np.empty((len(got["cell"]), len(pairs)))
+        for column, (a, b) in enumerate(pairs):
+            exx[:, column] = np.asarray(got.pop(f"exx{a}_{b}"), dtype=np.float64)
         return VaryingSums(
             e=np.asarray(got["e"], dtype=np.float64),
             ex=np.column_stack([np.asarray(got[f"ex{a}"], dtype=np.float64) for a in range(k)]).reshape(-1, k),

@@ -361,6 +361,7 @@ def fit_ppml(
     irls_tol: float = 1e-10,
     maxiter: int = 100,
     model: str = "ppml",
+    start: np.ndarray | None = None,
 ) -> FitResult:
     """Poisson pseudo-maximum likelihood with absorbed fixed effects, by IRLS with weighted demeaning.
 
@@ -368,6 +369,7 @@ def fit_ppml(
     weights mu, after sweeping the fixed effects out of both with the same weights.
     Convergence is judged on the deviance, as fixest and pyfixest do. Fixed-effect levels with no sales at
     all are dropped first (their effect is minus infinity and would stall the iteration), then singletons.
+    ``start`` (a linear predictor for every input row) replaces the usual start from the data.
     """
     if np.any(y < 0):
         raise EstimationError("PPML needs a non-negative outcome")
@@ -393,6 +395,10 @@ def fit_ppml(
 
     mu = (yk + yk.mean()) / 2
     eta = np.log(mu)
+    if start is not None:
+        # a related fit's linear predictor (the same model on overlapping rows): IRLS then needs a step or two
+        eta = np.asarray(start, dtype=np.float64)[keep]
+        mu = np.exp(eta)
     deviance = _poisson_deviance(yk, mu)
     for iteration in range(1, maxiter + 1):
         z = eta + yk / mu - 1

@@ -1,6 +1,7 @@
 """Sales of listings week by week around their photo switches: the event study.
 
-For each effect photo type, the events are listings whose first photo switch goes from the base type to it.
+For each effect photo type, the events are listings whose first photo switch goes from the base type to it (a
+listing that switches again later stays in that event: the weeks after measure the effect of having switched).
 Switches are staggered (each listing switches in its own week) and their effects may differ by week and by
 listing, which is where an ordinary two-way fixed-effects regression on lead and lag dummies goes wrong: it uses
 listings that switched earlier as controls for later ones and mixes the effects of other weeks into each
@@ -13,10 +14,10 @@ estimator of Borusyak, Jaravel and Spiess 2024, in its Poisson form):
    alpha_i from its own weeks before the switch (the Poisson first-order condition: the listing's pre-switch
    units over the sum of exp(gamma_t + x_it b) across those weeks).
 3. The effect k weeks from the switch: log(actual units / counterfactual units), summed over the listings
-   observed k weeks from their switch. With Poisson's canonical link this ratio is what Wooldridge's extended
-   two-way FE Poisson gives when its treated cells (switch cohort by week) are saturated and then aggregated with
-   counterfactual-sales weights, and it avoids fitting one coefficient per cohort and week (thousands, at a
-   catalogue's size).
+   observed k weeks from their switch. On a balanced panel without covariates this is exactly Wooldridge's extended
+   two-way FE Poisson with saturated treated cells (switch cohort by week) aggregated with counterfactual-sales
+   weights: with Poisson's canonical link each saturated cell fits exactly, so the fixed effects rest on the
+   untreated cells alone. It avoids fitting one coefficient per cohort and week (thousands, at a catalogue's size).
 
 The leads use the same ratio on the weeks before the switch (which also entered step 1): they are near zero when
 sales moved in parallel before the switch, and the joint Wald test on them (pooled in three groups, without the
@@ -154,13 +155,22 @@ def untreated_poisson(
     *,
     tol: float = 1e-10,
     irls_tol: float = 1e-10,
+    start: np.ndarray | None = None,
 ) -> Counterfactual:
     """Step 1: PPML with listing + week effects on the untreated rows, and exp(gamma_t + x b) for every row."""
     u = timing.untreated
     if not u.any():
         raise EstimationError("every listing-week follows a photo switch, so nothing shows sales without one")
     fit = fit_ppml(
-        units[u], x[u], names, [listing[u], week[u]], product[u], tol=tol, irls_tol=irls_tol, model="untreated_ppml"
+        units[u],
+        x[u],
+        names,
+        [listing[u], week[u]],
+        product[u],
+        tol=tol,
+        irls_tol=irls_tol,
+        model="untreated_ppml",
+        start=None if start is None else start[u],
     )
     kept = fit.kept_rows
     xu = x[u][kept]
@@ -374,6 +384,7 @@ def event_studies(
     tol: float = 1e-10,
     irls_tol: float = 1e-10,
     timing: SwitchTiming | None = None,
+    start: np.ndarray | None = None,
 ) -> list[EventStudy]:
     """One event study per category in ``categories`` (switches from the base photo type to it)."""
     timing = timing or switch_timing(listing, week_dates, category)
@@ -395,7 +406,7 @@ def event_studies(
     if wanted:
         try:
             counterfactual = untreated_poisson(
-                units, x, names, listing, week, product, timing, tol=tol, irls_tol=irls_tol
+                units, x, names, listing, week, product, timing, tol=tol, irls_tol=irls_tol, start=start
             )
         except EstimationFailure as exc:
             for c in wanted:

@@ -12,6 +12,7 @@ from typing import Any
 
 from imagelift.influence.page import render_page
 from imagelift.influence.report import Effect, PerProductEffect, Report
+from imagelift.influence.switch_rows import switch_rows
 from imagelift.influence.uncertainty_rows import uncertainty_rows
 
 JSON_FILE = "influence.json"
@@ -125,6 +126,8 @@ def render_csv(report: Report) -> bytes:
             }
         )
     for extra in uncertainty_rows(report):
+        writer.writerow(extra)
+    for extra in switch_rows(report):
         writer.writerow(extra)
     return buffer.getvalue().encode("utf-8")
 

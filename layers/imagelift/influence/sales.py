@@ -232,9 +232,12 @@ def _read_file(
     n = len(raw)
     ids: dict[str, np.ndarray] = {}
     bad_id = np.zeros(n, dtype=bool)
+    product_codes: tuple[np.ndarray, pd.Index] | None = None
     for column in ("product_id", "listing_id"):
         codes, empty, uniques = _text_column(raw[column])
         ids[column] = uniques.to_numpy(dtype=object)[codes]
+        if column == "product_id":
+            product_codes = (codes, uniques)
         blank |= empty
         bad_id |= ~_valid_ids(uniques)[codes]
     not_number = np.zeros(n, dtype=bool)
@@ -262,7 +265,7 @@ def _read_file(
         }
     )
     ragged = pd.DataFrame({"_source": name, "_line": table.ragged, "_rows": 1})
-    titles = product_titles(ids["product_id"], table.frame[layout.title]) if layout.title else {}
+    titles = product_titles(*product_codes, table.frame[layout.title]) if layout.title and product_codes else {}
     basis = "price" if "price" in numbers else "sales / units"
     notes = [
         f"{name}: {layout.preset.name} layout, {n + len(table.ragged):,} rows, "

@@ -142,6 +142,7 @@ def donut_check(
     level: float,
     tol: float,
     irls_tol: float,
+    start: np.ndarray | None = None,
 ) -> list[ThreatCheck]:
     near = (timing.relative_week != NEVER) & (np.abs(timing.relative_week) <= DONUT_WEEKS)
     if not near.any():
@@ -156,6 +157,7 @@ def donut_check(
         tol=tol,
         irls_tol=irls_tol,
         model="ppml_donut",
+        start=None if start is None else start[keep],
     )
 
     def explain(name: str, reference: float, value: float) -> str:
@@ -181,6 +183,7 @@ def product_season_check(
     level: float,
     tol: float,
     irls_tol: float,
+    start: np.ndarray | None = None,
 ) -> list[ThreatCheck]:
     dates = pd.to_datetime(pd.Series(week_dates)).reset_index(drop=True)
     quarter = (dates.dt.year * 4 + (dates.dt.month - 1) // 3).to_numpy()
@@ -190,7 +193,15 @@ def product_season_check(
     quarter_codes = factorize(quarter)[0]
     product_quarter = product.astype(np.int64) * quarters + quarter_codes
     fit = fit_ppml(
-        units, x, names, [product_quarter, week], product, tol=tol, irls_tol=irls_tol, model="ppml_product_quarter"
+        units,
+        x,
+        names,
+        [product_quarter, week],
+        product,
+        tol=tol,
+        irls_tol=irls_tol,
+        model="ppml_product_quarter",
+        start=start,
     )
 
     def explain(name: str, reference: float, value: float) -> str:
@@ -306,6 +317,7 @@ def threat_checks(
     level: float,
     tol: float = 1e-10,
     irls_tol: float = 1e-10,
+    start: np.ndarray | None = None,
 ) -> tuple[list[ThreatCheck], list[str]]:
     """Every check, and the warnings: a sentence for each check that moves the answer, or that could not be made."""
     warnings: list[str] = []
@@ -314,7 +326,7 @@ def threat_checks(
         checks += _guarded(
             "donut",
             lambda: donut_check(
-                units, x, names, product, week, timing, headline, level=level, tol=tol, irls_tol=irls_tol
+                units, x, names, product, week, timing, headline, level=level, tol=tol, irls_tol=irls_tol, start=start
             ),
             warnings,
         )
@@ -324,12 +336,32 @@ def threat_checks(
         checks += _guarded(
             "product_season",
             lambda: product_season_check(
-                units, x, names, product, week, week_dates, headline, level=level, tol=tol, irls_tol=irls_tol
+                units,
+                x,
+                names,
+                product,
+                week,
+                week_dates,
+                headline,
+                level=level,
+                tol=tol,
+                irls_tol=irls_tol,
+                start=start,
             ),
             warnings,
         )
     warnings.extend(c.sentence for c in checks if c.moved and c.sentence)
     return checks, warnings
+
+
+def headline_start(headline: FitResult | None, units: np.ndarray) -> np.ndarray | None:
+    """A fit's linear predictor on every row, to start the checks' fits from: they are the same model on most of
+    the same rows, so IRLS converges in fewer steps (rows the fit left out start at the mean)."""
+    if headline is None or headline.linear_predictor is None or headline.kept_rows is None:
+        return None
+    eta = np.full(len(units), math.log(max(float(units.mean()), 1e-12)))
+    eta[headline.kept_rows] = headline.linear_predictor
+    return eta
 
 
 def switch_analyses(
@@ -346,15 +378,18 @@ def switch_analyses(
     min_switches: int,
     tol: float = 1e-10,
     irls_tol: float = 1e-10,
+    within_listing: FitResult | None = None,
 ) -> tuple[list[EventStudy], list[ThreatCheck], list[str]]:
     """The event study of each estimable photo type and the threat checks, from the headline's design.
 
     ``x`` and ``names`` are the headline's regressors; the event study uses the price and controls among them (the
-    photo type is what it traces week by week).
+    photo type is what it traces week by week). The within-listing fit, when there is one, starts the event
+    study's fit (listing + week effects, like it).
     """
     warnings: list[str] = []
     listing = frame["listing_code"].to_numpy()
     category = frame["category"].to_numpy()
+    start = headline_start(headline, units)
     timing = None
     studies: list[EventStudy] = []
     try:
@@ -375,6 +410,7 @@ def switch_analyses(
             tol=tol,
             irls_tol=irls_tol,
             timing=timing,
+            start=headline_start(within_listing, units) if within_listing is not None else start,
         )
     except FAILURES as exc:
         warnings.append(f"The event study around photo switches could not be made: {exc}.")
@@ -395,5 +431,6 @@ def switch_analyses(
         level=level,
         tol=tol,
         irls_tol=irls_tol,
+        start=start,
     )
     return studies, checks, warnings + check_warnings

@@ -19,7 +19,7 @@ import numpy as np
 
 from imagelift.config import VisionConfig
 from imagelift.records.categories import CATEGORY_NAMES, MODEL, PRODUCT, WORN
-from imagelift.vision.image_io import DecodedImage, DecodeLimits, ImageDecodeError, decode_image, reduction_factor
+from imagelift.vision.image_io import DecodedImage, DecodeLimits, ImageDecodeError, decode_image
 from imagelift.vision.mtcnn import MTCNN, Face, FaceDetection
 from imagelift.vision.person import Person, PersonFinder, PersonSearch
 
@@ -154,7 +154,7 @@ class Cascade:
             else None,
         )
         decode_ms = (time.perf_counter() - t0) * 1000
-        return self.classify_decoded(decoded, name=name, decode_ms=decode_ms, data=data)
+        return self.classify_decoded(decoded, name=name, decode_ms=decode_ms)
 
     def classify_path(self, path: Path | str) -> Classification:
         data = Path(path).read_bytes()
@@ -165,10 +165,9 @@ class Cascade:
         h, w = image_bgr.shape[:2]
         return self.classify_decoded(DecodedImage(image_bgr, "array", w, h, 1.0), name=name, decode_ms=0.0)
 
-    def classify_decoded(
-        self, decoded: DecodedImage, *, name: str = "", decode_ms: float = 0.0, data: bytes | None = None
-    ) -> Classification:
-        """Classify a decoded photo; ``data`` (its encoded bytes) lets the person stage see it as it was tuned on."""
+    def classify_decoded(self, decoded: DecodedImage, *, name: str = "", decode_ms: float = 0.0) -> Classification:
+        """Classify a decoded photo. Both stages look at the same decode (the person stage was tuned on the face
+        stage's decode: bench/tune_vision.py --view shared)."""
         t0 = time.perf_counter()
         image = decoded.bgr
         to_photo = decoded.width / image.shape[1]  # decoded pixels -> original photo pixels
@@ -177,12 +176,10 @@ class Cascade:
         t1 = time.perf_counter()
         timings = {"decode": decode_ms, "mtcnn": (t1 - t0) * 1000, "yolo": 0.0}
         search = PersonSearch([])
-        person_image = image
         if faces:
             category, decided_by = MODEL.id, "mtcnn"
         else:
-            person_image = self.person_view(decoded, data)
-            search = self.persons.search(person_image)
+            search = self.persons.search(image)
             timings["yolo"] = (time.perf_counter() - t1) * 1000
             category, decided_by = (WORN.id, "yolo") if search.found else (PRODUCT.id, "none")
         margin = search.nearest_margin()
@@ -193,7 +190,7 @@ class Cascade:
             category=category,
             decided_by=decided_by,
             faces=[f.scaled(to_photo) for f in faces],
-            persons=[p.scaled(decoded.width / person_image.shape[1]) for p in search.persons],
+            persons=[p.scaled(to_photo) for p in search.persons],
             width=decoded.width,
             height=decoded.height,
             timings_ms=timings,
@@ -207,22 +204,6 @@ class Cascade:
             best_face_score=face_detection.best_rejected,
             review=face_unsure or (margin is not None and margin < self.config.review_margin),
         )
-
-    def person_view(self, decoded: DecodedImage, data: bytes | None) -> np.ndarray:
-        """The photo as the person stage was tuned on it: decoded for ``decode_long_side`` alone.
-
-        A face cap above ``decode_long_side`` makes the first decode larger, and YOLO's scores move with the pixels
-        it shrinks (by up to 0.003 here: enough to flip photos sitting at a threshold; an area resize of the larger
-        decode moves them as much). Decoding again, reduced, keeps the person stage's input, and so its
-        cross-validated thresholds, exactly as they were; it costs one reduced decode, only for photos with no face.
-        """
-        if data is None or not self.config.decode_long_side:
-            return decoded.bgr
-        wanted = reduction_factor(decoded.format, decoded.width, decoded.height, self.config.decode_long_side)
-        if round(1 / decoded.scale) == wanted:
-            return decoded.bgr
-        limits = DecodeLimits.from_config(self.config)
-        return decode_image(data, limits=limits, target_long_side=self.config.decode_long_side).bgr
 
     def detect_faces(self, image_bgr: np.ndarray) -> FaceDetection:
         """Faces that count (``face_min_confidence``) in the pixels of ``image_bgr``, and the best score that did

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 
 import numpy as np
@@ -14,20 +14,27 @@ MAX_TITLE_CHARS = 200
 """Longer names are cut (with an ellipsis): a title is a label on the page, not data."""
 
 
-def product_titles(product_ids: np.ndarray, titles: pd.Series) -> dict[str, str]:
-    """Each product's first non-blank title in the file's row order (blanks stripped, long ones cut)."""
+def product_titles(product_codes: np.ndarray, product_ids: Sequence[str], titles: pd.Series) -> dict[str, str]:
+    """Each product's first non-blank title in the file's row order (blanks squeezed, long ones cut).
+
+    ``product_codes`` index ``product_ids`` row by row (as :func:`pandas.factorize` gives them): the work is on
+    integer codes, so a million-row export costs a few tens of milliseconds.
+    """
     codes, uniques = pd.factorize(titles, use_na_sentinel=True)
     texts = pd.Index(uniques, dtype=object).astype(str).str.strip().str.replace(r"\s+", " ", regex=True)
     texts = np.asarray(
         [t if len(t) <= MAX_TITLE_CHARS else t[: MAX_TITLE_CHARS - 1].rstrip() + "\u2026" for t in texts], dtype=object
     )
-    known = codes >= 0
-    known[known] = texts[codes[known]] != ""
-    if not known.any():
+    blank = np.asarray(texts == "", dtype=bool)
+    rows = np.flatnonzero(codes >= 0)
+    rows = rows[~blank[codes[rows]]]
+    if not len(rows):
         return {}
-    found = pd.Series(texts[codes[known]], index=pd.Index(np.asarray(product_ids, dtype=object)[known]))
-    found = found[~found.index.duplicated(keep="first")]
-    return {str(k): str(v) for k, v in found.items()}
+    first = np.full(len(product_ids), len(codes), dtype=np.int64)
+    np.minimum.at(first, product_codes[rows], rows)  # each product's first titled row
+    named = np.flatnonzero(first < len(codes))
+    ids = np.asarray(product_ids, dtype=object)
+    return {str(ids[p]): str(texts[codes[first[p]]]) for p in named}
 
 
 def merge_titles(per_file: Iterable[Mapping[str, str]]) -> dict[str, str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from imagelift.influence.report import FitSummary, Report
 
@@ -20,6 +21,16 @@ class Page:
     @property
     def level(self) -> float:
         return self.report.confidence
+
+    @cached_property
+    def titles(self) -> dict[str, str]:
+        """product_id -> the export's name for it, for the products the report has one for."""
+        return {p.product_id: p.title for p in self.report.per_product if p.title}
+
+    def product_name(self, product_id: str) -> str:
+        """How the page names a product: its title and id when the export gave a title, else the id."""
+        title = self.titles.get(product_id)
+        return f"{title} ({product_id})" if title else product_id
 
     @property
     def headline(self) -> FitSummary:

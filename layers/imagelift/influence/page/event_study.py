@@ -7,8 +7,7 @@ import math
 from imagelift.influence.event_study import EARLY_WEEKS, LATE_WEEKS
 from imagelift.influence.page.context import Page
 from imagelift.influence.page.format import colour, escape, pct, table
-from imagelift.influence.page.style import WIDE_FROM_PX, chart_gutter_px
-from imagelift.influence.page.svg import NARROW_VIEWBOX, PHONE_PX, WIDE_VIEWBOX, nice_step
+from imagelift.influence.page.svg import NARROW_VIEWBOX, WIDE_VIEWBOX, nice_step, shown_from_px, smallest_font
 from imagelift.influence.report import EventBin, EventStudy, ThreatCheck
 from imagelift.records.categories import BASE
 
@@ -41,12 +40,12 @@ def event_chart(study: EventStudy, layout: str) -> str:
     bins = [b for b in study.bins if b.estimate is not None and b.std_err is not None]
     if layout == "wide":
         width, left, right, top, bottom, label_every = WIDE_VIEWBOX, 64, 16, 34, 52, 1
-        min_width = WIDE_FROM_PX - 2 * chart_gutter_px("wide")
         height = 300
     else:
         width, left, right, top, bottom, label_every = NARROW_VIEWBOX, 52, 8, 34, 52, 4
-        min_width = PHONE_PX - 2 * chart_gutter_px("narrow")
         height = 280
+    min_width = shown_from_px(layout)
+    font = max(14, smallest_font(layout, width))
     lo, hi = _bounds(bins)
     weeks = [b.relative_week for b in study.bins]
     first, last = min(weeks), max(weeks)
@@ -69,7 +68,7 @@ def event_chart(study: EventStudy, layout: str) -> str:
     for t in _ticks(lo, hi, 4):
         parts.append(
             f'<line x1="{left}" y1="{y(t):.1f}" x2="{width - right}" y2="{y(t):.1f}" stroke="#e5e7eb"/>'
-            f'<text x="{left - 6}" y="{y(t) + 5:.1f}" font-size="14" text-anchor="end" fill="#4b5563">{t:+g}%</text>'
+            f'<text x="{left - 6}" y="{y(t) + 5:.1f}" font-size="{font}" text-anchor="end" fill="#4b5563">{t:+g}%</text>'
         )
     switch_x = left + (0 - first) * step
     parts.append(
@@ -77,8 +76,8 @@ def event_chart(study: EventStudy, layout: str) -> str:
         'stroke-width="1.5" stroke-dasharray="4 3"/>'
         f'<line x1="{switch_x:.1f}" y1="{top - 6}" x2="{switch_x:.1f}" y2="{top + plot_h}" stroke="#111827" '
         'stroke-width="1"/>'
-        f'<text x="{switch_x + 4:.1f}" y="{top - 12}" font-size="14" fill="#111827">photo switched</text>'
-        f'<text x="{left}" y="{top - 12}" font-size="14" fill="{LEAD_COLOUR}">before</text>'
+        f'<text x="{switch_x + 4:.1f}" y="{top - 12}" font-size="{font}" fill="#111827">photo switched</text>'
+        f'<text x="{left}" y="{top - 12}" font-size="{font}" fill="{LEAD_COLOUR}">before</text>'
     )
     lag_colour = colour(study.category_name)
     for b in bins:
@@ -93,11 +92,11 @@ def event_chart(study: EventStudy, layout: str) -> str:
         if week % label_every == 0 or week in (first, last):
             text = f"{week:+d}" if first < week < last else (f"≤{week}" if week == first else f"≥+{week}")
             parts.append(
-                f'<text x="{x(week):.1f}" y="{top + plot_h + 20}" font-size="14" text-anchor="middle" '
+                f'<text x="{x(week):.1f}" y="{top + plot_h + 20}" font-size="{font}" text-anchor="middle" '
                 f'fill="#4b5563">{text}</text>'
             )
     parts.append(
-        f'<text x="{left + plot_w / 2:.1f}" y="{height - 8}" font-size="14" text-anchor="middle" fill="#4b5563">'
+        f'<text x="{left + plot_w / 2:.1f}" y="{height - 8}" font-size="{font}" text-anchor="middle" fill="#4b5563">'
         "weeks from the switch</text></svg>"
     )
     return "".join(parts)

@@ -89,7 +89,7 @@ def section_per_product(page: Page) -> str:
     hi = max(max(r.effect_pct_ci[1] for r in shown), 10.0)
     lo, hi = max(lo, -100.0), min(hi, 300.0)
     out.append(
-        f"<div class='filter' data-filter-for='{TABLE_ID}' hidden><label>Find a product or photo type "
+        f"<div class='filter' data-filter-for='{TABLE_ID}' hidden><label>Find among these {len(shown):,} rows "
         f"<input type='search' placeholder='title, id or photo type' aria-controls='{TABLE_ID}'></label>"
         "<label><input type='checkbox'> flagged only</label><output aria-live='polite'></output>"
         "<span class='muted'>Tap a column's name to sort by it, again to reverse.</span></div>"

@@ -184,7 +184,12 @@ def section_identification(page: Page) -> str:
         ):
             if effect is not None:
                 rows.append(ChartRow(f"{name}: {how}", colour(row.category_name), effect, hollow))
-    if any(r.effect.estimated for r in rows):
+    if not any(r.hollow and r.effect.estimated for r in rows):
+        out.append(
+            "<p class='muted'>No photo type has a within-listing estimate, so there is nothing to draw beside the "
+            "headline; the table says why for each.</p>"
+        )
+    else:
         out.append(
             "<div class='card'>"
             + interval_chart(rows, page.level, "The photo effects from the two comparisons")
@@ -266,7 +271,8 @@ def section_concentration(page: Page) -> str:
         }.get(c.interval, "clustered by product (CRV1)")
         body.append(
             f"<tr><td>{escape(c.name)}</td><td class='n'>{c.effective_products:,.1f}</td>"
-            f"<td>{escape(', '.join(c.top_products))}</td><td class='n'>{c.top_share:.0%}</td><td>{method}</td></tr>"
+            f"<td>{escape(', '.join(map(page.product_name, c.top_products)))}</td>"
+            f"<td class='n'>{c.top_share:.0%}</td><td>{method}</td></tr>"
         )
     return (
         "<h2>How many products carry the answer</h2>"

@@ -13,8 +13,8 @@ PAGE_PAD_PX = {"narrow": 12, "wide": 20}
 CARD_PAD_PX = {"narrow": 12, "wide": 20}
 CARD_BORDER_PX = 1
 WIDE_CHART_MAX_PX = 760
-NARROW_CHART_MAX_PX = 480
-"""The narrow drawing is not stretched beyond this, so its text stays below about 18 px on a tablet."""
+NARROW_CHART_MAX_PX = 420
+"""The narrow drawing is not stretched beyond this, so its text stays below about 20 px on a tablet."""
 
 
 def chart_gutter_px(layout: str) -> int:

@@ -19,10 +19,21 @@ from imagelift.influence.report import Effect
 
 MIN_TEXT_PX = 12
 """The smallest text, in CSS px, any chart shows at any width it is drawn at."""
-PHONE_PX = 390
-"""The narrowest screen the narrow drawing is sized for."""
+NARROWEST_PX = 320
+"""The narrowest screen (CSS px) the narrow drawing keeps its text at ``MIN_TEXT_PX`` on; phones are 360-430."""
 WIDE_VIEWBOX = 760
-NARROW_VIEWBOX = 360
+NARROW_VIEWBOX = 320
+
+
+def shown_from_px(layout: str) -> int:
+    """The narrowest width (CSS px) the drawing for ``layout`` (``wide`` or ``narrow``) is shown at, which its
+    ``data-min-width`` records."""
+    return (WIDE_FROM_PX if layout == "wide" else NARROWEST_PX) - 2 * chart_gutter_px(layout)
+
+
+def smallest_font(layout: str, viewbox_width: float) -> int:
+    """The smallest font size (viewBox units, whole) that is still ``MIN_TEXT_PX`` where the drawing is shown."""
+    return math.ceil(MIN_TEXT_PX * viewbox_width / shown_from_px(layout))
 
 
 @dataclass(frozen=True)
@@ -107,7 +118,7 @@ def _wide(rows: Sequence[ChartRow], level: float, title: str) -> str:
     def x(v: float) -> float:
         return left + (v - lo) / (hi - lo) * plot_w
 
-    parts = [_svg_open(width, height, level, "wide", WIDE_FROM_PX - 2 * chart_gutter_px("wide"), title)]
+    parts = [_svg_open(width, height, level, "wide", shown_from_px("wide"), title)]
     for t in _ticks(lo, hi, 6):
         parts.append(
             f'<line x1="{x(t):.1f}" y1="{top - 10}" x2="{x(t):.1f}" y2="{height - 32}" stroke="#e5e7eb"/>'
@@ -135,24 +146,24 @@ def _wide(rows: Sequence[ChartRow], level: float, title: str) -> str:
 
 def _narrow(rows: Sequence[ChartRow], level: float, title: str) -> str:
     lo, hi = _bounds(rows)
-    width, side, row_h, top = NARROW_VIEWBOX, 14, 54, 30
+    width, side, row_h, top = NARROW_VIEWBOX, 12, 54, 30
     height = top + row_h * len(rows) + 34
     plot_w = width - 2 * side
 
     def x(v: float) -> float:
         return side + (v - lo) / (hi - lo) * plot_w
 
-    parts = [_svg_open(width, height, level, "narrow", PHONE_PX - 2 * chart_gutter_px("narrow"), title)]
+    parts = [_svg_open(width, height, level, "narrow", shown_from_px("narrow"), title)]
     for t in _ticks(lo, hi, 4):
         parts.append(
             f'<line x1="{x(t):.1f}" y1="{top - 6}" x2="{x(t):.1f}" y2="{height - 30}" stroke="#e5e7eb"/>'
-            f'<text x="{x(t):.1f}" y="{height - 10}" font-size="14" text-anchor="middle" fill="#4b5563">'
+            f'<text x="{x(t):.1f}" y="{height - 10}" font-size="15" text-anchor="middle" fill="#4b5563">'
             f"{t:+g}%</text>"
         )
     parts.append(
         f'<line x1="{x(0):.1f}" y1="{top - 8}" x2="{x(0):.1f}" y2="{height - 30}" stroke="#111827" '
         f'stroke-width="1.5" stroke-dasharray="4 3"/>'
-        f'<text x="{x(0):.1f}" y="{top - 12}" font-size="14" text-anchor="middle" fill="#111827">no effect</text>'
+        f'<text x="{x(0):.1f}" y="{top - 12}" font-size="15" text-anchor="middle" fill="#111827">no effect</text>'
     )
     for i, row in enumerate(rows):
         y_text = top + row_h * i + 18

@@ -29,8 +29,10 @@ def section_leave_one_out(page: Page) -> str:
     )
     body = "".join(
         f"<tr><td>{escape(r.name)}</td><td class='n'>{_value(r.category, r.estimate)}</td>"
-        f"<td class='n'>{_value(r.category, r.low)} <span class='muted'>(without {escape(r.low_without)})</span></td>"
-        f"<td class='n'>{_value(r.category, r.high)} <span class='muted'>(without {escape(r.high_without)})</span>"
+        f"<td class='n'>{_value(r.category, r.low)} "
+        f"<span class='muted'>(without {escape(page.product_name(r.low_without))})</span></td>"
+        f"<td class='n'>{_value(r.category, r.high)} "
+        f"<span class='muted'>(without {escape(page.product_name(r.high_without))})</span>"
         f"</td><td>{'<strong>yes</strong>' if r.driven else 'no'}</td></tr>"
         for r in rows
     )

@@ -289,6 +289,11 @@ def test_the_within_listing_fit_follows_the_same_jackknife_rule():
     plain = _report(sim, ReportConfig(controls="promo", jackknife_top_share=1.0, jackknife_min_effective=0.0))
     assert report.within_listing.effects[0].std_err > plain.within_listing.effects[0].std_err
     assert report.within_listing.effects[0].estimate == pytest.approx(plain.within_listing.effects[0].estimate)
+    # its ranges come from the same bootstrap: not symmetric around the estimate, a p-value counted in draws
+    within = report.within_listing.effects[0]
+    assert within.ci_high - within.estimate != pytest.approx(within.estimate - within.ci_low, rel=1e-6)
+    draws = ReportConfig().bootstrap_draws
+    assert within.p_value * draws == pytest.approx(round(within.p_value * draws), abs=1e-6)
 
 
 def test_reports_written_before_the_robust_intervals_and_power_still_load(report_and_truth):

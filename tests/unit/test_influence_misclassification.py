@@ -101,3 +101,21 @@ def test_a_configured_confusion_file_that_is_missing_is_an_error(tmp_path):
     config = ReportConfig(controls="promo", confusion=str(tmp_path / "nowhere.json"))
     with pytest.raises(InputFileError, match="confusion"):
         run_local([paths["sales"]], paths["categories"], tmp_path / "out", config)
+
+
+def test_the_scheduled_report_reads_the_matrix_from_the_data_bucket_or_says_why_not():
+    from imagelift.services.report_service import _stored_confusion
+
+    body = json.dumps({"photos": 30, "confusion": {"matrix": [[9, 1, 0], [1, 9, 0], [0, 1, 9]]}}).encode()
+
+    class Store:
+        def read(self, key: str) -> bytes:
+            if key == "sales/confusion.json":
+                return body
+            raise KeyError(key)
+
+    confusion, problem = _stored_confusion(Store(), "data", "sales/confusion.json")
+    assert problem is None and confusion.photos == 30 and confusion.location == "s3://data/sales/confusion.json"
+    confusion, problem = _stored_confusion(Store(), "data", "sales/missing.json")
+    assert confusion is None and "could not be used" in problem and "s3://data/sales/missing.json" in problem
+    assert _stored_confusion(Store(), "data", "") == (None, None)

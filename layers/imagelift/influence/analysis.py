@@ -283,6 +283,8 @@ class Fits:
     event_study: list[EventStudy] = field(default_factory=list)
     checks: list[ThreatCheck] = field(default_factory=list)
     leave_one_out: list[LeaveOneOut] = field(default_factory=list)
+    within_concentration: list[Concentration] = field(default_factory=list)
+    """The within-listing fit's concentration rows: its ranges follow the same rule as the headline's."""
 
 
 def fit_models(panel: Panel, config: ReportConfig) -> Fits:
@@ -339,6 +341,7 @@ def fit_models(panel: Panel, config: ReportConfig) -> Fits:
     )
     within_categories, within_notes = _within_estimable(frame, categories, config)
     within = None
+    within_concentration: list[Concentration] = []
     if within_categories:
         within_x, within_names = _design(frame, within_categories, controls)
         listing = frame["listing_code"].to_numpy()
@@ -358,7 +361,10 @@ def fit_models(panel: Panel, config: ReportConfig) -> Fits:
         )
     if within is not None:
         # the same rule as the headline: a few large products make clustered ranges too narrow here as well
-        within = concentrated_intervals(within, product, panel.product_ids, config)[0]
+        within, within_concentration, _ = concentrated_intervals(within, product, panel.product_ids, config)
+        within_concentration = bootstrap_concentrated(
+            within, within_concentration, None, config, dummy=_dummy, price_name=PRICE
+        )[0]
     table = identification_table(frame, ident, categories, ppml, within, config.confidence)
     warnings.extend(_identification_warnings(table, ppml, within, config.confidence))
     pooled_x, pooled_names = _design(frame, [c for c in EFFECT_IDS if ident[c]["rows"]], controls)
@@ -423,6 +429,7 @@ def fit_models(panel: Panel, config: ReportConfig) -> Fits:
         event_study=studies,
         checks=checks,
         leave_one_out=leave_one_out,
+        within_concentration=within_concentration,
     )
 
 
@@ -438,6 +445,20 @@ def headline_effect(
             lambda b: 100.0 * math.expm1(b * step),
         )
     return with_interval(category_effect(fit, category, level, note), concentration_for(concentration, category), _pct)
+
+
+def with_bootstrap_ranges(summary: FitSummary, concentration: list[Concentration]) -> FitSummary:
+    """A comparison fit's effects with the bootstrap's ranges where its concentration rule chose the bootstrap."""
+    step = math.log1p(ELASTICITY_STEP)
+    return replace(
+        summary,
+        effects=tuple(with_interval(e, concentration_for(concentration, e.category), _pct) for e in summary.effects),
+        price_elasticity=with_interval(
+            summary.price_elasticity,
+            concentration_for(concentration, None),
+            lambda b: 100.0 * math.expm1(b * step),
+        ),
+    )
 
 
 JACKKNIFE_RULE = (
@@ -1073,8 +1094,9 @@ def assemble_report(
         per_product=with_titles(fits.per_product, sales.titles),
         log_units_check=_fit_summary(fits.log_units, LOG_UNITS_SPEC, level, fits.notes),
         pooled=_fit_summary(fits.pooled, POOLED_SPEC, level),
-        within_listing=_fit_summary(
-            fits.within_listing, WITHIN_LISTING_SPEC, level, {**fits.notes, **fits.within_notes}
+        within_listing=with_bootstrap_ranges(
+            _fit_summary(fits.within_listing, WITHIN_LISTING_SPEC, level, {**fits.notes, **fits.within_notes}),
+            fits.within_concentration,
         ),
         identification=tuple(fits.identification_table),
         shrinkage=tuple(fits.shrinkage),

@@ -4,6 +4,8 @@
     python bench/report_bench.py scale     [--scale-sizes 1000000 10000000] [--memory-limit-mb 2048]
     python bench/report_bench.py coverage  [--datasets 200]
     python bench/report_bench.py identification [--datasets 100]
+    python bench/report_bench.py power     [--datasets 200]
+    python bench/report_bench.py misclassification [--datasets 100]
     python bench/report_bench.py all
 
 speed: for each size a simulated export (about 20k listings at 1M rows) is written to disk, then
@@ -25,11 +27,20 @@ coverage: simulate many data sets with known effects and count how often the 95%
 
 identification: Monte Carlo over the threats to the headline (a few huge sellers, effects that differ across
   products, photos chosen by listing quality, prices that follow demand): coverage and bias of the product + week
-  headline (CRV1 and CR3 ranges), of the listing + week fit, of the elasticity and of the effect on units with the
-  price channel; how often each warning fires; the per-product RMSE raw and shrunk.
+  headline (the range the report shows, and the CRV1, CR3 and wild score bootstrap ranges on every data set,
+  whichever the rule picks), of the listing + week fit, of the elasticity and of the effect on units with the
+  price channel; how often each warning fires; the per-product RMSE raw and shrunk. Also the threats to the event
+  study (a launch promotion with the switch, effects that build up over weeks, prices set by each product's season,
+  photos switched after sales rose): coverage and bias of the event study's pooled effect after the switch, how
+  often its pre-trend test rejects, and how often each threat check warns. ``--scenarios`` runs some of them and
+  merges them into the existing results file.
 
-Results go to bench/results/report_speed.json, bench/results/report_scale.json, bench/results/report_coverage.json
-and bench/results/identification.json.
+power: the minimum detectable lift the report states, planted: how often the report then finds the lift (about 80%).
+misclassification: photos misclassified with a known matrix: bias, RMSE and coverage of the effects as measured and
+  as corrected with a confusion matrix counted on a sample of labelled photos.
+
+Results go to bench/results/report_speed.json, bench/results/report_scale.json, bench/results/report_coverage.json,
+bench/results/identification.json, bench/results/power.json and bench/results/misclassification.json.
 """
 
 from __future__ import annotations
@@ -538,21 +549,55 @@ IDENTIFICATION_SCENARIOS = {
     "heterogeneous_effects": {"model_lift_sd": 0.15},
     "selection_on_listing_quality": {"listing_selection": 1.0},
     "prices_follow_demand": {"price_follows_demand": 0.5, "product_week_sd": 0.3},
+    "promotion_at_switches": {"switch_promotion_lift": 50.0, "switch_promotion_weeks": 2},
+    "ramping_effects": {"lift_ramp_weeks": 8, "model_lift": 30.0},
+    "seasonal_prices": {"product_season_sd": 0.3, "price_follows_season": 0.5},
+    "reverse_causality": {"pre_switch_rise": 30.0, "pre_switch_weeks": 4},
 }
+THREAT_CHECKS = ("donut", "placebo_leads", "dynamic_profile", "product_season")
 
 
-def identification(datasets: int, products: int = 200, weeks: int = 40) -> dict:
+def _event_study_records(report, truth: dict, add) -> None:
+    """Per data set: the event study's pooled effect after the switch against the planted lift, and the checks."""
+    planted = truth["log_effects"]["model"]
+    study = next((s for s in report.event_study if s.category == 1), None)
+    if study is not None and study.after is not None and study.after.estimated:
+        add("event_study_covers", study.after.ci_low <= planted <= study.after.ci_high)
+        add("event_study_error", study.after.estimate - planted)
+        add("event_study_switches", study.switches)
+    if study is not None and study.pretrend_p_value is not None:
+        add("pretrend_rejects_model", study.pretrend_p_value < 0.05)
+    for check in THREAT_CHECKS:
+        lines = [c for c in report.checks if c.check == check]
+        add(f"warns_{check}", any(c.moved for c in lines))
+        add(f"check_not_made_{check}", any(c.note for c in lines))
+        model = next((c for c in lines if c.quantity in ("model effect", "model switches")), None)
+        if model is not None and model.p_value is not None:
+            add(f"warns_{check}_model", model.moved)
+    add("warns_any_check", any(c.moved for c in report.checks))
+
+
+def identification(datasets: int, products: int = 200, weeks: int = 40, scenarios: list[str] | None = None) -> dict:
     from scipy import stats
 
     from imagelift.config import ReportConfig
-    from imagelift.influence.analysis import analyse
-    from imagelift.influence.records import normalise_records
+    from imagelift.influence.analysis import assemble_report, fit_models, prepare_panel
+    from imagelift.influence.bootstrap import restricted_interval, unrestricted_interval
+    from imagelift.influence.records import join_categories, normalise_records
     from imagelift.influence.sales import read_sales
     from imagelift.influence.simulate import SimulationSpec, simulate
 
     config = ReportConfig(controls="promo")
     out = {}
+
+    def analyse_with_fits(sales, records):
+        panel = prepare_panel(join_categories(sales.frame, records, sales.rejections), sales.controls)
+        fits = fit_models(panel, config)
+        return assemble_report(sales, records, panel, fits, config), fits
+
     for name, params in IDENTIFICATION_SCENARIOS.items():
+        if scenarios and name not in scenarios:
+            continue
         start = time.perf_counter()
         records: dict[str, list[float]] = {}
 
@@ -562,7 +607,7 @@ def identification(datasets: int, products: int = 200, weeks: int = 40) -> dict:
         for seed in range(datasets):
             sim = simulate(SimulationSpec(products=products, weeks=weeks, **params, seed=20_000 + seed))
             sales = read_sales([("sales.csv", sim.sales.to_csv(index=False).encode())], controls=["promo"])
-            report = analyse(sales, normalise_records(sim.records), config)
+            report, fits = analyse_with_fits(sales, normalise_records(sim.records))
             truth = sim.truth
             planted = truth["log_effects"]["model"]
             model = report.effects[0]
@@ -571,6 +616,31 @@ def identification(datasets: int, products: int = 200, weeks: int = 40) -> dict:
             for label, se in (("crv1", conc.crv1_std_err), ("cr3", conc.cr3_std_err)):
                 add(f"headline_{label}_covers", abs(model.estimate - planted) <= t_crit * se)
             add("headline_covers", model.ci_low <= planted <= model.ci_high)
+            add("headline_uses_bootstrap", conc.interval == "wild bootstrap")
+            # every interval on every data set, whichever the rule picks: the evidence for the rule
+            for label, interval in (
+                ("wcr_webb", restricted_interval(fits.ppml, "category_model", 0.95, draws=999, seed=seed)),
+                (
+                    "wcr_rademacher",
+                    restricted_interval(fits.ppml, "category_model", 0.95, draws=999, seed=seed, kind="rademacher"),
+                ),
+                ("wcu_webb", unrestricted_interval(fits.ppml, "category_model", 0.95, draws=999, seed=seed)),
+            ):
+                bounded = interval.low is not None and interval.high is not None
+                add(f"headline_{label}_bounded", bounded)
+                add(
+                    f"headline_{label}_covers",
+                    (interval.low is None or interval.low <= planted)
+                    and (interval.high is None or planted <= interval.high),
+                )
+                if bounded:
+                    add(f"headline_{label}_width", interval.high - interval.low)
+            add("headline_cr3_width", 2 * t_crit * conc.cr3_std_err)
+            add("headline_width", model.ci_high - model.ci_low)
+            loo = next((row for row in report.leave_one_out if row.category == 1), None)
+            if loo is not None:
+                add("warns_one_product_drives", loo.driven)
+                add("leave_one_out_span", loo.high - loo.low)
             add("headline_error", model.estimate - planted)
             add("headline_uses_cr3", conc.interval == "CR3")
             add("top3_share", conc.top_share)
@@ -601,8 +671,9 @@ def identification(datasets: int, products: int = 200, weeks: int = 40) -> dict:
             shrink = next((s for s in report.shrinkage if s.category == 1), None)
             if shrink is not None:
                 add("tau_model", shrink.tau)
+            _event_study_records(report, truth, add)
         summary = {key: float(np.mean(values)) for key, values in records.items()}
-        for key in ("headline_error", "within_listing_error"):
+        for key in ("headline_error", "within_listing_error", "event_study_error"):
             if key in records:
                 summary[key.replace("_error", "_rmse")] = float(np.sqrt(np.mean(np.square(records[key]))))
                 summary[key.replace("_error", "_bias")] = summary.pop(key)
@@ -618,6 +689,154 @@ def identification(datasets: int, products: int = 200, weeks: int = 40) -> dict:
         "planted": {"model_lift_pct": 9.0, "elasticity": -1.2, "model_price_premium_pct": 3.0},
         "nominal": 0.95,
         "binomial_sd_per_rate": float(np.sqrt(0.95 * 0.05 / datasets)),
+    }
+
+
+# --------------------------------------------------------------------------------------------------- power
+
+
+def power_check(datasets: int, pilot: int = 40, products: int = 200, weeks: int = 40) -> dict:
+    """Plant each comparison's reported minimum detectable lift and count how often the report rejects no lift.
+
+    A pilot of ``pilot`` data sets gives the median minimum detectable model lift the report states, for the
+    headline and for the within-listing fit; then ``datasets`` data sets with that lift planted give the share whose
+    interval excludes zero (should be about the 80% power the figure promises).
+    """
+    from imagelift.config import ReportConfig
+    from imagelift.influence.analysis import analyse
+    from imagelift.influence.records import normalise_records
+    from imagelift.influence.sales import read_sales
+    from imagelift.influence.simulate import SimulationSpec, simulate
+
+    config = ReportConfig(controls="promo")
+
+    def report_for(seed: int, model_lift: float):
+        sim = simulate(SimulationSpec(products=products, weeks=weeks, model_lift=model_lift, seed=seed))
+        sales = read_sales([("sales.csv", sim.sales.to_csv(index=False).encode())], controls=["promo"])
+        return analyse(sales, normalise_records(sim.records), config)
+
+    def model_row(report, comparison: str):
+        return next(p for p in report.power if p.comparison == comparison and p.category == 1)
+
+    pilot_mde = {"headline": [], "within_listing": []}
+    for seed in range(pilot):
+        report = report_for(40_000 + seed, 9.0)
+        for comparison, values in pilot_mde.items():
+            values.append(model_row(report, comparison).minimum_detectable_pct)
+    out = {}
+    for comparison, values in pilot_mde.items():
+        planted = float(np.median(values))
+        start = time.perf_counter()
+        rejected, stated = [], []
+        for seed in range(datasets):
+            report = report_for(50_000 + seed, planted)
+            effect = report.effects[0] if comparison == "headline" else report.within_listing.effects[0]
+            rejected.append(effect.ci_low > 0 or effect.ci_high < 0)
+            stated.append(model_row(report, comparison).minimum_detectable_pct)
+        rate = float(np.mean(rejected))
+        out[comparison] = {
+            "planted_lift_pct": planted,
+            "pilot_minimum_detectable_pct": {"median": planted, "min": min(values), "max": max(values)},
+            "stated_minimum_detectable_pct_median": float(np.median(stated)),
+            "rejection_rate": rate,
+            "n": datasets,
+            "binomial_sd": float(np.sqrt(rate * (1 - rate) / datasets)),
+            "seconds": time.perf_counter() - start,
+        }
+        print(
+            f"{comparison}: planted {planted:+.2f}% (the median stated MDE of {pilot} pilots), "
+            f"rejection rate {rate:.3f} over {datasets} data sets (target {config.power:.2f})",
+            flush=True,
+        )
+    return {"scenarios": out, "products": products, "weeks": weeks, "power": config.power, "level": 0.95}
+
+
+# ---------------------------------------------------------------------------------------------- misclassification
+
+MISCLASSIFICATION_MATRIX = [[0.80, 0.10, 0.10], [0.10, 0.75, 0.15], [0.05, 0.10, 0.85]]
+"""Rows: true model, worn, product; columns: what the simulated classifier calls them."""
+
+
+def misclassification_check(datasets: int, labelled_per_class: int = 100, products: int = 200, weeks: int = 40) -> dict:
+    """Photos misclassified with a known matrix: bias, RMSE and coverage of the effects before and after correction.
+
+    Each data set's confusion counts are a fresh sample of ``labelled_per_class`` labelled photos per true category
+    from the same matrix, as a shop's labelled set would be.
+    """
+    from imagelift.config import ReportConfig
+    from imagelift.influence.analysis import assemble_report, fit_models, prepare_panel
+    from imagelift.influence.misclassification import SOURCE_LABELLED, Confusion, with_misclassification
+    from imagelift.influence.records import join_categories, normalise_records
+    from imagelift.influence.sales import read_sales
+    from imagelift.influence.simulate import SimulationSpec, misclassify_records, simulate
+
+    matrix = np.array(MISCLASSIFICATION_MATRIX)
+    config = ReportConfig(controls="promo")
+    planted = {"model": 20.0, "worn": 10.0}
+    values: dict[str, list[float]] = {}
+
+    def add(key: str, value: float) -> None:
+        values.setdefault(key, []).append(float(value))
+
+    start = time.perf_counter()
+    for seed in range(datasets):
+        rng = np.random.default_rng(60_000 + seed)
+        sim = simulate(
+            SimulationSpec(
+                products=products,
+                weeks=weeks,
+                model_lift=planted["model"],
+                worn_lift=planted["worn"],
+                seed=60_000 + seed,
+            )
+        )
+        records = normalise_records(misclassify_records(sim.records, matrix, seed))
+        sales = read_sales([("sales.csv", sim.sales.to_csv(index=False).encode())], controls=["promo"])
+        panel = prepare_panel(join_categories(sales.frame, records, sales.rejections), sales.controls)
+        fits = fit_models(panel, config)
+        report = assemble_report(sales, records, panel, fits, config)
+        counts = np.vstack([rng.multinomial(labelled_per_class, row) for row in matrix]).astype(float)
+        report = with_misclassification(report, fits.ppml, Confusion(counts, "simulated", SOURCE_LABELLED), config)
+        for k, name in enumerate(("model", "worn")):
+            truth = sim.truth["log_effects"][name]
+            for label, effect in (("measured", report.effects[k]), ("corrected", report.misclassification.effects[k])):
+                if effect.estimate is None:
+                    add(f"{name}_{label}_missing", 1)
+                    continue
+                add(f"{name}_{label}_error", effect.estimate - truth)
+                add(
+                    f"{name}_{label}_covers",
+                    effect.ci_low is not None and effect.ci_low <= truth <= effect.ci_high,
+                )
+                if effect.ci_low is not None:
+                    add(f"{name}_{label}_width", effect.ci_high - effect.ci_low)
+    table = {}
+    for name in ("model", "worn"):
+        for label in ("measured", "corrected"):
+            errors = np.array(values.get(f"{name}_{label}_error", []))
+            table[f"{name}_{label}"] = {
+                "bias": float(errors.mean()),
+                "rmse": float(np.sqrt(np.mean(errors**2))),
+                "coverage": float(np.mean(values[f"{name}_{label}_covers"])),
+                "mean_width": float(np.mean(values.get(f"{name}_{label}_width", [np.nan]))),
+                "n": len(errors),
+            }
+    print(f"misclassification ({datasets} data sets, planted model +20%, worn +10%):", flush=True)
+    print(f"  {'':18s} {'bias':>8s} {'rmse':>8s} {'coverage':>9s} {'width':>7s}", flush=True)
+    for key, row in table.items():
+        print(
+            f"  {key:18s} {row['bias']:+8.4f} {row['rmse']:8.4f} {row['coverage']:9.3f} {row['mean_width']:7.3f}",
+            flush=True,
+        )
+    return {
+        "matrix": MISCLASSIFICATION_MATRIX,
+        "labelled_per_class": labelled_per_class,
+        "planted_pct": planted,
+        "planted_log": {k: float(np.log1p(v / 100)) for k, v in planted.items()},
+        "products": products,
+        "weeks": weeks,
+        "results": table,
+        "seconds": time.perf_counter() - start,
     }
 
 
@@ -654,7 +873,10 @@ def main() -> None:
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "what", choices=["speed", "scale", "coverage", "identification", "all"], nargs="?", default="all"
+        "what",
+        choices=["speed", "scale", "coverage", "identification", "power", "misclassification", "all"],
+        nargs="?",
+        default="all",
     )
     parser.add_argument("--scale-sizes", type=int, nargs="+", default=[1_000_000, 10_000_000])
     parser.add_argument("--memory-limit-mb", type=int, default=2048, help="DuckDB's memory limit in the scale runs")
@@ -674,6 +896,7 @@ def main() -> None:
         help="rounds of the alternating end-to-end comparison (before / default BLAS threads / now) per size",
     )
     parser.add_argument("--datasets", type=int, default=200)
+    parser.add_argument("--scenarios", nargs="+", choices=sorted(IDENTIFICATION_SCENARIOS), default=None)
     args = parser.parse_args()
     if args.what in {"speed", "all"}:
         _write("report_speed.json", speed(args.sizes, args.repeats, args.before, args.compare_repeats))
@@ -682,7 +905,17 @@ def main() -> None:
     if args.what in {"coverage", "all"}:
         _write("report_coverage.json", coverage(args.datasets))
     if args.what in {"identification", "all"}:
-        _write("identification.json", identification(args.datasets))
+        result = identification(args.datasets, scenarios=args.scenarios)
+        previous = RESULTS / "identification.json"
+        if args.scenarios and previous.exists():
+            # a partial run keeps the other scenarios' last figures
+            kept = json.loads(previous.read_text())["scenarios"]
+            result["scenarios"] = {**kept, **result["scenarios"]}
+        _write("identification.json", result)
+    if args.what in {"power", "all"}:
+        _write("power.json", power_check(args.datasets))
+    if args.what in {"misclassification", "all"}:
+        _write("misclassification.json", misclassification_check(args.datasets))
 
 
 if __name__ == "__main__":

@@ -11,6 +11,8 @@ Strategy: which nets (yolov3-tiny, yolov4-tiny, or both combined by ``max`` / ``
 0.05-0.95 grid. A photo is worn when the whole-photo score reaches its threshold or (that pass having found nothing)
 the padded score reaches its own.
 
+Design: only strategies that keep yolov3-tiny (DESIGN_NET) are chosen; every other one is reported.
+
 Speed: only strategies whose person stage costs at most YOLO_BUDGET on a photo where it finds nobody (every pass
 and net runs) are chosen; COST holds ONNX Runtime CPU time per net and input size at 1 thread relative to
 yolov3-tiny at 192 (measured here: 13.6 ms CPU on the loaded 2-core machine; yolov4-tiny 192: 16.0, 256: 28.9,
@@ -50,8 +52,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "layers"))
 sys.path.insert(0, str(ROOT / "bench"))
 
+import vision_fusion  # noqa: E402
 from vision_data import COPIES, KINDS, load_photos  # noqa: E402
-from vision_scores import FULL_SIZES, NETS, PADDED_SIZES, load_scores  # noqa: E402
+from vision_scores import FULL_SIZES, NETS, PADDED_SIZES, SCORES_VERSION, TILE_GRID, load_scores  # noqa: E402
+from vision_skin import load_skin  # noqa: E402
 
 from imagelift.config import VisionConfig  # noqa: E402
 
@@ -61,12 +65,26 @@ COST = {
     "yolov4-tiny": {192: 1.18, 256: 2.13, 320: 3.17},
 }
 YOLO_BUDGET = 2.2
+DESIGN_NET = "yolov3-tiny"
+"""The users' design names YOLOv3 as the person detector: only strategies that keep it are chosen (the others,
+yolov4-tiny alone among them, are measured and listed all the same)."""
+TILE_WINDOWS = {"tiles": tuple(range(TILE_GRID * TILE_GRID)), "tiles+centre": tuple(range(TILE_GRID * TILE_GRID + 1))}
+TILE_WINDOWS["centre"] = (TILE_GRID * TILE_GRID,)
+AGREE_IOUS = (0.3, 0.5)
+AGREE_MIN_AREAS = (0.0, 0.05, 0.15)
+""" "agree" second pass: the nets' boxes of the whole-photo pass overlapping by at least an IoU of AGREE_IOUS, each
+at least AGREE_MIN_AREAS of the photo, may fire at their own (lower) threshold; it costs no network run."""
+SECOND_PASSES = (
+    *TILE_WINDOWS,
+    *(f"agree iou{iou:g} area{area:g}" for iou in AGREE_IOUS for area in AGREE_MIN_AREAS),
+)
 GRID = np.round(np.arange(0.05, 0.951, 0.025), 3)
 FP_WEIGHT = (1 - 0.85) / (1 - 0.99)
 MARGINS = np.round(np.arange(0.0, 0.301, 0.01), 3)
 INNER_FOLDS = 5
 OUTER_FOLDS = 5
 SEED = 14
+TOP = 5  # boxes per net and pass kept for the agreement rule
 
 
 @dataclass(frozen=True)
@@ -75,22 +93,36 @@ class Strategy:
     combine: str
     full: int  # 0 = no whole-photo pass
     padded: int  # 0 = no padded pass
+    second: str = ""
+    """Instead of the padded pass, another second look (SECOND_PASSES): ``tiles`` / ``centre`` / ``tiles+centre``
+    (crops of the photo, each at 192), or ``agree ...`` (boxes both nets agree on, no extra run)."""
 
     @property
     def name(self) -> str:
         nets = "+".join(self.nets) + (f" ({self.combine})" if len(self.nets) > 1 else "")
         passes = " + ".join(
-            p for p in (f"full {self.full}" if self.full else "", f"padded {self.padded}" if self.padded else "") if p
+            p
+            for p in (
+                f"full {self.full}" if self.full else "",
+                f"padded {self.padded}" if self.padded else "",
+                self.second,
+            )
+            if p
         )
         return f"{nets}: {passes}"
 
     @property
     def cost(self) -> float:
         """Relative CPU cost of the person stage on a photo where it finds nobody (all passes run)."""
-        return round(sum(COST[net][size] for net in self.nets for size in (self.full, self.padded) if size), 2)
+        runs = [size for size in (self.full, self.padded) if size]
+        if self.second in TILE_WINDOWS:
+            runs += [192] * len(TILE_WINDOWS[self.second])
+        return round(sum(COST[net][size] for net in self.nets for size in runs), 2)
 
     def config(self, full_t: float, padded_t: float, margin: float) -> dict:
         second = [n for n in self.nets if n != "yolov3-tiny"]
+        if self.second:
+            raise ValueError(f"the cascade has no {self.second!r} pass: {self.name} is measured, not shippable")
         return {
             "yolo_model": NETS["yolov3-tiny"] if "yolov3-tiny" in self.nets else NETS[self.nets[0]],
             "second_yolo_model": NETS[second[0]] if second and "yolov3-tiny" in self.nets else "",
@@ -111,6 +143,11 @@ def strategies() -> list[Strategy]:
     for (nets, rule), full, padded in itertools.product(net_sets, (0, *FULL_SIZES), (0, *PADDED_SIZES)):
         if full or padded:
             out.append(Strategy(nets, rule, full, padded))
+    for (nets, rule), full, second in itertools.product(net_sets, FULL_SIZES, SECOND_PASSES):
+        # Boxes beyond the best are kept for the 192 pass only (vision_scores.py --reuse keeps the other passes).
+        if second.startswith("agree") and (len(nets) < 2 or full != 192):
+            continue
+        out.append(Strategy(nets, rule, full, 0, second))
     return out
 
 
@@ -123,19 +160,33 @@ class Table:
     label: np.ndarray  # per photo
     kind: np.ndarray  # per photo
     source: np.ndarray  # per photo
-    face: np.ndarray  # per row
+    face: np.ndarray  # per row: the best face score reaches face_min_confidence
     scores: dict[tuple[str, str], np.ndarray]  # (net, pass name) -> per-row score
+    face_score: np.ndarray  # per row: the best face score
+    tops: dict[tuple[str, str], np.ndarray]  # (net, full pass) -> rows x TOP x [score, x, y, w, h]
+    tiles: dict[str, np.ndarray]  # net -> rows x windows: best person score in each crop
+    skin: dict[str, np.ndarray]  # vote (bench/vision_skin.py) -> per-row value; empty until it has run
 
 
-def load_table(face_min_confidence: float) -> Table:
+VIEWS = ("person", "shared")
+VIEWS_HELP = "which decode YOLO saw: the person stage's own (person) or the face stage's (shared)"
+"""``person``: YOLO on the person stage's own reduced decode (the cascade as shipped); ``shared``: the whole-photo
+passes on the face stage's decode (one decode for both stages; padded canvases as in ``person``)."""
+
+
+def load_table(face_min_confidence: float, view: str = "person") -> Table:
     photos = load_photos()
     cached = load_scores(photos)
     missing = [p.id for p in photos if p.id not in cached]
     if missing:
         print(f"warning: {len(missing)} photos not scored yet (run bench/vision_scores.py); left out", file=sys.stderr)
     photos = [p for p in photos if p.id in cached]
+    skin_cached = load_skin(photos)
+    skin: dict[str, list[float]] = {}
     rows_photo, rows_copy, face = [], [], []
     scores: dict[tuple[str, str], list[float]] = {}
+    tops: dict[tuple[str, str], list[np.ndarray]] = {}
+    tiles: dict[str, list[list[float]]] = {}
     for index, photo in enumerate(photos):
         for c, copy in enumerate(COPIES):
             entry = cached[photo.id][copy]
@@ -143,8 +194,20 @@ def load_table(face_min_confidence: float) -> Table:
             rows_copy.append(c)
             face.append(entry["face"])
             for net, passes in entry["persons"].items():
+                if view == "shared" and "persons_shared" in entry:
+                    passes = {**passes, **entry["persons_shared"][net]}
                 for pass_name, best in passes.items():
                     scores.setdefault((net, pass_name), []).append(best["score"])
+                    if pass_name.startswith("full"):
+                        top = np.zeros((TOP, 5), np.float32)
+                        listed = best.get("top", [])[:TOP]
+                        if listed:
+                            top[: len(listed)] = listed
+                        tops.setdefault((net, pass_name), []).append(top)
+            for net, windows in entry["tiles"].items():
+                tiles.setdefault(net, []).append([w[0] for w in windows])
+            for vote, value in skin_cached.get(photo.id, {}).get(copy, {}).items():
+                skin.setdefault(vote, []).append(value)
     return Table(
         photos,
         np.asarray(rows_photo),
@@ -154,7 +217,39 @@ def load_table(face_min_confidence: float) -> Table:
         np.asarray([p.source for p in photos]),
         np.asarray(face) >= face_min_confidence,
         {k: np.asarray(v, dtype=np.float32) for k, v in scores.items()},
+        np.asarray(face, dtype=np.float32),
+        {k: np.stack(v) for k, v in tops.items()},
+        {k: np.asarray(v, dtype=np.float32) for k, v in tiles.items()},
+        {k: np.asarray(v, dtype=np.float32) for k, v in skin.items() if len(v) == len(face)},
     )
+
+
+def agreement(table: Table, nets: tuple[str, ...], pass_name: str, min_iou: float, min_area: float) -> np.ndarray:
+    """Per row: the best min(score A, score B) over pairs of the two nets' boxes that overlap by ``min_iou`` and
+    each cover ``min_area`` of the photo (0 when no pair does)."""
+    a, b = table.tops[(nets[0], pass_name)], table.tops[(nets[1], pass_name)]
+    ax1, ay1, aw, ah = (a[:, :, i][:, :, None] for i in range(1, 5))
+    bx1, by1, bw, bh = (b[:, :, i][:, None, :] for i in range(1, 5))
+    iw = np.clip(np.minimum(ax1 + aw, bx1 + bw) - np.maximum(ax1, bx1), 0, None)
+    ih = np.clip(np.minimum(ay1 + ah, by1 + bh) - np.maximum(ay1, by1), 0, None)
+    inter = iw * ih
+    union = aw * ah + bw * bh - inter
+    iou = np.where(union > 0, inter / np.maximum(union, 1e-9), 0.0)
+    ok = (iou >= min_iou) & (aw * ah >= min_area) & (bw * bh >= min_area)
+    pair = np.minimum(a[:, :, 0][:, :, None], b[:, :, 0][:, None, :])
+    return np.where(ok, pair, 0.0).reshape(len(a), -1).max(1).astype(np.float32)
+
+
+def second_scores(table: Table, strategy: Strategy) -> np.ndarray:
+    """The score of a strategy's ``second`` look, per row."""
+    rule = {"max": np.max, "mean": np.mean, "min": np.min}[strategy.combine]
+    if strategy.second in TILE_WINDOWS:
+        windows = list(TILE_WINDOWS[strategy.second])
+        # Per crop the nets are combined (for ``min`` both must see the person in the same crop), then the best crop.
+        stack = np.stack([table.tiles[net][:, windows] for net in strategy.nets])
+        return rule(stack, axis=0).max(1)
+    _, iou, area = strategy.second.split()
+    return agreement(table, strategy.nets, f"full{strategy.full}", float(iou[3:]), float(area[4:]))
 
 
 def combined_scores(table: Table, strategy: Strategy) -> tuple[np.ndarray | None, np.ndarray | None]:
@@ -162,6 +257,8 @@ def combined_scores(table: Table, strategy: Strategy) -> tuple[np.ndarray | None
         stack = np.stack([table.scores[(net, pass_name)] for net in strategy.nets])
         return {"max": stack.max(0), "mean": stack.mean(0), "min": stack.min(0)}[strategy.combine]
 
+    if strategy.second:
+        return one(f"full{strategy.full}"), second_scores(table, strategy)
     return (
         one(f"full{strategy.full}") if strategy.full else None,
         one(f"padded{strategy.padded}") if strategy.padded else None,
@@ -203,24 +300,24 @@ def build_candidates(table: Table) -> list[Candidate]:
 
 
 # ------------------------------------------------------------------------------------------------ selection
-def objective(candidate: Candidate, table: Table, mask: np.ndarray) -> np.ndarray:
-    """worn recall - FP_WEIGHT x product FP rate over the photos in ``mask``, for every grid point."""
+def objective(candidate: Candidate, table: Table, mask: np.ndarray, weight: float = FP_WEIGHT) -> np.ndarray:
+    """worn recall - ``weight`` x product FP rate over the photos in ``mask``, for every grid point."""
     worn = mask & (table.label == 2)
     product = mask & (table.label == 3)
     recall = candidate.worn_hits[worn].sum(0) / max(1, worn.sum())
     fp = candidate.worn_hits[product].sum(0) / max(1, product.sum())
-    return recall - FP_WEIGHT * fp
+    return recall - weight * fp
 
 
-def best_grid_point(candidate: Candidate, table: Table, mask: np.ndarray) -> int:
+def best_grid_point(candidate: Candidate, table: Table, mask: np.ndarray, weight: float = FP_WEIGHT) -> int:
     """The best thresholds on ``mask``; among ties the one farthest from the grid's edges of the tie (its middle)."""
-    value = objective(candidate, table, mask)
+    value = objective(candidate, table, mask, weight)
     # An unused pass's threshold is irrelevant: keep it at the grid's middle so ties do not wander.
     g = len(GRID)
     value = value.reshape(g, g)
     if not candidate.strategy.full:
         value = np.where(np.arange(g)[:, None] == g // 2, value, -np.inf)
-    if not candidate.strategy.padded:
+    if not (candidate.strategy.padded or candidate.strategy.second):
         value = np.where(np.arange(g)[None, :] == g // 2, value, -np.inf)
     flat = value.reshape(-1)
     tied = np.flatnonzero(flat >= flat.max() - 1e-9)
@@ -241,7 +338,7 @@ def fold_ids(table: Table, folds: int, subset: np.ndarray, seed: int) -> np.ndar
 def choose(candidates: list[Candidate], table: Table, train: np.ndarray, seed: int) -> tuple[Candidate, int, dict]:
     """Inner CV over ``train`` picks the strategy (within the speed budget); its thresholds are refitted on all of
     ``train``."""
-    candidates = [c for c in candidates if c.strategy.cost <= YOLO_BUDGET]
+    candidates = [c for c in candidates if c.strategy.cost <= YOLO_BUDGET and DESIGN_NET in c.strategy.nets]
     inner = fold_ids(table, INNER_FOLDS, train, seed)
     inner_scores = []
     for candidate in candidates:
@@ -389,6 +486,7 @@ def strategy_table(candidates: list[Candidate], table: Table) -> list[dict]:
                 "strategy": candidate.strategy.name,
                 "cost": candidate.strategy.cost,
                 "within_budget": candidate.strategy.cost <= YOLO_BUDGET,
+                "keeps_yolov3_tiny": DESIGN_NET in candidate.strategy.nets,
                 "thresholds_in_sample": [full_t, padded_t],
                 "cv_worn_recall": cv["worn_recall"],
                 "cv_product_fp": cv["product_called_worn_or_model"],
@@ -399,6 +497,76 @@ def strategy_table(candidates: list[Candidate], table: Table) -> list[dict]:
             }
         )
     out.sort(key=lambda r: -r["cv_objective"])
+    return out
+
+
+def outer_groups(table: Table, scheme: str) -> list[np.ndarray]:
+    if scheme == "photos":
+        outer = fold_ids(table, OUTER_FOLDS, np.ones(len(table.photos), bool), SEED)
+        return [outer == k for k in range(OUTER_FOLDS)]
+    return [table.source == s for s in sorted(set(table.source))]
+
+
+def fixed_strategy_cv(candidate: Candidate, table: Table, scheme: str, weight: float = FP_WEIGHT) -> dict:
+    """One strategy, its thresholds refitted on each outer training part (objective with ``weight``), judged on
+    the held-out part: hands, legs, worn and product figures."""
+    predicted = np.full(len(table.face), 3)
+    for test in outer_groups(table, scheme):
+        train = ~test
+        if not ((table.label[train] == 2).any() and (table.label[train] == 3).any()):
+            predicted[test[table.photo_of_row]] = np.where(table.face[test[table.photo_of_row]], 1, 3)
+            continue
+        pred, _ = row_outcomes(
+            table, candidate.strategy, *thresholds_of(best_grid_point(candidate, table, train, weight))
+        )
+        predicted[test[table.photo_of_row]] = pred[test[table.photo_of_row]]
+    figures = judge(table, predicted, np.full(len(table.face), np.inf), 0.0, np.ones(len(table.face), bool))
+    return {
+        "hands": figures["per_kind"]["hands"]["recall"],
+        "legs": figures["per_kind"]["legs"]["recall"],
+        "worn": figures["worn_recall"],
+        "product_fp": figures["product_called_worn_or_model"],
+        "studio_fp": round(1 - (figures["per_kind"]["studio"]["recall"] or 1.0), 4),
+    }
+
+
+CURVE_WEIGHTS = (2, 5, 10, 15, 30, 60)
+"""FP weights of the objective traced for each lever's curve: a low weight buys recall with false positives."""
+
+
+def lever_family(strategy: Strategy) -> str:
+    if strategy.second.startswith("agree"):
+        return "agree (both nets' boxes overlap: a second, lower threshold)"
+    if strategy.second:
+        return f"zoomed crops ({strategy.second}, each letterboxed to 192)"
+    return "padded canvas" if strategy.padded else "whole photo only"
+
+
+def lever_report(candidates: list[Candidate], table: Table, rows: list[dict]) -> list[dict]:
+    """For each lever family, its best strategy by the photo-fold CV objective (strategy_table), then that strategy
+    cross-validated with sources left out too, and its CV curve: recall against product false positives as the
+    objective's FP weight moves (thresholds refitted per fold at each weight)."""
+    by_name = {c.strategy.name: c for c in candidates}
+    best: dict[str, dict] = {}
+    for row in rows:  # sorted best first
+        family = lever_family(by_name[row["strategy"]].strategy)
+        best.setdefault(family, row)
+    out = []
+    for family, row in best.items():
+        candidate = by_name[row["strategy"]]
+        out.append(
+            {
+                "lever": family,
+                "best_strategy": row["strategy"],
+                "cost": row["cost"],
+                "within_budget": row["within_budget"],
+                "cv_photos": fixed_strategy_cv(candidate, table, "photos"),
+                "cv_sources": fixed_strategy_cv(candidate, table, "sources"),
+                "cv_curve_photos": [
+                    {"fp_weight": w, **fixed_strategy_cv(candidate, table, "photos", w)} for w in CURVE_WEIGHTS
+                ],
+            }
+        )
     return out
 
 
@@ -423,10 +591,11 @@ def recall_curve(candidate: Candidate, table: Table, full_t: float, padded_t: fl
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--view", choices=VIEWS, default="person", help=VIEWS_HELP)
     args = parser.parse_args(argv)
     started = time.monotonic()
     shipped = VisionConfig.from_env({})
-    table = load_table(shipped.face_min_confidence)
+    table = load_table(shipped.face_min_confidence, args.view)
     candidates = build_candidates(table)
     everything = np.ones(len(table.photos), bool)
 
@@ -438,7 +607,12 @@ def main(argv: list[str] | None = None) -> int:
     in_sample = judge(table, pred, gap, margin, rows)
     in_sample["confusion"] = confusion(table, pred, rows)
 
+    strategies_tried = strategy_table(candidates, table)
     report = {
+        "command": "OMP_NUM_THREADS=1 .venv/bin/python bench/tune_vision.py"
+        + (f" --view {args.view}" if args.view != "person" else ""),
+        "scores_version": SCORES_VERSION,
+        "view": args.view,
         "photos": len(table.photos),
         "rows": len(table.face),
         "copies": list(COPIES),
@@ -452,7 +626,8 @@ def main(argv: list[str] | None = None) -> int:
         "inner_cv_top5": inner_top,
         "cv": {"photos": outer_cv(candidates, table, "photos"), "sources": outer_cv(candidates, table, "sources")},
         "in_sample": in_sample,
-        "strategies": strategy_table(candidates, table),
+        "strategies": strategies_tried,
+        "levers": lever_report(candidates, table, strategies_tried) + vision_fusion.lever(sys.modules[__name__], table),
         "hand_curve_of_the_chosen_strategy": recall_curve(final, table, full_t, padded_t),
         "seconds": None,
     }
@@ -483,6 +658,18 @@ def markdown(report: dict) -> str:
         lines.append(
             f"| {r['strategy']} | {r['cost']}{'' if r['within_budget'] else ' (over)'} | {r['cv_worn_recall']} | "
             f"{r['cv_product_fp']} | {r['in_sample_worn_recall']} | {r['in_sample_product_fp']} |"
+        )
+    lines.append("")
+    lines.append("| lever | best strategy | cost | CV photos: hands / legs / worn / product FP | CV sources: same |")
+    lines.append("|---|---|---|---|---|")
+    for lever in report["levers"]:
+        cells = [
+            " / ".join(f"{lever[scheme][k]:.1%}" for k in ("hands", "legs", "worn", "product_fp"))
+            for scheme in ("cv_photos", "cv_sources")
+        ]
+        lines.append(
+            f"| {lever['lever']} | {lever['best_strategy'][:60]} | {lever['cost']}"
+            f"{'' if lever['within_budget'] else ' (over)'} | {cells[0]} | {cells[1]} |"
         )
     return "\n".join(lines)
 

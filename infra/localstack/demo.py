@@ -312,13 +312,17 @@ def _run_flow(
     out.mkdir(parents=True, exist_ok=True)
     report = json.loads(s3.get_object(Bucket=stack.data_bucket, Key="reports/latest/influence.json")["Body"].read())
     html = s3.get_object(Bucket=stack.data_bucket, Key="reports/latest/influence.html")["Body"].read()
+    # the page links the CSV and JSON by name, so both sit beside it
+    report_csv = s3.get_object(Bucket=stack.data_bucket, Key="reports/latest/influence.csv")["Body"].read()
     files = {
         "report.html": out / "report.html",
         "influence.json": out / "influence.json",
+        "influence.csv": out / "influence.csv",
         "categories.jsonl": out / "categories.jsonl",
         "sales.csv": out / "sales.csv",
     }
     files["report.html"].write_bytes(html)
+    files["influence.csv"].write_bytes(report_csv)
     files["influence.json"].write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     with files["categories.jsonl"].open("w", encoding="utf-8") as handle:
         for record in records:

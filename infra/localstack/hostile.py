@@ -2,7 +2,7 @@
 
 Used by the hostile corpus test (through the handler on the template's stack), the hostile benchmark (time and
 peak memory of each case in its own process) and the burst benchmark (a share of hostile files among real
-photos). Every case is built with numpy and OpenCV from nothing but a seed; the big ones are cached under
+photos). Every case is built with numpy and OpenCV (HEIC with pillow-heif, AVIF with Pillow) from nothing but a seed; the big ones are cached under
 ``.cache/hostile/`` by :func:`build_file`, since encoding 50 MP takes a while.
 """
 
@@ -112,6 +112,39 @@ def big_jpeg(width: int, height: int, *, progressive: bool = False) -> bytes:
     return _encode(_texture(width, height, 6), ".jpg", [cv2.IMWRITE_JPEG_PROGRESSIVE, int(progressive)])
 
 
+def heic(picture: np.ndarray, quality: int = 80) -> bytes:
+    """``picture`` (BGR) as HEIC, by libheif's x265 encoder through pillow-heif."""
+    import io
+
+    import pillow_heif
+
+    rgb = np.ascontiguousarray(picture[:, :, ::-1])
+    out = io.BytesIO()
+    pillow_heif.from_bytes(mode="RGB", size=(rgb.shape[1], rgb.shape[0]), data=rgb.tobytes()).save(out, quality=quality)
+    return out.getvalue()
+
+
+def avif(picture: np.ndarray, quality: int = 60) -> bytes:
+    """``picture`` (BGR) as AVIF, by libavif through Pillow (its fastest speed: the big ones take a while)."""
+    import io
+
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(picture[:, :, ::-1])).save(out, format="AVIF", quality=quality, speed=10)
+    return out.getvalue()
+
+
+def forged_ispe(data: bytes, width: int, height: int) -> bytes:
+    """A HEIF file whose every image size property (ispe) says ``width`` x ``height``, whatever its data holds."""
+    forged = bytearray(data)
+    at = forged.find(b"ispe")
+    while at >= 0:
+        forged[at + 8 : at + 16] = struct.pack(">II", width, height)  # after the box type: version/flags, w, h
+        at = forged.find(b"ispe", at + 4)
+    return bytes(forged)
+
+
 def truncated_upload() -> bytes:
     data = _encode(_texture(800, 600, 7), ".jpg")
     return data[: len(data) * 2 // 3]
@@ -135,6 +168,14 @@ CASES: tuple[HostileCase, ...] = (
     HostileCase("webp-lossless-alpha-max", "lossless WebP with alpha, 16383x3051 (50 MP)", lambda: lossless_webp_bomb(16383, 3051), "classified", big=True),
     HostileCase("jpeg-50mp", "an ordinary 8-bit JPEG at 7071x7071", lambda: big_jpeg(7071, 7071), "classified", big=True),
     HostileCase("jpeg-50mp-progressive", "a progressive 8-bit JPEG at 7071x7071 (10 scans)", lambda: big_jpeg(7071, 7071, progressive=True), "classified", big=True),
+    HostileCase("heic-claims-100000", "HEIC of 800x600 whose ispe claims 100000x100000", lambda: forged_ispe(heic(_texture(800, 600, 8)), 100000, 100000), "failed", "too_large"),
+    HostileCase("avif-claims-100000", "AVIF of 800x600 whose ispe claims 100000x100000", lambda: forged_ispe(avif(_texture(800, 600, 8)), 100000, 100000), "failed", "too_large"),
+    HostileCase("heic-truncated", "the first two thirds of a HEIC", lambda: (lambda d: d[: len(d) * 2 // 3])(heic(_texture(800, 600, 9))), "failed", "truncated"),
+    HostileCase("avif-truncated", "the first two thirds of an AVIF", lambda: (lambda d: d[: len(d) * 2 // 3])(avif(_texture(800, 600, 9))), "failed", "truncated"),
+    HostileCase("heic-hides-7000", "HEIC of 7000x7000 whose ispe claims 100x100 (a small size hiding a big frame)", lambda: forged_ispe(heic(_texture(7000, 7000, 10), 30), 100, 100), "failed", "corrupt", big=True),
+    HostileCase("avif-hides-7000", "AVIF of 7000x7000 whose ispe claims 100x100 (a small size hiding a big frame)", lambda: forged_ispe(avif(_texture(7000, 7000, 10), 30), 100, 100), "failed", "corrupt", big=True),
+    HostileCase("heic-50mp", "an ordinary HEIC at 7070x7070 (50 MP: HEVC declares an odd size one pixel larger)", lambda: heic(_texture(7070, 7070, 11), 50), "classified", big=True),
+    HostileCase("avif-50mp", "an ordinary AVIF at 7071x7071", lambda: avif(_texture(7071, 7071, 11), 40), "classified", big=True),
 )  # fmt: skip
 
 

@@ -27,9 +27,9 @@ import urllib.request
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
+from infra.localstack.running import Running
 from infra.localstack.server import LOCAL_HOST, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -135,7 +135,7 @@ class Invocation:
     runner: str = "rie"
 
 
-class RieFunction:
+class RieFunction(Running):
     """A handler running under the Runtime Interface Emulator on 127.0.0.1 (one "container"; a context manager).
 
     Invocations are serialised: like a Lambda execution environment, one instance runs one event at a time.
@@ -297,12 +297,3 @@ class RieFunction:
             process.wait(timeout=5)
         if self._reader is not None:
             self._reader.join(timeout=2)
-
-    def __enter__(self) -> RieFunction:
-        self.start()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()

@@ -18,10 +18,11 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType, TracebackType
+from types import ModuleType
 from typing import Any, Protocol
 
 from infra.localstack.rie import Invocation, RieFunction, RieUnavailable, rie_binary
+from infra.localstack.running import Running
 from infra.localstack.server import patched_environ
 from infra.localstack.stack import FunctionSpec, LocalStack
 
@@ -71,7 +72,7 @@ class _LogSink(io.TextIOBase):
 _ENV_LOCK = threading.Lock()  # one handler at a time may own os.environ in this process
 
 
-class InProcessFunction:
+class InProcessFunction(Running):
     """The handler imported into this process (module-level code runs once, like a cold start), env applied per call.
 
     The fallback where the emulator cannot run. Invocations hold a process-wide lock: the handler reads its
@@ -150,15 +151,6 @@ class InProcessFunction:
 
     def stop(self) -> None:
         """Nothing to stop: the module stays imported (a warm container)."""
-
-    def __enter__(self) -> InProcessFunction:
-        self.start()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
 
 def start_function(

@@ -12,7 +12,8 @@ import os
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
-from types import TracebackType
+
+from infra.localstack.running import Running
 
 LOCAL_HOST = "127.0.0.1"
 LOCAL_REGION = "us-east-1"
@@ -60,7 +61,7 @@ def client_env(endpoint_url: str, region: str = LOCAL_REGION) -> dict[str, str]:
     }
 
 
-class MotoServer:
+class MotoServer(Running):
     """moto as an HTTP server on 127.0.0.1 (a free port unless given); a context manager.
 
     >>> with MotoServer() as server:
@@ -110,12 +111,3 @@ class MotoServer:
             self._server.stop()
             self._server = None
             moto_api_backend.reset()
-
-    def __enter__(self) -> MotoServer:
-        self.start()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()

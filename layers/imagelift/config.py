@@ -251,6 +251,19 @@ class ReportConfig(_FromEnv):
     of products is below ``jackknife_min_effective``, that interval comes from the leave-one-product-out jackknife
     (CR3) instead of CRV1, whose few large clusters then make it too narrow."""
     jackknife_min_effective: float = 30.0
+    bootstrap_draws: int = 999
+    """Draws of the wild score bootstrap that gives the headline intervals when the weight is concentrated."""
+    bootstrap_seed: int = 0
+    """Seed of those draws: the same data give the same report."""
+    power: float = 0.8
+    """Power at which the report states the smallest lift each comparison could detect."""
+    power_lift_pct: float = 5.0
+    """The lift (percent) for which the report says how much more data a comparison would need to detect it."""
+    confusion: str = ""
+    """The classifier's confusion matrix (the JSON of ``imagelift evaluate --json`` on labelled photos, or of
+    ``imagelift review --confusion``): a file for ``imagelift report``, a key in the data bucket for the scheduled
+    report (under the sales prefix, which the function may read). When set, the report also shows the category
+    effects corrected for the classifier's mistakes."""
     cell_sums_min_rows: int = 100_000
     """Rows from which the headline PPML is solved on product x week cell sums (one pass over the rows per Newton
     step) instead of by sweeping the fixed effects out of every row at each step; the same estimates either way.
@@ -259,6 +272,14 @@ class ReportConfig(_FromEnv):
     """Threads BLAS may use while the report is built (0: the library's default, one per core). The fits multiply
     small matrices, where thread start-up costs more than it saves: one thread ran the 1M-row report's fits about
     twice as fast as two on a 2-core machine (bench/results/report_speed.json)."""
+    listing_category: str = "main"
+    """Which photos give a listing-week its category: ``main`` (the listing's main photo: ``main.*``, else the lowest
+    leading position number ``01-...``, see imagelift.records.keys) or ``any_model`` (``model`` when any live photo of
+    the gallery is a model photo, else the main photo's category)."""
+
+    def __post_init__(self) -> None:
+        if self.listing_category not in ("main", "any_model"):
+            raise ValueError(f"REPORT_LISTING_CATEGORY={self.listing_category!r} is not main or any_model")
 
     def control_columns(self) -> tuple[str, ...]:
         return tuple(c.strip().lower() for c in self.controls.split(",") if c.strip())

@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import importlib.util
 import json
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -86,6 +87,12 @@ def test_handler_writes_reports_and_summary(stack, report_env, loaded, simulatio
         assert {f"reports/{folder}/influence.{ext}" for ext in ("json", "csv", "html")} <= keys
     head = s3.head_object(Bucket=loaded, Key=f"reports/{date}/influence.html")
     assert head["ContentType"].startswith("text/html")
+    # the page's links are relative: each names a file stored beside it, under the dated and the latest prefix
+    for folder in (date, "latest"):
+        page = s3.get_object(Bucket=loaded, Key=f"reports/{folder}/influence.html")["Body"].read().decode()
+        links = set(re.findall(r"href='([^']+)'", page))
+        assert links == {"influence.csv", "influence.json"}
+        assert {f"reports/{folder}/{link}" for link in links} <= keys
     report = json.loads(s3.get_object(Bucket=loaded, Key="reports/latest/influence.json")["Body"].read())
 
     # the rows, the rejections (one of each reason planted) and the records all went through

@@ -52,8 +52,8 @@ def catalogue(stack: DeployedStack, cascade, labelled_photos):
     product, model = by_category(labelled_photos, 3, 1)[0], by_category(labelled_photos, 1, 1)[0]
     worn = by_category(labelled_photos, 2, 1)[0]
     events = [
-        stack.put_photo("images/SC-1/A/1.jpg", product.read_bytes()),
-        stack.put_photo("images/SC-1/A/2.jpg", model.read_bytes()),
+        stack.put_photo("images/SC-1/A/front.jpg", product.read_bytes()),
+        stack.put_photo("images/SC-1/A/on-model.jpg", model.read_bytes()),
         stack.put_photo("images/SC-1/B/1.jpg", worn.read_bytes()),
         stack.delete_photo("images/SC-1/B/1.jpg"),
         stack.put_photo("images/SC-1/C/1.jpg", b"not a photo at all"),
@@ -85,8 +85,13 @@ def test_a_product_is_one_indexed_query(stack: DeployedStack, catalogue):
     by_listing = {row.listing_id: row for row in rows}
     assert sorted(by_listing) == ["A", "B", "C"]
     a = by_listing["A"]
-    # the gallery photo uploaded last is the listing's current one, as the weekly report takes it
-    assert (a.key, a.category, a.status, a.live_photos) == ("images/SC-1/A/2.jpg", catalogue["model"], "classified", 2)
+    # neither name carries a gallery position (01-..., main.jpg): the newer upload counts, as in the weekly report
+    assert (a.key, a.category, a.status, a.live_photos) == (
+        "images/SC-1/A/on-model.jpg",
+        catalogue["model"],
+        "classified",
+        2,
+    )
     assert a.version.startswith("v#") and a.face_score is not None and a.classified_at
     assert (by_listing["B"].status, by_listing["B"].category, by_listing["B"].live_photos) == ("deleted", None, 0)
     assert (by_listing["C"].status, by_listing["C"].failed) == ("failed", 1)
@@ -100,7 +105,7 @@ def test_a_listing_is_one_indexed_query_under_every_product(stack: DeployedStack
     rows = service.of_listing("A")
     assert client.queries == [BY_LISTING_INDEX]
     assert [(row.product_id, row.key) for row in rows] == [
-        ("SC-1", "images/SC-1/A/2.jpg"),
+        ("SC-1", "images/SC-1/A/on-model.jpg"),
         ("SC-2", "images/SC-2/A/1.jpg"),
     ]
     (only,) = service.of_listing("A", product_id="SC-2")
@@ -127,7 +132,7 @@ def test_categories_command_prints_and_exports(stack: DeployedStack, catalogue, 
     assert all(row["product_id"] != "" for row in rows)  # the unmatched key is no listing
     a = next(row for row in rows if (row["product_id"], row["listing_id"]) == ("SC-1", "A"))
     assert (a["key"], a["category"], a["corrected"], a["status"]) == (
-        "images/SC-1/A/2.jpg",
+        "images/SC-1/A/on-model.jpg",
         str(catalogue["model"]),
         "False",
         "classified",

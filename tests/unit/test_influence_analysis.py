@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -255,14 +256,24 @@ def test_an_elasticity_of_the_wrong_sign_or_size_is_a_warning():
     )
 
 
-def test_a_few_huge_products_switch_the_headline_to_jackknife_ranges():
+def test_a_few_huge_products_switch_the_headline_to_bootstrap_ranges_and_jackknife_errors():
     sim = simulate(SimulationSpec(products=150, weeks=26, huge_products=3, huge_demand=4.0, seed=5))
     report = _report(sim)
     model = next(c for c in report.concentration if c.category == 1)
-    assert model.interval == "CR3" and model.top_share > 0.3
+    assert model.interval == "wild bootstrap" and model.top_share > 0.3
     assert set(model.top_products) <= {"P00000", "P00001", "P00002"} or model.top_share > 0.3
     assert report.effects[0].std_err == pytest.approx(model.cr3_std_err)
-    assert any("jackknife, CR3" in w for w in report.warnings)
+    assert (report.effects[0].ci_low, report.effects[0].ci_high) == pytest.approx(model.bootstrap_ci)
+    assert report.effects[0].p_value == pytest.approx(model.bootstrap_p_value)
+    low, high = report.effects[0].effect_pct_ci
+    assert low == pytest.approx(100 * math.expm1(model.bootstrap_ci[0]))
+    assert high == pytest.approx(100 * math.expm1(model.bootstrap_ci[1]))
+    assert any("wild bootstrap" in w and "jackknife, CR3" in w for w in report.warnings)
+    # the same seed gives the same report; the bootstrap range is wider than the jackknife's here
+    again = _report(sim)
+    assert again.effects[0].ci_low == report.effects[0].ci_low
+    assert model.bootstrap_ci[1] - model.bootstrap_ci[0] > 2 * 1.9 * model.cr3_std_err
+    assert Report.from_json(report.to_json()).concentration == report.concentration
 
 
 def test_evenly_spread_products_keep_clustered_ranges(report_and_truth):
@@ -278,3 +289,17 @@ def test_the_within_listing_fit_follows_the_same_jackknife_rule():
     plain = _report(sim, ReportConfig(controls="promo", jackknife_top_share=1.0, jackknife_min_effective=0.0))
     assert report.within_listing.effects[0].std_err > plain.within_listing.effects[0].std_err
     assert report.within_listing.effects[0].estimate == pytest.approx(plain.within_listing.effects[0].estimate)
+
+
+def test_reports_written_before_the_robust_intervals_and_power_still_load(report_and_truth):
+    report, _ = report_and_truth
+    data = json.loads(report.to_json())
+    for key in ("leave_one_out", "power"):
+        data.pop(key)
+    for row in data["concentration"]:
+        for key in [k for k in row if k.startswith("bootstrap_")]:
+            row.pop(key)
+    old = Report.from_dict(data)
+    assert old.leave_one_out == () and old.power == ()
+    assert all(c.bootstrap_ci is None for c in old.concentration)
+    assert old.effects == report.effects

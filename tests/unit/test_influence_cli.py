@@ -83,13 +83,15 @@ def test_report_writes_three_files_that_agree(report_dir, simulated):
 class _Collector(HTMLParser):
     def __init__(self):
         super().__init__()
-        self.tags, self.external, self.text = [], [], []
+        self.tags, self.links, self.sources, self.text = [], [], [], []
 
     def handle_starttag(self, tag, attrs):
         self.tags.append(tag)
         for name, value in attrs:
-            if name in {"src", "href"} and value and not value.startswith("#"):
-                self.external.append(value)
+            if name == "href" and value and not value.startswith("#"):
+                self.links.append(value)
+            if name == "src":
+                self.sources.append(value)
 
     def handle_data(self, data):
         self.text.append(data)
@@ -101,7 +103,12 @@ def test_html_is_self_contained_and_says_the_numbers(report_dir):
     parser = _Collector()
     parser.feed(page)
     assert "svg" in parser.tags and "circle" in parser.tags and "table" in parser.tags
-    assert "script" not in parser.tags and parser.external == []
+    assert parser.sources == []  # nothing loaded from anywhere: style, charts and script are inline
+    # the only links are to the data files, by a name relative to the page, and those files were written
+    for link in parser.links:
+        assert "/" not in link and ":" not in link, link
+        assert (report_dir / link).is_file(), link
+    assert {"influence.csv", "influence.json"} <= set(parser.links)
     text = " ".join(parser.text)
     model = report["effects"][0]
     assert f"{model['effect_pct']:+.1f}%" in text

@@ -106,6 +106,9 @@ def test_build_report_times_each_stage_and_renders_from_the_report(sim):
         "per_product_spread",
         "units_with_price",
         "revenue",
+        "leave_one_product_out",
+        "power_headline",
+        "power_within_listing",
     }
     assert not any("seed" in r["section"] for r in rows)
     pooled = [r for r in rows if r["section"] == "pooled_ols"]
@@ -197,7 +200,8 @@ def test_demeaning_that_never_converges_on_real_data_gives_warnings_and_a_report
     run = build_report(_sources(sim), sim.records, ReportConfig(controls="promo", fe_tol=0.0), generated_at=WHEN)
     report = run.report
     failed = [w for w in report.warnings if "fixed effects did not converge" in w]
-    assert len(failed) == 4  # headline, within-listing, log(units) check and price premium all absorb fixed effects
+    # headline, within-listing, log(units) check, price premium and the event study all absorb fixed effects
+    assert len(failed) == 5
     assert not any(e.estimated for e in (*report.effects, *report.price_effects))
     assert report.pooled.effects[0].estimated  # pooled OLS absorbs nothing and still comes out
     assert json.loads(run.files["influence.json"])["warnings"] == list(report.warnings)

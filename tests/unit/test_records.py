@@ -137,8 +137,10 @@ def test_report_fields_are_what_the_report_reads():
 
     assert report_records.REPORT_FIELDS is REPORT_FIELDS
     view = classified(category=1).report_fields()
-    # only deletes have deleted_at, only records a seller dated have live_from, only corrected ones a correction
-    assert set(REPORT_FIELDS) - set(view) == {"deleted_at", "live_from", "correction"} and view["sequencer"] == SEQ
+    # only deletes have deleted_at, only records a seller dated have live_from, only corrected ones a correction,
+    # only photos whose file name carries a gallery position a photo_position
+    expected = {"deleted_at", "live_from", "correction", "photo_position"}
+    assert set(REPORT_FIELDS) - set(view) == expected and view["sequencer"] == SEQ
     assert STATUSES == ("classified", "failed", "deleted")
 
 

@@ -384,3 +384,31 @@ def test_a_mapped_daily_date_column_is_summed_into_weeks():
     table = _read(("orders.csv", text.encode()), config=config)
     assert table.frame[["units", "price"]].values.tolist() == [[4.0, 45.0]]
     assert table.rows_used == 3
+
+
+def test_product_titles_come_from_the_shopify_amazon_and_generic_title_columns():
+    truth = _truth(weeks=2)
+    shopify = _read(("shopify.csv", shopify_export(truth)))
+    assert shopify.titles == {shopify_handle(title): title for title in PRODUCTS}
+    amazon = _read(("amazon.csv", amazon_export(truth)))
+    assert amazon.titles == {PARENT[title]: title for title in PRODUCTS}
+    weekly = _weekly(truth).assign(product_id=lambda f: f["sku"].str.split("-").str[0], listing_id=lambda f: f["sku"])
+    plain = weekly[["week", "product_id", "listing_id", "units", "price"]]
+    assert _read(("plain.csv", plain.to_csv(index=False).encode())).titles == {}
+    names = {"CLB": "  Classic   Leather Boot ", "TR2": "", "SL": "x" * 300}
+    titled = plain.assign(title=plain["product_id"].map(names))
+    titles = _read(("titled.csv", titled.to_csv(index=False).encode())).titles
+    # blanks squeezed, an empty title is no title, a long one is cut for the page
+    assert titles["CLB"] == "Classic Leather Boot" and "TR2" not in titles
+    assert len(titles["SL"]) == 200 and titles["SL"].endswith("\u2026")
+
+
+def test_a_title_column_can_be_named_and_the_newest_export_names_the_product():
+    rows = "week,product_id,listing_id,units,price,Name\n2025-01-06,P1,L1,3,10.0,{name}\n"
+    older = SalesSource("old.csv", rows.format(name="Old name").encode(), last_modified=1.0)
+    newer = SalesSource("new.csv", rows.format(name="New name").encode(), last_modified=2.0)
+    config = SalesConfig(columns="title=Name")
+    assert read_sales([newer, older], config, report_date=REPORT_DATE).titles == {"P1": "New name"}
+    assert parse_column_mapping("title=Name") == {"title": "Name"}
+    with pytest.raises(InputFileError, match="title"):
+        read_sales([SalesSource("x.csv", rows.encode(), strict=True)], SalesConfig(columns="title=Missing"))

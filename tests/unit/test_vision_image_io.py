@@ -53,8 +53,14 @@ BAD_INPUTS = {
         b"GIF89a\x01\x00\x01\x00\x80\x00\x00\xff\xff\xff\x00\x00\x00!\xf9\x04\x01\x00\x00\x00\x00,\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;",
         "unsupported_format",
     ),
-    "heic": (b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + b"\x00" * 64, "unsupported_format"),
-    "avif": (b"\x00\x00\x00\x1cftypavif\x00\x00\x00\x00avifmif1miaf" + b"\x00" * 64, "unsupported_format"),
+    "heic without image items": (b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + b"\x00" * 64, "corrupt"),
+    "avif without image items": (
+        b"\x00\x00\x00\x1cftypavif\x00\x00\x00\x00avifmif1miaf" + b"\x00" * 64,
+        "corrupt",
+    ),
+    "heic sequence": (b"\x00\x00\x00\x18ftyphevc\x00\x00\x00\x00msf1hevc" + b"\x00" * 64, "unsupported_format"),
+    "avif sequence": (b"\x00\x00\x00\x1cftypavis\x00\x00\x00\x00avisavifmsf1" + b"\x00" * 64, "unsupported_format"),
+    "mp4 video": (b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2" + b"\x00" * 64, "unsupported_format"),
     "tiff": (b"II*\x00\x08\x00\x00\x00" + b"\x00" * 32, "unsupported_format"),
     "random bytes": (bytes(np.random.default_rng(0).integers(128, 256, 300, dtype=np.uint8)), "unsupported_format"),
     "jpeg signature only": (b"\xff\xd8", "truncated"),
@@ -75,8 +81,8 @@ def test_bad_input_gets_its_code(name: str) -> None:
 def test_unsupported_message_names_the_format() -> None:
     with pytest.raises(ImageDecodeError, match="GIF"):
         decode_image(BAD_INPUTS["gif"][0])
-    with pytest.raises(ImageDecodeError, match="HEIC"):
-        decode_image(BAD_INPUTS["heic"][0])
+    with pytest.raises(ImageDecodeError, match="HEIC image sequences"):
+        decode_image(BAD_INPUTS["heic sequence"][0])
     with pytest.raises(ImageDecodeError, match="PDF"):
         decode_image(BAD_INPUTS["pdf"][0])
 

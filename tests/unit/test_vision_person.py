@@ -117,6 +117,31 @@ def test_near_misses_below_the_threshold_are_kept() -> None:
     assert search.thresholds == {"full": 0.3, "padded": 0.4}
 
 
+@pytest.mark.parametrize(
+    ("first_full", "runs_second"),
+    [(0.05, False), (0.15, False), (0.25, True), (0.35, True)],
+)
+def test_a_net_far_under_the_threshold_settles_the_min_rule(first_full, runs_second) -> None:
+    """Threshold 0.3, settle margin 0.1: under 0.2 the minimum can neither reach 0.3 nor come within 0.1 of it."""
+    nets = {"v3": ScoredDetector(full=first_full, padded=0.0), "v4": ScoredDetector(full=0.5, padded=0.0)}
+    settled = _finder(nets, combine="min", padded_pass=False, settle_margin=0.1).search(_photo())
+    assert nets["v4"].calls == (["full"] if runs_second else [])
+    everything = _finder(
+        {"v3": ScoredDetector(full=first_full, padded=0.0), "v4": ScoredDetector(full=0.5, padded=0.0)},
+        combine="min",
+        padded_pass=False,
+    ).search(_photo())
+    assert settled.found is everything.found
+    assert (settled.nearest_margin() < 0.1) is (everything.nearest_margin() < 0.1)
+    assert ("full" in settled.scores["v4"]) is runs_second
+
+
+def test_only_the_min_rule_settles_early() -> None:
+    nets = {"v3": ScoredDetector(full=0.0, padded=0.0), "v4": ScoredDetector(full=0.5, padded=0.0)}
+    assert _finder(nets, combine="max", padded_pass=False, settle_margin=0.1).search(_photo()).found
+    assert nets["v4"].calls == ["full"]
+
+
 def test_unknown_combine_rule_is_refused() -> None:
     with pytest.raises(ValueError, match="combine"):
         PersonFinder({"v3": ScoredDetector(0, 0)}, combine="vote")

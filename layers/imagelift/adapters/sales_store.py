@@ -40,6 +40,10 @@ class SalesStore:
         finally:
             body.close()
 
+    def read(self, key: str) -> bytes:
+        """One object of the data bucket (e.g. the classifier's confusion matrix beside the exports)."""
+        return self._read(key)
+
     def sources(self, keys: list[str]) -> Iterator[SalesSource]:
         """Each export as a :class:`SalesSource` with its LastModified (the newest copy of a week wins); the bytes
         are fetched when read, and a failed fetch is listed in the report rather than ending it."""

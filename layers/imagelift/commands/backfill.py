@@ -91,12 +91,6 @@ def resolve_target(args: argparse.Namespace) -> tuple[str, str] | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    target = resolve_target(args)
-    if target is None:
-        return 2 if args.concurrency < 1 else 1
-    table, bucket = target
-    from botocore.exceptions import BotoCoreError, ClientError
-
     from imagelift.records.live_from import LiveFrom, LiveFromError, parse_moment, read_live_from_csv
     from imagelift.services.backfill import BackfillService
 
@@ -109,23 +103,46 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     live_from = LiveFrom(since=since, by_listing=by_listing)
+    return run_over_photos(
+        args,
+        BackfillService,
+        lambda service, bucket, prefix, progress: service.run(
+            bucket, prefix, concurrency=args.concurrency, progress=progress, live_from=live_from or None
+        ),
+    )
+
+
+def run_over_photos(
+    args: argparse.Namespace,
+    service_class: Any,
+    start: Callable[[Any, str, str, Any], Any],
+    progress_label: str = "backfilled",
+    rerun_hint: Callable[[Any], str] = lambda summary: "",
+) -> int:
+    """The part backfill and reclassify share: find the table and bucket, wire the service, ``start`` it over the
+    prefix with a progress bar, print its summary; exit status 1 when a photo hit an error."""
+    target = resolve_target(args)
+    if target is None:
+        return 2 if args.concurrency < 1 else 1
+    table, bucket = target
+    from botocore.exceptions import BotoCoreError, ClientError
 
     try:
-        service = BackfillService.from_env(categories_table=table)
+        service = service_class.from_env(categories_table=table)
     except FileNotFoundError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     prefix = service.images_prefix if args.prefix is None else args.prefix
-    progress = None if args.no_progress else progress_bar()
+    progress = None if args.no_progress else progress_bar(progress_label)
     try:
-        summary = service.run(
-            bucket, prefix, concurrency=args.concurrency, progress=progress, live_from=live_from or None
-        )
+        summary = start(service, bucket, prefix, progress)
     except (ClientError, BotoCoreError) as exc:
         print(f"error: cannot list s3://{bucket}/{prefix}: {exc}", file=sys.stderr)
         return 1
     print(json.dumps({"table": table, **summary.to_dict()}, indent=2))
     if summary.errors:
-        print(f"{len(summary.errors)} photo(s) hit an error; rerun to record them", file=sys.stderr)
+        print(
+            f"{len(summary.errors)} photo(s) hit an error; rerun{rerun_hint(summary)} to finish them", file=sys.stderr
+        )
         return 1
     return 0

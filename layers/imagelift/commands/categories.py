@@ -44,7 +44,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "categories",
         help="each listing's current category (of a product, of a listing, or every listing to CSV)",
         description="Prints, per listing, the category that counts now (a person's correction, else the "
-        "classifier's), the photo it comes from (the newest live upload, as the weekly report takes it), the "
+        "classifier's), the photo it comes from (the listing's main photo, as the weekly report takes it: main.*, else the lowest "
+        "leading position number 01-..., else the newest upload; --listing also lists the gallery), the "
         "best face and person scores, the status and whether the photo is worth a human look (review). "
         "--product and --listing read one index query each; --export reads the whole table once. " + TABLE_HELP,
     )
@@ -66,8 +67,9 @@ def write_csv(path: Path, rows: list[Any]) -> None:
         writer.writerows(row.csv_row() for row in rows)
 
 
-def print_table(rows: list[Any]) -> None:
-    header = ("product", "listing", "category", "by", "review", "status", "face", "person", "photo")
+def print_table(rows: list[Any], gallery: bool = False) -> None:
+    """One line per listing (its main photo); with ``gallery``, a line for each other live photo below it."""
+    header = ("product", "listing", "category", "by", "review", "status", "face", "person", "role", "photo")
     lines = [header]
     for row in rows:
         by = "person" if row.corrected else (row.decided_by or "")
@@ -81,9 +83,25 @@ def print_table(rows: list[Any]) -> None:
                 row.status,
                 "" if row.face_score is None else f"{row.face_score:.2f}",
                 "" if row.person_score is None else f"{row.person_score:.2f}",
+                "main" if row.key else "",
                 row.key or "",
             )
         )
+        for photo in row.photos[1:] if gallery else ():
+            lines.append(
+                (
+                    "",
+                    "",
+                    f"{photo.category} {photo.category_name}",
+                    "person" if photo.corrected else "",
+                    "yes" if photo.review else "",
+                    "",
+                    "",
+                    "",
+                    photo.role,
+                    photo.key,
+                )
+            )
     widths = [max(len(str(line[i])) for line in lines) for i in range(len(header))]
     for line in lines:
         print("  ".join(str(cell).ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip())
@@ -129,5 +147,5 @@ def run(args: argparse.Namespace) -> int:
         for row in rows:
             print(json.dumps(row.to_dict()))
     else:
-        print_table(rows)
+        print_table(rows, gallery=args.listing is not None)
     return 0

@@ -1,7 +1,7 @@
 """``imagelift classify PATH... [--json] [--annotate DIR] [--threads N]``: sort photos into model / worn / product.
 
 Folders are searched recursively. Every file found gets a line: image files (by extension, or by their first bytes
-when the extension says nothing) are classified; a file of a refused kind (GIF, HEIC, PDF, ...) or a broken one gets
+when the extension says nothing) are classified; a file of a refused kind (GIF, TIFF, PDF, ...) or a broken one gets
 an ``error`` line; OS metadata (``.DS_Store``, ``Thumbs.db``, ``._*``), hidden files and files that are not images
 get a ``skipped`` line with the reason. The run always goes on; the exit status is 1 at the end if any file
 failed (skips are not failures).
@@ -29,11 +29,11 @@ IMAGE_SUFFIXES = {
     ".jfif",
     ".png",
     ".webp",
-    # Refused formats, listed so that they are reported, not silently skipped:
-    ".gif",
     ".heic",
     ".heif",
     ".avif",
+    # Refused formats, listed so that they are reported, not silently skipped:
+    ".gif",
     ".bmp",
     ".tif",
     ".tiff",

@@ -4,10 +4,8 @@ again the recorded photos whose models or thresholds are not the current ones.""
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 
-from imagelift.commands.backfill import TARGET_HELP, add_target_arguments, progress_bar, resolve_target
+from imagelift.commands.backfill import TARGET_HELP, add_target_arguments, run_over_photos
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -30,36 +28,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    target = resolve_target(args)
-    if target is None:
-        return 2 if args.concurrency < 1 else 1
-    table, bucket = target
-    from botocore.exceptions import BotoCoreError, ClientError
-
     from imagelift.services.reclassify import ReclassifyService
 
-    try:
-        service = ReclassifyService.from_env(categories_table=table)
-    except FileNotFoundError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    prefix = service.images_prefix if args.prefix is None else args.prefix
-    progress = None if args.no_progress else progress_bar("reclassified")
-    try:
-        summary = service.run(
+    return run_over_photos(
+        args,
+        ReclassifyService,
+        lambda service, bucket, prefix, progress: service.run(
             bucket,
             prefix,
             all_records=args.all_records,
             run_id=args.run_id,
             concurrency=args.concurrency,
             progress=progress,
-        )
-    except (ClientError, BotoCoreError) as exc:
-        print(f"error: cannot list s3://{bucket}/{prefix}: {exc}", file=sys.stderr)
-        return 1
-    print(json.dumps({"table": table, **summary.to_dict()}, indent=2))
-    if summary.errors:
-        resume = f" --run-id {summary.run_id}" if args.all_records else ""
-        print(f"{len(summary.errors)} photo(s) hit an error; rerun{resume} to finish them", file=sys.stderr)
-        return 1
-    return 0
+        ),
+        progress_label="reclassified",
+        rerun_hint=lambda summary: f" --run-id {summary.run_id}" if args.all_records else "",
+    )

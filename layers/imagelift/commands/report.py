@@ -49,6 +49,22 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="comma-separated extra numeric columns to control for (default: REPORT_CONTROLS)",
     )
     parser.add_argument("--confidence", type=float, default=None, help="interval level (default 0.95)")
+    parser.add_argument(
+        "--listing-category",
+        choices=("main", "any_model"),
+        default=None,
+        help="which photos give a listing-week its category: its main photo (main.*, else the lowest leading "
+        "position number 01-...), or model when any photo of its gallery is one (default: REPORT_LISTING_CATEGORY, "
+        "else main)",
+    )
+    parser.add_argument(
+        "--confusion",
+        type=Path,
+        default=None,
+        metavar="JSON",
+        help="the classifier's confusion matrix (imagelift evaluate --json, or imagelift review --confusion): the "
+        "report then also shows the effects corrected for its mistakes (default REPORT_CONFUSION)",
+    )
     exports = parser.add_argument_group("reading the sales exports (defaults: REPORT_* environment variables)")
     exports.add_argument(
         "--format",
@@ -109,6 +125,10 @@ def run(args: argparse.Namespace) -> int:
         overrides["controls"] = args.controls
     if args.confidence is not None:
         overrides["confidence"] = args.confidence
+    if args.listing_category is not None:
+        overrides["listing_category"] = args.listing_category
+    if args.confusion is not None:
+        overrides["confusion"] = str(args.confusion)
     names = (
         "sales_format",
         "columns",

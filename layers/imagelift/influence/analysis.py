@@ -32,31 +32,41 @@ from imagelift.influence.estimation import (
     jackknife_covariance,
     joint_covariance,
 )
+from imagelift.influence.exports.titles import with_titles
 from imagelift.influence.headline import fit_headline_ppml
+from imagelift.influence.listing_photo import describe as describe_listing_rule
+from imagelift.influence.power import power_table, power_warnings
 from imagelift.influence.records import CategoryRecords, join_categories
 from imagelift.influence.report import (
     Concentration,
     Counts,
     Effect,
+    EventStudy,
     FitSummary,
     Identification,
+    LeaveOneOut,
     Period,
     PerProductEffect,
     RecordCounts,
     Report,
     Shrinkage,
     Spec,
+    ThreatCheck,
+)
+from imagelift.influence.robust_intervals import (
+    bootstrap_concentrated,
+    concentration_for,
+    leave_one_out_warnings,
+    leave_one_product_out,
+    with_interval,
 )
 from imagelift.influence.sales import SalesTable
+from imagelift.influence.threats import switch_analyses
 from imagelift.records.categories import BASE, CATEGORIES, CATEGORY_NAMES, EFFECT_CATEGORIES
 
 EFFECT_IDS = tuple(c.id for c in EFFECT_CATEGORIES)
 PRICE = "log_price"
 ELASTICITY_STEP = 0.10  # the elasticity is also shown as the change in sales for a 10% price rise
-WEEK_ASSIGNMENT = (
-    "each listing-week takes the category of the latest classified photo live at the week's midpoint "
-    "(Thursday 12:00 UTC); failed and deleted records are ignored"
-)
 LOG_UNITS_SPEC = "OLS of log(units) on the same design, weeks with sales only, same fixed effects and errors"
 WITHIN_LISTING_SPEC = (
     "PPML on the same design with listing + week effects (each listing compared with itself before and after a "
@@ -270,6 +280,9 @@ class Fits:
     identification_table: list[Identification] = field(default_factory=list)
     shrinkage: list[Shrinkage] = field(default_factory=list)
     concentration: list[Concentration] = field(default_factory=list)
+    event_study: list[EventStudy] = field(default_factory=list)
+    checks: list[ThreatCheck] = field(default_factory=list)
+    leave_one_out: list[LeaveOneOut] = field(default_factory=list)
 
 
 def fit_models(panel: Panel, config: ReportConfig) -> Fits:
@@ -295,6 +308,7 @@ def fit_models(panel: Panel, config: ReportConfig) -> Fits:
     concentration: list[Concentration] = []
     if ppml is not None:
         ppml, concentration, note = concentrated_intervals(ppml, product, panel.product_ids, config)
+        concentration, note = bootstrap_concentrated(ppml, concentration, note, config, dummy=_dummy, price_name=PRICE)
         if note:
             warnings.append(note)
     sold = units > 0
@@ -364,6 +378,32 @@ def fit_models(panel: Panel, config: ReportConfig) -> Fits:
             or []
         )
     per_product, shrinkage = shrink_per_product(per_product, config.confidence, config.fdr)
+    studies, checks, switch_warnings = (
+        switch_analyses(
+            frame,
+            units,
+            x,
+            names,
+            product,
+            week,
+            ppml,
+            categories,
+            level=config.confidence,
+            min_switches=config.min_cell_products,
+            tol=config.fe_tol,
+            irls_tol=config.irls_tol,
+        )
+        if categories
+        else ([], [], [])
+    )
+    warnings.extend(switch_warnings)
+    leave_one_out: list[LeaveOneOut] = []
+    if ppml is not None:
+        shown = [headline_effect(ppml, concentration, c, config.confidence) for c in categories] + [
+            headline_effect(ppml, concentration, None, config.confidence)
+        ]
+        leave_one_out = leave_one_product_out(ppml, panel.product_ids, shown, dummy=_dummy, price_name=PRICE)
+        warnings.extend(leave_one_out_warnings(leave_one_out, config.confidence))
     return Fits(
         identification=ident,
         categories=categories,
@@ -379,7 +419,24 @@ def fit_models(panel: Panel, config: ReportConfig) -> Fits:
         identification_table=table,
         shrinkage=shrinkage,
         concentration=concentration,
+        event_study=studies,
+        checks=checks,
+        leave_one_out=leave_one_out,
     )
+
+
+def headline_effect(
+    fit: FitResult | None, concentration: list[Concentration], category: int | None, level: float, note=None
+) -> Effect:
+    """A headline category effect (or, for ``category`` None, the elasticity) with the interval the rule chose."""
+    if category is None:
+        step = math.log1p(ELASTICITY_STEP)
+        return with_interval(
+            elasticity_effect(fit, level, note),
+            concentration_for(concentration, None),
+            lambda b: 100.0 * math.expm1(b * step),
+        )
+    return with_interval(category_effect(fit, category, level, note), concentration_for(concentration, category), _pct)
 
 
 JACKKNIFE_RULE = (
@@ -945,14 +1002,14 @@ def assemble_report(
     rejections = sales.rejections
     effects = tuple(
         replace(
-            category_effect(ppml, c, level, fits.notes.get(c)),
+            headline_effect(ppml, fits.concentration, c, level, fits.notes.get(c)),
             n_rows=ident[c]["rows"],
             varying_products=ident[c]["varying_products"],
         )
         for c in EFFECT_IDS
     )
     units_with_price, revenue = price_channels(ppml, fits.price_premium, fits.categories, level)
-    elasticity = elasticity_effect(ppml, level)
+    elasticity = headline_effect(ppml, fits.concentration, None, level)
     formula = "units ~ " + " + ".join([*(_dummy(c) for c in EFFECT_IDS), PRICE, *controls])
     counts = Counts(
         rows=int(sales.rows_read),
@@ -987,13 +1044,14 @@ def assemble_report(
         confidence=level,
         controls=tuple(controls),
         effect_pct="100 * (exp(estimate) - 1)",
-        week_assignment=WEEK_ASSIGNMENT,
+        week_assignment=describe_listing_rule(config.listing_category),
         nobs=ppml.nobs if ppml else 0,
         clusters=ppml.n_clusters if ppml else 0,
         iterations=ppml.iterations if ppml else 0,
         dropped=dict(ppml.dropped) if ppml else {},
+        listing_category=config.listing_category,
     )
-    return Report(
+    report = Report(
         generated_at=(generated_at or datetime.now(UTC)).isoformat(timespec="seconds"),
         period=Period(
             first_week=frame["week"].min().date().isoformat() if len(frame) else None,
@@ -1010,7 +1068,8 @@ def assemble_report(
         units_with_price=units_with_price,
         revenue_effects=revenue,
         concentration=tuple(fits.concentration),
-        per_product=tuple(fits.per_product),
+        leave_one_out=tuple(fits.leave_one_out),
+        per_product=with_titles(fits.per_product, sales.titles),
         log_units_check=_fit_summary(fits.log_units, LOG_UNITS_SPEC, level, fits.notes),
         pooled=_fit_summary(fits.pooled, POOLED_SPEC, level),
         within_listing=_fit_summary(
@@ -1018,6 +1077,8 @@ def assemble_report(
         ),
         identification=tuple(fits.identification_table),
         shrinkage=tuple(fits.shrinkage),
+        event_study=tuple(fits.event_study),
+        checks=tuple(fits.checks),
         warnings=(
             *_missing_data(panel, sales, records, fits, config),
             *fits.warnings,
@@ -1025,6 +1086,8 @@ def assemble_report(
             *_elasticity_warnings(elasticity, config),
         ),
     )
+    power = power_table(report, config)
+    return replace(report, power=tuple(power), warnings=(*report.warnings, *power_warnings(report, power)))
 
 
 def analyse(

@@ -21,10 +21,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from imagelift.influence.listing_photo import MAIN_PHOTO, check_rule, listing_category, photo_order
 from imagelift.influence.sales import InputFileError, Rejections
 from imagelift.records.categories import CATEGORY_IDS
 from imagelift.records.category_record import REPORT_FIELDS
-from imagelift.records.keys import ID_PATTERN
+from imagelift.records.keys import ID_PATTERN, photo_position
 
 # A week's sales are credited to the photo live at the middle of the week (Thursday noon): with a change
 # mid-week that is the photo shown for most of it.
@@ -101,8 +102,12 @@ def _sequencer_key(values: pd.Series) -> pd.Series:
     return cleaned.str.ljust(width, "0")
 
 
-def normalise_records(items: Iterable[Mapping[str, Any]]) -> CategoryRecords:
-    """Validate raw items (from JSON Lines or a DynamoDB scan; numbers may be Decimal) into usable records."""
+def normalise_records(items: Iterable[Mapping[str, Any]], listing_rule: str = MAIN_PHOTO) -> CategoryRecords:
+    """Validate raw items (from JSON Lines or a DynamoDB scan; numbers may be Decimal) into usable records.
+
+    ``listing_rule`` (imagelift.influence.listing_photo): which live photo, or photos, give a listing its category.
+    """
+    check_rule(listing_rule)
     rows = [{f: item.get(f) for f in REPORT_FIELDS} for item in items]
     frame = pd.DataFrame(rows, columns=list(REPORT_FIELDS), dtype=object)
     read = len(frame)
@@ -157,13 +162,15 @@ def normalise_records(items: Iterable[Mapping[str, Any]]) -> CategoryRecords:
         upload = frame[purged].assign(status="classified", ends_upload=pd.NaT)
         frame = pd.concat([frame.assign(event_time=frame["event_time"].where(~purged, deleted_at)), upload])
     deleted = (frame["status"] == "deleted").to_numpy()
+    keys = _text(frame["key"])
     frame = frame.assign(
-        key=_text(frame["key"]),
+        key=keys,
         category=frame["category"].where(~deleted, 0).fillna(0).astype(np.int64),
         sequencer=_sequencer_key(frame["sequencer"]),
         deleted=deleted,
+        photo_position=_positions(frame["photo_position"], keys),
     ).sort_values(["product_id", "listing_id", "event_time", "sequencer"], kind="stable")
-    segments, deletions_used, deletions_unused = _sweep(frame)
+    segments, deletions_used, deletions_unused = _sweep(frame, listing_rule)
     if deletions_unused:
         excluded["deleted"] += deletions_unused
     classified = frame[~frame["deleted"]]
@@ -181,15 +188,25 @@ def normalise_records(items: Iterable[Mapping[str, Any]]) -> CategoryRecords:
     )
 
 
+def _positions(stored: pd.Series, keys: pd.Series) -> list[int | None]:
+    """Each record's gallery position: as stored, else (a record written before positions were) from its key."""
+    numbers = pd.to_numeric(stored, errors="coerce").tolist()
+    return [
+        int(number) if number == number else photo_position(key.rsplit("/", 1)[-1]) if key else None
+        for number, key in zip(numbers, keys.tolist(), strict=True)
+    ]
+
+
 def _corrected_category(correction: Any) -> Any:
     return correction.get("category") if isinstance(correction, Mapping) else None
 
 
-def _sweep(frame: pd.DataFrame) -> tuple[pd.DataFrame, int, int]:
+def _sweep(frame: pd.DataFrame, listing_rule: str) -> tuple[pd.DataFrame, int, int]:
     """Walk each listing's records in time order, keeping its live photos (key -> upload time, sequencer, category).
 
-    After every record that changes them, the listing's category is that of the most recently uploaded live photo,
-    or NaN when none is live. Returns the segments, the deletions that ended a live photo and those that did not.
+    After every record that changes them, the listing's category is the one ``listing_rule`` gives its live photos
+    (by default its main photo's: imagelift.influence.listing_photo), or NaN when none is live. Returns the
+    segments, the deletions that ended a live photo and those that did not.
     """
     listing_code = pd.MultiIndex.from_arrays([frame["product_id"], frame["listing_id"]]).factorize()[0].tolist()
     keys = frame["key"].tolist()
@@ -198,20 +215,21 @@ def _sweep(frame: pd.DataFrame) -> tuple[pd.DataFrame, int, int]:
     ends_upload = frame["ends_upload"].to_numpy(dtype="datetime64[ns]").view(np.int64).tolist()  # NaT: any
     sequencers = frame["sequencer"].tolist()
     categories = frame["category"].tolist()
+    photo_positions = frame["photo_position"].tolist()
     positions: list[int] = []
     segment_categories: list[float] = []
-    live: dict[str, tuple[int, str, int]] = {}
+    live: dict[str, tuple[tuple[int, int, str], int]] = {}
     current = -1
     used = unused = 0
     not_a_time = np.iinfo(np.int64).min
-    for position, (code, key, gone, at, seq, cat, ends) in enumerate(
-        zip(listing_code, keys, deleted, times, sequencers, categories, ends_upload, strict=True)
+    for position, (code, key, gone, at, seq, cat, ends, photo_at) in enumerate(
+        zip(listing_code, keys, deleted, times, sequencers, categories, ends_upload, photo_positions, strict=True)
     ):
         if code != current:
             live = {}
             current = code
         if gone:
-            if ends != not_a_time and key in live and live[key][0] != ends:  # an older version went, not this one
+            if ends != not_a_time and key in live and live[key][0][1] != ends:  # an older version went, not this one
                 unused += 1
                 continue
             if live.pop(key, None) is None:
@@ -219,9 +237,9 @@ def _sweep(frame: pd.DataFrame) -> tuple[pd.DataFrame, int, int]:
                 continue
             used += 1
         else:
-            live[key] = (at, seq, cat)
+            live[key] = (photo_order(photo_at, at, seq), cat)
         positions.append(position)
-        segment_categories.append(float(max(live.values())[2]) if live else np.nan)
+        segment_categories.append(float(listing_category(live.values(), listing_rule)) if live else np.nan)
     rows = frame.iloc[positions]
     segments = pd.DataFrame(
         {

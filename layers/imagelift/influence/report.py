@@ -46,7 +46,8 @@ class Effect:
     """What ``effect_pct`` measures when it is not the lift of a category (the elasticity)."""
     probability_above_zero: float | None = None
     """Normal approximation on the estimate and its standard error, Phi(estimate / std_err): how sure the data
-    make us that the effect is positive, treating the estimate's sampling distribution as the uncertainty."""
+    make us that the effect is positive, treating the estimate's sampling distribution as the uncertainty. When the
+    report's interval is the wild bootstrap's (see ``Concentration``), it is the bootstrap's one-sided counterpart."""
 
     @property
     def estimated(self) -> bool:
@@ -103,6 +104,8 @@ class PerProductEffect:
     shrunk_effect_pct: float | None = None
     """Empirical-Bayes estimate: the raw one pulled towards the catalogue mean, more so the noisier it is."""
     shrunk_effect_pct_ci: tuple[float, float] | None = None
+    title: str | None = None
+    """The product's name in the sales export, when the export has one (reports written before it have none)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -119,6 +122,7 @@ class PerProductEffect:
             "discovery": self.discovery,
             "shrunk_effect_pct": self.shrunk_effect_pct,
             "shrunk_effect_pct_ci": None if self.shrunk_effect_pct_ci is None else list(self.shrunk_effect_pct_ci),
+            "title": self.title,
         }
 
     @classmethod
@@ -137,6 +141,7 @@ class PerProductEffect:
             discovery=bool(data.get("discovery", False)),
             shrunk_effect_pct=data.get("shrunk_effect_pct"),
             shrunk_effect_pct_ci=_interval(data.get("shrunk_effect_pct_ci")),
+            title=data.get("title"),
         )
 
 
@@ -229,17 +234,272 @@ class Concentration:
     rule: str
     crv1_std_err: float | None = None
     cr3_std_err: float | None = None
+    bootstrap_ci: Interval | None = None
+    """The wild restricted score bootstrap's interval (log points; an end is None when no value was rejected)."""
+    bootstrap_p_value: float | None = None
+    """The bootstrap's p-value of no effect."""
+    bootstrap_draws: int | None = None
+    bootstrap_probability_above_zero: float | None = None
+    """The bootstrap's one-sided counterpart of ``Effect.probability_above_zero``."""
 
     def to_dict(self) -> dict[str, Any]:
         out = {key: getattr(self, key) for key in self.__dataclass_fields__}
         out["top_products"] = list(self.top_products)
+        out["bootstrap_ci"] = _list(self.bootstrap_ci)
         return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Concentration:
         return cls(
-            **{**{key: data.get(key) for key in cls.__dataclass_fields__}, "top_products": tuple(data["top_products"])}
+            **{
+                **{key: data.get(key) for key in cls.__dataclass_fields__},
+                "top_products": tuple(data["top_products"]),
+                "bootstrap_ci": _interval(data.get("bootstrap_ci")),
+            }
         )
+
+
+@dataclass(frozen=True)
+class LeaveOneOut:
+    """The headline coefficient re-estimated without each product in turn: its range, and whether one product drives it.
+
+    The data carry no seller above the product (keys and exports name products and listings only), so each
+    product stands for its seller.
+    """
+
+    category: int | None
+    """None for the price elasticity."""
+    name: str
+    products: int
+    """Products left out in turn."""
+    estimate: float
+    """The headline estimate with every product (log points)."""
+    low: float
+    """Smallest estimate with one product left out (log points)."""
+    low_without: str
+    """The product whose removal gives ``low``."""
+    high: float
+    high_without: str
+    driven: bool
+    """Leaving one product out moves the estimate outside the headline's interval."""
+    method: str
+    """How each estimate without a product was had (a one-step update of the converged fit)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {key: getattr(self, key) for key in self.__dataclass_fields__}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> LeaveOneOut:
+        return cls(**{key: data[key] for key in cls.__dataclass_fields__})
+
+
+@dataclass(frozen=True)
+class Power:
+    """What one comparison could detect at this data size, and how much more data a given lift would need."""
+
+    comparison: str
+    """``headline`` (listings of one product compared in the same week) or ``within_listing`` (photo switches)."""
+    category: int
+    category_name: str
+    std_err: float | None
+    """The standard error the power rests on (log points), from the interval the report uses."""
+    minimum_detectable_pct: float | None
+    """The smallest lift (percent) the comparison detects with ``power`` at the report's confidence (two-sided)."""
+    power: float
+    units: str
+    """What the data size is counted in: ``products with varying photos`` or ``listings that switch``."""
+    units_now: int
+    target_lift_pct: float
+    units_needed: int | None
+    """How many such units the target lift needs (the standard error shrinking with their square root)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {key: getattr(self, key) for key in self.__dataclass_fields__}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Power:
+        return cls(**{key: data.get(key) for key in cls.__dataclass_fields__})
+
+
+@dataclass(frozen=True)
+class Misclassification:
+    """The category effects corrected for the classifier's mistakes, beside the measured ones (``Report.effects``)."""
+
+    source: str
+    """Where the confusion matrix came from: labelled photos, or photos people corrected."""
+    location: str
+    """The file or key it was read from."""
+    photos: int
+    """Photos the matrix was counted on."""
+    matrix: tuple[tuple[int, ...], ...]
+    """Counts: rows the true category 1-3, columns the classifier's 1-3."""
+    effects: tuple[Effect, ...]
+    """Per effect category, the corrected lift (an empty one with a note where no correction exists)."""
+    method: str
+    note: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "location": self.location,
+            "photos": self.photos,
+            "matrix": [list(row) for row in self.matrix],
+            "effects": [e.to_dict() for e in self.effects],
+            "method": self.method,
+            "note": self.note,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Misclassification:
+        return cls(
+            source=data["source"],
+            location=data["location"],
+            photos=data["photos"],
+            matrix=tuple(tuple(row) for row in data["matrix"]),
+            effects=tuple(Effect.from_dict(e) for e in data["effects"]),
+            method=data["method"],
+            note=data.get("note"),
+        )
+
+
+@dataclass(frozen=True)
+class EventBin:
+    """One relative week of an event study: the listings' sales against what they would have sold without a switch.
+
+    ``relative_week`` counts weeks from the switch (0 = the first week with the new photo); the end bins hold
+    every week at or beyond them. Before the switch (leads) nothing has changed yet, so the estimate should be
+    near zero; a trend there says the switch followed the sales, not the other way round.
+    """
+
+    relative_week: int
+    label: str
+    estimate: float | None
+    """Log ratio of actual to counterfactual units (log points)."""
+    std_err: float | None
+    ci_low: float | None
+    ci_high: float | None
+    effect_pct: float | None
+    listings: int
+    listing_weeks: int
+
+    @property
+    def lead(self) -> bool:
+        return self.relative_week < 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {key: getattr(self, key) for key in self.__dataclass_fields__}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> EventBin:
+        return cls(**{key: data.get(key) for key in cls.__dataclass_fields__})
+
+
+@dataclass(frozen=True)
+class EventStudy:
+    """Sales of listings around their first switch from the base photo type to ``category``, week by week."""
+
+    category: int
+    category_name: str
+    estimator: str
+    """How the counterfactual is built, and its controls."""
+    switches: int
+    """Listings whose first photo switch goes from the base photo type to this one."""
+    products: int
+    """Products of those listings: the clusters of the standard errors."""
+    bins: tuple[EventBin, ...] = ()
+    after: Effect | None = None
+    """All weeks from the switch on, pooled (weighted by counterfactual sales)."""
+    early: Effect | None = None
+    """The first weeks after the switch, pooled."""
+    late: Effect | None = None
+    """The weeks long after the switch, pooled."""
+    growth: Effect | None = None
+    """``late`` minus ``early`` (log points): positive when the effect builds up, negative when it fades."""
+    pretrend_statistic: float | None = None
+    """Hotelling F statistic (clustered Wald, small-sample form) of the joint test that the leads (pooled in three
+    groups, the week before the switch left out) are zero."""
+    pretrend_df: int | None = None
+    pretrend_p_value: float | None = None
+    note: str | None = None
+    """Why there is no estimate, when there is none."""
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            key: getattr(self, key)
+            for key in (
+                "category",
+                "category_name",
+                "estimator",
+                "switches",
+                "products",
+                "pretrend_statistic",
+                "pretrend_df",
+                "pretrend_p_value",
+                "note",
+            )
+        }
+        out["bins"] = [b.to_dict() for b in self.bins]
+        for key in ("after", "early", "late", "growth"):
+            value = getattr(self, key)
+            out[key] = None if value is None else value.to_dict()
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> EventStudy:
+        def effect(key: str) -> Effect | None:
+            return Effect.from_dict(data[key]) if data.get(key) else None
+
+        return cls(
+            category=data["category"],
+            category_name=data["category_name"],
+            estimator=data.get("estimator", ""),
+            switches=data.get("switches", 0),
+            products=data.get("products", 0),
+            bins=tuple(EventBin.from_dict(b) for b in data.get("bins", ())),
+            after=effect("after"),
+            early=effect("early"),
+            late=effect("late"),
+            growth=effect("growth"),
+            pretrend_statistic=data.get("pretrend_statistic"),
+            pretrend_df=data.get("pretrend_df"),
+            pretrend_p_value=data.get("pretrend_p_value"),
+            note=data.get("note"),
+        )
+
+
+@dataclass(frozen=True)
+class ThreatCheck:
+    """One check of the headline against a way it could be wrong, for one number (a photo effect or the elasticity).
+
+    ``moved`` is set when the check's figure differs from the reference by more than the difference's interval at
+    the report's confidence; ``sentence`` then says so in plain words (and is among the report's warnings).
+    """
+
+    check: str
+    """``donut``, ``placebo_leads``, ``dynamic_profile`` or ``product_season``."""
+    question: str
+    """The threat, in words."""
+    quantity: str
+    """What is compared, e.g. ``model effect``."""
+    reference: float | None = None
+    """The figure checked (log points, or the elasticity)."""
+    value: float | None = None
+    """The same figure under the check."""
+    difference: float | None = None
+    std_err: float | None = None
+    """Of the difference (or the test's scale)."""
+    p_value: float | None = None
+    moved: bool = False
+    sentence: str | None = None
+    note: str | None = None
+    """Why the check could not be made, when it could not."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {key: getattr(self, key) for key in self.__dataclass_fields__}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ThreatCheck:
+        return cls(**{key: data.get(key) for key in cls.__dataclass_fields__ if key in data})
 
 
 @dataclass(frozen=True)
@@ -368,6 +628,9 @@ class Spec:
     clusters: int
     iterations: int
     dropped: dict[str, int]
+    listing_category: str = ""
+    """Which photos gave each listing-week its category (ReportConfig.listing_category: ``main`` or ``any_model``);
+    empty in a report written before the rule was recorded, when the newest live photo counted."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -384,6 +647,7 @@ class Spec:
             "clusters": self.clusters,
             "iterations": self.iterations,
             "dropped": dict(self.dropped),
+            "listing_category": self.listing_category,
         }
 
     @classmethod
@@ -456,6 +720,16 @@ class Report:
     """Per effect category: the effect on revenue, units with the price channel plus the premium itself."""
     concentration: tuple[Concentration, ...] = ()
     """Per headline coefficient: effective number of products, the top products' share, the interval used."""
+    event_study: tuple[EventStudy, ...] = ()
+    """Per effect category: sales around listings' switches to it, week by week, and the pre-trend test."""
+    checks: tuple[ThreatCheck, ...] = ()
+    """The threat checks (promotions at switches, reverse causality, growing effects, seasons), one per number."""
+    leave_one_out: tuple[LeaveOneOut, ...] = ()
+    """Per headline coefficient: its range when one product at a time is left out."""
+    power: tuple[Power, ...] = ()
+    """Per comparison and effect category: the minimum detectable lift and the data a target lift needs."""
+    misclassification: Misclassification | None = None
+    """The effects corrected for the classifier's mistakes, when the report was given its confusion matrix."""
 
     @property
     def confidence(self) -> float:
@@ -479,6 +753,11 @@ class Report:
             "units_with_price": [e.to_dict() for e in self.units_with_price],
             "revenue_effects": [e.to_dict() for e in self.revenue_effects],
             "concentration": [c.to_dict() for c in self.concentration],
+            "event_study": [e.to_dict() for e in self.event_study],
+            "checks": [c.to_dict() for c in self.checks],
+            "leave_one_out": [c.to_dict() for c in self.leave_one_out],
+            "power": [p.to_dict() for p in self.power],
+            "misclassification": None if self.misclassification is None else self.misclassification.to_dict(),
             "warnings": list(self.warnings),
         }
 
@@ -513,6 +792,13 @@ class Report:
             units_with_price=tuple(Effect.from_dict(e) for e in data.get("units_with_price", ())),
             revenue_effects=tuple(Effect.from_dict(e) for e in data.get("revenue_effects", ())),
             concentration=tuple(Concentration.from_dict(c) for c in data.get("concentration", ())),
+            event_study=tuple(EventStudy.from_dict(e) for e in data.get("event_study", ())),
+            checks=tuple(ThreatCheck.from_dict(c) for c in data.get("checks", ())),
+            leave_one_out=tuple(LeaveOneOut.from_dict(c) for c in data.get("leave_one_out", ())),
+            power=tuple(Power.from_dict(p) for p in data.get("power", ())),
+            misclassification=(
+                Misclassification.from_dict(data["misclassification"]) if data.get("misclassification") else None
+            ),
         )
 
     @classmethod

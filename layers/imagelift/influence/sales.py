@@ -30,6 +30,7 @@ from imagelift.errors import PermanentError
 from imagelift.influence.exports.decoding import DecodeError, read_table
 from imagelift.influence.exports.formats import ColumnError, apply_layout, parse_column_mapping, resolve_layout
 from imagelift.influence.exports.overlaps import resolve_overlaps
+from imagelift.influence.exports.titles import merge_titles, product_titles
 from imagelift.influence.exports.values import DecimalError, parse_numbers
 from imagelift.influence.exports.weeks import DateFormatError, file_period, parse_dates, week_start
 from imagelift.records.keys import ID_PATTERN, ID_RULE
@@ -154,6 +155,8 @@ class SalesTable:
     """Listing-weeks with a live photo the exports left out while writing no zero-sale week at all."""
     rows_filled: int = 0
     """Of those, the ones added as zero-sale weeks (``fill_zeros``)."""
+    titles: dict[str, str] = field(default_factory=dict)
+    """product_id -> its name, from exports that have a title column (the newest file's name wins)."""
 
     @property
     def rows_used(self) -> int:
@@ -187,6 +190,7 @@ class _FileRows:
     """Typed rows: product_id, listing_id, date, week, units, price, sales, controls, flags and bookkeeping."""
     ragged: pd.DataFrame
     notes: list[str]
+    titles: dict[str, str] = field(default_factory=dict)
 
 
 def _text_column(values: pd.Series) -> tuple[np.ndarray, np.ndarray, pd.Index]:
@@ -258,6 +262,7 @@ def _read_file(
         }
     )
     ragged = pd.DataFrame({"_source": name, "_line": table.ragged, "_rows": 1})
+    titles = product_titles(ids["product_id"], table.frame[layout.title]) if layout.title else {}
     basis = "price" if "price" in numbers else "sales / units"
     notes = [
         f"{name}: {layout.preset.name} layout, {n + len(table.ragged):,} rows, "
@@ -265,7 +270,7 @@ def _read_file(
         f"weeks from {convention}, price from {basis}",
         *(f"{name}: {note}" for note in table.notes),
     ]
-    return _FileRows(frame=frame, ragged=ragged, notes=notes)
+    return _FileRows(frame=frame, ragged=ragged, notes=notes, titles=titles)
 
 
 # ------------------------------------------------------------------------------------------------ all files
@@ -342,6 +347,7 @@ def read_sales(
     failed: dict[str, str] = {}
     notes: list[str] = []
     ranks: list[tuple[float, int]] = []
+    titles: dict[int, dict[str, str]] = {}
     rows_read = 0
     for index, item in enumerate(sources):
         source = item if isinstance(item, SalesSource) else SalesSource(name=item[0], data=item[1])
@@ -363,6 +369,7 @@ def read_sales(
         frames.append(rows.frame)
         notes.extend(rows.notes)
         ranks.append((source.modified_at(), index))
+        titles[index] = rows.titles
     columns = ["product_id", "listing_id", "date", "week", "units", "price", "sales", *controls]
     if not frames:
         empty = pd.DataFrame({c: pd.Series(dtype=float) for c in columns})
@@ -459,4 +466,5 @@ def read_sales(
         notes=notes,
         aggregation=aggregation,
         report_date=report_date,
+        titles=merge_titles(titles[index] for _, index in sorted(ranks)),
     )

@@ -65,6 +65,21 @@ class SimulationSpec:
     price_follows_demand: float = 0.0
     """Log points of price per log point of the product's weekly demand shock: sellers raising prices in their
     busy weeks, which biases the elasticity towards zero and beyond."""
+    switch_promotion_lift: float = 0.0
+    """Percent more units in the first ``switch_promotion_weeks`` weeks after a listing switches to model photos: a
+    launch promotion run with the new photo that the exports do not record."""
+    switch_promotion_weeks: int = 2
+    lift_ramp_weeks: int = 0
+    """When positive, the model lift of a listing that switches to model photos builds up linearly, reaching its
+    full size this many weeks after the switch (listings that show model photos from the start have it in full)."""
+    pre_switch_rise: float = 0.0
+    """Percent rise in demand of a listing that switches to model photos, from ``pre_switch_weeks`` weeks before the
+    switch on, for good: sellers give new photos to listings that have started to sell (reverse causality)."""
+    pre_switch_weeks: int = 4
+    product_season_sd: float = 0.0
+    """SD (log points) of the amplitude of each product's own yearly demand cycle, its phase drawn at random."""
+    price_follows_season: float = 0.0
+    """Log points of price per log point of the product's own seasonal demand: prices set by season."""
     seed: int = 0
 
 
@@ -153,6 +168,28 @@ def simulate(spec: SimulationSpec | None = None) -> Simulation:
     if spec.price_follows_demand:
         price = np.round(np.exp(log_price + spec.price_follows_demand * product_week[product, week]), 2)
         log_price = np.log(price)
+    # the threats below draw from their own stream, so that switching them on leaves every other draw as it was
+    extra_rng = np.random.default_rng([spec.seed, 7])
+    product_season = np.zeros((n_products, n_weeks))
+    if spec.product_season_sd > 0:
+        amplitude = extra_rng.normal(0, spec.product_season_sd, n_products)
+        phase = extra_rng.uniform(0, 2 * np.pi, n_products)
+        product_season = amplitude[:, None] * np.sin(2 * np.pi * weeks[None, :] / 52 + phase[:, None])
+        if spec.price_follows_season:
+            price = np.round(np.exp(log_price + spec.price_follows_season * product_season[product, week]), 2)
+            log_price = np.log(price)
+    to_model = (switch_week[listing] < n_weeks) & (second_category[listing] == 1)
+    since_switch = week - switch_week[listing]
+    if spec.lift_ramp_weeks > 0:
+        ramp = np.minimum(1.0, (since_switch + 1) / spec.lift_ramp_weeks)
+        lift = np.where(to_model & (since_switch >= 0), lift * ramp, lift)
+    threats = product_season[product, week]
+    if spec.switch_promotion_lift:
+        launch = to_model & (since_switch >= 0) & (since_switch < spec.switch_promotion_weeks)
+        threats = threats + launch * math.log1p(spec.switch_promotion_lift / 100)
+    if spec.pre_switch_rise:
+        risen = to_model & (since_switch >= -spec.pre_switch_weeks)
+        threats = threats + risen * math.log1p(spec.pre_switch_rise / 100)
     log_mu = (
         math.log(spec.base_units)
         + 0.5 * quality[product]
@@ -163,6 +200,7 @@ def simulate(spec: SimulationSpec | None = None) -> Simulation:
         + spec.elasticity * (log_price - base_log_price[product])
         + promo * math.log1p(spec.promo_lift / 100)
         + spec.huge_demand * (product < spec.huge_products)
+        + threats
     )
     noise = rng.gamma(spec.dispersion, 1 / spec.dispersion, n_rows)
     units = rng.poisson(np.exp(log_mu) * noise)
@@ -329,3 +367,21 @@ def write_simulation(sim: Simulation, out_dir: Path, *, gzip_sales: bool = False
     truth_path = out_dir / "truth.json"
     truth_path.write_text(json.dumps(sim.truth, indent=2) + "\n", encoding="utf-8")
     return {"sales": sales_path, "categories": categories_path, "truth": truth_path}
+
+
+def misclassify_records(records: list[dict[str, Any]], classification: np.ndarray, seed: int) -> list[dict[str, Any]]:
+    """The records with each classified photo's category redrawn as a classifier with this matrix would call it.
+
+    ``classification[t - 1, j - 1]``: the chance that a photo of true category t is called j (rows sum to one).
+    The mistakes do not depend on sales, as the misclassification correction assumes.
+    """
+    rng = np.random.default_rng(seed)
+    out = []
+    for item in records:
+        category = item.get("category")
+        if item.get("status") != "classified" or category is None:
+            out.append(item)
+            continue
+        called = 1 + int(rng.choice(len(classification), p=classification[int(category) - 1]))
+        out.append({**item, "category": called, "category_name": CATEGORY_NAMES[called]})
+    return out

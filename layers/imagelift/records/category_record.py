@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from imagelift.records.categories import by_id
-from imagelift.records.keys import object_pk, parse_image_key, version_sk
+from imagelift.records.keys import object_pk, parse_image_key, photo_position, version_sk
 
 STATUS_CLASSIFIED = "classified"
 STATUS_FAILED = "failed"
@@ -39,10 +39,12 @@ REPORT_FIELDS = (
     "deleted_at",
     "live_from",
     "correction",
+    "photo_position",
 )
 """What the weekly report reads of each record (``sequencer`` breaks ties of ``event_time``; ``deleted_at`` ends a
 version whose record keeps its upload ``event_time``; ``live_from``, when set, moves the photo's start back;
-``correction``, when set, gives the category a person decided in place of the classifier's)."""
+``correction``, when set, gives the category a person decided in place of the classifier's; ``photo_position``
+says which photo of a listing is its main one, read from ``key`` when a record predates it)."""
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,9 @@ class CategoryRecord:
     matched: bool | None = None
     """The key follows ``<images prefix><product_id>/<listing_id>/<file>``; unmatched records stay out of reports."""
     file_name: str | None = None
+    photo_position: int | None = None
+    """The photo's place in its listing's gallery from its file name: 0 main, 1-99 numbered, absent none
+    (imagelift.records.keys.photo_position); records written before it was stored give it through :attr:`position`."""
     product_id: str | None = None
     listing_id: str | None = None
     category: int | None = None
@@ -140,7 +145,7 @@ class CategoryRecord:
         parsed = parse_image_key(key, images_prefix)
         ids: dict[str, Any] = {"matched": parsed.matched, "file_name": parsed.file_name}
         if parsed.matched:
-            ids.update(product_id=parsed.product_id, listing_id=parsed.listing_id)
+            ids.update(product_id=parsed.product_id, listing_id=parsed.listing_id, photo_position=parsed.position)
         category = values.get("category")
         if category is not None and values.get("category_name") is None:
             values["category_name"] = by_id(int(category)).name
@@ -186,6 +191,13 @@ class CategoryRecord:
         if self.correction and self.correction.get("category") is not None:
             return int(self.correction["category"])
         return self.category
+
+    @property
+    def position(self) -> int | None:
+        """The stored gallery position, or for an older record the one its key's file name gives."""
+        if self.photo_position is not None:
+            return int(self.photo_position)
+        return photo_position(self.file_name or self.key.rsplit("/", 1)[-1])
 
     def report_fields(self) -> dict[str, Any]:
         """What the weekly report reads of this record."""

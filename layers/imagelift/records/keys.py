@@ -10,6 +10,12 @@
   marker is a version too), ``etag#<etag>`` in a bucket without versioning, ``delete#<sequencer>`` for a delete
   there. A new upload to the same key is a new item, so the report can join each week of sales to the category
   that was live then. Simulated records use the version form with a made-up version id (``v#sim-<n>``).
+- Photo position (:func:`photo_position`): where a photo sits in its listing's gallery, from its file name. The
+  main photo (the one search results show) is ``main.<ext>`` or Amazon's ``<ASIN or SKU>.MAIN.<ext>`` (position 0);
+  a gallery photo carries its position as a leading number (``01-side.jpg``, ``2_back.jpg``, ``3.jpg``) or as
+  Amazon's ``.PT01`` ... ``.PT08`` variant code. Of a listing's live photos the lowest position is the main photo;
+  a photo without a position comes after every numbered one (:func:`gallery_rank`), and among photos of the same
+  rank the newest upload counts, which is also how a listing whose files carry no position is judged.
 - ``sequencer``: S3's event sequencer, upper-case and right-padded with zeros to :data:`SEQUENCER_WIDTH` hex digits
   (how AWS says to compare sequencers of different lengths), so string order is event order. Backfill records
   carry the empty sequencer, older than any event.
@@ -49,6 +55,11 @@ class ImageKey:
     @property
     def matched(self) -> bool:
         return self.product_id is not None
+
+    @property
+    def position(self) -> int | None:
+        """The photo's place in its listing's gallery (:func:`photo_position`)."""
+        return photo_position(self.file_name)
 
 
 @lru_cache(maxsize=8)
@@ -128,3 +139,43 @@ def sequencer_from_time(event_time: str) -> str:
     """Stand-in sequencer for events without one (moto's notifications): microseconds since the epoch, in hex."""
     moment = parse_event_time(event_time)
     return normalize_sequencer(f"{int(moment.timestamp() * 1_000_000):016X}")
+
+
+MAIN_PHOTO_POSITION = 0
+"""The position of a photo named as the listing's main one (``main.jpg``, ``<ASIN>.MAIN.jpg``)."""
+MAX_PHOTO_POSITION = 99
+"""Leading numbers have one or two digits: longer runs are camera counters or dates (``100_0123.JPG``,
+``20240105_shoe.jpg``), not gallery positions."""
+UNPOSITIONED_RANK = MAX_PHOTO_POSITION + 1
+"""The rank of a photo whose name carries no position: after every numbered photo."""
+
+# The name's stem ends in a "main" word or in Amazon's variant code: MAIN, PT01..PT08 (Amazon accepts up to PT08,
+# two digits are read so a longer gallery elsewhere still sorts).
+_NAMED_VARIANT = re.compile(r"(?:^|.*[-_. ])(main|pt(\d{2}))", re.IGNORECASE)
+_LEADING_POSITION = re.compile(r"(\d{1,2})(?=[-_. ]|$)")
+_EXTENSION = re.compile(r"\.[A-Za-z0-9]{1,5}$")
+
+
+@lru_cache(maxsize=65536)
+def photo_position(file_name: str) -> int | None:
+    """The gallery position a photo's file name gives: 0 for the main photo, 1-99 for a numbered gallery photo,
+    None when the name carries no position.
+
+    ``main.jpg``, ``sneaker-main.jpg``, ``B07ABC.MAIN.jpg`` -> 0; ``01-front.jpg``, ``1_side.heic``, ``3.jpg`` -> 1, 1,
+    3; ``B07ABC.PT02.jpg`` -> 2; ``IMG_1234.JPG``, ``100_0123.JPG``, ``photo-2.jpg`` -> None. Case is ignored.
+    """
+    stem = _EXTENSION.sub("", file_name.strip())
+    named = _NAMED_VARIANT.fullmatch(stem)
+    if named:
+        return MAIN_PHOTO_POSITION if named.group(2) is None else int(named.group(2))
+    leading = _LEADING_POSITION.match(stem)
+    if leading:
+        return int(leading.group(1))
+    return None
+
+
+def gallery_rank(position: int | None) -> int:
+    """Sort order of photos in a listing, front first: the lowest rank among its live photos is the main photo."""
+    if position is None or not 0 <= position <= MAX_PHOTO_POSITION:
+        return UNPOSITIONED_RANK
+    return int(position)

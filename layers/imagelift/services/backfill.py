@@ -22,12 +22,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from imagelift.adapters.categories_table import CategoriesTable
-from imagelift.adapters.s3 import ObjectInfo, PhotoStore
+from imagelift.adapters.s3 import ObjectInfo
 from imagelift.records.category_record import SOURCE_BACKFILL, CategoryRecord
 from imagelift.records.keys import BACKFILL_SEQUENCER, junk_reason, object_pk, parse_image_key, version_sk
 from imagelift.records.live_from import LiveFrom
-from imagelift.services.classify_service import Classifier, classify_object, production_wiring, result_of, utc_now
+from imagelift.services.classify_service import PhotoService, result_of
 from imagelift.services.results import RecordResult
 
 
@@ -70,30 +69,8 @@ Progress = Callable[[int, int, str, RecordResult | None], None]
 """progress(done, total, key, result or None when the object hit an error)."""
 
 
-class BackfillService:
-    def __init__(
-        self,
-        classifier: Classifier,
-        photos: PhotoStore,
-        records: CategoriesTable,
-        *,
-        max_bytes: int,
-        images_prefix: str,
-        clock: Callable[[], str] = utc_now,
-    ) -> None:
-        self.classifier = classifier
-        self.photos = photos
-        self.records = records
-        self.max_bytes = max_bytes
-        self.images_prefix = images_prefix
-        self.clock = clock
-
-    @classmethod
-    def from_env(
-        cls, classifier: Classifier | None = None, environ: dict[str, str] | None = None, **storage: Any
-    ) -> BackfillService:
-        """Production wiring as the classify function has it; ``storage`` overrides StorageConfig fields."""
-        return cls(**production_wiring(classifier, environ, **storage))
+class BackfillService(PhotoService):
+    """Record every current object under a prefix that has no record yet, several at a time."""
 
     def run(
         self,
@@ -204,16 +181,7 @@ class BackfillService:
         event_time = event_time.replace("+00:00", "Z")
         parsed = parse_image_key(obj.key, self.images_prefix)
         stated = live_from.for_record(parsed.product_id, parsed.listing_id, event_time) if live_from else None
-        outcome = classify_object(
-            self.photos,
-            self.classifier,
-            obj.bucket,
-            obj.key,
-            max_bytes=self.max_bytes,
-            clock=self.clock,
-            version_id=obj.version_id,
-            etag=obj.etag,
-        )
+        outcome = self.classify_object(obj.bucket, obj.key, version_id=obj.version_id, etag=obj.etag)
         record = CategoryRecord.build(
             bucket=obj.bucket,
             key=obj.key,

@@ -1,7 +1,9 @@
 """What a seller sees: each listing's current category, with the photo that gives it, its scores and status.
 
-A listing's current photo is chosen as the weekly report chooses it (imagelift.influence.records): of the photos
-(keys) of the listing that are live, the most recently uploaded one. A key's live version is its newest upload
+A listing's current photo is its main photo, as the weekly report takes it (imagelift.influence.listing_photo): of
+the photos (keys) of the listing that are live, the one of lowest gallery position in its file name (``main.jpg``,
+then ``01-...``, ``2_...``; imagelift.records.keys.photo_position), unnumbered photos after numbered ones, the newest
+upload among equals. The other live photos are its gallery (``photos`` lists them all, main first). A key's live version is its newest upload
 that is classified and not deleted: a delete marker ends every upload before it, a version deleted for good
 (``deleted``, with its category kept) is not live, a failed upload is no photo (the report leaves it out too) but
 is counted in ``failed``. The category shown is the one that counts: a person's correction when there is one
@@ -20,6 +22,7 @@ from typing import Any
 
 from imagelift.records.categories import CATEGORY_NAMES
 from imagelift.records.category_record import STATUS_CLASSIFIED, STATUS_DELETED, STATUS_FAILED, CategoryRecord
+from imagelift.records.keys import gallery_rank
 
 EXPORT_COLUMNS = (
     "product_id",
@@ -39,7 +42,24 @@ EXPORT_COLUMNS = (
     "classified_at",
     "live_photos",
     "failed",
+    "photo_position",
+    "gallery_categories",
 )
+
+
+@dataclass(frozen=True)
+class GalleryPhoto:
+    """One live photo of a listing."""
+
+    role: str
+    """``main`` (the photo that gives the listing its category) or ``gallery``."""
+    key: str
+    position: int | None
+    category: int | None
+    category_name: str | None
+    corrected: bool
+    review: bool
+    uploaded_at: str
 
 
 @dataclass(frozen=True)
@@ -69,12 +89,21 @@ class ListingCategory:
     live_photos: int
     failed: int
     """Uploads of the listing whose classification failed (left out, as the report leaves them out)."""
+    photo_position: int | None = None
+    """The main photo's gallery position from its file name (0 ``main.*``, 1-99 numbered, None unnumbered)."""
+    photos: tuple[GalleryPhoto, ...] = ()
+    """Every live photo of the listing, the main one first, then the gallery in position order."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    @property
+    def gallery_categories(self) -> str:
+        """The categories of the live photos, main first (``1,3,3``): a model photo deeper in the gallery shows."""
+        return ",".join("" if photo.category is None else str(photo.category) for photo in self.photos)
+
     def csv_row(self) -> dict[str, Any]:
-        row = self.to_dict()
+        row = {**self.to_dict(), "gallery_categories": self.gallery_categories}
         return {name: "" if row[name] is None else row[name] for name in EXPORT_COLUMNS}
 
 
@@ -94,6 +123,25 @@ def person_score(record: CategoryRecord) -> float | None:
 
 def _order(record: CategoryRecord) -> tuple[str, str]:
     return (record.event_time, record.sequencer)
+
+
+def gallery_order(record: CategoryRecord) -> tuple[int, str, str]:
+    """Greatest for the listing's main photo: the front of the gallery first, then the newest upload."""
+    return (-gallery_rank(record.position), record.event_time, record.sequencer)
+
+
+def gallery_photo(record: CategoryRecord, role: str) -> GalleryPhoto:
+    category = record.current_category
+    return GalleryPhoto(
+        role=role,
+        key=record.key,
+        position=record.position,
+        category=category,
+        category_name=CATEGORY_NAMES.get(category) if category is not None else None,
+        corrected=record.correction is not None,
+        review=bool(record.review) and record.correction is None,
+        uploaded_at=record.event_time,
+    )
 
 
 def live_photos(records: Iterable[CategoryRecord]) -> tuple[list[CategoryRecord], int]:
@@ -144,7 +192,8 @@ def listing_category(product_id: str, listing_id: str, records: list[CategoryRec
             live_photos=0,
             failed=failed,
         )
-    photo = max(live, key=_order)
+    ordered = sorted(live, key=gallery_order, reverse=True)
+    photo = ordered[0]
     category = photo.current_category
     corrected = photo.correction is not None
     return ListingCategory(
@@ -165,6 +214,8 @@ def listing_category(product_id: str, listing_id: str, records: list[CategoryRec
         classified_at=photo.classified_at,
         live_photos=len(live),
         failed=failed,
+        photo_position=photo.position,
+        photos=tuple(gallery_photo(r, "main" if r is photo else "gallery") for r in ordered),
     )
 
 

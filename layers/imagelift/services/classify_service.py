@@ -29,7 +29,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, Self
 
 from imagelift.adapters.categories_table import CategoriesTable
 from imagelift.adapters.faults import is_transient
@@ -107,7 +107,10 @@ def production_wiring(
     }
 
 
-class ClassifyService:
+class PhotoService:
+    """What every ingest service holds: the classifier, the photo store, the records table, and how one object
+    version becomes a record's outcome fields."""
+
     def __init__(
         self,
         classifier: Classifier,
@@ -126,9 +129,31 @@ class ClassifyService:
         self.clock = clock
 
     @classmethod
-    def from_env(cls, classifier: Classifier | None = None, environ: dict[str, str] | None = None) -> ClassifyService:
-        """Production wiring: models from VisionConfig (loaded here, once), table and prefix from StorageConfig."""
-        return cls(**production_wiring(classifier, environ))
+    def from_env(
+        cls, classifier: Classifier | None = None, environ: dict[str, str] | None = None, **storage: Any
+    ) -> Self:
+        """Production wiring as the classify function has it: models from VisionConfig (loaded here, once), table
+        and prefix from StorageConfig; ``storage`` overrides StorageConfig fields."""
+        return cls(**production_wiring(classifier, environ, **storage))
+
+    def classify_object(
+        self, bucket: str, key: str, *, version_id: str | None = None, etag: str | None = None
+    ) -> dict[str, Any]:
+        """Outcome fields of one object version (see :func:`classify_object`)."""
+        return classify_object(
+            self.photos,
+            self.classifier,
+            bucket,
+            key,
+            max_bytes=self.max_bytes,
+            clock=self.clock,
+            version_id=version_id,
+            etag=etag,
+        )
+
+
+class ClassifyService(PhotoService):
+    """One invocation's S3 events -> one record per photo version (see the module's docstring)."""
 
     # -- events ---------------------------------------------------------------------------------------------
     def handle_delivery(self, event: Any, context: Any = None) -> tuple[dict[str, Any], BatchSummary]:
@@ -304,21 +329,6 @@ class ClassifyService:
         if not self.records.put_if_newer(written):
             return not_written(self.records.get(written.pk, written.sk), record.key, record.sequencer)
         return result_of(written)
-
-    def classify_object(
-        self, bucket: str, key: str, *, version_id: str | None = None, etag: str | None = None
-    ) -> dict[str, Any]:
-        """Outcome fields of one object version (see :func:`classify_object`)."""
-        return classify_object(
-            self.photos,
-            self.classifier,
-            bucket,
-            key,
-            max_bytes=self.max_bytes,
-            clock=self.clock,
-            version_id=version_id,
-            etag=etag,
-        )
 
 
 def classify_object(

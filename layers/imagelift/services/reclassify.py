@@ -20,15 +20,14 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from imagelift.adapters.categories_table import CategoriesTable
-from imagelift.adapters.s3 import ObjectInfo, PhotoStore
+from imagelift.adapters.s3 import ObjectInfo
 from imagelift.records.category_record import STATUS_CLASSIFIED, STATUS_DELETED, CategoryRecord
 from imagelift.services.backfill import BackfillService, BackfillSummary, Progress
-from imagelift.services.classify_service import classify_object, production_wiring, result_of, utc_now
+from imagelift.services.classify_service import result_of
 from imagelift.services.results import RecordResult
 
 REASON_ALL = "all"
@@ -113,25 +112,6 @@ class ReclassifyService(BackfillService):
 
     classifier: VersionedClassifier
 
-    def __init__(
-        self,
-        classifier: VersionedClassifier,
-        photos: PhotoStore,
-        records: CategoriesTable,
-        *,
-        max_bytes: int,
-        images_prefix: str,
-        clock: Callable[[], str] = utc_now,
-    ) -> None:
-        super().__init__(classifier, photos, records, max_bytes=max_bytes, images_prefix=images_prefix, clock=clock)
-
-    @classmethod
-    def from_env(
-        cls, classifier: VersionedClassifier | None = None, environ: dict[str, str] | None = None, **storage: Any
-    ) -> ReclassifyService:
-        """Production wiring as the classify function has it; ``storage`` overrides StorageConfig fields."""
-        return cls(**production_wiring(classifier, environ, **storage))
-
     def run(  # type: ignore[override]
         self,
         bucket: str,
@@ -180,15 +160,8 @@ class ReclassifyService(BackfillService):
         elif reason is None:
             return RecordResult(obj.key, "current", existing.status, existing.category), None, None
 
-        outcome = classify_object(
-            self.photos,
-            self.classifier,
-            existing.bucket,
-            existing.key,
-            max_bytes=self.max_bytes,
-            clock=self.clock,
-            version_id=existing.version_id,
-            etag=existing.etag,
+        outcome = self.classify_object(
+            existing.bucket, existing.key, version_id=existing.version_id, etag=existing.etag
         )
         now = self.clock()
         previous = {name: value for name, value in existing.to_item().items() if name in PREVIOUS_FIELDS}

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -18,6 +18,7 @@ from threadpoolctl import threadpool_limits
 from imagelift.config import ReportConfig, SalesConfig, StorageConfig
 from imagelift.influence.analysis import Panel, assemble_report, fit_models, prepare_panel
 from imagelift.influence.exports.decoding import EXPORT_SUFFIXES
+from imagelift.influence.misclassification import Confusion, ConfusionError, read_confusion, with_misclassification
 from imagelift.influence.outputs import render_all
 from imagelift.influence.records import join_categories, normalise_records, read_jsonl
 from imagelift.influence.report import Report, ReportSummary
@@ -63,8 +64,13 @@ def build_report(
     sales_config: SalesConfig | None = None,
     report_date: date | None = None,
     window_weeks: int | None = None,
+    confusion: Confusion | None = None,
+    confusion_problem: str | None = None,
 ) -> ReportRun:
     """read -> normalise records -> join -> fit -> assemble -> render, each stage timed.
+
+    With the classifier's ``confusion`` matrix the report also shows the effects corrected for its mistakes;
+    ``confusion_problem`` is why a configured matrix could not be used (a warning in the report).
 
     A fit that fails becomes a warning in the report; a file that cannot be read is listed in the report (or,
     when the user named it, raises :class:`InputFileError`). BLAS runs on ``config.blas_threads`` threads meanwhile.
@@ -78,6 +84,8 @@ def build_report(
             sales_config=sales_config,
             report_date=report_date,
             window_weeks=window_weeks,
+            confusion=confusion,
+            confusion_problem=confusion_problem,
         )
 
 
@@ -90,6 +98,8 @@ def _build_report(
     sales_config: SalesConfig | None,
     report_date: date | None,
     window_weeks: int | None,
+    confusion: Confusion | None = None,
+    confusion_problem: str | None = None,
 ) -> ReportRun:
     stages = _Stages()
     generated_at = generated_at or datetime.now(UTC)
@@ -104,7 +114,7 @@ def _build_report(
             window_weeks=window_weeks,
         ),
     )
-    records = stages.run("read_records", lambda: normalise_records(record_items))
+    records = stages.run("read_records", lambda: normalise_records(record_items, config.listing_category))
     fill_zeros = (sales_config or SalesConfig()).fill_zeros
 
     def join() -> Panel:
@@ -117,6 +127,10 @@ def _build_report(
     panel = stages.run("join", join)
     fits = stages.run("fit", lambda: fit_models(panel, config))
     report = stages.run("assemble", lambda: assemble_report(sales, records, panel, fits, config, generated_at))
+    if confusion is not None:
+        report = stages.run("misclassification", lambda: with_misclassification(report, fits.ppml, confusion, config))
+    if confusion_problem:
+        report = replace(report, warnings=(*report.warnings, confusion_problem))
     files = stages.run("render", lambda: render_all(report, config.html_max_products))
     return ReportRun(report=report, files=files, timings_s=stages.timings)
 
@@ -153,6 +167,15 @@ def run_local(
     if not categories_path.is_file():
         raise InputFileError(str(categories_path), "does not exist")
     items = read_jsonl(str(categories_path), categories_path.read_bytes())
+    confusion = None
+    if config.confusion:
+        path = Path(config.confusion)
+        if not path.is_file():
+            raise InputFileError(str(path), "does not exist (the confusion matrix, REPORT_CONFUSION)")
+        try:
+            confusion = read_confusion(path.read_bytes(), str(path))
+        except ConfusionError as exc:
+            raise InputFileError(str(path), str(exc)) from exc
     run = build_report(
         local_sales_sources(sales_paths),
         items,
@@ -160,11 +183,26 @@ def run_local(
         sales_config=sales_config,
         report_date=report_date,
         window_weeks=window_weeks,
+        confusion=confusion,
     )
     out_dir.mkdir(parents=True, exist_ok=True)
     for name, data in run.files.items():
         (out_dir / name).write_bytes(data)
     return run
+
+
+def _stored_confusion(sales: Any, bucket: str, key: str) -> tuple[Confusion | None, str | None]:
+    """The confusion matrix at ``key`` in the data bucket, or why it could not be used (the report still runs)."""
+    if not key:
+        return None, None
+    location = f"s3://{bucket}/{key}"
+    try:
+        return read_confusion(sales.read(key), location), None
+    except ConfusionError as exc:
+        problem = str(exc)
+    except Exception as exc:  # a missing key or a denied read: the weekly report still comes out, uncorrected
+        problem = f"{location} could not be read ({type(exc).__name__}: {exc})"
+    return None, f"The confusion matrix (REPORT_CONFUSION) could not be used, so no effect is corrected: {problem}."
 
 
 def scheduled_time(event: Mapping[str, Any] | None) -> datetime | None:
@@ -209,6 +247,7 @@ def run_scheduled(
     # no exports yet (a new shop) is a report that says so, not a failed run
     keys = sales.list_exports()
     items = scan_category_records(storage.categories_table, client=dynamodb)
+    confusion, confusion_problem = _stored_confusion(sales, storage.data_bucket, config.confusion)
     run = build_report(
         sales.sources(keys),
         items,
@@ -216,6 +255,8 @@ def run_scheduled(
         generated_at=now,
         sales_config=sales_config,
         window_weeks=sales_config.window_weeks,
+        confusion=confusion,
+        confusion_problem=confusion_problem,
     )
     store = ReportStore(storage.data_bucket, storage.reports_prefix, storage.reports_table, s3=s3, dynamodb=dynamodb)
     report_date = now.date().isoformat()

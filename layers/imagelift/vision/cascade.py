@@ -135,6 +135,8 @@ class Cascade:
             padded_pass=config.padded_pass,
             padded_input_size=config.padded_input_size,
             padded_scale=config.padded_scale,
+            # Exact: a net already too far under the threshold for the minimum to decide or ask for review.
+            settle_margin=config.review_margin,
         )
         rels = {**MTCNN_FILES, **{Path(rel).stem: rel for rel in yolo_rels}}
         return cls(config, mtcnn, finder, model_ids(models_dir, rels))

@@ -14,7 +14,7 @@ from typing import Any
 from imagelift.records.categories import CATEGORY_NAMES
 
 LABEL_FOLDERS = {"cat1_model": 1, "cat2_legs": 2, "cat3_product": 3}
-PHOTO_SUFFIXES = {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".webp"}
+PHOTO_SUFFIXES = {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".webp", ".heic", ".heif", ".avif"}
 
 
 @dataclass(frozen=True)

@@ -1,12 +1,13 @@
 """Safe photo decoding: the file's structure is read and checked before any pixel is decoded.
 
-Accepted: JPEG (baseline and progressive, Huffman-coded), PNG (any bit depth, with or without alpha) and WebP
-(lossy or lossless, one frame). Everything else, and anything broken, raises :class:`ImageDecodeError` with a
+Accepted: JPEG (baseline and progressive, Huffman-coded), PNG (any bit depth, with or without alpha), WebP
+(lossy or lossless, one frame), HEIC and AVIF (one still image, any bit depth, with or without alpha:
+imagelift.vision.heif_io reads their structure, pillow-heif and Pillow decode them). Everything else, and anything broken, raises :class:`ImageDecodeError` with a
 ``code`` a caller can store and count:
 
 - ``empty``: no bytes at all;
-- ``unsupported_format``: a real file of another kind (GIF, HEIC/AVIF, PDF, TIFF, BMP, SVG or other text, ...,
-  animated WebP, arithmetic-coded JPEG);
+- ``unsupported_format``: a real file of another kind (GIF, PDF, TIFF, BMP, SVG or other text, ..., animated
+  WebP, HEIF/AVIF image sequences, arithmetic-coded JPEG);
 - ``too_large``: more bytes than allowed, a header announcing more pixels than allowed, a decode that would need
   more memory than allowed (width x height x channels x bytes per sample), a progressive JPEG with more scans than
   allowed (decompression and scan bombs are refused before their pixels exist), or a decode that ran out of memory;
@@ -67,7 +68,7 @@ class ImageDecodeError(PermanentError, ValueError):
 
 @dataclass(frozen=True)
 class ImageHeader:
-    format: str  # "jpeg" | "png" | "webp"
+    format: str  # "jpeg" | "png" | "webp" | "heic" | "avif"
     width: int  # as stored, before EXIF orientation
     height: int
     orientation: int = 1  # EXIF orientation tag, 1..8
@@ -138,21 +139,12 @@ _FOREIGN_SIGNATURES: tuple[tuple[int, bytes, str], ...] = (
     (0, b"\xff\x0a", "JPEG XL"),
     (0, b"\x00\x00\x00\x0cJXL ", "JPEG XL"),
 )
-_ISO_BMFF_BRANDS = {
-    b"heic": "HEIC",
-    b"heix": "HEIC",
-    b"hevc": "HEIC",
-    b"heim": "HEIC",
-    b"heis": "HEIC",
-    b"mif1": "HEIF",
-    b"msf1": "HEIF",
-    b"avif": "AVIF",
-    b"avis": "AVIF",
-}
+ACCEPTED = "JPEG, PNG, WebP, HEIC or AVIF only"
 
 
 def sniff_format(data: bytes) -> str:
-    """'jpeg', 'png' or 'webp', from the magic bytes; raises ``empty`` or ``unsupported_format`` otherwise."""
+    """'jpeg', 'png', 'webp', 'heic' or 'avif' ('heif' when only the primary item's type can tell which of the
+    two), from the magic bytes; raises ``empty`` or ``unsupported_format`` otherwise."""
     if len(data) == 0:
         raise ImageDecodeError("empty", "the file is empty (0 bytes)")
     if data.startswith(b"\xff\xd8\xff"):
@@ -161,15 +153,17 @@ def sniff_format(data: bytes) -> str:
         return "png"
     if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
         return "webp"
+    from imagelift.vision.heif_io import heif_format
+
+    heif = heif_format(data)
+    if heif is not None:
+        return heif
     for offset, signature, name in _FOREIGN_SIGNATURES:
         if data[offset : offset + len(signature)] == signature:
-            raise ImageDecodeError("unsupported_format", f"{name} files are not accepted (JPEG, PNG or WebP only)")
+            raise ImageDecodeError("unsupported_format", f"{name} files are not accepted ({ACCEPTED})")
     if data[:4] == b"RIFF":
         kind = data[8:12].decode("latin-1").strip() or "RIFF"
-        raise ImageDecodeError("unsupported_format", f"RIFF {kind!r} files are not accepted (JPEG, PNG or WebP only)")
-    if data[4:8] == b"ftyp":
-        brand = _ISO_BMFF_BRANDS.get(data[8:12], f"ISO media ({data[8:12].decode('latin-1')!r})")
-        raise ImageDecodeError("unsupported_format", f"{brand} files are not accepted (JPEG, PNG or WebP only)")
+        raise ImageDecodeError("unsupported_format", f"RIFF {kind!r} files are not accepted ({ACCEPTED})")
     if (
         b"\xff\xd8\xff".startswith(data)
         or b"\x89PNG\r\n\x1a\n".startswith(data)
@@ -179,7 +173,7 @@ def sniff_format(data: bytes) -> str:
     head = data[:512]
     if _looks_like_text(head):
         kind = "SVG" if b"<svg" in head.lower() else "text"
-        raise ImageDecodeError("unsupported_format", f"{kind} content, not a photo (JPEG, PNG or WebP only)")
+        raise ImageDecodeError("unsupported_format", f"{kind} content, not a photo ({ACCEPTED})")
     raise ImageDecodeError("unsupported_format", f"unknown file type (starts with {data[:8].hex()})")
 
 
@@ -210,7 +204,25 @@ def read_header(data: bytes) -> ImageHeader:
         return _jpeg_header(data)
     if fmt == "png":
         return _png_header(data)
-    return _webp_header(data)
+    if fmt == "webp":
+        return _webp_header(data)
+    return _heif_header(data, fmt)
+
+
+def _heif_header(data: bytes, declared: str) -> ImageHeader:
+    from imagelift.vision.heif_io import heif_structure
+
+    structure = heif_structure(data, declared)
+    # Like lossless WebP, HEVC and AV1 can hold a huge flat picture in a few bytes: the pixel and memory budgets
+    # bound them, from the size the primary item declares (libheif refuses a picture that decodes to another size).
+    return ImageHeader(
+        structure.format,
+        structure.width,
+        structure.height,
+        structure.orientation,
+        channels=4 if structure.alpha else 3,
+        bytes_per_sample=2 if structure.bit_depth > 8 else 1,
+    )
 
 
 _SOF_MARKERS = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
@@ -538,6 +550,8 @@ def decode_image(
     header = read_header(data)
     check_limits(header, len(data), limits)
     factor = _reduction_for(header, target_long_side)
+    if header.format in ("heic", "avif"):
+        return _decode_heif(data, header, factor)
     buffer = np.frombuffer(data, dtype=np.uint8)
     try:
         with _decoder_warnings() as warnings:
@@ -566,6 +580,51 @@ def decode_image(
         raise ImageDecodeError("corrupt", f"the {header.format.upper()} data cannot be decoded ({exc.err})") from exc
     upright_w, upright_h = (header.height, header.width) if header.orientation >= 5 else (header.width, header.height)
     return DecodedImage(image, header.format, upright_w, upright_h, 1.0 / factor)
+
+
+def _decode_heif(data: bytes, header: ImageHeader, factor: int) -> DecodedImage:
+    from imagelift.vision.heif_io import HeifStructure, decode_heif
+
+    structure = HeifStructure(header.format, header.width, header.height, header.orientation, header.channels == 4, 8)
+    try:
+        pixels, oriented = decode_heif(data, structure)
+        if pixels.ndim != 3 or pixels.shape[2] not in (3, 4):
+            raise ImageDecodeError(
+                "corrupt", f"the {header.format.upper()} decoder gave pixels of shape {pixels.shape}"
+            )
+        declared = (header.height, header.width)
+        if oriented and header.orientation >= 5:
+            declared = declared[::-1]
+        # a clean-aperture box (clap) may crop the declared size (odd sizes are coded one pixel larger); never more
+        if pixels.shape[0] > declared[0] or pixels.shape[1] > declared[1]:
+            raise ImageDecodeError(
+                "corrupt",
+                f"the {header.format.upper()} header declares {header.width}x{header.height}, the data decodes to "
+                f"{pixels.shape[1]}x{pixels.shape[0]}",
+            )
+        stored_h, stored_w = pixels.shape[:2]
+        image = _rgb_to_bgr8(pixels, factor)
+        del pixels
+        if not oriented:
+            image = _apply_orientation(image, header.orientation)
+            if header.orientation >= 5:
+                stored_h, stored_w = stored_w, stored_h
+    except MemoryError as exc:
+        raise ImageDecodeError("too_large", f"out of memory decoding {header.width}x{header.height}") from exc
+    return DecodedImage(image, header.format, stored_w, stored_h, 1.0 / factor)
+
+
+def _rgb_to_bgr8(pixels: np.ndarray, factor: int) -> np.ndarray:
+    """RGB(A) uint8 -> 8-bit BGR ``factor`` times smaller, strip by strip: no second full-size copy."""
+    code = cv2.COLOR_RGBA2BGRA if pixels.shape[2] == 4 else cv2.COLOR_RGB2BGR
+    height, width = pixels.shape[0] // factor, pixels.shape[1] // factor
+    out = np.empty((height, width, 3), np.uint8)
+    step = max(1, _STRIP_ROWS // factor)
+    for top in range(0, height, step):
+        rows = min(step, height - top)
+        strip = cv2.cvtColor(pixels[top * factor : (top + rows) * factor, : width * factor], code)
+        out[top : top + rows] = strip if factor == 1 and strip.shape[2] == 3 else _strip_to_bgr8(strip, factor)
+    return out
 
 
 # What libjpeg and libpng print (to the process's stderr) when they patch over broken data instead of failing:

@@ -9,7 +9,9 @@ restores the context it was trained on (DESIGN.md: 0.94 to 0.99 on portraits it 
    canvas, centred on YOLO's own letterbox grey; boxes are mapped back to photo pixels.
 
 Each pass runs every net (e.g. yolov3-tiny and yolov4-tiny) and takes each net's best person score; ``combine``
-(``max``, ``mean`` or ``min`` over the nets) gives the pass's score, which must reach that pass's threshold. The
+(``max``, ``mean`` or ``min`` over the nets) gives the pass's score, which must reach that pass's threshold. With
+``min``, a net that scores too far under the threshold for the pass to find a person or to ask for review settles
+it, and the nets after it do not run (``settle_margin``): most product shots pay for one net. The
 boxes reported are those of the net that scored highest. Every score is kept (:class:`PersonSearch`), so a photo
 called a product still says how near it came. bench/tune_vision.py chooses rule, passes and thresholds by
 cross-validation.
@@ -122,6 +124,7 @@ class PersonFinder:
         padded_input_size: int = 416,
         padded_scale: float = 0.5,
         iou_threshold: float = 0.45,
+        settle_margin: float | None = None,
     ) -> None:
         if not 0.05 <= padded_scale <= 1.0:
             raise ValueError(f"padded_scale must be in [0.05, 1], got {padded_scale}")
@@ -138,6 +141,11 @@ class PersonFinder:
         self.padded_input_size = padded_input_size
         self.padded_scale = padded_scale
         self.iou_threshold = iou_threshold
+        self.settle_margin = settle_margin
+        """With ``min``: a net scoring below the pass's threshold by more than this settles the pass, and the nets
+        after it are not run. The minimum can then reach neither the threshold nor (with the review margin here)
+        the band that asks for review, so the decision and the review flag are those of running every net; only
+        the skipped nets' near misses are missing from ``scores``. None runs every net."""
 
     @property
     def detector(self) -> Detector:
@@ -151,7 +159,10 @@ class PersonFinder:
         thresholds: dict[str, float] = {}
         for name in self._passes():
             threshold = self.min_confidence if name == "full" else self.padded_min_confidence
-            per_net = self._run_pass(name, image_bgr, min(threshold, NEAR_MISS_FLOOR))
+            settle_below = (
+                threshold - self.settle_margin if self.combine == "min" and self.settle_margin is not None else None
+            )
+            per_net = self._run_pass(name, image_bgr, min(threshold, NEAR_MISS_FLOOR), settle_below)
             best = {net: max((p.confidence for p in persons), default=0.0) for net, persons in per_net.items()}
             for net, value in best.items():
                 scores[net][name] = value
@@ -170,22 +181,28 @@ class PersonFinder:
     def _passes(self) -> list[str]:
         return [name for name, on in (("full", bool(self.input_size)), ("padded", self.padded_pass)) if on]
 
-    def _run_pass(self, name: str, image_bgr: np.ndarray, floor: float) -> dict[str, list[Person]]:
+    def _run_pass(
+        self, name: str, image_bgr: np.ndarray, floor: float, settle_below: float | None = None
+    ) -> dict[str, list[Person]]:
+        """Each net's persons in one pass; with ``settle_below``, the nets after one whose best is under it are
+        skipped."""
         if name == "full":
-            return {
-                net: self._detect(detector, image_bgr, self.input_size, floor, net)
-                for net, detector in self.nets.items()
-            }
-        canvas, scale, (offset_x, offset_y) = padded_canvas(image_bgr, self.padded_input_size, self.padded_scale)
-        found = {}
+            image, size, to_photo = image_bgr, self.input_size, None
+        else:
+            image, scale, (offset_x, offset_y) = padded_canvas(image_bgr, self.padded_input_size, self.padded_scale)
+            size = self.padded_input_size
+
+            def to_photo(p: Person) -> Person:
+                x, y, w, h = p.box
+                box = ((x - offset_x) / scale, (y - offset_y) / scale, w / scale, h / scale)
+                return Person(box, p.confidence, "padded", p.net)
+
+        found: dict[str, list[Person]] = {}
         for net, detector in self.nets.items():
-            found[net] = [
-                Person(
-                    ((x - offset_x) / scale, (y - offset_y) / scale, w / scale, h / scale), p.confidence, "padded", net
-                )
-                for p in self._detect(detector, canvas, self.padded_input_size, floor, net)
-                for x, y, w, h in [p.box]
-            ]
+            persons = self._detect(detector, image, size, floor, net)
+            found[net] = [to_photo(p) for p in persons] if to_photo else persons
+            if settle_below is not None and max((p.confidence for p in persons), default=0.0) < settle_below:
+                break
         return found
 
     def _detect(self, detector: Detector, image: np.ndarray, size: int, floor: float, net: str) -> list[Person]:

@@ -11,6 +11,10 @@ How ids meet the photo keys (``images/<product_id>/<listing_id>/<file>``):
   characters a ``-``, so "Classic Leather Boot" is ``classic-leather-boot``).
 - ``amazon-business-report``: ``(Child) ASIN`` is the listing folder and ``(Parent) ASIN`` the product folder.
 - ``imagelift``: the columns ``week, product_id, listing_id, units, price`` as they are.
+
+A product's name (``title``), when the export has one, is carried beside its id for people to read: Shopify's
+``Product title`` (``Title`` in its products export), Amazon's ``Title`` (``item-name`` in its listings reports),
+the generic layout's ``title``. It is never part of an id's match; ``--columns title=Header`` names another header.
 """
 
 from __future__ import annotations
@@ -26,6 +30,9 @@ if TYPE_CHECKING:  # pandas only where a frame is handled: the command line impo
 FIELDS = ("week", "product_id", "listing_id", "units", "price", "sales")
 """Fields a column can be mapped to; ``price`` or ``sales`` is needed, the others always."""
 REQUIRED = ("week", "product_id", "listing_id", "units")
+TITLE = "title"
+"""The optional field holding the product's name for people; read beside the fields, never renamed into them
+(Shopify's ``Product title`` may be the product id's source and the title at once)."""
 
 
 class ColumnError(ValueError):
@@ -42,6 +49,8 @@ class Preset:
     it); ``auto``: daily when the dates fall on more than one weekday."""
     derived_ids: Mapping[str, str] = field(default_factory=dict)
     """Field -> how a mapped header's text becomes an id (``handle``) when the id column is a title."""
+    titles: Sequence[str] = ()
+    """Headers that may hold the product's name, first found wins."""
 
 
 def shopify_handle(title: str) -> str:
@@ -61,6 +70,7 @@ PRESETS: dict[str, Preset] = {
             "sales": ("sales",),
         },
         period="week",
+        titles=("title", "product_title"),
     ),
     # Analytics > Reports > "Sales by product variant SKU" over days, exported as CSV.
     "shopify": Preset(
@@ -75,6 +85,7 @@ PRESETS: dict[str, Preset] = {
         },
         period="auto",
         derived_ids={"product_id": "handle"},
+        titles=("Product title", "Title", "product_title"),
     ),
     # Seller Central > Reports > Business Reports > "Detail Page Sales and Traffic By Child Item", one row per day.
     "amazon-business-report": Preset(
@@ -87,6 +98,7 @@ PRESETS: dict[str, Preset] = {
             "sales": ("Ordered Product Sales", "Ordered product sales"),
         },
         period="auto",
+        titles=("Title", "Item Name", "item-name", "item_name"),
     ),
 }
 FORMAT_NAMES = ("auto", *PRESETS)
@@ -113,8 +125,8 @@ def parse_column_mapping(text: str) -> dict[str, str]:
         header = header.strip().strip('"').strip()
         if not sep or not header:
             raise ColumnError(f"column mapping {part.strip()!r} is not field=Header")
-        if name not in FIELDS:
-            raise ColumnError(f"column mapping names unknown field {name!r} (fields: {', '.join(FIELDS)})")
+        if name not in FIELDS and name != TITLE:
+            raise ColumnError(f"column mapping names unknown field {name!r} (fields: {', '.join((*FIELDS, TITLE))})")
         mapping[name] = header
     return mapping
 
@@ -128,6 +140,8 @@ class Layout:
     """Field -> the file's own header."""
     controls: dict[str, str]
     """Control name -> the file's own header."""
+    title: str | None = None
+    """The file's header holding the product's name, if it has one."""
 
 
 def _find(columns: Sequence[str], candidates: Sequence[str]) -> str | None:
@@ -151,6 +165,9 @@ def _try(preset: Preset, columns: Sequence[str], mapping: Mapping[str, str], con
     if "price" not in headers and "sales" not in headers:
         price = preset.columns.get("price", ()) or preset.columns.get("sales", ())
         missing.append(f"price or sales ({' or '.join(repr(w) for w in price)})" if price else "price or sales")
+    title = _find(columns, (mapping[TITLE],) if TITLE in mapping else preset.titles)
+    if title is None and TITLE in mapping:
+        missing.append(f"{TITLE} ({mapping[TITLE]!r})")
     control_headers = {}
     for control in controls:
         found = _find(columns, (control,))
@@ -158,7 +175,7 @@ def _try(preset: Preset, columns: Sequence[str], mapping: Mapping[str, str], con
             missing.append(repr(control))
         else:
             control_headers[control] = found
-    return headers, control_headers, missing
+    return headers, control_headers, title, missing
 
 
 def resolve_layout(
@@ -170,9 +187,9 @@ def resolve_layout(
     candidates = list(PRESETS.values()) if sales_format == "auto" else [PRESETS[sales_format]]
     first_missing: list[str] = []
     for preset in candidates:
-        headers, control_headers, missing = _try(preset, columns, mapping, controls)
+        headers, control_headers, title, missing = _try(preset, columns, mapping, controls)
         if not missing:
-            return Layout(preset, headers, control_headers)
+            return Layout(preset, headers, control_headers, title)
         # the error names what the closest layout lacks
         if not first_missing or len(missing) < len(first_missing):
             first_missing = missing

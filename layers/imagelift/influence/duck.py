@@ -56,6 +56,7 @@ class DuckCellSums:
     ) -> None:
         self.names = list(names)
         self._connection = connection
+        self._cell_ids: np.ndarray | None = None
         xs = ", ".join(f"CAST({_quote(n)} AS DOUBLE) AS x{j}" for j, n in enumerate(names))
         connection.execute(
             f"""
@@ -112,6 +113,7 @@ class DuckCellSums:
         ).fetchnumpy()
         maxima = self._connection.execute(f"SELECT {x_max} FROM {ROWS_TABLE}").fetchone()
         cell = np.asarray(got["cell"], dtype=np.int64)
+        self._cell_ids = cell  # sorted: the order every later sum is put back into
         return ConstantSums(
             product=cell // self._n_weeks,
             week=cell % self._n_weeks,
@@ -124,6 +126,8 @@ class DuckCellSums:
         )
 
     def varying(self, beta: np.ndarray) -> VaryingSums:
+        if self._cell_ids is None:
+            self.constant()
         k = len(self.names)
         linear = " + ".join(f"x{j} * ?" for j in range(k)) or "0"
         pairs = packed_pairs(k)
@@ -133,14 +137,21 @@ class DuckCellSums:
             + [f"sum(e * x{a} * x{b}) AS exx{a}_{b}" for a, b in pairs]
         )
         got = self._connection.execute(
-            f"SELECT cell, {sums} FROM (SELECT *, exp({linear}) AS e FROM {ROWS_TABLE}) GROUP BY cell ORDER BY cell",
+            f"SELECT cell, {sums} FROM (SELECT *, exp({linear}) AS e FROM {ROWS_TABLE}) GROUP BY cell",
             [float(b) for b in beta],
         ).fetchnumpy()
-        exx = np.empty((len(got["cell"]), len(pairs)))
-        for column, (a, b) in enumerate(pairs):
-            exx[:, column] = np.asarray(got.pop(f"exx{a}_{b}"), dtype=np.float64)
-        return VaryingSums(
-            e=np.asarray(got["e"], dtype=np.float64),
-            ex=np.column_stack([np.asarray(got[f"ex{a}"], dtype=np.float64) for a in range(k)]).reshape(-1, k),
-            exx=exx,
-        )
+        # the groups come back in any order: put them in the constant sums' (sorted) cell order, without a sort in SQL
+        position = np.searchsorted(self._cell_ids, np.asarray(got.pop("cell"), dtype=np.int64))
+
+        def column(name: str) -> np.ndarray:
+            out = np.empty(len(position))
+            out[position] = np.asarray(got.pop(name), dtype=np.float64)
+            return out
+
+        exx = np.empty((len(position), len(pairs)))
+        for index, (a, b) in enumerate(pairs):
+            exx[:, index] = column(f"exx{a}_{b}")
+        ex = np.empty((len(position), k))
+        for a in range(k):
+            ex[:, a] = column(f"ex{a}")
+        return VaryingSums(e=column("e"), ex=ex, exx=exx)

@@ -54,6 +54,7 @@ sys.path.insert(0, str(ROOT / "layers"))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import vision_fusion  # noqa: E402
+import vision_skin  # noqa: E402
 from vision_data import COPIES, KINDS, load_photos  # noqa: E402
 from vision_scores import FULL_SIZES, NETS, PADDED_SIZES, SCORES_VERSION, TILE_GRID, load_scores  # noqa: E402
 from vision_skin import load_skin  # noqa: E402
@@ -184,6 +185,9 @@ def load_table(face_min_confidence: float, view: str = "person") -> Table:
         print(f"warning: {len(missing)} photos not scored yet (run bench/vision_scores.py); left out", file=sys.stderr)
     photos = [p for p in photos if p.id in cached]
     skin_cached = load_skin(photos)
+    if len(skin_cached) < len(photos):  # cheap (no network): fill the cache so `make tune` needs no extra step
+        vision_skin.main()
+        skin_cached = load_skin(photos)
     skin: dict[str, list[float]] = {}
     rows_photo, rows_copy, face = [], [], []
     scores: dict[tuple[str, str], list[float]] = {}

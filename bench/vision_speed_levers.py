@@ -6,7 +6,9 @@ Variants (same models, same thresholds):
 - ``shipped``: one decode for both stages; with the ``min`` rule a net far under the threshold settles the pass;
 - ``every net runs``: the same without settling (``settle_margin`` None);
 - ``second decode, every net runs``: the cascade before both levers, YOLO on a decode of its own for
-  ``decode_long_side`` (bench/vision_scores.own_person_view).
+  ``decode_long_side`` (bench/vision_scores.own_person_view);
+- ``yolov4-tiny run first``: the nets in the other order (it settles more product shots, at a dearer first run);
+- a coarser face pyramid (``COARSE_PYRAMID``), timed only.
 Per photo (a deterministic sample of the tuning photos), each variant classifies the bytes ``repeat`` times in
 turn; the CPU time (process_time, which the machine's load inflates less than wall time) and the wall time are
 kept, and the medians printed. The categories of the variants are compared photo by photo. Writes
@@ -23,6 +25,7 @@ import random
 import statistics
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -39,6 +42,9 @@ from imagelift.vision.cascade import Cascade  # noqa: E402
 from imagelift.vision.image_io import DecodeLimits, decode_image  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "vision_speed_levers.json"
+COARSE_PYRAMID = 0.6
+"""A coarser face pyramid (fewer P-Net levels) than the shipped 0.709: timed here; its accuracy is the face
+stage's tuning to measure (bench/face_tuning.py), so only the photos it changes are counted."""
 
 
 def before_levers(cascade: Cascade, data: bytes) -> int:
@@ -69,10 +75,16 @@ def main(argv: list[str] | None = None) -> int:
     photos = load_photos()
     if args.photos:
         photos = random.Random(14).sample(photos, args.photos)
+    v4_first = Cascade.load(config)
+    v4_first.persons = copy.copy(v4_first.persons)
+    v4_first.persons.nets = dict(reversed(list(v4_first.persons.nets.items())))
+    coarse = Cascade.load(replace(config, face_scale_factor=COARSE_PYRAMID))
     variants = {
         "shipped": lambda data: shipped.classify_bytes(data).category,
         "every net runs": lambda data: every_net.classify_bytes(data).category,
         "second decode, every net runs": lambda data: before_levers(every_net, data),
+        "yolov4-tiny run first": lambda data: v4_first.classify_bytes(data).category,
+        f"face pyramid factor {COARSE_PYRAMID} (not tuned)": lambda data: coarse.classify_bytes(data).category,
     }
     cpu: dict[str, list[float]] = {name: [] for name in variants}
     wall: dict[str, list[float]] = {name: [] for name in variants}

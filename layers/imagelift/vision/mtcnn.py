@@ -71,6 +71,9 @@ def session_options(threads: int) -> ort.SessionOptions:
     # P-Net sees a new input shape at every pyramid level and R/O-Net a new batch size per photo: memory
     # patterns planned for one shape are never reused.
     options.enable_mem_pattern = False
+    # For the same reason the arena would keep blocks for every shape it has seen: 569 instead of 400 MB peak RSS
+    # at the 640 px cap, for about 2 ms less face-stage time (bench/results/mtcnn_arena.json).
+    options.enable_cpu_mem_arena = False
     return options
 
 

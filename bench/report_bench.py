@@ -897,6 +897,8 @@ def main() -> None:
     )
     parser.add_argument("--datasets", type=int, default=200)
     parser.add_argument("--scenarios", nargs="+", choices=sorted(IDENTIFICATION_SCENARIOS), default=None)
+    parser.add_argument("--products", type=int, default=200, help="identification: products per catalogue")
+    parser.add_argument("--weeks", type=int, default=40, help="identification: weeks per catalogue")
     args = parser.parse_args()
     if args.what in {"speed", "all"}:
         _write("report_speed.json", speed(args.sizes, args.repeats, args.before, args.compare_repeats))
@@ -905,13 +907,19 @@ def main() -> None:
     if args.what in {"coverage", "all"}:
         _write("report_coverage.json", coverage(args.datasets))
     if args.what in {"identification", "all"}:
-        result = identification(args.datasets, scenarios=args.scenarios)
-        previous = RESULTS / "identification.json"
+        result = identification(args.datasets, args.products, args.weeks, scenarios=args.scenarios)
+        # another catalogue size is another file, so its figures never mix with the default size's
+        name = (
+            "identification.json"
+            if (args.products, args.weeks) == (200, 40)
+            else (f"identification_{args.products}x{args.weeks}.json")
+        )
+        previous = RESULTS / name
         if args.scenarios and previous.exists():
             # a partial run keeps the other scenarios' last figures
             kept = json.loads(previous.read_text())["scenarios"]
             result["scenarios"] = {**kept, **result["scenarios"]}
-        _write("identification.json", result)
+        _write(name, result)
     if args.what in {"power", "all"}:
         _write("power.json", power_check(args.datasets))
     if args.what in {"misclassification", "all"}:

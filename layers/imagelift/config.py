@@ -164,7 +164,11 @@ class VisionConfig(_FromEnv):
     costs about 2.7 times the face-stage time of 400 px / 20 px."""
     face_scale_factor: float = 0.709
     """Ratio between neighbouring levels of MTCNN's image pyramid (the paper's 1/sqrt(2)); closer to 1 means more
-    levels, more P-Net runs and fewer faces that fall between two scales."""
+    levels, more P-Net runs and fewer faces that fall between two scales. 0.6 is faster (11.4 ms less CPU median per
+    photo: bench/results/face_scale_speed.json) but loses in nested CV at 640 px / 16 px with the score re-chosen
+    per fold (bench/face_tuning.py, ``scale_factor_comparison``): 111 instead of 115 of 155 model copies in photo
+    folds (71.6% against 74.2%, binomial s.e. 3.6%), 15 instead of 6 of 1885 product copies with a false face
+    leaving sources out (0.8% against 0.3%, s.e. 0.2% and 0.1%); 0.65 gives 22 of 1885 leaving sources out."""
     face_pnet_threshold: float = 0.7
     """P-Net candidate score. The paper's 0.6 sends about twice as many candidates to R-Net for the same faces
     (bench lever "P-Net threshold 0.6")."""

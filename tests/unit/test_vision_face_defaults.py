@@ -19,6 +19,7 @@ def test_shipped_face_defaults_are_the_cross_validated_choice() -> None:
     defaults = VisionConfig.from_env({})
     assert defaults.face_max_side == chosen["face_max_side"]
     assert defaults.face_min_size == chosen["face_min_size"]
+    assert defaults.face_scale_factor == pytest.approx(chosen["face_scale_factor"])
     assert defaults.face_min_confidence == pytest.approx(chosen["face_min_confidence"])
     # The cascade applies no box rule: the tuning must not have chosen one.
     assert (chosen["min_face_side_px"], chosen["landmark_rule"], chosen["min_box_aspect"]) == (0, "none", 0.0)

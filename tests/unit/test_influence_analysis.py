@@ -11,7 +11,7 @@ import pytest
 from imagelift.config import ReportConfig
 from imagelift.influence.analysis import analyse
 from imagelift.influence.records import normalise_records
-from imagelift.influence.report import Report
+from imagelift.influence.report import Report, ReportSummary
 from imagelift.influence.sales import read_sales
 from imagelift.influence.simulate import SimulationSpec, simulate
 
@@ -269,6 +269,10 @@ def test_a_few_huge_products_switch_the_headline_to_bootstrap_ranges_and_jackkni
     assert low == pytest.approx(100 * math.expm1(model.bootstrap_ci[0]))
     assert high == pytest.approx(100 * math.expm1(model.bootstrap_ci[1]))
     assert any("wild bootstrap" in w and "jackknife, CR3" in w for w in report.warnings)
+    model_line = next(
+        line for line in ReportSummary.of(report).headline().splitlines() if line.startswith("model vs product")
+    )
+    assert model_line.endswith("(wild bootstrap)")
     # the same seed gives the same report; the bootstrap range is wider than the jackknife's here
     again = _report(sim)
     assert again.effects[0].ci_low == report.effects[0].ci_low
@@ -279,6 +283,10 @@ def test_a_few_huge_products_switch_the_headline_to_bootstrap_ranges_and_jackkni
 def test_evenly_spread_products_keep_clustered_ranges(report_and_truth):
     report, _ = report_and_truth
     assert {c.interval for c in report.concentration} == {"CRV1"}
+    assert (
+        "(normal approximation)" in ReportSummary.of(report).headline()
+        and "(wild bootstrap)" not in ReportSummary.of(report).headline()
+    )
     for c in report.concentration:
         assert c.effective_products > 30 and 0 < c.top_share < 0.3 and len(c.top_products) == 3
 

@@ -822,6 +822,8 @@ class ReportSummary:
     price_elasticity: Effect
     price_effects: tuple[Effect, ...]
     warnings: tuple[str, ...]
+    bootstrapped: tuple[int | None, ...] = ()
+    """Categories whose range and chance above zero come from the wild bootstrap (None: the elasticity)."""
 
     @classmethod
     def of(cls, report: Report) -> ReportSummary:
@@ -839,6 +841,7 @@ class ReportSummary:
             price_elasticity=report.price_elasticity,
             price_effects=report.price_effects,
             warnings=report.warnings,
+            bootstrapped=tuple(c.category for c in report.concentration if c.interval == "wild bootstrap"),
         )
 
     @property
@@ -883,6 +886,10 @@ class ReportSummary:
         item["price_elasticity"] = self.price_elasticity.estimate
         return {k: v for k, v in item.items() if v is not None}
 
+    def _chance_basis(self, effect: Effect) -> str:
+        """Where an effect's chance above zero comes from: the wild bootstrap when it gives the range."""
+        return "wild bootstrap" if effect.category in self.bootstrapped else "normal approximation"
+
     def headline(self) -> str:
         """The lines the command line prints."""
         level = f"{self.confidence:.0%}"
@@ -904,7 +911,7 @@ class ReportSummary:
                 chance = (
                     ""
                     if e.probability_above_zero is None
-                    else f", chance above zero {e.probability_above_zero:.0%} (normal approximation)"
+                    else f", chance above zero {e.probability_above_zero:.0%} ({self._chance_basis(e)})"
                 )
                 lines.append(
                     f"{e.category_name} vs product: {e.effect_pct:+.1f}% units ({level} CI {lo:+.1f}% to {hi:+.1f}%)"

@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "layers"))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from vision_data import load_photos  # noqa: E402
+from vision_data import load_photos, time_interleaved, variant_figures  # noqa: E402
 
 from imagelift.config import VisionConfig  # noqa: E402
 from imagelift.vision.cascade import Cascade  # noqa: E402
@@ -54,29 +54,17 @@ def main(argv: list[str] | None = None) -> int:
     photos = load_photos()
     if args.photos:
         photos = random.Random(14).sample(photos, args.photos)
-    cpu: dict[float, list[float]] = {scale: [] for scale in SCALE_FACTORS}
-    wall: dict[float, list[float]] = {scale: [] for scale in SCALE_FACTORS}
-    face_ms: dict[float, list[float]] = {scale: [] for scale in SCALE_FACTORS}
-    categories: dict[float, list[int]] = {scale: [] for scale in SCALE_FACTORS}
     load_before = os.getloadavg()
-    for photo in photos:
-        data = photo.path.read_bytes()
-        timings: dict[float, list[tuple[float, float, float]]] = {scale: [] for scale in SCALE_FACTORS}
-        decided: dict[float, int] = {}
-        for _ in range(args.repeat):
-            for scale, cascade in cascades.items():
-                c0, w0 = time.process_time(), time.perf_counter()
-                result = cascade.classify_bytes(data)
-                cpu_ms = (time.process_time() - c0) * 1000
-                wall_ms = (time.perf_counter() - w0) * 1000
-                timings[scale].append((cpu_ms, wall_ms, float(result.timings_ms.get("mtcnn", 0.0))))
-                decided[scale] = result.category
-        for scale, runs in timings.items():
-            cpu[scale].append(statistics.median(t[0] for t in runs))
-            wall[scale].append(statistics.median(t[1] for t in runs))
-            face_ms[scale].append(statistics.median(t[2] for t in runs))
-            categories[scale].append(decided[scale])
-    reference_cpu = statistics.median(cpu[REFERENCE])
+    variants = {str(scale): cascade.classify_bytes for scale, cascade in cascades.items()}
+    timed = time_interleaved(photos, variants, args.repeat)
+    categories = {name: [runs[-1].category for runs in returned] for name, returned in timed.returned.items()}
+    face_ms = {
+        name: [statistics.median(float(r.timings_ms.get("mtcnn", 0.0)) for r in runs) for runs in returned]
+        for name, returned in timed.returned.items()
+    }
+    reference = str(REFERENCE)
+    figures = variant_figures(timed, categories, reference)
+    reference_cpu = statistics.median(timed.cpu_ms[reference])
     report = {
         "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "command": "OMP_NUM_THREADS=1 .venv/bin/python bench/face_scale_speed.py"
@@ -90,17 +78,12 @@ def main(argv: list[str] | None = None) -> int:
         "photos": len(photos),
         "repeat": args.repeat,
         "variants": {
-            str(scale): {
-                "cpu_median_ms": round(statistics.median(cpu[scale]), 1),
-                "cpu_mean_ms": round(statistics.mean(cpu[scale]), 1),
-                "wall_median_ms": round(statistics.median(wall[scale]), 1),
-                "face_stage_wall_median_ms": round(statistics.median(face_ms[scale]), 1),
-                "cpu_median_saved_vs_0.709_ms": round(reference_cpu - statistics.median(cpu[scale]), 1),
-                "photos_with_another_category_than_0.709": sum(
-                    a != b for a, b in zip(categories[scale], categories[REFERENCE], strict=True)
-                ),
+            name: {
+                **r,
+                "face_stage_wall_median_ms": round(statistics.median(face_ms[name]), 1),
+                "cpu_median_saved_vs_0.709_ms": round(reference_cpu - statistics.median(timed.cpu_ms[name]), 1),
             }
-            for scale in SCALE_FACTORS
+            for name, r in figures.items()
         },
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -11,8 +11,12 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import statistics
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -97,3 +101,46 @@ def make_copy(data: bytes, copy: str) -> bytes:
 
 def file_digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+
+
+@dataclass
+class Interleaved:
+    """Per variant and photo: the median CPU and wall milliseconds over the repeats, and what each repeat returned."""
+
+    cpu_ms: dict[str, list[float]]
+    wall_ms: dict[str, list[float]]
+    returned: dict[str, list[list[Any]]]
+
+
+def time_interleaved(photos: list[Photo], variants: dict[str, Callable[[bytes], Any]], repeat: int) -> Interleaved:
+    """Each variant on each photo's bytes ``repeat`` times in turn, so a change of the machine's load falls on every
+    variant alike; CPU time (process_time, which the load inflates less than wall time) and wall time per run."""
+    out = Interleaved({n: [] for n in variants}, {n: [] for n in variants}, {n: [] for n in variants})
+    for photo in photos:
+        data = photo.path.read_bytes()
+        runs: dict[str, list[tuple[float, float, Any]]] = {name: [] for name in variants}
+        for _ in range(repeat):
+            for name, run in variants.items():
+                c0, w0 = time.process_time(), time.perf_counter()
+                value = run(data)
+                runs[name].append(((time.process_time() - c0) * 1000, (time.perf_counter() - w0) * 1000, value))
+        for name, timings in runs.items():
+            out.cpu_ms[name].append(statistics.median(t[0] for t in timings))
+            out.wall_ms[name].append(statistics.median(t[1] for t in timings))
+            out.returned[name].append([t[2] for t in timings])
+    return out
+
+
+def variant_figures(timed: Interleaved, categories: dict[str, list[int]], reference: str) -> dict[str, dict]:
+    """The printed and written figures of each variant; categories compared photo by photo with ``reference``'s."""
+    return {
+        name: {
+            "cpu_median_ms": round(statistics.median(timed.cpu_ms[name]), 1),
+            "cpu_mean_ms": round(statistics.mean(timed.cpu_ms[name]), 1),
+            "wall_median_ms": round(statistics.median(timed.wall_ms[name]), 1),
+            f"photos_with_another_category_than_{reference}": sum(
+                a != b for a, b in zip(categories[name], categories[reference], strict=True)
+            ),
+        }
+        for name in timed.cpu_ms
+    }

@@ -22,7 +22,6 @@ import copy
 import json
 import os
 import random
-import statistics
 import sys
 import time
 from dataclasses import replace
@@ -34,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "layers"))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from vision_data import load_photos  # noqa: E402
+from vision_data import load_photos, time_interleaved, variant_figures  # noqa: E402
 from vision_scores import own_person_view  # noqa: E402
 
 from imagelift.config import VisionConfig  # noqa: E402
@@ -86,23 +85,9 @@ def main(argv: list[str] | None = None) -> int:
         "yolov4-tiny run first": lambda data: v4_first.classify_bytes(data).category,
         f"face pyramid factor {COARSE_PYRAMID} (not tuned)": lambda data: coarse.classify_bytes(data).category,
     }
-    cpu: dict[str, list[float]] = {name: [] for name in variants}
-    wall: dict[str, list[float]] = {name: [] for name in variants}
-    categories: dict[str, list[int]] = {name: [] for name in variants}
     load_before = os.getloadavg()
-    for photo in photos:
-        data = photo.path.read_bytes()
-        runs: dict[str, list[tuple[float, float]]] = {name: [] for name in variants}
-        decided: dict[str, int] = {}
-        for _ in range(args.repeat):
-            for name, run in variants.items():
-                c0, w0 = time.process_time(), time.perf_counter()
-                decided[name] = run(data)
-                runs[name].append(((time.process_time() - c0) * 1000, (time.perf_counter() - w0) * 1000))
-        for name, timings in runs.items():
-            cpu[name].append(statistics.median(t[0] for t in timings))
-            wall[name].append(statistics.median(t[1] for t in timings))
-            categories[name].append(decided[name])
+    timed = time_interleaved(photos, variants, args.repeat)
+    categories = {name: [runs[-1] for runs in returned] for name, returned in timed.returned.items()}
     report = {
         "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "command": "OMP_NUM_THREADS=1 .venv/bin/python bench/vision_speed_levers.py"
@@ -111,17 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": {"cpus": os.cpu_count(), "load_average_before": load_before, "load_average_after": os.getloadavg()},
         "photos": len(photos),
         "repeat": args.repeat,
-        "variants": {
-            name: {
-                "cpu_median_ms": round(statistics.median(cpu[name]), 1),
-                "cpu_mean_ms": round(statistics.mean(cpu[name]), 1),
-                "wall_median_ms": round(statistics.median(wall[name]), 1),
-                "photos_with_another_category_than_shipped": sum(
-                    a != b for a, b in zip(categories[name], categories["shipped"], strict=True)
-                ),
-            }
-            for name in variants
-        },
+        "variants": variant_figures(timed, categories, "shipped"),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")

@@ -183,6 +183,19 @@ class VisionConfig(_FromEnv):
     at most 0.5% of product and worn copies called model): 0.93 in every photo fold and in 29 of 31 source folds.
     At 0.9, 13 instead of 6 of 1885 product copies got a false face, for one more model copy found."""
 
+    face_second_look: bool = False
+    """When the first face pass finds no face but a person box is found, run MTCNN again on the upscaled head
+    region of each person box (imagelift.vision.second_look); a face found there makes the photo category 1.
+    Off until bench/ has chosen the three values below by nested CV (photo folds and sources out): they are the
+    untuned geometry a 25 px face needs to reach 40 px, and have not been measured on model or product photos."""
+    face_second_look_head_fraction: float = 0.35
+    """Top fraction of a person box searched in the second look (untuned)."""
+    face_second_look_upscale: float = 2.0
+    """Enlargement of the head crop before MTCNN, so a 25 px face becomes about 50 px (untuned)."""
+    face_second_look_min_confidence: float = 0.97
+    """O-Net score a second-look face needs; stricter than ``face_min_confidence`` because an enlarged crop gives
+    MTCNN more windows to be wrong in (untuned)."""
+
     # Persons (YOLO nets, COCO class 0): a person without a face makes the photo category 2. The defaults are what
     # bench/tune_vision.py chose by nested cross-validation (bench/results/vision_tuning.json).
     yolo_model: str = "yolo/yolov3-tiny.onnx"

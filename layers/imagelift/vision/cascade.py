@@ -22,6 +22,7 @@ from imagelift.records.categories import CATEGORY_NAMES, MODEL, PRODUCT, WORN
 from imagelift.vision.image_io import DecodedImage, DecodeLimits, ImageDecodeError, decode_image
 from imagelift.vision.mtcnn import MTCNN, Face, FaceDetection
 from imagelift.vision.person import Person, PersonFinder, PersonSearch
+from imagelift.vision.second_look import head_crops, look_again
 
 __all__ = ["Cascade", "Classification", "ImageDecodeError"]
 
@@ -47,6 +48,9 @@ class Classification:
     """``full`` or ``padded``: which pass found the person; None without a person."""
     person_scores: dict[str, dict[str, float]] | None = None
     """Best person score of each net in each pass that ran (near misses when no person was found)."""
+    face_pass: str | None = None
+    """``first`` (the whole photo) or ``second_look`` (head crops of person boxes): which pass found the face;
+    None without a face."""
     best_face_score: float = 0.0
     """Best O-Net score of a face that MTCNN reported but that did not count (0 when none)."""
     review: bool = False
@@ -73,6 +77,7 @@ class Classification:
             "person_net": self.person_net,
             "person_pass": self.person_pass,
             "person_scores": self.person_scores,
+            "face_pass": self.face_pass,
             "best_face_score": round(float(self.best_face_score), 4),
             "review": self.review,
         }
@@ -100,6 +105,10 @@ class Cascade:
             "padded_input_size": config.padded_input_size,
             "padded_scale": config.padded_scale,
             "decode_long_side": config.decode_long_side,
+            "face_second_look": config.face_second_look,
+            "face_second_look_head_fraction": config.face_second_look_head_fraction,
+            "face_second_look_upscale": config.face_second_look_upscale,
+            "face_second_look_min_confidence": config.face_second_look_min_confidence,
         }
 
     @classmethod
@@ -176,12 +185,22 @@ class Cascade:
         t1 = time.perf_counter()
         timings = {"decode": decode_ms, "mtcnn": (t1 - t0) * 1000, "yolo": 0.0}
         search = PersonSearch([])
+        face_pass = "first" if faces else None
         if faces:
             category, decided_by = MODEL.id, "mtcnn"
         else:
             search = self.persons.search(image)
             timings["yolo"] = (time.perf_counter() - t1) * 1000
             category, decided_by = (WORN.id, "yolo") if search.found else (PRODUCT.id, "none")
+            if search.found and self.config.face_second_look:
+                t2 = time.perf_counter()
+                second = self.second_look(image, search.persons)
+                timings["second_look"] = (time.perf_counter() - t2) * 1000
+                face_detection = FaceDetection(second.faces, max(face_detection.best_rejected, second.best_rejected))
+                if second.faces:
+                    faces = second.faces
+                    face_pass = "second_look"
+                    category, decided_by = MODEL.id, "mtcnn"
         margin = search.nearest_margin()
         best_face = max([f.confidence for f in faces] + [face_detection.best_rejected])
         face_unsure = abs(best_face - self.config.face_min_confidence) < self.config.face_review_margin
@@ -200,10 +219,24 @@ class Cascade:
             format=decoded.format,
             person_net=search.net,
             person_pass=search.pass_name,
-            person_scores=search.scores_record() if not faces else None,
+            person_scores=search.scores_record() if search.net is not None or not faces else None,
+            face_pass=face_pass,
             best_face_score=face_detection.best_rejected,
             review=face_unsure or (margin is not None and margin < self.config.review_margin),
         )
+
+    def second_look(self, image_bgr: np.ndarray, persons: list[Person]) -> FaceDetection:
+        """Faces in the upscaled head regions of ``persons`` (boxes in the pixels of ``image_bgr``)."""
+        h, w = image_bgr.shape[:2]
+        crops = head_crops(
+            persons,
+            w,
+            h,
+            head_fraction=self.config.face_second_look_head_fraction,
+            upscale=self.config.face_second_look_upscale,
+            max_side=self.config.face_max_side,
+        )
+        return look_again(self.mtcnn, image_bgr, crops, self.config.face_second_look_min_confidence)
 
     def detect_faces(self, image_bgr: np.ndarray) -> FaceDetection:
         """Faces that count (``face_min_confidence``) in the pixels of ``image_bgr``, and the best score that did

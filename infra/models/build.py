@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from infra.models import darknet, prelu
+from infra.models.prepare import PREPARED_DIR, prepare_models, prepared_paths
 
 SOURCES_PATH = Path(__file__).with_name("sources.json")
 MANIFEST_NAME = "manifest.json"
@@ -321,9 +322,24 @@ def _manifest_is_current(out: Path, sources: dict[str, Any], user: UserDarknet |
             path = out / name
             if not path.is_file() or sha256_file(path) != entry["sha256"]:
                 return None
+        if not _prepared_is_current(out, manifest.get("prepared")):
+            return None
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
     return manifest
+
+
+def _prepared_is_current(out: Path, section: dict[str, Any] | None) -> bool:
+    """The prepared nets were made for this host (or cannot be made here) and every one is on disk unchanged."""
+    try:
+        from imagelift.vision.sessions import host_signature
+    except ImportError:  # no ONNX Runtime here: nothing to prepare, whatever a previous build left
+        signature = None
+    else:
+        signature = host_signature()
+    if signature is not None and (section is None or section.get("signature") != signature):
+        return False
+    return all((out / rel).is_file() and sha256_file(out / rel) == sha for rel, sha in prepared_paths(section).items())
 
 
 # ----------------------------------------------------------------------------------------------- build
@@ -377,8 +393,8 @@ def _carry_over(
     old_entries = (old_manifest or {}).get("files", {})
     for path in sorted(p for p in old.rglob("*") if p.is_file()):
         rel = path.relative_to(old).as_posix()
-        if rel == MANIFEST_NAME or rel in new_files:
-            continue
+        if rel == MANIFEST_NAME or rel in new_files or rel.startswith(f"{PREPARED_DIR}/"):
+            continue  # prepared nets are made afresh from this build's files
         _write(tmp / rel, path.read_bytes())
         entry = old_entries.get(rel)
         if entry is not None and sha256_file(path) == entry.get("sha256"):
@@ -499,6 +515,8 @@ def build_models(
             entry["sha256"] = sha256_file(path)
             entry["bytes"] = path.stat().st_size
             entry.update(describe_onnx(path) if path.suffix == ".onnx" else {})
+        # Each net as ONNX Runtime's optimiser leaves it, checked to give the same outputs (infra/models/prepare.py).
+        prepared = prepare_models(tmp, files, log)
         manifest = {
             "schema": MANIFEST_SCHEMA,
             "converter": CONVERTER_VERSION,
@@ -506,6 +524,7 @@ def build_models(
             "build_seconds": round(time.monotonic() - started, 2),
             "downloaded": downloaded,
             "files": dict(sorted(files.items())),
+            **({"prepared": prepared} if prepared is not None else {}),
         }
         (tmp / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
         _swap_into_place(tmp, out)

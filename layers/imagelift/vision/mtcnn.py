@@ -22,6 +22,8 @@ import cv2
 import numpy as np
 import onnxruntime as ort
 
+from imagelift.vision import sessions
+
 KEYPOINT_NAMES = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
 
 
@@ -63,18 +65,8 @@ class FaceDetection:
 
 
 def session_options(threads: int) -> ort.SessionOptions:
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    # P-Net sees a new input shape at every pyramid level and R/O-Net a new batch size per photo: memory
-    # patterns planned for one shape are never reused.
-    options.enable_mem_pattern = False
-    # For the same reason the arena would keep blocks for every shape it has seen: 569 instead of 400 MB peak RSS
-    # at the 640 px cap, for about 2 ms less face-stage time (bench/results/mtcnn_arena.json).
-    options.enable_cpu_mem_arena = False
-    return options
+    """The options of every MTCNN session (imagelift.vision.sessions.session_options, shapes varying)."""
+    return sessions.session_options(threads, varying_shapes=True)
 
 
 class MTCNN:
@@ -88,11 +80,10 @@ class MTCNN:
         threads: int = 1,
     ) -> None:
         model_dir = Path(model_dir)
-        options = session_options(threads)
-        providers = ["CPUExecutionProvider"]
-        self._pnet = ort.InferenceSession(str(model_dir / "pnet.onnx"), options, providers=providers)
-        self._rnet = ort.InferenceSession(str(model_dir / "rnet.onnx"), options, providers=providers)
-        self._onet = ort.InferenceSession(str(model_dir / "onet.onnx"), options, providers=providers)
+        # From the prepared copies when the models directory has them for this host (imagelift.vision.sessions).
+        self._pnet = sessions.open_session(model_dir / "pnet.onnx", session_options(threads))
+        self._rnet = sessions.open_session(model_dir / "rnet.onnx", session_options(threads))
+        self._onet = sessions.open_session(model_dir / "onet.onnx", session_options(threads))
         self._pnet_outputs = _outputs_by_width(self._pnet, {4: "reg", 2: "prob"})
         self._rnet_outputs = _outputs_by_width(self._rnet, {4: "reg", 2: "prob"})
         self._onet_outputs = _outputs_by_width(self._onet, {4: "reg", 10: "landmarks", 2: "prob"})

@@ -191,15 +191,13 @@ class YoloDetector:
     """One ONNX Runtime session per model, loaded once; ``detect`` is safe to call repeatedly."""
 
     def __init__(self, model_path: str | Path, threads: int = 1) -> None:
-        import onnxruntime as ort
+        from imagelift.vision.sessions import open_session, session_options
 
         model_path = Path(model_path)
         if not model_path.is_file():
             raise FileNotFoundError(f"YOLO model not found at {model_path} (run `imagelift models build`)")
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        self.session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+        # From the prepared copy when the models directory has one for this host (imagelift.vision.sessions).
+        self.session = open_session(model_path, session_options(threads))
         meta = self.session.get_modelmeta().custom_metadata_map
         try:
             self.anchors: list[list[float]] = json.loads(meta["anchors"])

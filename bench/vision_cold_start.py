@@ -1,0 +1,400 @@
+"""The classifier's cold start, memory and per-photo time: each lever against the nets as built before, interleaved.
+
+    OMP_NUM_THREADS=1 .venv/bin/python bench/vision_cold_start.py [--rounds N] [--repeat R] [--photos N]
+
+``--models`` must hold the prepared nets (``imagelift models build`` writes them, infra/models/prepare.py). The
+``original nets`` variant is the same directory seen without them (a temporary directory with links to the nets
+and the manifest minus its ``prepared`` section), so both variants load the very same ONNX files otherwise.
+
+1. Cold start, in fresh processes, the variants in turn each round (rotated): the imports (numpy, cv2,
+   onnxruntime, imagelift), each session's creation (wall and CPU), ``Cascade.load`` in all, then the first and
+   the second classification of the same photo; peak and current RSS after each stage (imports, sessions, decode
+   of a 4000 px JPEG, its classification).
+2. Peak RSS of a fresh process classifying the photos vision_bench.py uses for it (../images as they are and at
+   2000 px), per variant, and with the YOLO sessions' memory arena off.
+3. Per photo, in one process, interleaved at 1 thread: the CPU and wall ms of ``classify_bytes`` for each variant
+   on every tuning photo (../images + ../pool, the files as they are), and the check that every variant gives
+   every photo the same category, the same faces and the same persons as the original nets.
+
+Writes bench/results/vision_cold_start.json and .md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import cv2
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "layers"))
+sys.path.insert(0, str(ROOT / "bench"))
+
+import vision_bench  # noqa: E402
+from vision_data import load_photos, time_interleaved  # noqa: E402
+
+from imagelift.config import VisionConfig  # noqa: E402
+from imagelift.vision.cascade import Cascade  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results" / "vision_cold_start.json"
+
+FRESH = r"""
+import os, sys, time
+def rss():
+    # VmHWM, not ru_maxrss: Linux carries ru_maxrss over exec, so it would start at the parent's size.
+    status = dict(line.split(":", 1) for line in open("/proc/self/status"))
+    mb = lambda key: round(int(status[key].split()[0]) / 1024, 1)
+    return {{"peak_mb": mb("VmHWM"), "now_mb": mb("VmRSS"), "anon_mb": mb("RssAnon")}}
+out = {{"imports_ms": {{}}, "sessions": {{}}, "rss": {{}}}}
+t = time.perf_counter()
+import numpy
+out["imports_ms"]["numpy"] = (time.perf_counter() - t) * 1000; t = time.perf_counter()
+import cv2
+out["imports_ms"]["cv2"] = (time.perf_counter() - t) * 1000; t = time.perf_counter()
+import onnxruntime as ort
+out["imports_ms"]["onnxruntime"] = (time.perf_counter() - t) * 1000; t = time.perf_counter()
+from imagelift.config import VisionConfig
+from imagelift.vision.cascade import Cascade
+out["imports_ms"]["imagelift"] = (time.perf_counter() - t) * 1000
+out["rss"]["imports"] = rss()
+{prelude}
+_Session = ort.InferenceSession
+class TimedSession(_Session):
+    def __init__(self, path, *args, **kwargs):
+        w, c = time.perf_counter(), time.process_time()
+        super().__init__(path, *args, **kwargs)
+        out["sessions"][os.path.basename(os.path.dirname(str(path))) + "/" + os.path.basename(str(path))] = {{
+            "wall_ms": (time.perf_counter() - w) * 1000, "cpu_ms": (time.process_time() - c) * 1000}}
+ort.InferenceSession = TimedSession
+w, c = time.perf_counter(), time.process_time()
+cascade = Cascade.load(VisionConfig.from_env({{}}, models_dir={models!r}, threads=1))
+out["load_ms"], out["load_cpu_ms"] = (time.perf_counter() - w) * 1000, (time.process_time() - c) * 1000
+out["rss"]["sessions"] = rss()
+data = open({photo!r}, "rb").read()
+from imagelift.vision.image_io import DecodeLimits, decode_image
+config = cascade.config
+decoded = decode_image(data, limits=DecodeLimits.from_config(config),
+                       target_long_side=max(config.decode_long_side, config.face_max_side))
+out["rss"]["decode_4000px"] = rss()
+del decoded
+for name in ("first", "second"):
+    w, c = time.perf_counter(), time.process_time()
+    result = cascade.classify_bytes(data)
+    out[name + "_photo_ms"], out[name + "_photo_cpu_ms"] = (time.perf_counter() - w) * 1000, (time.process_time() - c) * 1000
+    out["rss"]["classified_" + name] = rss()
+out["category"] = result.category
+print(__import__("json").dumps(out))
+"""
+
+YOLO_ARENA_OFF = """
+import imagelift.vision.sessions as _sessions
+_options = _sessions.session_options
+def _no_arena(threads, **kwargs):
+    options = _options(threads, **kwargs)
+    options.enable_cpu_mem_arena = False
+    options.enable_mem_pattern = False
+    return options
+_sessions.session_options = _no_arena
+"""
+
+
+def original_view(models: Path, into: Path) -> Path:
+    """``models`` without its prepared nets: links to the nets, the manifest minus ``prepared``."""
+    into.mkdir(parents=True, exist_ok=True)
+    for child in models.iterdir():
+        if child.name not in ("prepared", "manifest.json"):
+            (into / child.name).symlink_to(child.resolve())
+    manifest = json.loads((models / "manifest.json").read_text(encoding="utf-8"))
+    if "prepared" not in manifest:
+        raise SystemExit(f"{models} has no prepared nets: build it with `imagelift models build`")
+    manifest.pop("prepared")
+    (into / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    return into
+
+
+def fresh(code: str, extra_env: dict | None = None) -> dict:
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "layers"), "OMP_NUM_THREADS": "1", **(extra_env or {})}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"fresh process failed:\n{done.stderr[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def median(values: list[float]) -> float:
+    return round(statistics.median(values), 1)
+
+
+def cold_starts(variants: dict[str, tuple[Path, str, dict]], photo: Path, rounds: int) -> dict:
+    runs: dict[str, list[dict]] = {name: [] for name in variants}
+    names = list(variants)
+    for k in range(rounds):
+        for name in names[k % len(names) :] + names[: k % len(names)]:
+            models, prelude, env = variants[name]
+            runs[name].append(fresh(FRESH.format(models=str(models), photo=str(photo), prelude=prelude), env))
+    out = {}
+    for name, rows in runs.items():
+        imports = {m: median([r["imports_ms"][m] for r in rows]) for m in rows[0]["imports_ms"]}
+        total_imports = [sum(r["imports_ms"].values()) for r in rows]
+        out[name] = {
+            "imports_ms": imports,
+            "imports_total_ms": median(total_imports),
+            "sessions_wall_ms": {s: median([r["sessions"][s]["wall_ms"] for r in rows]) for s in rows[0]["sessions"]},
+            "sessions_cpu_ms": {s: median([r["sessions"][s]["cpu_ms"] for r in rows]) for s in rows[0]["sessions"]},
+            "load_ms": median([r["load_ms"] for r in rows]),
+            "load_cpu_ms": median([r["load_cpu_ms"] for r in rows]),
+            "cold_start_ms": median([i + r["load_ms"] for i, r in zip(total_imports, rows, strict=True)]),
+            "first_photo_ms": median([r["first_photo_ms"] for r in rows]),
+            "first_photo_cpu_ms": median([r["first_photo_cpu_ms"] for r in rows]),
+            "second_photo_ms": median([r["second_photo_ms"] for r in rows]),
+            "second_photo_cpu_ms": median([r["second_photo_cpu_ms"] for r in rows]),
+            "cold_start_and_first_photo_ms": median(
+                [i + r["load_ms"] + r["first_photo_ms"] for i, r in zip(total_imports, rows, strict=True)]
+            ),
+            "rss_mb": {
+                stage: {k: median([r["rss"][stage][k] for r in rows]) for k in ("peak_mb", "now_mb", "anon_mb")}
+                for stage in rows[0]["rss"]
+            },
+            "categories": sorted({r["category"] for r in rows}),
+            "runs": len(rows),
+        }
+    return out
+
+
+PEAK = r"""
+import json, pathlib, statistics, time
+{prelude}
+from imagelift.config import VisionConfig
+from imagelift.vision.cascade import Cascade
+cascade = Cascade.load(VisionConfig.from_env(models_dir={models!r}, threads=1))
+cpu = []
+for path in sorted(pathlib.Path({folder!r}).iterdir()):
+    data = path.read_bytes()
+    c = time.process_time()
+    cascade.classify_bytes(data)
+    cpu.append((time.process_time() - c) * 1000)
+status = dict(line.split(":", 1) for line in open("/proc/self/status"))
+mb = lambda key: round(int(status[key].split()[0]) / 1024, 1)
+print(json.dumps({{"peak_mb": mb("VmHWM"), "anon_end_mb": mb("RssAnon"), "cpu_median_ms": statistics.median(cpu),
+                  "cpu_total_ms": sum(cpu)}}))
+"""
+
+
+def peak_rss(variants: dict[str, tuple[Path, str, dict]], folder: Path, rounds: int) -> dict:
+    """Each variant classifies every photo in ``folder`` in a fresh process, ``rounds`` times, rotated."""
+    runs: dict[str, list[dict]] = {name: [] for name in variants}
+    names = list(variants)
+    for k in range(rounds):
+        for name in names[k % len(names) :] + names[: k % len(names)]:
+            models, prelude, env = variants[name]
+            code = PEAK.format(models=str(models), folder=str(folder), prelude=prelude)
+            runs[name].append(fresh(code, env))
+    return {
+        name: {
+            "peak_rss_mb": median([r["peak_mb"] for r in rows]),
+            "anon_rss_at_end_mb": median([r["anon_end_mb"] for r in rows]),
+            "cpu_median_ms_per_photo": median([r["cpu_median_ms"] for r in rows]),
+            "cpu_total_ms": median([r["cpu_total_ms"] for r in rows]),
+            "peak_rss_runs_mb": [r["peak_mb"] for r in rows],
+            "env": env_of(variants[name]),
+        }
+        for name, rows in runs.items()
+    }
+
+
+def env_of(variant: tuple) -> dict:
+    return variant[2] if len(variant) > 2 else {}
+
+
+def decision(result) -> tuple:
+    """What must not change: the category and every box and score that the record carries."""
+    record = result.to_record()
+    return (
+        record["category"],
+        record["decided_by"],
+        json.dumps(record["faces"]),
+        json.dumps(record["persons"]),
+        json.dumps(record["person_scores"]),
+        record["best_face_score"],
+        record["review"],
+    )
+
+
+def big_jpeg(photo: Path, into: Path, long_side: int = 4000) -> Path:
+    image = cv2.imread(str(photo), cv2.IMREAD_COLOR)
+    h, w = image.shape[:2]
+    scale = long_side / max(h, w)
+    big = cv2.resize(image, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_CUBIC)
+    target = into / "photo_4000px.jpg"
+    cv2.imwrite(str(target), big, [cv2.IMWRITE_JPEG_QUALITY, 92])
+    return target
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", type=Path, default=ROOT / "models")
+    parser.add_argument("--rounds", type=int, default=10, help="fresh processes per variant for the cold start")
+    parser.add_argument("--rss-rounds", type=int, default=3, help="fresh processes per variant for the peak RSS")
+    parser.add_argument("--repeat", type=int, default=1, help="timed runs per photo and variant (median taken)")
+    parser.add_argument("--photos", type=int, default=0, help="tuning photos timed (0 = all)")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    report: dict = {
+        "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "command": "OMP_NUM_THREADS=1 .venv/bin/python bench/vision_cold_start.py"
+        + (f" --rounds {args.rounds}" if args.rounds != 10 else "")
+        + (f" --rss-rounds {args.rss_rounds}" if args.rss_rounds != 3 else "")
+        + (f" --repeat {args.repeat}" if args.repeat != 1 else "")
+        + (f" --photos {args.photos}" if args.photos else ""),
+        "machine": {"cpus": os.cpu_count(), "load_average_before": os.getloadavg()},
+    }
+    manifest = json.loads((args.models / "manifest.json").read_text(encoding="utf-8"))
+    report["prepared_signature"] = (manifest.get("prepared") or {}).get("signature")
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        original = original_view(args.models, tmp / "original")
+        glibc_heap = {"IMAGELIFT_HEAP_MMAP_THRESHOLD": "0"}
+        cold_variants = {
+            "before (original nets, glibc heap)": (original, "", glibc_heap),
+            "after (prepared nets, heap threshold 128 KiB)": (args.models, "", {}),
+        }
+        photo = big_jpeg(
+            ROOT.parent / "shared" / "data" / "images" / "cat1_model" / "cat1_model_portrait_official.jpg", tmp
+        )
+        print("cold start (fresh processes) ...", file=sys.stderr)
+        report["cold_start"] = cold_starts(cold_variants, photo, args.rounds)
+        report["machine"]["load_average_after_cold_start"] = os.getloadavg()
+
+        print("peak RSS (fresh processes) ...", file=sys.stderr)
+        folder = tmp / "rss_photos"
+        folder.mkdir()
+        items = vision_bench.labelled(ROOT.parent / "shared" / "data" / "images")
+        for k, photos in enumerate([items, vision_bench.resized(items)]):
+            for name, data, _ in photos:
+                (folder / f"{k}_{name}").write_bytes(data)
+        rss_variants = {
+            "original nets, glibc heap (before)": (original, "", glibc_heap),
+            "prepared nets, glibc heap": (args.models, "", glibc_heap),
+            "prepared nets, heap threshold 128 KiB (shipped)": (args.models, "", {}),
+            "prepared nets, heap threshold 1 MiB": (args.models, "", {"IMAGELIFT_HEAP_MMAP_THRESHOLD": "1048576"}),
+            "prepared nets, heap threshold 128 KiB, YOLO arena and memory patterns off": (
+                args.models,
+                YOLO_ARENA_OFF,
+                {},
+            ),
+        }
+        report["peak_rss"] = peak_rss(rss_variants, folder, args.rss_rounds)
+        report["peak_rss_photos"] = len(list(folder.iterdir()))
+
+        print("per photo, interleaved ...", file=sys.stderr)
+        cv2.setNumThreads(1)
+        variants = {"original nets": original, "prepared nets": args.models}
+        cascades = {
+            name: Cascade.load(VisionConfig.from_env({}, models_dir=models, threads=1))
+            for name, models in variants.items()
+        }
+        photos = load_photos()
+        if args.photos:
+            photos = photos[:: max(1, len(photos) // args.photos)][: args.photos]
+        runners = {name: (lambda data, c=c: decision(c.classify_bytes(data))) for name, c in cascades.items()}
+        for run in runners.values():
+            run(photos[0].path.read_bytes())
+        load_before = os.getloadavg()
+        timed = time_interleaved(photos, runners, args.repeat)
+        reference = [runs[-1] for runs in timed.returned["original nets"]]
+        per_photo = {}
+        for name in runners:
+            got = [runs[-1] for runs in timed.returned[name]]
+            per_photo[name] = {
+                "cpu_median_ms": median(timed.cpu_ms[name]),
+                "cpu_mean_ms": round(statistics.mean(timed.cpu_ms[name]), 1),
+                "wall_median_ms": median(timed.wall_ms[name]),
+                "photos_with_another_category": sum(a[0] != b[0] for a, b in zip(got, reference, strict=True)),
+                "photos_with_another_record": sum(a != b for a, b in zip(got, reference, strict=True)),
+            }
+        ratio = per_photo["original nets"]["cpu_median_ms"] / per_photo["prepared nets"]["cpu_median_ms"]
+        report["per_photo"] = {
+            "photos": len(photos),
+            "repeat": args.repeat,
+            "load_average_before": load_before,
+            "load_average_after": os.getloadavg(),
+            "variants": per_photo,
+            "cpu_median_ratio_original_over_prepared": round(ratio, 3),
+        }
+    report["machine"]["load_average_after"] = os.getloadavg()
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    md = markdown(report)
+    args.out.with_suffix(".md").write_text(md + "\n", encoding="utf-8")
+    print(md)
+    return 0
+
+
+def markdown(report: dict) -> str:
+    cs = report["cold_start"]
+    names = list(cs)
+    lines = [
+        "# Classifier cold start, memory and per-photo time",
+        "",
+        f"`{report['command']}` at {report['generated_at']}; load average {report['machine']['load_average_before']} "
+        f"before, {report['machine']['load_average_after']} after; prepared for {report['prepared_signature']}.",
+        "",
+        "## Cold start (fresh processes, medians of " + str(cs[names[0]]["runs"]) + " each, interleaved)",
+        "",
+        "| stage | " + " | ".join(names) + " |",
+        "|---|" + "---|" * len(names),
+    ]
+
+    def row(label: str, get) -> None:
+        lines.append(f"| {label} | " + " | ".join(str(get(cs[n])) for n in names) + " |")
+
+    for module in cs[names[0]]["imports_ms"]:
+        row(f"import {module} ms", lambda r, m=module: r["imports_ms"][m])
+    row("imports ms", lambda r: r["imports_total_ms"])
+    for session in cs[names[0]]["sessions_cpu_ms"]:
+        row(f"session {session} CPU ms", lambda r, s=session: r["sessions_cpu_ms"].get(s))
+    row("Cascade.load ms (CPU ms)", lambda r: f"{r['load_ms']} ({r['load_cpu_ms']})")
+    row("**cold start ms** (imports + load)", lambda r: f"**{r['cold_start_ms']}**")
+    row("first photo ms (CPU ms)", lambda r: f"{r['first_photo_ms']} ({r['first_photo_cpu_ms']})")
+    row("second photo ms (CPU ms)", lambda r: f"{r['second_photo_ms']} ({r['second_photo_cpu_ms']})")
+    row("cold start + first photo ms", lambda r: r["cold_start_and_first_photo_ms"])
+    for stage in cs[names[0]]["rss_mb"]:
+        row(
+            f"RSS after {stage} MB (peak / now)",
+            lambda r, s=stage: f"{r['rss_mb'][s]['peak_mb']} / {r['rss_mb'][s]['now_mb']}",
+        )
+    lines += [
+        "",
+        f"## Peak RSS classifying {report['peak_rss_photos']} photos (../images as they are and at 2000 px)",
+        "",
+    ]
+    lines += [f"- {name}: {mb} MB" for name, mb in report["peak_rss_mb"].items()]
+    pp = report["per_photo"]
+    lines += [
+        "",
+        f"## Per photo ({pp['photos']} tuning photos, 1 thread, interleaved, repeat {pp['repeat']}; "
+        f"load {pp['load_average_before']} -> {pp['load_average_after']})",
+        "",
+        "| variant | CPU median ms | CPU mean ms | wall median ms | photos with another category | another record |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, r in pp["variants"].items():
+        lines.append(
+            f"| {name} | {r['cpu_median_ms']} | {r['cpu_mean_ms']} | {r['wall_median_ms']} | "
+            f"{r['photos_with_another_category']} | {r['photos_with_another_record']} |"
+        )
+    lines.append(f"\nCPU median ratio, original / prepared: {pp['cpu_median_ratio_original_over_prepared']}.")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -85,7 +85,8 @@ def image_closures() -> dict[str, dict[str, tuple[str, list[Requirement]]]]:
     sections = {
         name: closure(_project_requirements(ROOT / "pyproject.toml", extras)) for name, extras in IMAGE_EXTRAS.items()
     }
-    sections["model-build"] = closure([Requirement("imagelift"), Requirement("imagelift-infra[build]")])
+    # The model build stage installs the classifier too: it prepares the nets with the same ONNX Runtime.
+    sections["model-build"] = closure([Requirement("imagelift[classify]"), Requirement("imagelift-infra[build]")])
     return sections
 
 

@@ -124,10 +124,6 @@ class VisionConfig(_FromEnv):
     """Built models: mtcnn/{pnet,rnet,onet}.onnx, yolo/yolov3-tiny.onnx, manifest.json (env IMAGELIFT_MODELS_DIR)."""
     threads: int = 1
     """ONNX Runtime intra-op threads per session; 1 suits a Lambda with one vCPU. 0 lets ONNX Runtime choose."""
-    heap_mmap_threshold: int = 131072
-    """Bytes from which glibc's malloc serves a block by mmap and returns it to the system when freed, fixed when
-    the cascade loads (imagelift.vision.memory); glibc would otherwise raise it after each large free and keep the
-    freed memory. 0 leaves glibc's own adjustment."""
 
     # Safe decoding: checked from the header before any pixel is decoded.
     max_bytes: int = 40 * 1024 * 1024

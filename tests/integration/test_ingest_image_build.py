@@ -86,7 +86,7 @@ def test_dockerfile_steps_are_the_ones_this_test_runs():
         "layers",
         "functions/classify_image/app.py",
     ]
-    assert 'pip install --no-cache-dir --constraint constraints.txt . "./infra[build]"' in text
+    assert 'pip install --no-cache-dir --constraint constraints.txt ".[classify]" "./infra[build]"' in text
     assert "imagelift models build --out /models" in text
     assert 'pip install --no-cache-dir --constraint constraints.txt ".[classify]"' in text
     assert "COPY --from=models /models ./models" in text
@@ -117,7 +117,7 @@ def test_image_tree_imports_the_handler_and_classifies(tmp_path: Path, models_di
         POWERTOOLS_TRACE_DISABLED="true",
     )
 
-    # Stage "models": pip install . "./infra[build]"; imagelift models build (sdists from the local cache)
+    # Stage "models": pip install ".[classify]" "./infra[build]"; imagelift models build (sdists from the local cache)
     build_context, build_site, built_models = tmp_path / "build-context", tmp_path / "build-site", tmp_path / "models"
     _copy_context(models_stage, build_context)
     subprocess.run(
@@ -141,6 +141,7 @@ def test_image_tree_imports_the_handler_and_classifies(tmp_path: Path, models_di
     built = manifest["files"]
     reference = json.loads((models_dir / "manifest.json").read_text())["files"]
     assert {name: f["sha256"] for name, f in built.items()} == {name: f["sha256"] for name, f in reference.items()}
+    assert set(manifest["prepared"]["files"]) == set(built)  # each net also as the optimiser leaves it
 
     # The function's stage: pip install ".[classify]" (the library alone); COPY --from=models /models ./models
     context, site, task = tmp_path / "context", tmp_path / "site", tmp_path / "task"

@@ -20,7 +20,6 @@ import numpy as np
 from imagelift.config import VisionConfig
 from imagelift.records.categories import CATEGORY_NAMES, MODEL, PRODUCT, WORN
 from imagelift.vision.image_io import DecodedImage, DecodeLimits, ImageDecodeError, decode_image
-from imagelift.vision.memory import fix_mmap_threshold
 from imagelift.vision.mtcnn import MTCNN, Face, FaceDetection
 from imagelift.vision.person import Person, PersonFinder, PersonSearch
 from imagelift.vision.second_look import head_crops, look_again
@@ -118,7 +117,6 @@ class Cascade:
         from imagelift.vision.yolo import YoloDetector  # imported here so tests can stub detectors
 
         config = config or VisionConfig.from_env()
-        fix_mmap_threshold(config.heap_mmap_threshold)
         if config.threads > 0:
             # OpenCV's resizes would otherwise start a thread pool per core, idle or fighting ONNX Runtime.
             cv2.setNumThreads(config.threads)

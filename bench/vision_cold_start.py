@@ -57,6 +57,7 @@ def rss():
     mb = lambda key: round(int(status[key].split()[0]) / 1024, 1)
     return {{"peak_mb": mb("VmHWM"), "now_mb": mb("VmRSS"), "anon_mb": mb("RssAnon")}}
 out = {{"imports_ms": {{}}, "sessions": {{}}, "rss": {{}}}}
+cpu_start = time.process_time()
 t = time.perf_counter()
 import numpy
 out["imports_ms"]["numpy"] = (time.perf_counter() - t) * 1000; t = time.perf_counter()
@@ -67,6 +68,7 @@ out["imports_ms"]["onnxruntime"] = (time.perf_counter() - t) * 1000; t = time.pe
 from imagelift.config import VisionConfig
 from imagelift.vision.cascade import Cascade
 out["imports_ms"]["imagelift"] = (time.perf_counter() - t) * 1000
+out["imports_cpu_ms"] = (time.process_time() - cpu_start) * 1000
 out["rss"]["imports"] = rss()
 {prelude}
 _Session = ort.InferenceSession
@@ -149,17 +151,22 @@ def cold_starts(variants: dict[str, tuple[Path, str, dict]], photo: Path, rounds
         out[name] = {
             "imports_ms": imports,
             "imports_total_ms": median(total_imports),
+            "imports_cpu_ms": median([r["imports_cpu_ms"] for r in rows]),
             "sessions_wall_ms": {s: median([r["sessions"][s]["wall_ms"] for r in rows]) for s in rows[0]["sessions"]},
             "sessions_cpu_ms": {s: median([r["sessions"][s]["cpu_ms"] for r in rows]) for s in rows[0]["sessions"]},
             "load_ms": median([r["load_ms"] for r in rows]),
             "load_cpu_ms": median([r["load_cpu_ms"] for r in rows]),
             "cold_start_ms": median([i + r["load_ms"] for i, r in zip(total_imports, rows, strict=True)]),
+            "cold_start_cpu_ms": median([r["imports_cpu_ms"] + r["load_cpu_ms"] for r in rows]),
             "first_photo_ms": median([r["first_photo_ms"] for r in rows]),
             "first_photo_cpu_ms": median([r["first_photo_cpu_ms"] for r in rows]),
             "second_photo_ms": median([r["second_photo_ms"] for r in rows]),
             "second_photo_cpu_ms": median([r["second_photo_cpu_ms"] for r in rows]),
             "cold_start_and_first_photo_ms": median(
                 [i + r["load_ms"] + r["first_photo_ms"] for i, r in zip(total_imports, rows, strict=True)]
+            ),
+            "cold_start_and_first_photo_cpu_ms": median(
+                [r["imports_cpu_ms"] + r["load_cpu_ms"] + r["first_photo_cpu_ms"] for r in rows]
             ),
             "rss_mb": {
                 stage: {k: median([r["rss"][stage][k] for r in rows]) for k in ("peak_mb", "now_mb", "anon_mb")}
@@ -249,19 +256,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--photos", type=int, default=0, help="tuning photos timed (0 = all)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--markdown", action="store_true", help="only rewrite the .md from the JSON")
+    parser.add_argument(
+        "--sections", default="cold,rss,photo", help="which parts to run (others are kept from the JSON)"
+    )
     args = parser.parse_args(argv)
     if args.markdown:
         md = markdown(json.loads(args.out.read_text(encoding="utf-8")))
         args.out.with_suffix(".md").write_text(md + "\n", encoding="utf-8")
         print(md)
         return 0
+    sections = set(args.sections.split(","))
+    kept = json.loads(args.out.read_text(encoding="utf-8")) if sections != {"cold", "rss", "photo"} else {}
     report: dict = {
+        **kept,
         "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "command": "OMP_NUM_THREADS=1 .venv/bin/python bench/vision_cold_start.py"
         + (f" --rounds {args.rounds}" if args.rounds != 10 else "")
         + (f" --rss-rounds {args.rss_rounds}" if args.rss_rounds != 2 else "")
         + (f" --repeat {args.repeat}" if args.repeat != 1 else "")
-        + (f" --photos {args.photos}" if args.photos else ""),
+        + (f" --photos {args.photos}" if args.photos else "")
+        + (f" --sections {args.sections}" if sections != {"cold", "rss", "photo"} else ""),
         "machine": {"cpus": os.cpu_count(), "load_average_before": os.getloadavg()},
     }
     # Byte-compiled as pip installs it in the image: otherwise every fresh process compiles the library again.
@@ -275,65 +289,22 @@ def main(argv: list[str] | None = None) -> int:
         photo = big_jpeg(
             ROOT.parent / "shared" / "data" / "images" / "cat1_model" / "cat1_model_portrait_official.jpg", tmp
         )
-        print("cold start (fresh processes) ...", file=sys.stderr)
-        report["cold_start"] = cold_starts(cold_variants, photo, args.rounds)
-        report["machine"]["load_average_after_cold_start"] = os.getloadavg()
-
-        print("peak RSS (fresh processes) ...", file=sys.stderr)
-        folder = tmp / "rss_photos"
-        folder.mkdir()
-        items = vision_bench.labelled(ROOT.parent / "shared" / "data" / "images")
-        for k, photos in enumerate([items, vision_bench.resized(items)]):
-            for name, data, _ in photos:
-                (folder / f"{k}_{name}").write_bytes(data)
-        # glibc raises its mmap threshold after each large free and then keeps freed blocks in the heap; fixing it
-        # (its own environment variable) returns them to the system, at the price of faulting them in again.
-        fixed_heap = {"MALLOC_MMAP_THRESHOLD_": "131072"}
-        rss_variants = {
-            "original nets (before)": (original, "", {}),
-            "prepared nets": (args.models, "", {}),
-            "prepared nets, YOLO arena and memory patterns off": (args.models, YOLO_ARENA_OFF, {}),
-            "prepared nets, MALLOC_MMAP_THRESHOLD_=131072": (args.models, "", fixed_heap),
-            "prepared nets, MALLOC_MMAP_THRESHOLD_=131072, YOLO arena off": (args.models, YOLO_ARENA_OFF, fixed_heap),
-        }
-        report["peak_rss"] = peak_rss(rss_variants, folder, args.rss_rounds)
-        report["peak_rss_photos"] = len(list(folder.iterdir()))
-
-        print("per photo, interleaved ...", file=sys.stderr)
-        cv2.setNumThreads(1)
-        variants = {"original nets": original, "prepared nets": args.models}
-        cascades = {
-            name: Cascade.load(VisionConfig.from_env({}, models_dir=models, threads=1))
-            for name, models in variants.items()
-        }
-        photos = load_photos()
-        if args.photos:
-            photos = photos[:: max(1, len(photos) // args.photos)][: args.photos]
-        runners = {name: (lambda data, c=c: decision(c.classify_bytes(data))) for name, c in cascades.items()}
-        for run in runners.values():
-            run(photos[0].path.read_bytes())
-        load_before = os.getloadavg()
-        timed = time_interleaved(photos, runners, args.repeat)
-        reference = [runs[-1] for runs in timed.returned["original nets"]]
-        per_photo = {}
-        for name in runners:
-            got = [runs[-1] for runs in timed.returned[name]]
-            per_photo[name] = {
-                "cpu_median_ms": median(timed.cpu_ms[name]),
-                "cpu_mean_ms": round(statistics.mean(timed.cpu_ms[name]), 1),
-                "wall_median_ms": median(timed.wall_ms[name]),
-                "photos_with_another_category": sum(a[0] != b[0] for a, b in zip(got, reference, strict=True)),
-                "photos_with_another_record": sum(a != b for a, b in zip(got, reference, strict=True)),
-            }
-        ratio = per_photo["original nets"]["cpu_median_ms"] / per_photo["prepared nets"]["cpu_median_ms"]
-        report["per_photo"] = {
-            "photos": len(photos),
-            "repeat": args.repeat,
-            "load_average_before": load_before,
-            "load_average_after": os.getloadavg(),
-            "variants": per_photo,
-            "cpu_median_ratio_original_over_prepared": round(ratio, 3),
-        }
+        runs = report.setdefault("section_runs", {})
+        for section, run in (
+            ("cold", lambda: report.update(cold_start=cold_starts(cold_variants, photo, args.rounds))),
+            ("rss", lambda: rss_section(report, args, original, tmp)),
+            ("photo", lambda: photo_section(report, args, original)),
+        ):
+            if section in sections:
+                print(f"{section} ...", file=sys.stderr)
+                started, load_before = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), os.getloadavg()
+                run()
+                runs[section] = {
+                    "started": started,
+                    "command": report["command"],
+                    "load_average_before": load_before,
+                    "load_average_after": os.getloadavg(),
+                }
     report["machine"]["load_average_after"] = os.getloadavg()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
@@ -343,14 +314,78 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def rss_section(report: dict, args: argparse.Namespace, original: Path, tmp: Path) -> None:
+    print("peak RSS (fresh processes) ...", file=sys.stderr)
+    folder = tmp / "rss_photos"
+    folder.mkdir()
+    items = vision_bench.labelled(ROOT.parent / "shared" / "data" / "images")
+    for k, photos in enumerate([items, vision_bench.resized(items)]):
+        for name, data, _ in photos:
+            (folder / f"{k}_{name}").write_bytes(data)
+    # glibc raises its mmap threshold after each large free and then keeps freed blocks in the heap; fixing it
+    # (its own environment variable) returns them to the system, at the price of faulting them in again.
+    fixed_heap = {"MALLOC_MMAP_THRESHOLD_": "131072"}
+    rss_variants = {
+        "original nets (before)": (original, "", {}),
+        "prepared nets": (args.models, "", {}),
+        "prepared nets, YOLO arena and memory patterns off": (args.models, YOLO_ARENA_OFF, {}),
+        "prepared nets, MALLOC_MMAP_THRESHOLD_=131072": (args.models, "", fixed_heap),
+        "prepared nets, MALLOC_MMAP_THRESHOLD_=131072, YOLO arena off": (args.models, YOLO_ARENA_OFF, fixed_heap),
+    }
+    report["peak_rss"] = peak_rss(rss_variants, folder, args.rss_rounds)
+    report["peak_rss_photos"] = len(list(folder.iterdir()))
+
+
+def photo_section(report: dict, args: argparse.Namespace, original: Path) -> None:
+    print("per photo, interleaved ...", file=sys.stderr)
+    cv2.setNumThreads(1)
+    variants = {"original nets": original, "prepared nets": args.models}
+    cascades = {
+        name: Cascade.load(VisionConfig.from_env({}, models_dir=models, threads=1)) for name, models in variants.items()
+    }
+    photos = load_photos()
+    if args.photos:
+        photos = photos[:: max(1, len(photos) // args.photos)][: args.photos]
+    runners = {name: (lambda data, c=c: decision(c.classify_bytes(data))) for name, c in cascades.items()}
+    for run in runners.values():
+        run(photos[0].path.read_bytes())
+    load_before = os.getloadavg()
+    timed = time_interleaved(photos, runners, args.repeat)
+    reference = [runs[-1] for runs in timed.returned["original nets"]]
+    per_photo = {}
+    for name in runners:
+        got = [runs[-1] for runs in timed.returned[name]]
+        per_photo[name] = {
+            "cpu_median_ms": median(timed.cpu_ms[name]),
+            "cpu_mean_ms": round(statistics.mean(timed.cpu_ms[name]), 1),
+            "wall_median_ms": median(timed.wall_ms[name]),
+            "photos_with_another_category": sum(a[0] != b[0] for a, b in zip(got, reference, strict=True)),
+            "photos_with_another_record": sum(a != b for a, b in zip(got, reference, strict=True)),
+        }
+    ratio = per_photo["original nets"]["cpu_median_ms"] / per_photo["prepared nets"]["cpu_median_ms"]
+    report["per_photo"] = {
+        "photos": len(photos),
+        "repeat": args.repeat,
+        "load_average_before": load_before,
+        "load_average_after": os.getloadavg(),
+        "variants": per_photo,
+        "cpu_median_ratio_original_over_prepared": round(ratio, 3),
+    }
+
+
 def markdown(report: dict) -> str:
     cs = report["cold_start"]
     names = list(cs)
     lines = [
         "# Classifier cold start, memory and per-photo time",
         "",
-        f"`{report['command']}` at {report['generated_at']}; load average {report['machine']['load_average_before']} "
-        f"before, {report['machine']['load_average_after']} after; prepared for {report['prepared_signature']}.",
+        f"Prepared for {report['prepared_signature']}; {report['machine']['cpus']} CPUs shared with other jobs.",
+        "",
+        *(
+            f"- {section}: `{run['command']}` from {run['started']}, load average "
+            f"{[round(v, 2) for v in run['load_average_before']]} -> {[round(v, 2) for v in run['load_average_after']]}"
+            for section, run in report.get("section_runs", {}).items()
+        ),
         "",
         "## Cold start (fresh processes, medians of " + str(cs[names[0]]["runs"]) + " each, interleaved)",
         "",
@@ -363,18 +398,21 @@ def markdown(report: dict) -> str:
 
     for module in cs[names[0]]["imports_ms"]:
         row(f"import {module} ms", lambda r, m=module: r["imports_ms"][m])
-    row("imports ms", lambda r: r["imports_total_ms"])
+    row("imports ms (CPU ms)", lambda r: f"{r['imports_total_ms']} ({r['imports_cpu_ms']})")
     for session in cs[names[0]]["sessions_cpu_ms"]:
         row(f"session {session} CPU ms", lambda r, s=session: r["sessions_cpu_ms"].get(s))
     row("Cascade.load ms (CPU ms)", lambda r: f"{r['load_ms']} ({r['load_cpu_ms']})")
-    row("**cold start ms** (imports + load)", lambda r: f"**{r['cold_start_ms']}**")
+    row("**cold start ms** (imports + load; CPU ms)", lambda r: f"**{r['cold_start_ms']}** ({r['cold_start_cpu_ms']})")
     row("first photo ms (CPU ms)", lambda r: f"{r['first_photo_ms']} ({r['first_photo_cpu_ms']})")
     row("second photo ms (CPU ms)", lambda r: f"{r['second_photo_ms']} ({r['second_photo_cpu_ms']})")
-    row("cold start + first photo ms", lambda r: r["cold_start_and_first_photo_ms"])
+    row(
+        "cold start + first photo ms (CPU ms)",
+        lambda r: f"{r['cold_start_and_first_photo_ms']} ({r.get('cold_start_and_first_photo_cpu_ms')})",
+    )
     for stage in cs[names[0]]["rss_mb"]:
         row(
-            f"RSS after {stage} MB (peak / now)",
-            lambda r, s=stage: f"{r['rss_mb'][s]['peak_mb']} / {r['rss_mb'][s]['now_mb']}",
+            f"RSS after {stage} MB (peak / now / anonymous)",
+            lambda r, s=stage: " / ".join(str(r["rss_mb"][s].get(k)) for k in ("peak_mb", "now_mb", "anon_mb")),
         )
     lines += [
         "",
@@ -392,8 +430,7 @@ def markdown(report: dict) -> str:
     pp = report["per_photo"]
     lines += [
         "",
-        f"## Per photo ({pp['photos']} tuning photos, 1 thread, interleaved, repeat {pp['repeat']}; "
-        f"load {pp['load_average_before']} -> {pp['load_average_after']})",
+        f"## Per photo ({pp['photos']} tuning photos, 1 thread, interleaved, repeat {pp['repeat']})",
         "",
         "| variant | CPU median ms | CPU mean ms | wall median ms | photos with another category | another record |",
         "|---|---|---|---|---|---|",

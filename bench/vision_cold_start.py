@@ -48,6 +48,7 @@ from imagelift.config import VisionConfig  # noqa: E402
 from imagelift.vision.cascade import Cascade  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "vision_cold_start.json"
+ALL_SECTIONS = {"cold", "rss", "photo", "profile"}
 
 FRESH = r"""
 import os, sys, time
@@ -257,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--markdown", action="store_true", help="only rewrite the .md from the JSON")
     parser.add_argument(
-        "--sections", default="cold,rss,photo", help="which parts to run (others are kept from the JSON)"
+        "--sections", default="cold,rss,photo,profile", help="which parts to run (others are kept from the JSON)"
     )
     args = parser.parse_args(argv)
     if args.markdown:
@@ -266,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
         print(md)
         return 0
     sections = set(args.sections.split(","))
-    kept = json.loads(args.out.read_text(encoding="utf-8")) if sections != {"cold", "rss", "photo"} else {}
+    kept = json.loads(args.out.read_text(encoding="utf-8")) if sections != ALL_SECTIONS else {}
     report: dict = {
         **kept,
         "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -275,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
         + (f" --rss-rounds {args.rss_rounds}" if args.rss_rounds != 2 else "")
         + (f" --repeat {args.repeat}" if args.repeat != 1 else "")
         + (f" --photos {args.photos}" if args.photos else "")
-        + (f" --sections {args.sections}" if sections != {"cold", "rss", "photo"} else ""),
+        + (f" --sections {args.sections}" if sections != ALL_SECTIONS else ""),
         "machine": {"cpus": os.cpu_count(), "load_average_before": os.getloadavg()},
     }
     # Byte-compiled as pip installs it in the image: otherwise every fresh process compiles the library again.
@@ -294,6 +295,7 @@ def main(argv: list[str] | None = None) -> int:
             ("cold", lambda: report.update(cold_start=cold_starts(cold_variants, photo, args.rounds))),
             ("rss", lambda: rss_section(report, args, original, tmp)),
             ("photo", lambda: photo_section(report, args, original)),
+            ("profile", lambda: profile_section(report, args)),
         ):
             if section in sections:
                 print(f"{section} ...", file=sys.stderr)
@@ -373,6 +375,54 @@ def photo_section(report: dict, args: argparse.Namespace, original: Path) -> Non
     }
 
 
+def profile_section(report: dict, args: argparse.Namespace) -> None:
+    """CPU profile (cProfile on process_time) of the median photo of a sample, 30 runs, by function."""
+    import cProfile
+    import pstats
+    import random
+
+    cv2.setNumThreads(1)
+    cascade = Cascade.load(VisionConfig.from_env({}, models_dir=args.models, threads=1))
+    timed = []
+    for photo in random.Random(3).sample(load_photos(), 120):
+        data = photo.path.read_bytes()
+        cascade.classify_bytes(data)
+        c = time.process_time()
+        cascade.classify_bytes(data)
+        timed.append(((time.process_time() - c) * 1000, photo, data))
+    timed.sort(key=lambda t: t[0])
+    ms, photo, data = timed[len(timed) // 2]
+    runs = 30
+    profiler = cProfile.Profile(time.process_time)
+    profiler.enable()
+    for _ in range(runs):
+        result = cascade.classify_bytes(data)
+    profiler.disable()
+    stats = pstats.Stats(profiler).stats
+    total = sum(tt for _, _, tt, _, _ in stats.values())
+    rows = sorted(
+        ((f"{Path(key[0]).name}:{key[1]}({key[2]})", cc, tt) for key, (cc, _, tt, _, _) in stats.items()),
+        key=lambda row: -row[2],
+    )
+    report["profile_median_photo"] = {
+        "photo": photo.id,
+        "sample": len(timed),
+        "cpu_ms": round(ms, 1),
+        "runs": runs,
+        "profiled_cpu_ms_per_run": round(total * 1000 / runs, 1),
+        "timings_ms_last_run": {k: round(v, 1) for k, v in result.timings_ms.items()},
+        "top_by_own_time": [
+            {
+                "function": name,
+                "calls_per_run": round(calls / runs, 1),
+                "cpu_ms_per_run": round(tt * 1000 / runs, 2),
+                "share": round(tt / total, 3),
+            }
+            for name, calls, tt in rows[:12]
+        ],
+    }
+
+
 def markdown(report: dict) -> str:
     cs = report["cold_start"]
     names = list(cs)
@@ -441,6 +491,19 @@ def markdown(report: dict) -> str:
             f"{r['photos_with_another_category']} | {r['photos_with_another_record']} |"
         )
     lines.append(f"\nCPU median ratio, original / prepared: {pp['cpu_median_ratio_original_over_prepared']}.")
+    prof = report.get("profile_median_photo")
+    if prof:
+        lines += [
+            "",
+            f"## CPU profile of the median photo ({prof['photo']}, {prof['cpu_ms']} ms CPU, the median of "
+            f"{prof['sample']} tuning photos; {prof['runs']} runs, {prof['profiled_cpu_ms_per_run']} ms per run "
+            "under the profiler)",
+            "",
+            "| function | calls per run | CPU ms per run | share |",
+            "|---|---|---|---|",
+        ]
+        for r in prof["top_by_own_time"]:
+            lines.append(f"| `{r['function']}` | {r['calls_per_run']} | {r['cpu_ms_per_run']} | {r['share']:.1%} |")
     return "\n".join(lines)
 
 

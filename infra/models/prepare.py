@@ -68,7 +68,7 @@ def prepare_models(
         options.log_severity_level = 3  # its warning that the copy suits this CPU only is what the signature handles
         options.optimized_model_filepath = str(target)
         # Weights in a file of their own, which ONNX Runtime maps into memory instead of parsing and copying them:
-        # a session on yolov3-tiny's copy then opens in about 2 ms of CPU where the optimiser took about 155 ms.
+        # a session on yolov3-tiny's copy then opens in about 2 ms of CPU where the optimiser took 155-187 ms.
         options.add_session_config_entry("session.optimized_model_external_initializers_file_name", data.name)
         options.add_session_config_entry(
             "session.optimized_model_external_initializers_min_size_in_bytes", str(EXTERNAL_MIN_BYTES)

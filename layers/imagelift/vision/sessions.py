@@ -5,9 +5,9 @@ layout transform, which reorders every convolution's weights. ``imagelift models
 net as the optimiser leaves it (``prepared/<file>``, its weights in a file of their own that ONNX Runtime maps into
 memory instead of parsing and copying; listed in the manifest with their sha256 and checked there to give bit for
 bit the same outputs), and a session opened from that copy skips the optimiser. Measured in fresh processes
-(bench/results/vision_cold_start.json): the five nets open in about 20 ms of CPU instead of about 215 ms
-(yolov3-tiny alone 155 ms), with 99 instead of about 220 MB resident afterwards; the first photo then costs about
-40 ms more CPU, as the mapped weights are read in.
+(bench/results/vision_cold_start.json): the five nets open in 20-26 ms of CPU instead of 215-270 ms (yolov3-tiny
+alone 155-187 ms), with 98 instead of about 220 MB resident afterwards; the first photo then costs 25-45 ms more
+CPU, as the mapped weights are read in.
 
 The NCHWc layout depends on the CPU: ONNX Runtime's kernels work in blocks of 16 channels where AVX-512F is usable
 and of 8 on every other x86-64 CPU. So the build records where it prepared the copies (:func:`host_signature`: ONNX

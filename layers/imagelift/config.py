@@ -186,15 +186,20 @@ class VisionConfig(_FromEnv):
     face_second_look: bool = False
     """When the first face pass finds no face but a person box is found, run MTCNN again on the upscaled head
     region of each person box (imagelift.vision.second_look); a face found there makes the photo category 1.
-    Off until bench/ has chosen the three values below by nested CV (photo folds and sources out): they are the
-    untuned geometry a 25 px face needs to reach 40 px, and have not been measured on model or product photos."""
+    Off: nested cross-validation over the head fraction (0.25 / 0.35 / 0.5), the upscale (1.5 / 2 / 3), the crop
+    source (the capped decode or a finer one) and the score (bench/second_look_tuning.py,
+    bench/results/second_look_tuning.json) found 122 instead of 115 of 155 model copies over photo folds but turned
+    2 of 310 worn copies into model (a child seen from the side, face not visible), and with sources left out found
+    none more while turning 5 worn copies into model (a mirror selfie with the face covered, a boot); products
+    unchanged (6 of 1885). The 7 copies gained are 3 photos of one source (open-mmlab/mmpose). The values below are
+    the untuned ones measured in bench/results/second_look.json."""
     face_second_look_head_fraction: float = 0.35
-    """Top fraction of a person box searched in the second look (untuned)."""
+    """Top fraction of a person box searched in the second look."""
     face_second_look_upscale: float = 2.0
-    """Enlargement of the head crop before MTCNN, so a 25 px face becomes about 50 px (untuned)."""
+    """Enlargement of the head crop before MTCNN, so a 25 px face becomes about 50 px."""
     face_second_look_min_confidence: float = 0.97
     """O-Net score a second-look face needs; stricter than ``face_min_confidence`` because an enlarged crop gives
-    MTCNN more windows to be wrong in (untuned)."""
+    MTCNN more windows to be wrong in."""
 
     # Persons (YOLO nets, COCO class 0): a person without a face makes the photo category 2. The defaults are what
     # bench/tune_vision.py chose by nested cross-validation (bench/results/vision_tuning.json).

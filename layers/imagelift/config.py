@@ -156,12 +156,17 @@ class VisionConfig(_FromEnv):
     (12 / face_min_size). Chosen with ``face_max_side`` and ``face_min_confidence`` by nested cross-validation over
     ../images + ../pool and four copies of each photo (bench/face_tuning.py; bench/results/face_tuning.json): with
     20 instead of 16 at 640 px, 112 instead of 115 of 155 model copies are found, 9 instead of 6 of 1885 product
-    copies get a false face (photo-fold CV)."""
+    copies get a false face (photo-fold CV). 12 (bench/second_look_tuning.py, bench/results/second_look_tuning.json)
+    found 120 of 155 model copies at score 0.9 in nested CV over photo folds and with sources left out, with 7 of
+    1885 product copies called model (against 115 and 6-10 here), for 1.58x the face stage's CPU time on photos of
+    1280 px and more (1.63x over all originals): not shipped for that cost."""
     face_max_side: int = 640
     """MTCNN runs on the photo shrunk so its long side is at most this (speed; a face under
     ``face_min_size * max_side / face_max_side`` original pixels is then missed). 400 lost the 25-40 px faces of
     600-1000 px photos: 98 of 155 model copies found in CV against 115 at 640 (with ``face_min_size`` 16); it
-    costs about 2.7 times the face-stage time of 400 px / 20 px."""
+    costs about 2.7 times the face-stage time of 400 px / 20 px. 800 and 960 (bench/second_look_tuning.py) found 118
+    and 121 of 155 model copies over photo folds (118 and 115 with sources left out; 7-10 of 1885 product copies called
+    model) for 1.55x and 2.32x the face stage's CPU time on photos of 1280 px and more: not shipped for that cost."""
     face_scale_factor: float = 0.709
     """Ratio between neighbouring levels of MTCNN's image pyramid (the paper's 1/sqrt(2)); closer to 1 means more
     levels, more P-Net runs and fewer faces that fall between two scales. 0.6 is faster (11.4 ms less CPU median per

@@ -6,7 +6,9 @@ For each photo of ../shared/data/images + ../shared/data/pool (bench/vision_data
 mirror, 90% centre crop, 2000 px rescale, JPEG q=60), decoded the way the cascade decodes an upload:
 - ``category`` / ``decided_by``: the shipped cascade (config defaults) on that decode;
 - ``hand``: the best score of each HandTrack class over all anchors (imagelift.vision.hands), the best hand box
-  (as fractions of the photo) and the CPU milliseconds of the hand stage (prepare + ONNX Runtime + NMS).
+  (as fractions of the photo) and the CPU milliseconds of the hand stage (prepare + ONNX Runtime + NMS);
+- ``hand_boxes``: up to TOP_BOXES hand boxes after NMS (score at least BOX_FLOOR), each with the share of its
+  pixels in a skin-colour range (YCrCb, Cr 133-173 and Cb 77-127): a fist-like shoe is seldom skin-coloured.
 Nothing is thresholded here: bench/hands_curve.py draws the curve and chooses the threshold by cross-validation.
 Cached per photo under .cache/hands_scores/ (keyed by the file's sha256, the hand model's sha256 and
 SCORES_VERSION).
@@ -34,7 +36,9 @@ from imagelift.vision.cascade import Cascade  # noqa: E402
 from imagelift.vision.hands import HandDetector  # noqa: E402
 from imagelift.vision.image_io import DecodeLimits, decode_image  # noqa: E402
 
-SCORES_VERSION = 1
+SCORES_VERSION = 2
+TOP_BOXES = 5
+BOX_FLOOR = 0.05
 CACHE = ROOT / ".cache" / "hands_scores"
 
 
@@ -50,9 +54,24 @@ def score_photo(cascade: Cascade, hands: HandDetector, data: bytes) -> dict:
     c0 = time.process_time()
     h, w = rgb.shape[:2]
     scores, boxes = hands.raw(rgb)
-    found = hands.hands_from(scores, boxes, width=w, height=h, min_score=0.05, limit=1)
+    found = hands.hands_from(scores, boxes, width=w, height=h, min_score=BOX_FLOOR, limit=TOP_BOXES)
     hand_ms = (time.process_time() - c0) * 1000
     best = hands.best_scores(scores)
+    ycrcb = cv2.cvtColor(decoded.bgr, cv2.COLOR_BGR2YCrCb)
+    skin = cv2.inRange(ycrcb, (0, 133, 77), (255, 173, 127)) > 0
+    hand_boxes = []
+    for hand in found:
+        x, y, bw, bh = (round(v) for v in hand.box)
+        region = skin[max(y, 0) : max(y + bh, y + 1), max(x, 0) : max(x + bw, x + 1)]
+        share = float(region.mean()) if region.size else 0.0
+        hand_boxes.append(
+            {
+                "label": hand.label,
+                "score": round(hand.confidence, 5),
+                "skin": round(share, 4),
+                "box": [x / w, y / h, bw / w, bh / h],
+            }
+        )
     top = None
     if found:
         x, y, bw, bh = found[0].box
@@ -63,6 +82,7 @@ def score_photo(cascade: Cascade, hands: HandDetector, data: bytes) -> dict:
         "cascade_ms": round(result.timings_ms["total"], 2),
         "hand": {k: round(v, 5) for k, v in best.items()},
         "hand_top": top,
+        "hand_boxes": hand_boxes,
         "hand_cpu_ms": round(hand_ms, 2),
     }
 

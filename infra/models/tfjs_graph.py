@@ -18,6 +18,7 @@ layout optimiser folds away between adjacent convolutions. ``SAME`` padding maps
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -162,16 +163,12 @@ def _attr(node: dict[str, Any], key: str, default: Any = None) -> Any:
     if value is None:
         return default
     if "s" in value:
-        import base64
-
         return base64.b64decode(value["s"]).decode("utf-8")
     if "list" in value:
         items = value["list"]
         if "i" in items:
             return [int(v) for v in items["i"]]
         if "s" in items:
-            import base64
-
             return [base64.b64decode(v).decode("utf-8") for v in items["s"]]
         if "f" in items:
             return [float(v) for v in items["f"]]

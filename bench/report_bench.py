@@ -56,6 +56,7 @@ import sys
 import tempfile
 import time
 import warnings
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -63,7 +64,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
-sys.path.insert(0, str(ROOT / "layers"))
+# the library under test: this checkout's, or in a child process the folder it was given (``_child(layers=...)``);
+# put first on the path, it would otherwise shadow an earlier version passed through PYTHONPATH
+sys.path.insert(0, os.environ.get("REPORT_BENCH_LAYERS", str(ROOT / "layers")))
 
 LISTINGS_PER_PRODUCT = 4.0
 WEEKS = 52
@@ -172,7 +175,10 @@ def _time_fit_parts() -> dict[str, float]:
         return wrapper
 
     for name in FIT_PARTS:
-        setattr(analysis, name, timed(name, getattr(analysis, name)))
+        if hasattr(analysis, name):  # an earlier version of the library may lack some
+            setattr(analysis, name, timed(name, getattr(analysis, name)))
+    if not hasattr(analysis, "fit_two_way_ols") and hasattr(analysis, "fit_ols_fe"):
+        analysis.fit_ols_fe = timed("fit_ols_fe", analysis.fit_ols_fe)
     return seconds
 
 
@@ -272,6 +278,7 @@ def _child(args: list[str], layers: Path | None = None, extra_env: dict[str, str
     env = {
         **os.environ,
         "PYTHONPATH": str(layers or ROOT / "layers"),
+        "REPORT_BENCH_LAYERS": str(layers or ROOT / "layers"),
         "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", ""),
         **(extra_env or {}),
     }
@@ -546,7 +553,10 @@ def _ols_runner(frame, implementation: str, model: str):
     y = frame[outcome].to_numpy(dtype=float)
     x = frame[names].to_numpy(dtype=float)
     product, week = frame["product_code"].to_numpy(), frame["week_code"].to_numpy()
+    # the report's configuration; the warm-up on a few products is below its threshold and is sent to cells too
     config = ReportConfig()
+    if implementation == "cells":
+        config = replace(config, cell_sums_min_rows=min(config.cell_sums_min_rows, len(y)))
 
     def run_ours():
         with threadpool_limits(limits=1, user_api="blas"):

@@ -294,9 +294,10 @@ class ReportConfig(_FromEnv):
     report (under the sales prefix, which the function may read). When set, the report also shows the category
     effects corrected for the classifier's mistakes."""
     cell_sums_min_rows: int = 100_000
-    """Rows from which the headline PPML is solved on product x week cell sums (one pass over the rows per Newton
-    step) instead of by sweeping the fixed effects out of every row at each step; the same estimates either way.
-    Solving on cells was about 0.7x the time at 100k rows and no faster at 10k (bench/report_bench.py)."""
+    """Rows from which the headline PPML and the two OLS fits (log(units), price premium) are solved on product x
+    week cell sums (one pass over the rows per Newton step; OLS exactly in one pass) instead of by sweeping the fixed
+    effects out of every row; the same estimates either way. Solving the PPML on cells was about 0.7x the time at
+    100k rows and no faster at 10k (bench/report_bench.py)."""
     blas_threads: int = 1
     """Threads BLAS may use while the report is built (0: the library's default, one per core). The fits multiply
     small matrices, where thread start-up costs more than it saves: one thread ran the 1M-row report's fits about

@@ -56,6 +56,7 @@ import sys
 import tempfile
 import time
 import warnings
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -63,7 +64,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
-sys.path.insert(0, str(ROOT / "layers"))
+# the library under test: this checkout's, or in a child process the folder it was given (``_child(layers=...)``);
+# put first on the path, it would otherwise shadow an earlier version passed through PYTHONPATH
+sys.path.insert(0, os.environ.get("REPORT_BENCH_LAYERS", str(ROOT / "layers")))
 
 LISTINGS_PER_PRODUCT = 4.0
 WEEKS = 52
@@ -113,6 +116,7 @@ def child_end_to_end(data_dir: str, out_dir: str) -> dict:
             stage_peaks[name] = _peak_rss_mb()
 
     report_service._Stages.run = run_and_record
+    fit_parts = _time_fit_parts()
     start = time.perf_counter()
     run = run_local(
         [Path(data_dir) / "sales.csv"],
@@ -125,6 +129,8 @@ def child_end_to_end(data_dir: str, out_dir: str) -> dict:
         "seconds": total,
         "import_seconds": imports,
         "stages": run.timings_s,
+        "fit_parts_s": {name: round(seconds, 4) for name, seconds in sorted(fit_parts.items(), key=lambda kv: -kv[1])},
+        "fit_other_s": run.timings_s.get("fit", 0.0) - sum(fit_parts.values()),
         "peak_rss_mb_after_stage": stage_peaks,
         "peak_rss_mb": _peak_rss_mb(),
         "rows": run.report.counts.rows,
@@ -132,6 +138,48 @@ def child_end_to_end(data_dir: str, out_dir: str) -> dict:
         "products": run.report.counts.products,
         "effects_pct": {e.category_name: e.effect_pct for e in run.report.effects},
     }
+
+
+# What the fit stage (analysis.fit_models) calls, timed by wrapping the names it looks up in its module; none of
+# them calls another, so their times add up (the rest is the fit stage's own work: designs, identification).
+FIT_PARTS = (
+    "fit_headline_ppml",
+    "concentrated_intervals",
+    "bootstrap_concentrated",
+    "fit_two_way_ols",
+    "_within_estimable",
+    "fit_ppml",
+    "identification_table",
+    "fit_pooled_ols",
+    "per_product_effects",
+    "shrink_per_product",
+    "switch_analyses",
+    "leave_one_product_out",
+    "identification",
+)
+
+
+def _time_fit_parts() -> dict[str, float]:
+    from imagelift.influence import analysis
+
+    seconds: dict[str, float] = {}
+
+    def timed(name, function):
+        def wrapper(*args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - start
+
+        return wrapper
+
+    for name in FIT_PARTS:
+        if hasattr(analysis, name):  # an earlier version of the library may lack some
+            setattr(analysis, name, timed(name, getattr(analysis, name)))
+    if not hasattr(analysis, "fit_two_way_ols") and hasattr(analysis, "fit_ols_fe"):
+        analysis.fit_ols_fe = timed("fit_ols_fe", analysis.fit_ols_fe)
+    return seconds
 
 
 def _panel(data_dir: str):
@@ -146,7 +194,9 @@ def _fitter(implementation: str, model: str):
     if implementation == "ours":
         from threadpoolctl import threadpool_limits
 
-        from imagelift.influence.estimation import fit_ols_fe, fit_ppml
+        from imagelift.config import ReportConfig
+        from imagelift.influence.estimation import fit_ppml
+        from imagelift.influence.fits import fit_two_way_ols
 
         def run(frame):
             x = frame[names].to_numpy(dtype=float)
@@ -156,7 +206,10 @@ def _fitter(implementation: str, model: str):
                 if model == "ppml":
                     fit = fit_ppml(frame["units"].to_numpy(float), x, names, [product, week], product)
                 else:
-                    fit = fit_ols_fe(frame["log_units"].to_numpy(), x, names, [product, week], product)
+                    # the report's route: cell sums from ReportConfig.cell_sums_min_rows rows on
+                    fit = fit_two_way_ols(
+                        frame["log_units"].to_numpy(), x, names, product, week, ReportConfig(), model="ols_log_units"
+                    )
             return fit.params, fit.std_err
 
         return run
@@ -225,6 +278,7 @@ def _child(args: list[str], layers: Path | None = None, extra_env: dict[str, str
     env = {
         **os.environ,
         "PYTHONPATH": str(layers or ROOT / "layers"),
+        "REPORT_BENCH_LAYERS": str(layers or ROOT / "layers"),
         "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", ""),
         **(extra_env or {}),
     }
@@ -448,8 +502,171 @@ def child_scale(directory: str, route: str, memory_limit_mb: str) -> dict:
 
 SCALE_ROUTES = ("duckdb", "cells", "rows")
 
+# The report's two OLS fits on the scale panel: outcome, regressors, weeks with sales only.
+OLS_SCALE_FITS = {
+    "ols_log_units": ("log_units", SCALE_NAMES, True),
+    "price_premium": ("log_price", ["category_model", "category_worn", "promo"], False),
+}
+OLS_IMPLEMENTATIONS = ("cells", "rows", "pyfixest")
 
-def scale(sizes: list[int], memory_limit_mb: int, routes: list[str]) -> dict:
+
+def _scale_frame(directory: str):
+    """The Parquet panel with product and week codes (as the report's Panel holds them) and log(units)."""
+    import duckdb
+
+    from imagelift.influence.demean import factorize
+
+    query = f"SELECT * FROM read_parquet('{Path(directory) / 'part-*.parquet'}')"
+    frame = duckdb.connect(":memory:").execute(query).df()
+    frame["product_code"] = factorize(frame.pop("product_id").to_numpy())[0]
+    frame["week_code"] = factorize(frame.pop("week").to_numpy())[0]
+    units = frame["units"].to_numpy()
+    with np.errstate(divide="ignore"):
+        frame["log_units"] = np.where(units > 0, np.log(units), np.nan)
+    return frame
+
+
+def _ols_runner(frame, implementation: str, model: str):
+    """A no-argument callable fitting ``model`` by ``implementation`` on ``frame`` (inputs built beforehand)."""
+    outcome, names, sold_only = OLS_SCALE_FITS[model]
+    if sold_only:
+        frame = frame[frame["units"].to_numpy() > 0]
+    if implementation == "pyfixest":
+        import pyfixest as pf
+
+        data = frame[[outcome, *names, "product_code", "week_code"]].reset_index(drop=True)
+        formula = f"{outcome} ~ " + " + ".join(names) + " | product_code + week_code"
+
+        def run_pyfixest():
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                fit = pf.feols(formula, data, vcov={"CRV1": "product_code"})
+            return fit.coef().to_numpy(), fit.se().to_numpy()
+
+        return run_pyfixest
+    from threadpoolctl import threadpool_limits
+
+    from imagelift.config import ReportConfig
+    from imagelift.influence.estimation import fit_ols_fe
+    from imagelift.influence.fits import fit_two_way_ols
+
+    y = frame[outcome].to_numpy(dtype=float)
+    x = frame[names].to_numpy(dtype=float)
+    product, week = frame["product_code"].to_numpy(), frame["week_code"].to_numpy()
+    # the report's configuration; the warm-up on a few products is below its threshold and is sent to cells too
+    config = ReportConfig()
+    if implementation == "cells":
+        config = replace(config, cell_sums_min_rows=min(config.cell_sums_min_rows, len(y)))
+
+    def run_ours():
+        with threadpool_limits(limits=1, user_api="blas"):
+            if implementation == "cells":
+                fit = fit_two_way_ols(y, x, names, product, week, config, model=model)
+                assert fit.demeaned_x is None, "the cell route was not taken"
+            else:
+                fit = fit_ols_fe(y, x, names, [product, week], product, model=model, tol=config.fe_tol)
+        return fit.params, fit.std_err
+
+    return run_ours
+
+
+def child_scale_ols(directory: str, repeats: str) -> dict:
+    """The report's OLS fits by cell sums, by rows and by pyfixest's feols, in one process, interleaved."""
+    frame = _scale_frame(directory)
+    warmup = frame[frame["product_code"].to_numpy() < 50]
+    out = {}
+    for model in OLS_SCALE_FITS:
+        for implementation in OLS_IMPLEMENTATIONS:  # imports, JIT compilation, first-touch allocations
+            _ols_runner(warmup, implementation, model)()
+        runs = {name: _ols_runner(frame, name, model) for name in OLS_IMPLEMENTATIONS}
+        times: dict[str, list[float]] = {name: [] for name in runs}
+        results = {}
+        for _ in range(int(repeats)):
+            for name, run in runs.items():
+                start = time.perf_counter()
+                results[name] = run()
+                times[name].append(time.perf_counter() - start)
+        ratios = {
+            name: [a / b for a, b in zip(times[name], times["pyfixest"], strict=True)] for name in ("cells", "rows")
+        }
+        out[model] = {
+            "nobs": int(len(frame) if model == "price_premium" else (frame["units"] > 0).sum()),
+            "seconds": times,
+            "median_seconds": {name: statistics.median(t) for name, t in times.items()},
+            "median_paired_ratio_to_pyfixest": {name: statistics.median(r) for name, r in ratios.items()},
+            "max_abs_coef_diff": {
+                f"cells_vs_{other}": float(np.max(np.abs(results["cells"][0] - results[other][0])))
+                for other in ("rows", "pyfixest")
+            },
+            "max_abs_se_diff": {
+                f"cells_vs_{other}": float(np.max(np.abs(results["cells"][1] - results[other][1])))
+                for other in ("rows", "pyfixest")
+            },
+            "params": results["cells"][0].tolist(),
+            "std_err": results["cells"][1].tolist(),
+        }
+    return out
+
+
+def child_scale_ols_memory(directory: str, implementation: str) -> dict:
+    """Both OLS fits by one implementation after a warm-up, alone in a process: the peak RSS they add."""
+    frame = _scale_frame(directory)
+    warmup = frame[frame["product_code"].to_numpy() < 50]
+    runs = {}
+    for model in OLS_SCALE_FITS:
+        _ols_runner(warmup, implementation, model)()
+        runs[model] = _ols_runner(frame, implementation, model)
+    baseline = _current_rss_mb()
+    for run in runs.values():
+        run()
+    return {"peak_above_baseline_mb": max(_peak_rss_mb() - baseline, 0.0), "peak_rss_mb": _peak_rss_mb()}
+
+
+def child_report_fits(directory: str) -> dict:
+    """The report's three product + week fits as it runs them (headline PPML, log(units) OLS, price premium), alone
+    in a process on the loaded panel: time of each and the process's peak RSS."""
+    from threadpoolctl import threadpool_limits
+
+    from imagelift.config import ReportConfig
+    from imagelift.influence.fits import fit_two_way_ols
+    from imagelift.influence.headline import fit_headline_ppml
+
+    start = time.perf_counter()
+    frame = _scale_frame(directory)
+    loaded = time.perf_counter()
+    config = ReportConfig()
+    product, week = frame["product_code"].to_numpy(), frame["week_code"].to_numpy()
+    seconds = {}
+    with threadpool_limits(limits=1, user_api="blas"):
+        t0 = time.perf_counter()
+        x = frame[SCALE_NAMES].to_numpy(dtype=float)
+        fit_headline_ppml(frame["units"].to_numpy(dtype=float), x, SCALE_NAMES, product, week, config)
+        seconds["headline_ppml"] = time.perf_counter() - t0
+        for model, (outcome, names, sold_only) in OLS_SCALE_FITS.items():
+            t0 = time.perf_counter()
+            rows = frame["units"].to_numpy() > 0 if sold_only else slice(None)
+            y = frame[outcome].to_numpy(dtype=float)[rows]
+            fit_two_way_ols(
+                y, frame[names].to_numpy(dtype=float)[rows], names, product[rows], week[rows], config, model=model
+            )
+            seconds[model] = time.perf_counter() - t0
+    return {
+        "load_seconds": loaded - start,
+        "fit_seconds": seconds,
+        "fits_total_seconds": sum(seconds.values()),
+        "peak_rss_mb": _peak_rss_mb(),
+    }
+
+
+def scale(
+    sizes: list[int],
+    memory_limit_mb: int,
+    routes: list[str],
+    ols_repeats: int = 3,
+    e2e_max_rows: int = 0,
+    e2e_repeats: int = 3,
+    before: Path | None = None,
+) -> dict:
     results = []
     for rows in sizes:
         directory = ROOT / ".cache" / "report-scale" / f"{rows}"
@@ -464,16 +681,82 @@ def scale(sizes: list[int], memory_limit_mb: int, routes: list[str]) -> dict:
                 f"{f['iterations']} steps), peak RSS {f['peak_rss_mb']:.0f} MB",
                 flush=True,
             )
-        reference = fits.get("rows") or next(iter(fits.values()))
-        agreement = {
-            route: {
-                "max_abs_coef_diff": float(np.max(np.abs(np.subtract(f["params"], reference["params"])))),
-                "max_rel_se_diff": float(np.max(np.abs(np.divide(f["std_err"], reference["std_err"]) - 1))),
+        entry = dict(shape)
+        if fits:
+            reference = fits.get("rows") or next(iter(fits.values()))
+            agreement = {
+                route: {
+                    "max_abs_coef_diff": float(np.max(np.abs(np.subtract(f["params"], reference["params"])))),
+                    "max_rel_se_diff": float(np.max(np.abs(np.divide(f["std_err"], reference["std_err"]) - 1))),
+                }
+                for route, f in fits.items()
             }
-            for route, f in fits.items()
-        }
-        results.append({**shape, "fits": fits, "agreement_with_" + reference["route"]: agreement})
-    return {"sizes": results, "memory_limit_mb": memory_limit_mb, "model": "ppml units ~ " + " + ".join(SCALE_NAMES)}
+            entry.update({"fits": fits, "agreement_with_" + reference["route"]: agreement})
+        if ols_repeats:
+            entry["ols"] = _child(["scale_ols", str(directory), str(ols_repeats)])
+            entry["ols_memory"] = {
+                name: _child(["scale_ols_memory", str(directory), name]) for name in OLS_IMPLEMENTATIONS
+            }
+            for model, o in entry["ols"].items():
+                med, ratio = o["median_seconds"], o["median_paired_ratio_to_pyfixest"]
+                print(
+                    f"  {model:14s} cells {med['cells']:.3f} s, rows {med['rows']:.3f} s, pyfixest {med['pyfixest']:.3f} s;"
+                    f" paired ratio to pyfixest cells {ratio['cells']:.2f}, rows {ratio['rows']:.2f}",
+                    flush=True,
+                )
+            report_fits = _child(["report_fits", str(directory)])
+            entry["report_fits"] = report_fits
+            print(
+                f"  report's fits {report_fits['fits_total_seconds']:.1f} s ("
+                + ", ".join(f"{k} {v:.1f}" for k, v in report_fits["fit_seconds"].items())
+                + f"), peak RSS {report_fits['peak_rss_mb']:.0f} MB",
+                flush=True,
+            )
+        if rows <= e2e_max_rows:
+            entry["end_to_end"] = _scale_end_to_end(rows, before, e2e_repeats)
+        results.append(entry)
+    return {
+        "sizes": results,
+        "memory_limit_mb": memory_limit_mb,
+        "model": "ppml units ~ " + " + ".join(SCALE_NAMES),
+        "ols_models": {
+            m: f"{o} ~ " + " + ".join(n) + (" (units > 0)" if s else "") for m, (o, n, s) in OLS_SCALE_FITS.items()
+        },
+        "load": _load(),
+    }
+
+
+def _load() -> dict:
+    """The machine's load averages (1, 5, 15 min) when the run ends."""
+    one, five, fifteen = os.getloadavg()
+    return {"load_1m": one, "load_5m": five, "load_15m": fifteen}
+
+
+def _scale_end_to_end(rows: int, before: Path | None, repeats: int) -> dict:
+    """End to end on a simulated export of ``rows`` rows (CSV, records): this checkout and, alternating in fresh
+    processes, the library ``before``; per run the stages and what the fit stage spends its time on."""
+    with tempfile.TemporaryDirectory(prefix="report-bench-") as tmp:
+        data = Path(tmp)
+        shape = prepare(rows, data)
+        variants = {"now": None, **({"before": before} if before is not None else {})}
+        runs: dict[str, list[dict]] = {name: [] for name in variants}
+        for _ in range(repeats):
+            for name, layers in variants.items():
+                runs[name].append(_child(["e2e", str(data), str(data / f"out-{name}")], layers=layers))
+                r = runs[name][-1]
+                print(
+                    f"  end to end ({name}) {r['seconds']:.2f} s (fit {r['stages'].get('fit', 0):.2f} s), "
+                    f"peak {r['peak_rss_mb']:.0f} MB",
+                    flush=True,
+                )
+        out = {"rows": shape["rows"], "runs": runs}
+        for name, results in runs.items():
+            out[f"median_seconds_{name}"] = statistics.median(r["seconds"] for r in results)
+        if "before" in runs:
+            out["paired_ratio_now_to_before"] = statistics.median(
+                a["seconds"] / b["seconds"] for a, b in zip(runs["now"], runs["before"], strict=True)
+            )
+        return out
 
 
 # ---------------------------------------------------------------------------------------------- coverage
@@ -856,6 +1139,29 @@ def _write(name: str, payload: dict) -> None:
     print(f"wrote {path.relative_to(ROOT)}")
 
 
+def _commit() -> str:
+    out = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "layers"], capture_output=True, text=True)
+    return out.stdout.strip() + ("+changes" if dirty.stdout.strip() else "")
+
+
+def _write_keeping_history(name: str, payload: dict) -> None:
+    """``_write``, with the file's earlier runs kept under ``earlier_runs`` (newest first), each labelled."""
+    path = RESULTS / name
+    earlier: list[dict] = []
+    if path.is_file():
+        previous = json.loads(path.read_text())
+        earlier = previous.pop("earlier_runs", [])
+        if "commit" not in previous:  # a run written before runs were labelled: the commit that wrote the file
+            log = ["git", "-C", str(ROOT), "log", "-1", "--format=%h", "--", str(path.relative_to(ROOT))]
+            previous["commit"] = subprocess.run(log, capture_output=True, text=True).stdout.strip() or "unknown"
+        previous.setdefault("label", f"{previous.get('generated_at', '?')} at commit {previous['commit']}")
+        earlier = [previous, *earlier]
+    commit = _commit()
+    now = datetime.now(UTC).isoformat(timespec="seconds")
+    _write(name, {"commit": commit, "label": f"{now} at commit {commit}", **payload, "earlier_runs": earlier})
+
+
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "_child":
         kind, *rest = sys.argv[2:]
@@ -863,6 +1169,12 @@ def main() -> None:
             result = child_end_to_end(*rest)
         elif kind == "scale":
             result = child_scale(*rest)
+        elif kind == "scale_ols":
+            result = child_scale_ols(*rest)
+        elif kind == "scale_ols_memory":
+            result = child_scale_ols_memory(*rest)
+        elif kind == "report_fits":
+            result = child_report_fits(*rest)
         elif kind == "time":
             data_dir, model, repeats = rest
             result = child_timing(data_dir, model, int(repeats))
@@ -880,7 +1192,13 @@ def main() -> None:
     )
     parser.add_argument("--scale-sizes", type=int, nargs="+", default=[1_000_000, 10_000_000])
     parser.add_argument("--memory-limit-mb", type=int, default=2048, help="DuckDB's memory limit in the scale runs")
-    parser.add_argument("--routes", nargs="+", choices=SCALE_ROUTES, default=list(SCALE_ROUTES))
+    parser.add_argument("--routes", nargs="*", choices=SCALE_ROUTES, default=list(SCALE_ROUTES))
+    parser.add_argument(
+        "--ols-repeats", type=int, default=3, help="scale: interleaved rounds of the OLS fits (0: leave them out)"
+    )
+    parser.add_argument(
+        "--e2e-max-rows", type=int, default=0, help="scale: end to end (with the fit stage's breakdown) up to this size"
+    )
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument(
@@ -903,7 +1221,16 @@ def main() -> None:
     if args.what in {"speed", "all"}:
         _write("report_speed.json", speed(args.sizes, args.repeats, args.before, args.compare_repeats))
     if args.what == "scale":
-        _write("report_scale.json", scale(args.scale_sizes, args.memory_limit_mb, args.routes))
+        result = scale(
+            args.scale_sizes,
+            args.memory_limit_mb,
+            args.routes,
+            ols_repeats=args.ols_repeats,
+            e2e_max_rows=args.e2e_max_rows,
+            e2e_repeats=args.compare_repeats or 3,
+            before=args.before,
+        )
+        _write_keeping_history("report_scale.json", result)
     if args.what in {"coverage", "all"}:
         _write("report_coverage.json", coverage(args.datasets))
     if args.what in {"identification", "all"}:

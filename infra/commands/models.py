@@ -29,6 +29,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     build.add_argument(
         "--darknet-names", type=Path, help="class names for --darknet-cfg (default: coco.names when it has 80 classes)"
     )
+    build.add_argument(
+        "--extra",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="also build an optional model set of infra/models/sources.json (e.g. hands); repeatable",
+    )
     build.set_defaults(func=run_build)
 
 
@@ -43,7 +50,7 @@ def run_build(args: argparse.Namespace) -> int:
         return 2
     user = UserDarknet(args.darknet_cfg, args.darknet_weights, args.darknet_names) if args.darknet_cfg else None
     try:
-        manifest, _ = build_models(args.out, cache_dir=args.cache_dir, user=user)
+        manifest, _ = build_models(args.out, cache_dir=args.cache_dir, user=user, extras=tuple(args.extra))
     except ModelBuildError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

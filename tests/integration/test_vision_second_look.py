@@ -28,6 +28,16 @@ def _photo(path: Path) -> Path:
     return path
 
 
+def test_shipped_cascade_takes_no_second_look(cascades) -> None:
+    """Off by default (bench/results/second_look_tuning.json): a worn photo is decided by the person stage alone."""
+    shipped, _ = cascades
+    assert shipped.config.face_second_look is False
+    result = shipped.classify_path(_photo(SMALL_FACE))
+    assert result.category == WORN.id and result.face_pass is None
+    assert "second_look" not in result.timings_ms
+    assert result.to_record()["thresholds"]["face_second_look"] is False
+
+
 def test_second_look_finds_the_small_face_the_first_pass_misses(cascades) -> None:
     shipped, with_second_look = cascades
     first = shipped.classify_path(_photo(SMALL_FACE))

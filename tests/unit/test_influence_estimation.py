@@ -12,6 +12,7 @@ from imagelift.config import ReportConfig
 from imagelift.influence.analysis import analyse
 from imagelift.influence.demean import FixedEffects, drop_singletons
 from imagelift.influence.estimation import EstimationError, fit_ols_fe, fit_pooled_ols, fit_ppml, joint_covariance
+from imagelift.influence.fits import fit_two_way_ols
 from imagelift.influence.records import normalise_records
 from imagelift.influence.sales import read_sales
 from imagelift.influence.simulate import SimulationSpec, simulate
@@ -66,13 +67,28 @@ def test_ppml_matches_pyfixest_fepois(panel):
     assert np.max(np.abs(ours.std_err - ref.se().to_numpy())) < TOL
 
 
-def test_ols_fe_matches_pyfixest_feols(panel):
-    names = ["category_model", "category_worn", "log_price", "promo"]
-    sold = panel[panel["units"] > 0].assign(log_units=lambda f: np.log(f["units"]))
-    x, product, week = _design(sold, names)
-    ours = fit_ols_fe(sold["log_units"].to_numpy(), x, names, [product, week], product, tol=1e-13)
-    ref = _pyfixest("feols", "log_units ~ " + " + ".join(names) + " | product_id + week", sold)
+OLS_FITS = {
+    # the report's two OLS fits: log(units) on weeks with sales, and the price premium on every row
+    "log_units": ("log_units", ["category_model", "category_worn", "log_price", "promo"], True),
+    "price_premium": ("log_price", ["category_model", "category_worn", "promo"], False),
+}
+
+
+@pytest.mark.parametrize("route", ["rows", "cells"])
+@pytest.mark.parametrize("which", list(OLS_FITS))
+def test_ols_fe_matches_pyfixest_feols(panel, which, route):
+    outcome, names, sold_only = OLS_FITS[which]
+    frame = panel.assign(log_units=np.log(panel["units"].where(panel["units"] > 0)))
+    if sold_only:
+        frame = frame[frame["units"] > 0]
+    x, product, week = _design(frame, names)
+    y = frame[outcome].to_numpy()
+    config = ReportConfig(cell_sums_min_rows=0 if route == "cells" else 10**12, fe_tol=1e-13)
+    ours = fit_two_way_ols(y, x, names, product, week, config, model=which)
+    ref = _pyfixest("feols", f"{outcome} ~ " + " + ".join(names) + " | product_id + week", frame)
     assert ours.nobs == ref._N
+    assert ours.dropped["singletons"] == 1
+    assert (ours.demeaned_x is None) == (route == "cells")  # the route asked for is the one taken
     assert np.max(np.abs(ours.params - ref.coef().to_numpy())) < TOL
     assert np.max(np.abs(ours.std_err - ref.se().to_numpy())) < TOL
 

@@ -168,8 +168,8 @@ def _failing(real, reason: Exception, model: str | None = None):
 
 FAILURES = {
     "headline": ("fit_headline_ppml", None, "The headline PPML model could not be estimated"),
-    "robustness": ("fit_ols_fe", "ols_log_units", "The log(units) OLS check could not be estimated"),
-    "price": ("fit_ols_fe", "price_premium", "The price premium model could not be estimated"),
+    "robustness": ("fit_two_way_ols", "ols_log_units", "The log(units) OLS check could not be estimated"),
+    "price": ("fit_two_way_ols", "price_premium", "The price premium model could not be estimated"),
     "pooled": ("fit_pooled_ols", None, "The pooled OLS without fixed effects could not be estimated"),
     "per_product": ("per_product_effects", None, "The per-product effects could not be estimated"),
 }

@@ -19,20 +19,20 @@ from typing import TypeVar
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from imagelift.config import ReportConfig
 from imagelift.errors import EstimationFailure
 from imagelift.influence.demean import factorize
+from imagelift.influence.distributions import norm_cdf, norm_ppf, norm_sf, t_ppf, t_sf
 from imagelift.influence.estimation import (
     FitResult,
-    fit_ols_fe,
     fit_pooled_ols,
     fit_ppml,
     jackknife_covariance,
     joint_covariance,
 )
 from imagelift.influence.exports.titles import with_titles
+from imagelift.influence.fits import fit_two_way_ols
 from imagelift.influence.headline import fit_headline_ppml
 from imagelift.influence.listing_photo import describe as describe_listing_rule
 from imagelift.influence.power import power_table, power_warnings
@@ -123,7 +123,7 @@ def _probability_above_zero(estimate: float, std_err: float) -> float | None:
     """Phi(estimate / SE): the normal approximation to the chance that the effect is positive."""
     if not (math.isfinite(estimate) and math.isfinite(std_err)) or std_err <= 0:
         return None
-    return float(stats.norm.cdf(estimate / std_err))
+    return float(norm_cdf(estimate / std_err))
 
 
 def elasticity_effect(fit: FitResult | None, level: float, note: str | None = None) -> Effect:
@@ -301,7 +301,6 @@ def fit_models(panel: Panel, config: ReportConfig) -> Fits:
 
     x, names = _design(frame, categories, controls)
     units = panel.units
-    fe = [product, week]
     ppml = _guarded(
         lambda: fit_headline_ppml(units, x, names, product, week, config),
         "The headline PPML model",
@@ -315,14 +314,8 @@ def fit_models(panel: Panel, config: ReportConfig) -> Fits:
             warnings.append(note)
     sold = units > 0
     log_units = _guarded(
-        lambda: fit_ols_fe(
-            np.log(units[sold]),
-            x[sold],
-            names,
-            [product[sold], week[sold]],
-            product[sold],
-            model="ols_log_units",
-            tol=config.fe_tol,
+        lambda: fit_two_way_ols(
+            np.log(units[sold]), x[sold], names, product[sold], week[sold], config, model="ols_log_units"
         ),
         "The log(units) OLS check",
         warnings,
@@ -330,8 +323,8 @@ def fit_models(panel: Panel, config: ReportConfig) -> Fits:
     price_x, price_names = _design(frame, categories, controls, with_price=False)
     price_premium = (
         _guarded(
-            lambda: fit_ols_fe(
-                frame[PRICE].to_numpy(), price_x, price_names, fe, product, model="price_premium", tol=config.fe_tol
+            lambda: fit_two_way_ols(
+                frame[PRICE].to_numpy(), price_x, price_names, product, week, config, model="price_premium"
             ),
             "The price premium model",
             warnings,
@@ -604,7 +597,7 @@ def identification_table(
     """Per effect category: the comparisons behind the headline and its agreement with the within-listing fit."""
     switching = _switching_listings(frame)
     joint = joint_covariance(ppml, within) if ppml is not None and within is not None else None
-    z = float(stats.norm.ppf(0.5 + level / 2))
+    z = float(norm_ppf(0.5 + level / 2))
     out = []
     for category in EFFECT_IDS:
         name = _dummy(category)
@@ -694,7 +687,7 @@ def per_product_effects(
     excess = ((lc["ratio"] - 1) ** 2 - lc["own_var"] / lc["fitted"] ** 2) * cells_per_product / (cells_per_product - 1)
     tau2 = max(float(excess[usable].mean()), 0.0) if usable.any() else 0.0
 
-    z = float(stats.norm.ppf(0.5 + config.confidence / 2))
+    z = float(norm_ppf(0.5 + config.confidence / 2))
     lc["expected_sq"] = lc["expected"] ** 2
     cells = lc.groupby(level=[0, 2]).agg(
         units=("units", "sum"),
@@ -795,7 +788,7 @@ def shrink_per_product(
     as known). A product's raw estimate says little on its own; when the effects barely differ (tau near 0)
     every product is pulled to the mean. p-values are two-sided normal, q-values Benjamini-Hochberg.
     """
-    z = float(stats.norm.ppf(0.5 + level / 2))
+    z = float(norm_ppf(0.5 + level / 2))
     alpha = 1 - level
     out: list[PerProductEffect] = []
     summaries: list[Shrinkage] = []
@@ -816,7 +809,7 @@ def shrink_per_product(
         weight = tau2 / (tau2 + s**2)
         shrunk = weight * b + (1 - weight) * mean
         post_sd = np.sqrt(weight * s**2 + (1 - weight) ** 2 * mean_var)
-        p = 2 * stats.norm.sf(np.abs(b / s))
+        p = 2 * norm_sf(np.abs(b / s))
         q = benjamini_hochberg(p)
         for e, est, sd, pv, qv in zip(usable, shrunk, post_sd, p, q, strict=True):
             out.append(
@@ -954,7 +947,7 @@ def price_channels(
             ]
         )
         df = max(min(ppml.n_clusters, premium.n_clusters) - 1, 1)
-        t_crit = float(stats.t.ppf(0.5 + level / 2, df))
+        t_crit = float(t_ppf(0.5 + level / 2, df))
         for estimate, gradient, basis, out in (
             (b + e * p, np.array([1.0, p, e]), UNITS_WITH_PRICE_BASIS, units_out),
             (b + (1 + e) * p, np.array([1.0, p, 1 + e]), REVENUE_BASIS, revenue_out),
@@ -969,7 +962,7 @@ def price_channels(
                     std_err=se,
                     ci_low=low,
                     ci_high=high,
-                    p_value=float(2 * stats.t.sf(abs(estimate / se), df)) if se > 0 else None,
+                    p_value=float(2 * t_sf(abs(estimate / se), df)) if se > 0 else None,
                     effect_pct=_pct(estimate),
                     effect_pct_ci=(_pct(low), _pct(high)),
                     effect_basis=basis,

@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from scipy import stats
 
 from imagelift.errors import EstimationFailure
 from imagelift.influence.demean import FixedEffects, drop_singletons, factorize
+from imagelift.influence.distributions import t_ppf, t_sf
 
 
 class EstimationError(EstimationFailure, ValueError):
@@ -80,8 +80,8 @@ class FitResult:
         """Estimate, standard error, confidence interval and two-sided p-value from t(G-1)."""
         estimate, se = self.coef(name)
         df = max(self.n_clusters - 1, 1)
-        t_crit = float(stats.t.ppf(0.5 + level / 2, df))
-        p_value = float(2 * stats.t.sf(abs(estimate / se), df)) if se > 0 else float("nan")
+        t_crit = float(t_ppf(0.5 + level / 2, df))
+        p_value = float(2 * t_sf(abs(estimate / se), df)) if se > 0 else float("nan")
         return {
             "estimate": estimate,
             "std_err": se,

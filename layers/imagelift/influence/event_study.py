@@ -41,10 +41,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from imagelift.errors import EstimationFailure
 from imagelift.influence.demean import FixedEffects, factorize
+from imagelift.influence.distributions import f_sf, t_ppf, t_sf
 from imagelift.influence.estimation import EstimationError, FitResult, fit_ols_fe, fit_ppml
 from imagelift.influence.report import Effect, EventBin, EventStudy
 from imagelift.records.categories import BASE, CATEGORY_NAMES
@@ -274,7 +274,7 @@ def _effect(category: int, value: tuple[float, np.ndarray] | None, level: float,
     estimate, psi = value
     g = len(psi)
     se = math.sqrt(float(np.sum(psi**2)))
-    t_crit = float(stats.t.ppf(0.5 + level / 2, max(g - 1, 1)))
+    t_crit = float(t_ppf(0.5 + level / 2, max(g - 1, 1)))
     low, high = estimate - t_crit * se, estimate + t_crit * se
     return Effect(
         category,
@@ -283,7 +283,7 @@ def _effect(category: int, value: tuple[float, np.ndarray] | None, level: float,
         std_err=se,
         ci_low=low,
         ci_high=high,
-        p_value=float(2 * stats.t.sf(abs(estimate / se), max(g - 1, 1))) if se > 0 else None,
+        p_value=float(2 * t_sf(abs(estimate / se), max(g - 1, 1))) if se > 0 else None,
         effect_pct=100 * math.expm1(estimate),
         effect_pct_ci=(100 * math.expm1(low), 100 * math.expm1(high)),
         effect_basis=basis,
@@ -319,7 +319,7 @@ def _pretrend(ratios: _Ratios) -> tuple[float | None, int | None, float | None]:
     # Hotelling's small-sample form: with a few dozen products the clustered covariance is itself noisy, and W/q
     # against F(q, G-1) rejects too often
     statistic = wald * (g - q) / (q * (g - 1))
-    return statistic, q, float(stats.f.sf(statistic, q, g - q))
+    return statistic, q, float(f_sf(statistic, q, g - q))
 
 
 def summarise(category: int, ratios: _Ratios, switches: int, products: int, level: float) -> EventStudy:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import numpy as np
 
 from imagelift.config import ReportConfig
-from imagelift.influence.aggregated import fit_ppml_rows
 from imagelift.influence.estimation import EstimationError, FitResult, fit_ppml
 
 
@@ -31,6 +30,9 @@ def fit_headline_ppml(
         return fit_ppml(
             units, x, names, [product, week], product, tol=config.fe_tol, irls_tol=config.irls_tol, model=model
         )
+    # scipy.sparse, which the cell route needs, costs a noticeable part of a cold start: only load it when used
+    from imagelift.influence.aggregated import fit_ppml_rows
+
     try:
         return fit_ppml_rows(units, x, names, product, week, irls_tol=config.irls_tol, model=model)
     except np.linalg.LinAlgError as exc:

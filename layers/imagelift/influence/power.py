@@ -14,9 +14,8 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from scipy import stats
-
 from imagelift.config import ReportConfig
+from imagelift.influence.distributions import t_ppf
 from imagelift.influence.report import Effect, Power, Report
 
 HEADLINE = "headline"
@@ -27,7 +26,7 @@ WITHIN_UNITS = "listings that switch photos"
 
 def _quantiles(df: int, level: float, power: float) -> tuple[float, float]:
     df = max(df, 1)
-    return float(stats.t.ppf(0.5 + level / 2, df)), float(stats.t.ppf(power, df))
+    return float(t_ppf(0.5 + level / 2, df)), float(t_ppf(power, df))
 
 
 def effective_std_err(effect: Effect, df: int, level: float) -> float | None:

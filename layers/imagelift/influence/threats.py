@@ -23,10 +23,10 @@ from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from imagelift.errors import EstimationFailure
 from imagelift.influence.demean import factorize
+from imagelift.influence.distributions import norm_sf
 from imagelift.influence.estimation import EstimationError, FitResult, fit_ppml
 from imagelift.influence.event_study import (
     NEVER,
@@ -115,7 +115,7 @@ def _compare(
         value = float(other.params[other.names.index(name)])
         se = difference_std_err(headline, other, name)
         difference = value - reference
-        p_value = float(2 * stats.norm.sf(abs(difference) / se)) if se else None
+        p_value = float(2 * norm_sf(abs(difference) / se)) if se else None
         moved = _moves(p_value, level, len(compared))
         out.append(
             ThreatCheck(

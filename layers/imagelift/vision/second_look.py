@@ -57,15 +57,45 @@ def head_crops(
     return crops
 
 
-def look_again(mtcnn: MTCNN, image_bgr: np.ndarray, crops: list[HeadCrop], min_confidence: float) -> FaceDetection:
-    """Faces scoring at least ``min_confidence`` in any head crop, in the pixels of ``image_bgr``, best first."""
+def crop_input(crop: HeadCrop, image_bgr: np.ndarray, finer_bgr: np.ndarray | None = None) -> np.ndarray:
+    """The MTCNN input of ``crop``: its region enlarged by ``crop.upscale`` (in the pixels of ``image_bgr``).
+
+    With ``finer_bgr`` (the same photo decoded larger), the region is cut from that decode instead and resized to the
+    same size: the same geometry, with real pixels where the enlargement would otherwise interpolate."""
+    w_out = max(1, round((crop.x1 - crop.x0) * crop.upscale))
+    h_out = max(1, round((crop.y1 - crop.y0) * crop.upscale))
+    if finer_bgr is None:
+        region = image_bgr[crop.y0 : crop.y1, crop.x0 : crop.x1]
+    else:
+        to_finer = finer_bgr.shape[1] / image_bgr.shape[1]
+        fh, fw = finer_bgr.shape[:2]
+        x0, y0 = int(crop.x0 * to_finer), int(crop.y0 * to_finer)
+        x1, y1 = min(fw, int(np.ceil(crop.x1 * to_finer))), min(fh, int(np.ceil(crop.y1 * to_finer)))
+        region = finer_bgr[y0:y1, x0:x1]
+    interpolation = cv2.INTER_CUBIC if w_out > region.shape[1] else cv2.INTER_AREA
+    return np.ascontiguousarray(cv2.resize(region, (w_out, h_out), interpolation=interpolation))
+
+
+def finer_long_side(crops: list[HeadCrop], image_bgr: np.ndarray) -> int:
+    """The long side a finer decode needs so that no crop is enlarged from it: the largest upscale applied."""
+    return int(np.ceil(max(image_bgr.shape[:2]) * max((c.upscale for c in crops), default=1.0)))
+
+
+def look_again(
+    mtcnn: MTCNN,
+    image_bgr: np.ndarray,
+    crops: list[HeadCrop],
+    min_confidence: float,
+    finer_bgr: np.ndarray | None = None,
+) -> FaceDetection:
+    """Faces scoring at least ``min_confidence`` in any head crop, in the pixels of ``image_bgr``, best first.
+
+    ``finer_bgr``: the same photo decoded larger, to cut the crops from (see :func:`crop_input`)."""
+    inputs = [crop_input(crop, image_bgr, finer_bgr) for crop in crops]
     faces: list[Face] = []
     best_rejected = 0.0
-    for crop in crops:
-        region = image_bgr[crop.y0 : crop.y1, crop.x0 : crop.x1]
-        size = (max(1, round(region.shape[1] * crop.upscale)), max(1, round(region.shape[0] * crop.upscale)))
-        interpolation = cv2.INTER_CUBIC if crop.upscale > 1 else cv2.INTER_AREA
-        detection = mtcnn.detect_bgr(np.ascontiguousarray(cv2.resize(region, size, interpolation=interpolation)))
+    for crop, region in zip(crops, inputs, strict=True):
+        detection = mtcnn.detect_bgr(region)
         best_rejected = max(best_rejected, detection.best_rejected)
         for face in detection.faces:
             if face.confidence >= min_confidence:

@@ -219,6 +219,31 @@ def test_a_damaged_model_file_is_rebuilt(cache, tmp_path):
     assert build.sha256_file(out / "yolo" / "yolov3-tiny.onnx") == manifest["files"]["yolo/yolov3-tiny.onnx"]["sha256"]
 
 
+def test_prepared_nets_are_listed_checked_and_remade_for_another_host(cache, tmp_path):
+    from imagelift.vision.sessions import host_signature
+
+    out = tmp_path / "models"
+    manifest, _ = build_models(out, cache_dir=cache, log=lambda _: None)
+    prepared = manifest["prepared"]
+    assert prepared["signature"] == host_signature()
+    assert set(prepared["files"]) == EXPECTED_FILES
+    for entry in prepared["files"].values():
+        assert build.sha256_file(out / entry["file"]) == entry["sha256"]
+        assert build.sha256_file(out / entry["weights"]["file"]) == entry["weights"]["sha256"]
+    # a damaged prepared weights file is rebuilt, like any other file
+    weights = out / prepared["files"]["yolo/yolov3-tiny.onnx"]["weights"]["file"]
+    weights.write_bytes(b"truncated")
+    _, changed = build_models(out, cache_dir=cache, log=lambda _: None)
+    assert changed and weights.stat().st_size > 1_000_000
+    # a models/ prepared on another host (here: a manifest saying so) is prepared again for this one
+    text = json.loads((out / "manifest.json").read_text())
+    text["prepared"]["signature"]["nchwc_block"] = "other"
+    (out / "manifest.json").write_text(json.dumps(text))
+    again, changed = build_models(out, cache_dir=cache, log=lambda _: None)
+    assert changed and again["prepared"]["signature"] == host_signature()
+    assert {k: v["sha256"] for k, v in again["files"].items()} == {k: v["sha256"] for k, v in manifest["files"].items()}
+
+
 def test_refuses_to_replace_a_foreign_directory(cache, tmp_path):
     out = tmp_path / "models"
     out.mkdir()

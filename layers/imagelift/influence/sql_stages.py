@@ -1,0 +1,647 @@
+"""The checks across sales export files, and the as-of join with photo categories, as SQL stages.
+
+The same stages as :func:`imagelift.influence.sales.read_sales` and :func:`imagelift.influence.records.join_categories`
+run in pandas, for exports too large to hold as one frame: each file is still parsed in Python (formats, decoding,
+field-level flags), then appended to a DuckDB table, so memory grows with one file and with listings x weeks, not
+with all rows (DuckDB spills past its memory limit). The rejection counts, their examples, the weekly frame and the
+joined frame are the same as the pandas route's.
+
+Each stage is a named SQL string that reads ``{input}`` (the surviving rows of the stage before) and returns every
+one of those rows with a ``_reason`` column: the reason it is rejected, or NULL to keep it. The SQL keeps to a subset
+that Trino (Athena) also runs: CASE, GROUP BY, joins, ANSI window functions (ROW_NUMBER, COUNT, MIN, MAX OVER
+PARTITION BY ... ORDER BY ... ROWS BETWEEN), ``TIMESTAMP '...'`` literals and ``INTERVAL 'n' DAY|HOUR`` arithmetic,
+``CAST('...' AS DOUBLE)``. Two choices keep it portable:
+
+- the listing's median price is exact, from ROW_NUMBER and COUNT over the listing (the middle row, or the mean of
+  the two middle rows), not DuckDB's ``median``; Trino's ``approx_percentile(price, 0.5)`` would be cheaper but
+  approximate (and never the mean of two middle values), which would move the ``implausible_price`` count;
+- the as-of join is a running MAX over one timeline of segment starts and week midpoints, not DuckDB's ASOF JOIN.
+
+The input tables (``sales_rows``, ``sales_files``, ``photo_segments``) are described in :data:`INPUT_TABLES`; the
+rows table carries ``_order`` (file index * 2^32 + line) so that examples and aggregated weeks refer to their first
+row as the pandas route does.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from imagelift.config import SalesConfig
+from imagelift.influence.records import WEEK_MIDPOINT, CategoryRecords
+from imagelift.influence.sales import (
+    MAX_EXAMPLES_PER_REASON,
+    ParsedExports,
+    SalesTable,
+    aggregation_note,
+    empty_sales_frame,
+)
+
+ROWS_TABLE = "sales_rows"
+FILES_TABLE = "sales_files"
+SEGMENTS_TABLE = "photo_segments"
+LINE_BITS = 32
+"""``_order`` = file index * 2^32 + line: a file has fewer than 2^32 lines."""
+INSERT_CHUNK_ROWS = 500_000
+
+INPUT_TABLES = {
+    ROWS_TABLE: (
+        "one row per parsed export row: product_id, listing_id (VARCHAR), date, week (TIMESTAMP, NULL when the date "
+        "did not read), units, price, sales and the controls (DOUBLE, NULL when empty or not a number), the flags "
+        "_blank, _not_number, _bad_id, _daily (BOOLEAN), _file (INTEGER), _line and _order (BIGINT)"
+    ),
+    FILES_TABLE: "one row per export file read: _file, _rank (INTEGER, higher for newer files)",
+    SEGMENTS_TABLE: (
+        "from each change of a listing's live photos on, its category: product_id, listing_id, start (TIMESTAMP), "
+        "category (DOUBLE, NULL while no photo is live); one row per listing and start"
+    ),
+}
+
+SUPERSEDED = "superseded"
+"""Not a rejection: the row is covered by a newer file (``SalesTable.superseded``)."""
+
+
+ROW_ORDER = "_order"
+"""Export rows in the order read: by file, then line."""
+WEEK_ORDER = "_daily, _order"
+"""Listing-weeks in the pandas route's order after aggregation: weekly files' rows, then summed daily weeks, each
+by its first row."""
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One step: SQL returning every ``{input}`` row with ``_reason`` (NULL: kept), and the reasons it can give.
+
+    ``order``: the order in which rejected rows give their examples (that of the pandas route's frame at this step);
+    ``weekly``: the rows are listing-weeks, each counting the ``_rows`` export rows behind it.
+    """
+
+    name: str
+    sql: str
+    reasons: tuple[str, ...]
+    weekly: bool = False
+    order: str = ROW_ORDER
+
+
+# ----------------------------------------------------------------------------------------- the stages
+
+FIELD_CHECKS = Stage(
+    "field_checks",
+    """
+    SELECT {row_columns}, f._rank,
+        CASE
+            WHEN r._blank THEN 'missing_field'
+            WHEN r._not_number THEN 'non_numeric'
+            WHEN r.date IS NULL THEN 'bad_week'
+            WHEN r._bad_id THEN 'bad_id'
+            WHEN r.units <> FLOOR(r.units) THEN 'non_integer_units'
+        END AS _reason
+    FROM {input} r JOIN {files} f ON f._file = r._file
+    """,
+    ("missing_field", "non_numeric", "bad_week", "bad_id", "non_integer_units"),
+)
+
+# Exact copies inside one file (NULLs compare equal in PARTITION BY, as NaN does in pandas' duplicated), then the
+# report window: a daily row by its day, a weekly row by its week.
+COPIES_AND_WINDOW = Stage(
+    "copies_and_window",
+    """
+    SELECT {columns},
+        CASE
+            WHEN ROW_NUMBER() OVER (
+                PARTITION BY _file, product_id, listing_id, date, week, units, price, sales{control_list}
+                ORDER BY _order
+            ) > 1 THEN 'duplicate_row'
+            WHEN CASE WHEN _daily THEN date ELSE week END > {report_date} THEN 'future_week'
+            WHEN week < {window_start} THEN 'before_window'
+        END AS _reason
+    FROM {input} r
+    """,
+    ("duplicate_row", "future_week", "before_window"),
+)
+
+# A daily row's Monday-Sunday week must lie inside the span of days some daily file covers.
+PARTIAL_WEEKS = Stage(
+    "partial_weeks",
+    """
+    WITH spans AS (
+        SELECT _file, MIN(date) AS first_day, MAX(date) AS last_day FROM {input} r WHERE _daily GROUP BY _file
+    ),
+    complete AS (
+        SELECT DISTINCT w.week
+        FROM (SELECT DISTINCT week FROM {input} r WHERE _daily) w
+        JOIN spans s ON w.week >= s.first_day AND w.week + INTERVAL '6' DAY <= s.last_day
+    )
+    SELECT {columns_of_r},
+        CASE WHEN r._daily AND c.week IS NULL THEN 'partial_week' END AS _reason
+    FROM {input} r LEFT JOIN complete c ON c.week = r.week
+    """,
+    ("partial_week",),
+)
+
+# The newest file wins each listing-day (daily rows) or listing-week (weekly rows); where daily and weekly rows
+# cover the same listing-week, the side whose newest file is newer keeps it.
+OVERLAPS = Stage(
+    "overlaps",
+    """
+    SELECT {columns},
+        CASE
+            WHEN _rank < MAX(_rank) OVER (
+                PARTITION BY product_id, listing_id, _daily, CASE WHEN _daily THEN date ELSE week END
+            ) THEN 'superseded'
+            WHEN CASE WHEN _daily THEN daily_best < weekly_best ELSE weekly_best < daily_best END THEN 'superseded'
+        END AS _reason
+    FROM (
+        SELECT r.*,
+            MAX(CASE WHEN _daily THEN _rank END) OVER (PARTITION BY product_id, listing_id, week) AS daily_best,
+            MAX(CASE WHEN NOT _daily THEN _rank END) OVER (PARTITION BY product_id, listing_id, week) AS weekly_best
+        FROM {input} r
+    ) r
+    """,
+    (SUPERSEDED,),
+)
+
+LISTING_WEEKS = Stage(
+    "listing_weeks",
+    """
+    SELECT {columns},
+        CASE
+            WHEN NOT _daily AND COUNT(*) OVER (PARTITION BY product_id, listing_id, week) > 1
+                THEN 'duplicate_listing_week'
+            WHEN price <= 0 THEN 'price_not_positive'
+        END AS _reason
+    FROM {input} r
+    """,
+    ("duplicate_listing_week", "price_not_positive"),
+)
+
+# Daily rows summed into listing-weeks (units summed; price = sales / units later, or here the quantity-weighted
+# mean price, its plain mean in a week without units); weekly rows pass through. A week is known by its first row.
+AGGREGATE = Stage(
+    "aggregate",
+    """
+    SELECT product_id, listing_id, week, units, price, sales{control_list}, 1 AS _rows, _order, _daily,
+        CAST(NULL AS VARCHAR) AS _reason
+    FROM {input} r WHERE NOT _daily
+    UNION ALL
+    SELECT product_id, listing_id, week, SUM(units) AS units,
+        CASE
+            WHEN COUNT(price) = 0 THEN NULL
+            WHEN SUM(units) > 0 THEN SUM(price * units) / SUM(units)
+            ELSE AVG(price)
+        END AS price,
+        SUM(sales) AS sales{control_means}, COUNT(*) AS _rows, MIN(_order) AS _order, TRUE AS _daily,
+        CAST(NULL AS VARCHAR) AS _reason
+    FROM {input} r WHERE _daily
+    GROUP BY product_id, listing_id, week
+    """,
+    (),
+    weekly=True,
+)
+
+WEEK_UNITS = Stage(
+    "week_units",
+    """
+    SELECT {columns},
+        CASE
+            WHEN units < 0 THEN 'negative_units'
+            WHEN price IS NULL AND units > 0 AND NOT COALESCE(sales > 0, FALSE) THEN 'price_not_positive'
+        END AS _reason
+    FROM {input} r
+    """,
+    ("negative_units", "price_not_positive"),
+    weekly=True,
+    order=WEEK_ORDER,
+)
+
+# A week without a price column takes sales / units; a week without sales takes the listing's price over the
+# period (its total sales over its total units in weeks with sales; total sales of weeks that have none count 0).
+WEEK_PRICE = Stage(
+    "week_price",
+    """
+    SELECT {columns_but_price}, filled_price AS price, CASE WHEN filled_price IS NULL THEN 'no_price' END AS _reason
+    FROM (
+        SELECT {columns_of_r_but_price},
+            CASE
+                WHEN r.price IS NOT NULL THEN r.price
+                WHEN r.units > 0 THEN r.sales / r.units
+                ELSE p.period_price
+            END AS filled_price
+        FROM {input} r
+        LEFT JOIN (
+            SELECT product_id, listing_id, COALESCE(SUM(sales), 0) / SUM(units) AS period_price
+            FROM {input} r WHERE units > 0 GROUP BY product_id, listing_id
+        ) p ON p.product_id = r.product_id AND p.listing_id = r.listing_id
+    ) r
+    """,
+    ("no_price",),
+    weekly=True,
+    order=WEEK_ORDER,
+)
+
+WEEK_UNITS_BOUND = Stage(
+    "week_units_bound",
+    """
+    SELECT {columns}, CASE WHEN units > {max_units} THEN 'implausible_units' END AS _reason
+    FROM {input} r
+    """,
+    ("implausible_units",),
+    weekly=True,
+    order=WEEK_ORDER,
+)
+
+# The exact median of the listing's prices: the middle row (or the mean of the two middle rows) by price. On
+# Trino the same SQL runs; approx_percentile(price, 0.5) would be its approximate shortcut.
+WEEK_PRICE_BOUND = Stage(
+    "week_price_bound",
+    """
+    WITH ranked AS (
+        SELECT product_id, listing_id, price,
+            ROW_NUMBER() OVER (PARTITION BY product_id, listing_id ORDER BY price) AS position,
+            COUNT(*) OVER (PARTITION BY product_id, listing_id) AS listing_weeks
+        FROM {input} r
+    ),
+    medians AS (
+        SELECT product_id, listing_id, AVG(price) AS median_price
+        FROM ranked WHERE 2 * position BETWEEN listing_weeks AND listing_weeks + 2
+        GROUP BY product_id, listing_id
+    )
+    SELECT {columns_of_r},
+        CASE
+            WHEN NOT COALESCE(
+                m.median_price > 0
+                AND r.price / m.median_price <= {max_factor}
+                AND r.price / m.median_price >= 1 / {max_factor},
+                FALSE
+            ) THEN 'implausible_price'
+        END AS _reason
+    FROM {input} r JOIN medians m ON m.product_id = r.product_id AND m.listing_id = r.listing_id
+    """,
+    ("implausible_price",),
+    weekly=True,
+    order=WEEK_ORDER,
+)
+
+CHECK_STAGES = (
+    FIELD_CHECKS,
+    COPIES_AND_WINDOW,
+    PARTIAL_WEEKS,
+    OVERLAPS,
+    LISTING_WEEKS,
+    AGGREGATE,
+    WEEK_UNITS,
+    WEEK_PRICE,
+    WEEK_UNITS_BOUND,
+    WEEK_PRICE_BOUND,
+)
+
+# Listings with no photo record at all; the others get their code (their rank among the listings with records).
+KNOWN_LISTING = Stage(
+    "known_listing",
+    """
+    SELECT {columns_of_r}, k.listing_code, CASE WHEN k.listing_code IS NULL THEN 'unknown_listing' END AS _reason
+    FROM {input} r
+    LEFT JOIN (
+        SELECT product_id, listing_id, ROW_NUMBER() OVER (ORDER BY product_id, listing_id) - 1 AS listing_code
+        FROM (SELECT DISTINCT product_id, listing_id FROM {segments}) s
+    ) k ON k.product_id = r.product_id AND k.listing_id = r.listing_id
+    """,
+    ("unknown_listing",),
+    weekly=True,
+    order="product_id, listing_id, week",
+)
+
+# The as-of join: on one timeline per listing, segment starts sort before a week midpoint at the same instant, so a
+# running MAX of the starts gives each week the segment live at its midpoint (or none yet).
+AS_OF = Stage(
+    "as_of",
+    """
+    WITH timeline AS (
+        SELECT product_id, listing_id, start AS moment, 0 AS kind, CAST(NULL AS BIGINT) AS _order FROM {segments}
+        UNION ALL
+        SELECT product_id, listing_id, week + INTERVAL '{midpoint_hours}' HOUR AS moment, 1 AS kind, _order
+        FROM {input} r
+    ),
+    placed AS (
+        SELECT _order, segment_start FROM (
+            SELECT kind, _order, MAX(CASE WHEN kind = 0 THEN moment END) OVER (
+                PARTITION BY product_id, listing_id ORDER BY moment, kind ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
+            ) AS segment_start
+            FROM timeline
+        ) t WHERE kind = 1
+    )
+    SELECT {columns_of_r}, s.category,
+        CASE
+            WHEN p.segment_start IS NULL THEN 'no_category_that_week'
+            WHEN s.category IS NULL THEN 'no_live_photo'
+        END AS _reason
+    FROM {input} r
+    JOIN placed p ON p._order = r._order
+    LEFT JOIN {segments} s
+        ON s.product_id = r.product_id AND s.listing_id = r.listing_id AND s.start = p.segment_start
+    """,
+    ("no_category_that_week", "no_live_photo"),
+    weekly=True,
+    order="week, product_id, listing_id",
+)
+
+JOIN_STAGES = (KNOWN_LISTING, AS_OF)
+
+
+# ----------------------------------------------------------------------------------------- running them
+
+
+def quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def timestamp_literal(moment: datetime | date) -> str:
+    value = moment if isinstance(moment, datetime) else datetime(moment.year, moment.month, moment.day)
+    return f"TIMESTAMP '{value:%Y-%m-%d %H:%M:%S}'"
+
+
+def double_literal(value: float) -> str:
+    return f"CAST('{float(value)!r}' AS DOUBLE)"
+
+
+class RowSink:
+    """Appends each parsed file's typed rows to the rows table of a DuckDB connection, in chunks."""
+
+    def __init__(self, connection: Any, controls: tuple[str, ...]) -> None:
+        self.connection = connection
+        self.controls = controls
+        self.rows = 0
+        numbers = ", ".join(f"{quote(c)} DOUBLE" for c in ("units", "price", "sales", *controls))
+        connection.execute(
+            f"""
+            CREATE OR REPLACE TABLE {ROWS_TABLE} (
+                product_id VARCHAR, listing_id VARCHAR, date TIMESTAMP, week TIMESTAMP, {numbers},
+                _blank BOOLEAN, _not_number BOOLEAN, _bad_id BOOLEAN, _daily BOOLEAN,
+                _file INTEGER, _line BIGINT, _order BIGINT
+            )
+            """
+        )
+        self._columns = [
+            "product_id",
+            "listing_id",
+            "date",
+            "week",
+            "units",
+            "price",
+            "sales",
+            *controls,
+            "_blank",
+            "_not_number",
+            "_bad_id",
+            "_daily",
+            "_file",
+            "_line",
+        ]
+
+    def __call__(self, frame: pd.DataFrame) -> None:
+        listed = ", ".join(quote(c) for c in self._columns)
+        for start in range(0, len(frame), INSERT_CHUNK_ROWS):
+            chunk = frame.iloc[start : start + INSERT_CHUNK_ROWS][self._columns]
+            self.connection.register("parsed_chunk", chunk)
+            try:
+                self.connection.execute(
+                    f"INSERT INTO {ROWS_TABLE} SELECT {listed}, "
+                    f"CAST(_file AS BIGINT) * {1 << LINE_BITS} + _line AS _order FROM parsed_chunk"
+                )
+            finally:
+                self.connection.unregister("parsed_chunk")
+        self.rows += len(frame)
+
+
+class StageRunner:
+    """Runs stages one after another on a connection, each into its own table, counting what each rejects."""
+
+    def __init__(self, connection: Any, parsed: ParsedExports, controls: tuple[str, ...]) -> None:
+        self.connection = connection
+        self.parsed = parsed
+        self.controls = controls
+        self.superseded = 0
+        self.superseded_examples: list[str] = []
+        self._step = 0
+
+    def _source(self, order: int) -> tuple[str, int]:
+        return self.parsed.names[order >> LINE_BITS], order & ((1 << LINE_BITS) - 1)
+
+    def run(self, stage: Stage, source: str, **values: str) -> str:
+        """``stage`` on the kept rows of ``source`` (the rows table, or the previous stage's table, then dropped)."""
+        table = f"stage_{self._step:02d}_{stage.name}"
+        self._step += 1
+        described = self.connection.execute(f"SELECT * FROM {source} LIMIT 0").description
+        has_reason = any(d[0] == "_reason" for d in described)
+        columns = [d[0] for d in described if d[0] != "_reason"]
+        listed = ", ".join(quote(c) for c in columns)
+        kept = f"(SELECT {listed} FROM {source} WHERE _reason IS NULL)" if has_reason else source
+        controls = [quote(c) for c in self.controls]
+        text = stage.sql.format(
+            input=kept,
+            files=FILES_TABLE,
+            segments=SEGMENTS_TABLE,
+            columns=listed,
+            columns_of_r=", ".join(f"r.{quote(c)}" for c in columns),
+            columns_but_price=", ".join(quote(c) for c in columns if c != "price"),
+            columns_of_r_but_price=", ".join(f"r.{quote(c)}" for c in columns if c != "price"),
+            row_columns=", ".join(f"r.{quote(c)}" for c in columns if c not in FLAG_COLUMNS),
+            control_list="".join(f", {c}" for c in controls),
+            control_means="".join(f", AVG({c}) AS {c}" for c in controls),
+            **values,
+        )
+        self.connection.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS {text}")
+        self._count(stage, table)
+        if has_reason:
+            self.connection.execute(f"DROP TABLE {source}")
+        return table
+
+    def _count(self, stage: Stage, table: str) -> None:
+        if not stage.reasons:
+            return
+        rows = "SUM(_rows)" if stage.weekly else "COUNT(*)"
+        counts = self.connection.execute(
+            f"SELECT _reason, {rows} FROM {table} WHERE _reason IS NOT NULL GROUP BY _reason"
+        ).fetchall()
+        if not counts:
+            return
+        examples = self.connection.execute(
+            f"""
+            SELECT _reason, _order FROM (
+                SELECT _reason, _order, ROW_NUMBER() OVER (PARTITION BY _reason ORDER BY {stage.order}) AS position
+                FROM {table} WHERE _reason IS NOT NULL
+            ) e WHERE position <= {MAX_EXAMPLES_PER_REASON} ORDER BY _reason, position
+            """
+        ).fetchall()
+        found = dict(counts)
+        for reason in stage.reasons:  # in the stage's order, as the pandas route adds them
+            if not found.get(reason):
+                continue
+            where = [f"{s}:{line}" for s, line in (self._source(o) for r, o in examples if r == reason)]
+            if reason == SUPERSEDED:
+                self.superseded += int(found[reason])
+                self.superseded_examples = where
+                continue
+            rejections = self.parsed.rejections
+            rejections.counts[reason] += int(found[reason])
+            slot = rejections.examples.setdefault(reason, [])
+            slot.extend(where[: MAX_EXAMPLES_PER_REASON - len(slot)])
+
+    def kept_frame(self, table: str, columns: list[str], order: str) -> pd.DataFrame:
+        listed = ", ".join(quote(c) for c in columns)
+        return self.connection.execute(f"SELECT {listed} FROM {table} WHERE _reason IS NULL ORDER BY {order}").df()
+
+
+FLAG_COLUMNS = ("_blank", "_not_number", "_bad_id")
+"""The rows table's field-level flags, which only the field checks read."""
+
+
+def _weekly_frame(frame: pd.DataFrame, names: list[str], controls: tuple[str, ...]) -> pd.DataFrame:
+    """The pandas route's weekly frame from the stages' rows: _source and _line back from _order."""
+    order = frame["_order"].to_numpy(dtype=np.int64)
+    out = pd.DataFrame(
+        {
+            "week": frame["week"].to_numpy(dtype="datetime64[ns]"),
+            "product_id": frame["product_id"].to_numpy(dtype=object),
+            "listing_id": frame["listing_id"].to_numpy(dtype=object),
+            "units": frame["units"].to_numpy(dtype=np.float64),
+            "price": frame["price"].to_numpy(dtype=np.float64),
+            **{c: frame[c].to_numpy(dtype=np.float64) for c in controls},
+            "_source": np.asarray(names, dtype=object)[order >> LINE_BITS] if len(order) else np.array([], object),
+            "_line": order & ((1 << LINE_BITS) - 1),
+            "_rows": frame["_rows"].to_numpy(dtype=np.int64),
+        }
+    )
+    return out
+
+
+class SqlSales:
+    """The checks on the rows a :class:`RowSink` put in ``connection``, then (:meth:`join`) the as-of join.
+
+    ``sales`` is the same SalesTable as :func:`~imagelift.influence.sales.read_sales` gives; :meth:`join` gives the
+    same frame as :func:`~imagelift.influence.records.join_categories` and adds the same rejections to it.
+    """
+
+    def __init__(
+        self,
+        connection: Any,
+        parsed: ParsedExports,
+        config: SalesConfig,
+        controls: tuple[str, ...],
+        report_date: date,
+        window_weeks: int | None,
+    ) -> None:
+        self.connection = connection
+        self.parsed = parsed
+        self.controls = controls
+        self.sales = SalesTable(
+            frame=empty_sales_frame(controls),
+            rejections=parsed.rejections,
+            rows_read=parsed.rows_read,
+            files=parsed.names,
+            controls=controls,
+            failed_files=parsed.failed,
+            notes=parsed.notes,
+            report_date=report_date,
+        )
+        self._runner = StageRunner(connection, parsed, controls)
+        self._weekly: str | None = None
+        cutoff = datetime(report_date.year, report_date.month, report_date.day)
+        window_start = "NULL"
+        if window_weeks:
+            first = cutoff - timedelta(days=cutoff.weekday()) - timedelta(weeks=window_weeks)
+            window_start = timestamp_literal(first)
+        self._values = {
+            "report_date": timestamp_literal(cutoff),
+            "window_start": window_start,
+            "max_units": double_literal(config.max_units),
+            "max_factor": double_literal(config.max_price_factor),
+            "midpoint_hours": str(int(WEEK_MIDPOINT / pd.Timedelta(hours=1))),
+        }
+        if parsed.ranks:
+            self._check()
+
+    def _check(self) -> None:
+        ranks = pd.DataFrame(list(self.parsed.rank_of_file().items()), columns=["_file", "_rank"])
+        self.connection.register("file_ranks", ranks.astype(np.int32))
+        try:
+            self.connection.execute(f"CREATE OR REPLACE TABLE {FILES_TABLE} AS SELECT _file, _rank FROM file_ranks")
+        finally:
+            self.connection.unregister("file_ranks")
+        current = ROWS_TABLE
+        for stage in CHECK_STAGES:
+            current = self._runner.run(stage, current, **self._values)
+        self._weekly = current
+        weekly = self._runner.kept_frame(current, self._weekly_columns(), "product_id, listing_id, week")
+        sales = self.sales
+        sales.frame = _weekly_frame(weekly, self.parsed.names, self.controls)
+        sales.superseded = self._runner.superseded
+        sales.superseded_examples = self._runner.superseded_examples
+        sales.aggregation = aggregation_note(self.parsed.daily_files)
+        sales.titles = self.parsed.merged_titles()
+
+    def _weekly_columns(self) -> list[str]:
+        return ["week", "product_id", "listing_id", "units", "price", *self.controls, "_order", "_rows"]
+
+    def join(self, records: CategoryRecords) -> pd.DataFrame:
+        """Each listing-week's category, as :func:`~imagelift.influence.records.join_categories` (once)."""
+        if self._weekly is None:
+            from imagelift.influence.records import join_categories
+
+            return join_categories(self.sales.frame, records, self.sales.rejections)
+        _load_segments(self.connection, records)
+        current = self._weekly
+        for stage in JOIN_STAGES:
+            current = self._runner.run(stage, current, **self._values)
+        self._weekly = None
+        columns = [*self._weekly_columns(), "listing_code", "category"]
+        joined = self._runner.kept_frame(current, columns, "week, product_id, listing_id")
+        out = _weekly_frame(joined, self.parsed.names, self.controls)
+        out["listing_code"] = joined["listing_code"].to_numpy(dtype=np.int64)
+        out["category"] = joined["category"].to_numpy(dtype=np.float64).astype(np.int64)
+        return out
+
+
+def _load_segments(connection: Any, records: CategoryRecords) -> None:
+    segments = records.segments
+    frame = pd.DataFrame(
+        {
+            "product_id": segments["product_id"].astype(str).to_numpy(dtype=object),
+            "listing_id": segments["listing_id"].astype(str).to_numpy(dtype=object),
+            "start": segments["start"].to_numpy(dtype="datetime64[ns]"),
+            "category": segments["category"].to_numpy(dtype=np.float64),
+        }
+    )
+    connection.register("segments_frame", frame)
+    connection.execute(
+        f"""
+        CREATE OR REPLACE TABLE {SEGMENTS_TABLE} AS
+        SELECT product_id, listing_id, CAST(start AS TIMESTAMP) AS start, category FROM segments_frame
+        """
+    )
+    connection.unregister("segments_frame")
+
+
+@contextmanager
+def stage_connection(memory_limit_mb: int, temp_directory: Path | None = None) -> Iterator[Any]:
+    """A DuckDB database in a temporary directory (spilling there past ``memory_limit_mb``), removed afterwards."""
+    import duckdb
+
+    with tempfile.TemporaryDirectory(prefix="imagelift-sql-", dir=temp_directory) as directory:
+        connection = duckdb.connect(str(Path(directory) / "stages.duckdb"))
+        try:
+            connection.execute(f"SET memory_limit = '{int(memory_limit_mb)}MB'")
+            connection.execute("SET threads = 1")
+            connection.execute("SET preserve_insertion_order = false")
+            connection.execute(f"SET temp_directory = '{Path(directory) / 'spill'}'")
+            yield connection
+        finally:
+            connection.close()

@@ -112,7 +112,7 @@ def read_sales_routed(
         if router.sink is None:
             table = check_parsed(router.frames, parsed, config, controls, report_date, window_weeks)
             return RoutedSales(table, PANDAS_ROUTE, parsed.rows_parsed, None, stack)
-        sql = SqlSales(router.sink.connection, parsed, config, controls, report_date, window_weeks)
+        sql = SqlSales(router.sink, parsed, config, controls, report_date, window_weeks)
         return RoutedSales(sql.sales, SQL_ROUTE, parsed.rows_parsed, sql, stack)
     except BaseException:
         stack.close()

@@ -47,6 +47,7 @@ from imagelift.influence.sales import (
 
 ROWS_TABLE = "sales_rows"
 FILES_TABLE = "sales_files"
+LISTINGS_TABLE = "sales_listings"
 SEGMENTS_TABLE = "photo_segments"
 LINE_BITS = 32
 """``_order`` = file index * 2^32 + line: a file has fewer than 2^32 lines."""
@@ -54,9 +55,14 @@ INSERT_CHUNK_ROWS = 500_000
 
 INPUT_TABLES = {
     ROWS_TABLE: (
-        "one row per parsed export row: product_id, listing_id (VARCHAR), date, week (TIMESTAMP, NULL when the date "
-        "did not read), units, price, sales and the controls (DOUBLE, NULL when empty or not a number), the flags "
-        "_blank, _not_number, _bad_id, _daily (BOOLEAN), _file (INTEGER), _line and _order (BIGINT)"
+        "one row per parsed export row: _listing (INTEGER, the listing's code in sales_listings), date, week "
+        "(TIMESTAMP, NULL when the date did not read), units, price, sales and the controls (DOUBLE, NULL when empty "
+        "or not a number), the flags _blank, _not_number, _bad_id, _daily (BOOLEAN), _file (INTEGER) and _order "
+        "(BIGINT: file index * 2^32 + line)"
+    ),
+    LISTINGS_TABLE: (
+        "one row per (product_id, listing_id) pair read: _listing (INTEGER), product_id, listing_id (VARCHAR) and _lc "
+        "(BIGINT, the pair's rank in id order, which orders the weekly frame as the pandas route does)"
     ),
     FILES_TABLE: "one row per export file read: _file, _rank (INTEGER, higher for newer files)",
     SEGMENTS_TABLE: (
@@ -96,7 +102,7 @@ class Stage:
 FIELD_CHECKS = Stage(
     "field_checks",
     """
-    SELECT {row_columns}, f._rank,
+    SELECT {row_columns}, f._rank, l._lc,
         CASE
             WHEN r._blank THEN 'missing_field'
             WHEN r._not_number THEN 'non_numeric'
@@ -104,26 +110,39 @@ FIELD_CHECKS = Stage(
             WHEN r._bad_id THEN 'bad_id'
             WHEN r.units <> FLOOR(r.units) THEN 'non_integer_units'
         END AS _reason
-    FROM {input} r JOIN {files} f ON f._file = r._file
+    FROM {input} r JOIN {files} f ON f._file = r._file JOIN {listings} l ON l._listing = r._listing
     """,
     ("missing_field", "non_numeric", "bad_week", "bad_id", "non_integer_units"),
 )
 
 # Exact copies inside one file (NULLs compare equal in PARTITION BY, as NaN does in pandas' duplicated), then the
-# report window: a daily row by its day, a weekly row by its week.
+# report window: a daily row by its day, a weekly row by its week. Only rows sharing a file, listing and date can be
+# copies, so the comparison of whole rows runs on those alone.
 COPIES_AND_WINDOW = Stage(
     "copies_and_window",
     """
+    WITH same_day AS (
+        SELECT _file, _lc, date FROM {input} r GROUP BY _file, _lc, date HAVING COUNT(*) > 1
+    ),
+    marked AS (
+        SELECT {columns_of_r}, d._lc IS NOT NULL AS _same_day
+        FROM {input} r LEFT JOIN same_day d ON d._file = r._file AND d._lc = r._lc AND d.date = r.date
+    ),
+    copies AS (
+        SELECT {columns}, ROW_NUMBER() OVER (
+            PARTITION BY _file, _lc, date, week, units, price, sales{control_list} ORDER BY _order
+        ) > 1 AS _copy
+        FROM marked WHERE _same_day
+        UNION ALL
+        SELECT {columns}, FALSE AS _copy FROM marked WHERE NOT _same_day
+    )
     SELECT {columns},
         CASE
-            WHEN ROW_NUMBER() OVER (
-                PARTITION BY _file, product_id, listing_id, date, week, units, price, sales{control_list}
-                ORDER BY _order
-            ) > 1 THEN 'duplicate_row'
+            WHEN _copy THEN 'duplicate_row'
             WHEN CASE WHEN _daily THEN date ELSE week END > {report_date} THEN 'future_week'
             WHEN week < {window_start} THEN 'before_window'
         END AS _reason
-    FROM {input} r
+    FROM copies
     """,
     ("duplicate_row", "future_week", "before_window"),
 )
@@ -148,37 +167,51 @@ PARTIAL_WEEKS = Stage(
 )
 
 # The newest file wins each listing-day (daily rows) or listing-week (weekly rows); where daily and weekly rows
-# cover the same listing-week, the side whose newest file is newer keeps it.
+# cover the same listing-week, the side whose newest file is newer keeps it. Only listing-weeks that rows of more
+# than one file cover are contested, so the windows run on their rows alone.
 OVERLAPS = Stage(
     "overlaps",
     """
+    WITH contested AS (
+        SELECT _lc, week FROM {input} r GROUP BY _lc, week HAVING MIN(_file) < MAX(_file)
+    ),
+    marked AS (
+        SELECT {columns_of_r}, c._lc IS NOT NULL AS _contested
+        FROM {input} r LEFT JOIN contested c ON c._lc = r._lc AND c.week = r.week
+    )
     SELECT {columns},
         CASE
             WHEN _rank < MAX(_rank) OVER (
-                PARTITION BY product_id, listing_id, _daily, CASE WHEN _daily THEN date ELSE week END
+                PARTITION BY _lc, _daily, CASE WHEN _daily THEN date ELSE week END
             ) THEN 'superseded'
             WHEN CASE WHEN _daily THEN daily_best < weekly_best ELSE weekly_best < daily_best END THEN 'superseded'
         END AS _reason
     FROM (
-        SELECT r.*,
-            MAX(CASE WHEN _daily THEN _rank END) OVER (PARTITION BY product_id, listing_id, week) AS daily_best,
-            MAX(CASE WHEN NOT _daily THEN _rank END) OVER (PARTITION BY product_id, listing_id, week) AS weekly_best
-        FROM {input} r
+        SELECT m.*,
+            MAX(CASE WHEN _daily THEN _rank END) OVER (PARTITION BY _lc, week) AS daily_best,
+            MAX(CASE WHEN NOT _daily THEN _rank END) OVER (PARTITION BY _lc, week) AS weekly_best
+        FROM marked m WHERE _contested
     ) r
+    UNION ALL
+    SELECT {columns}, CAST(NULL AS VARCHAR) AS _reason FROM marked WHERE NOT _contested
     """,
     (SUPERSEDED,),
 )
 
+# Two rows of one weekly file for one listing-week: all copies are rejected (after the overlaps, daily and weekly
+# rows never share a listing-week).
 LISTING_WEEKS = Stage(
     "listing_weeks",
     """
-    SELECT {columns},
+    WITH repeated AS (
+        SELECT _lc, week FROM {input} r WHERE NOT _daily GROUP BY _lc, week HAVING COUNT(*) > 1
+    )
+    SELECT {columns_of_r},
         CASE
-            WHEN NOT _daily AND COUNT(*) OVER (PARTITION BY product_id, listing_id, week) > 1
-                THEN 'duplicate_listing_week'
-            WHEN price <= 0 THEN 'price_not_positive'
+            WHEN NOT r._daily AND d._lc IS NOT NULL THEN 'duplicate_listing_week'
+            WHEN r.price <= 0 THEN 'price_not_positive'
         END AS _reason
-    FROM {input} r
+    FROM {input} r LEFT JOIN repeated d ON d._lc = r._lc AND d.week = r.week
     """,
     ("duplicate_listing_week", "price_not_positive"),
 )
@@ -188,11 +221,11 @@ LISTING_WEEKS = Stage(
 AGGREGATE = Stage(
     "aggregate",
     """
-    SELECT product_id, listing_id, week, units, price, sales{control_list}, 1 AS _rows, _order, _daily,
+    SELECT _lc, week, units, price, sales{control_list}, 1 AS _rows, _order, _daily,
         CAST(NULL AS VARCHAR) AS _reason
     FROM {input} r WHERE NOT _daily
     UNION ALL
-    SELECT product_id, listing_id, week, SUM(units) AS units,
+    SELECT _lc, week, SUM(units) AS units,
         CASE
             WHEN COUNT(price) = 0 THEN NULL
             WHEN SUM(units) > 0 THEN SUM(price * units) / SUM(units)
@@ -201,7 +234,7 @@ AGGREGATE = Stage(
         SUM(sales) AS sales{control_means}, COUNT(*) AS _rows, MIN(_order) AS _order, TRUE AS _daily,
         CAST(NULL AS VARCHAR) AS _reason
     FROM {input} r WHERE _daily
-    GROUP BY product_id, listing_id, week
+    GROUP BY _lc, week
     """,
     (),
     weekly=True,
@@ -237,9 +270,9 @@ WEEK_PRICE = Stage(
             END AS filled_price
         FROM {input} r
         LEFT JOIN (
-            SELECT product_id, listing_id, COALESCE(SUM(sales), 0) / SUM(units) AS period_price
-            FROM {input} r WHERE units > 0 GROUP BY product_id, listing_id
-        ) p ON p.product_id = r.product_id AND p.listing_id = r.listing_id
+            SELECT _lc, COALESCE(SUM(sales), 0) / SUM(units) AS period_price
+            FROM {input} r WHERE units > 0 GROUP BY _lc
+        ) p ON p._lc = r._lc
     ) r
     """,
     ("no_price",),
@@ -264,15 +297,15 @@ WEEK_PRICE_BOUND = Stage(
     "week_price_bound",
     """
     WITH ranked AS (
-        SELECT product_id, listing_id, price,
-            ROW_NUMBER() OVER (PARTITION BY product_id, listing_id ORDER BY price) AS position,
-            COUNT(*) OVER (PARTITION BY product_id, listing_id) AS listing_weeks
+        SELECT _lc, price,
+            ROW_NUMBER() OVER (PARTITION BY _lc ORDER BY price) AS position,
+            COUNT(*) OVER (PARTITION BY _lc) AS listing_weeks
         FROM {input} r
     ),
     medians AS (
-        SELECT product_id, listing_id, AVG(price) AS median_price
+        SELECT _lc, AVG(price) AS median_price
         FROM ranked WHERE 2 * position BETWEEN listing_weeks AND listing_weeks + 2
-        GROUP BY product_id, listing_id
+        GROUP BY _lc
     )
     SELECT {columns_of_r},
         CASE
@@ -283,7 +316,7 @@ WEEK_PRICE_BOUND = Stage(
                 FALSE
             ) THEN 'implausible_price'
         END AS _reason
-    FROM {input} r JOIN medians m ON m.product_id = r.product_id AND m.listing_id = r.listing_id
+    FROM {input} r JOIN medians m ON m._lc = r._lc
     """,
     ("implausible_price",),
     weekly=True,
@@ -310,13 +343,17 @@ KNOWN_LISTING = Stage(
     SELECT {columns_of_r}, k.listing_code, CASE WHEN k.listing_code IS NULL THEN 'unknown_listing' END AS _reason
     FROM {input} r
     LEFT JOIN (
-        SELECT product_id, listing_id, ROW_NUMBER() OVER (ORDER BY product_id, listing_id) - 1 AS listing_code
-        FROM (SELECT DISTINCT product_id, listing_id FROM {segments}) s
-    ) k ON k.product_id = r.product_id AND k.listing_id = r.listing_id
+        SELECT l._lc, s.listing_code
+        FROM (
+            SELECT product_id, listing_id, ROW_NUMBER() OVER (ORDER BY product_id, listing_id) - 1 AS listing_code
+            FROM (SELECT DISTINCT product_id, listing_id FROM {segments}) d
+        ) s
+        JOIN {listings} l ON l.product_id = s.product_id AND l.listing_id = s.listing_id
+    ) k ON k._lc = r._lc
     """,
     ("unknown_listing",),
     weekly=True,
-    order="product_id, listing_id, week",
+    order="_lc, week",
 )
 
 # The as-of join: on one timeline per listing, segment starts sort before a week midpoint at the same instant, so a
@@ -324,16 +361,19 @@ KNOWN_LISTING = Stage(
 AS_OF = Stage(
     "as_of",
     """
-    WITH timeline AS (
-        SELECT product_id, listing_id, start AS moment, 0 AS kind, CAST(NULL AS BIGINT) AS _order FROM {segments}
+    WITH segments AS (
+        SELECT l._lc, s.start, s.category
+        FROM {segments} s JOIN {listings} l ON l.product_id = s.product_id AND l.listing_id = s.listing_id
+    ),
+    timeline AS (
+        SELECT _lc, start AS moment, 0 AS kind, CAST(NULL AS BIGINT) AS _order FROM segments
         UNION ALL
-        SELECT product_id, listing_id, week + INTERVAL '{midpoint_hours}' HOUR AS moment, 1 AS kind, _order
-        FROM {input} r
+        SELECT _lc, week + INTERVAL '{midpoint_hours}' HOUR AS moment, 1 AS kind, _order FROM {input} r
     ),
     placed AS (
         SELECT _order, segment_start FROM (
             SELECT kind, _order, MAX(CASE WHEN kind = 0 THEN moment END) OVER (
-                PARTITION BY product_id, listing_id ORDER BY moment, kind ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
+                PARTITION BY _lc ORDER BY moment, kind ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
             ) AS segment_start
             FROM timeline
         ) t WHERE kind = 1
@@ -345,12 +385,11 @@ AS_OF = Stage(
         END AS _reason
     FROM {input} r
     JOIN placed p ON p._order = r._order
-    LEFT JOIN {segments} s
-        ON s.product_id = r.product_id AND s.listing_id = r.listing_id AND s.start = p.segment_start
+    LEFT JOIN segments s ON s._lc = r._lc AND s.start = p.segment_start
     """,
     ("no_category_that_week", "no_live_photo"),
     weekly=True,
-    order="week, product_id, listing_id",
+    order="week, _lc",
 )
 
 JOIN_STAGES = (KNOWN_LISTING, AS_OF)
@@ -373,25 +412,28 @@ def double_literal(value: float) -> str:
 
 
 class RowSink:
-    """Appends each parsed file's typed rows to the rows table of a DuckDB connection, in chunks."""
+    """Appends each parsed file's typed rows to the rows table of a DuckDB connection, in chunks.
+
+    Listings go in as integer codes (the ids once, in :data:`LISTINGS_TABLE`): the stages partition by listing
+    many times over, and integers sort and hash much faster than pairs of strings.
+    """
 
     def __init__(self, connection: Any, controls: tuple[str, ...]) -> None:
         self.connection = connection
         self.controls = controls
         self.rows = 0
+        self.listings: dict[tuple[str, str], int] = {}
         numbers = ", ".join(f"{quote(c)} DOUBLE" for c in ("units", "price", "sales", *controls))
         connection.execute(
             f"""
             CREATE OR REPLACE TABLE {ROWS_TABLE} (
-                product_id VARCHAR, listing_id VARCHAR, date TIMESTAMP, week TIMESTAMP, {numbers},
-                _blank BOOLEAN, _not_number BOOLEAN, _bad_id BOOLEAN, _daily BOOLEAN,
-                _file INTEGER, _line BIGINT, _order BIGINT
+                _listing INTEGER, date TIMESTAMP, week TIMESTAMP, {numbers},
+                _blank BOOLEAN, _not_number BOOLEAN, _bad_id BOOLEAN, _daily BOOLEAN, _file INTEGER, _order BIGINT
             )
             """
         )
         self._columns = [
-            "product_id",
-            "listing_id",
+            "_listing",
             "date",
             "week",
             "units",
@@ -403,22 +445,58 @@ class RowSink:
             "_bad_id",
             "_daily",
             "_file",
-            "_line",
+            "_order",
         ]
 
+    def _listing_codes(self, frame: pd.DataFrame) -> np.ndarray:
+        products, product_ids = pd.factorize(frame["product_id"])
+        listings, listing_ids = pd.factorize(frame["listing_id"])
+        pairs, unique_pairs = pd.factorize(products.astype(np.int64) * max(len(listing_ids), 1) + listings)
+        codes = np.empty(len(unique_pairs), dtype=np.int32)
+        width = max(len(listing_ids), 1)
+        for n, pair in enumerate(unique_pairs.tolist()):
+            key = (product_ids[pair // width], listing_ids[pair % width])
+            codes[n] = self.listings.setdefault(key, len(self.listings))
+        return codes[pairs]
+
     def __call__(self, frame: pd.DataFrame) -> None:
+        typed = pd.DataFrame(
+            {
+                "_listing": self._listing_codes(frame),
+                **{c: frame[c] for c in self._columns[1:-1]},
+                "_order": (frame["_file"].to_numpy(dtype=np.int64) << LINE_BITS) + frame["_line"].to_numpy(np.int64),
+            }
+        )
         listed = ", ".join(quote(c) for c in self._columns)
-        for start in range(0, len(frame), INSERT_CHUNK_ROWS):
-            chunk = frame.iloc[start : start + INSERT_CHUNK_ROWS][self._columns]
-            self.connection.register("parsed_chunk", chunk)
+        for start in range(0, len(typed), INSERT_CHUNK_ROWS):
+            self.connection.register("parsed_chunk", typed.iloc[start : start + INSERT_CHUNK_ROWS])
             try:
-                self.connection.execute(
-                    f"INSERT INTO {ROWS_TABLE} SELECT {listed}, "
-                    f"CAST(_file AS BIGINT) * {1 << LINE_BITS} + _line AS _order FROM parsed_chunk"
-                )
+                self.connection.execute(f"INSERT INTO {ROWS_TABLE} SELECT {listed} FROM parsed_chunk")
             finally:
                 self.connection.unregister("parsed_chunk")
         self.rows += len(frame)
+
+    def write_listings(self) -> None:
+        """The listings table, once every file is in."""
+        pairs = list(self.listings)
+        frame = pd.DataFrame(
+            {
+                "_listing": np.fromiter(self.listings.values(), dtype=np.int32, count=len(pairs)),
+                "product_id": pd.Series([p for p, _ in pairs], dtype=object),
+                "listing_id": pd.Series([lid for _, lid in pairs], dtype=object),
+            }
+        )
+        self.connection.register("listings_frame", frame)
+        try:
+            self.connection.execute(
+                f"""
+                CREATE OR REPLACE TABLE {LISTINGS_TABLE} AS
+                SELECT _listing, product_id, listing_id, ROW_NUMBER() OVER (ORDER BY product_id, listing_id) AS _lc
+                FROM listings_frame
+                """
+            )
+        finally:
+            self.connection.unregister("listings_frame")
 
 
 class StageRunner:
@@ -448,6 +526,7 @@ class StageRunner:
         text = stage.sql.format(
             input=kept,
             files=FILES_TABLE,
+            listings=LISTINGS_TABLE,
             segments=SEGMENTS_TABLE,
             columns=listed,
             columns_of_r=", ".join(f"r.{quote(c)}" for c in columns),
@@ -496,12 +575,19 @@ class StageRunner:
             slot.extend(where[: MAX_EXAMPLES_PER_REASON - len(slot)])
 
     def kept_frame(self, table: str, columns: list[str], order: str) -> pd.DataFrame:
-        listed = ", ".join(quote(c) for c in columns)
-        return self.connection.execute(f"SELECT {listed} FROM {table} WHERE _reason IS NULL ORDER BY {order}").df()
+        """The kept rows of ``table``, with their listing's ids, in ``order``."""
+        listed = ", ".join(f"r.{quote(c)}" for c in columns)
+        return self.connection.execute(
+            f"""
+            SELECT l.product_id, l.listing_id, {listed}
+            FROM {table} r JOIN {LISTINGS_TABLE} l ON l._lc = r._lc
+            WHERE r._reason IS NULL ORDER BY {order}
+            """
+        ).df()
 
 
-FLAG_COLUMNS = ("_blank", "_not_number", "_bad_id")
-"""The rows table's field-level flags, which only the field checks read."""
+FLAG_COLUMNS = ("_blank", "_not_number", "_bad_id", "_listing")
+"""The rows table's field-level flags and listing codes, which only the field checks read."""
 
 
 def _weekly_frame(frame: pd.DataFrame, names: list[str], controls: tuple[str, ...]) -> pd.DataFrame:
@@ -524,7 +610,7 @@ def _weekly_frame(frame: pd.DataFrame, names: list[str], controls: tuple[str, ..
 
 
 class SqlSales:
-    """The checks on the rows a :class:`RowSink` put in ``connection``, then (:meth:`join`) the as-of join.
+    """The checks on the rows ``sink`` put in its connection, then (:meth:`join`) the as-of join.
 
     ``sales`` is the same SalesTable as :func:`~imagelift.influence.sales.read_sales` gives; :meth:`join` gives the
     same frame as :func:`~imagelift.influence.records.join_categories` and adds the same rejections to it.
@@ -532,14 +618,15 @@ class SqlSales:
 
     def __init__(
         self,
-        connection: Any,
+        sink: RowSink,
         parsed: ParsedExports,
         config: SalesConfig,
         controls: tuple[str, ...],
         report_date: date,
         window_weeks: int | None,
     ) -> None:
-        self.connection = connection
+        self.connection = connection = sink.connection
+        self._sink = sink
         self.parsed = parsed
         self.controls = controls
         self.sales = SalesTable(
@@ -570,6 +657,7 @@ class SqlSales:
             self._check()
 
     def _check(self) -> None:
+        self._sink.write_listings()
         ranks = pd.DataFrame(list(self.parsed.rank_of_file().items()), columns=["_file", "_rank"])
         self.connection.register("file_ranks", ranks.astype(np.int32))
         try:
@@ -580,7 +668,7 @@ class SqlSales:
         for stage in CHECK_STAGES:
             current = self._runner.run(stage, current, **self._values)
         self._weekly = current
-        weekly = self._runner.kept_frame(current, self._weekly_columns(), "product_id, listing_id, week")
+        weekly = self._runner.kept_frame(current, self._weekly_columns(), "r._lc, r.week")
         sales = self.sales
         sales.frame = _weekly_frame(weekly, self.parsed.names, self.controls)
         sales.superseded = self._runner.superseded
@@ -589,7 +677,7 @@ class SqlSales:
         sales.titles = self.parsed.merged_titles()
 
     def _weekly_columns(self) -> list[str]:
-        return ["week", "product_id", "listing_id", "units", "price", *self.controls, "_order", "_rows"]
+        return ["week", "units", "price", *self.controls, "_order", "_rows"]
 
     def join(self, records: CategoryRecords) -> pd.DataFrame:
         """Each listing-week's category, as :func:`~imagelift.influence.records.join_categories` (once)."""
@@ -603,7 +691,7 @@ class SqlSales:
             current = self._runner.run(stage, current, **self._values)
         self._weekly = None
         columns = [*self._weekly_columns(), "listing_code", "category"]
-        joined = self._runner.kept_frame(current, columns, "week, product_id, listing_id")
+        joined = self._runner.kept_frame(current, columns, "r.week, r._lc")
         out = _weekly_frame(joined, self.parsed.names, self.controls)
         out["listing_code"] = joined["listing_code"].to_numpy(dtype=np.int64)
         out["category"] = joined["category"].to_numpy(dtype=np.float64).astype(np.int64)

@@ -122,6 +122,20 @@ def _part(part: int, rows: int, shape: str):
     return pd.concat([out, copies], ignore_index=True), records
 
 
+def write_reexport(directory: Path, shape: str) -> None:
+    """Part 0's last four weeks exported again, later: newer than every part, so those rows of part 0 are superseded."""
+    import pandas as pd
+
+    part = pd.read_csv(directory / "part-000.csv", dtype=str, keep_default_na=False)
+    column = "Day" if shape == "daily" else "week"
+    # pandas reads "today" as today's date even with a format: dates only
+    when = pd.to_datetime(part[column].where(part[column].str.fullmatch(r"\d{4}-\d{2}-\d{2}")), format="%Y-%m-%d")
+    part[when >= when.max() - pd.Timedelta(days=27)].to_csv(directory / "reexport.csv", index=False)
+    now = time.time()
+    for n, path in enumerate(sorted(directory.glob("part-*.csv"))):
+        os.utime(path, (now - 1000 + n, now - 1000 + n))
+
+
 def prepare(rows: int, shape: str) -> tuple[Path, dict]:
     directory = ROOT / ".cache" / "ingest-scale" / f"{shape}-{rows}"
     done = directory / "shape.json"
@@ -133,24 +147,13 @@ def prepare(rows: int, shape: str) -> tuple[Path, dict]:
         while total < rows:
             frame, records = _part(part, min(PART_ROWS, rows - total), shape)
             frame.to_csv(directory / f"part-{part:03d}.csv", index=False)
-            if part == 0:  # re-exported later: the last four weeks again
-                column = "Day" if shape == "daily" else "week"
-                import pandas as pd
-
-                when = pd.to_datetime(frame[column], errors="coerce")
-                frame[when >= when.max() - pd.Timedelta(days=27)].to_csv(directory / "reexport.csv", index=False)
             for item in records:
                 categories.write(json.dumps(item) + "\n")
             total += len(frame)
             records_written += len(records)
             print(f"  part {part}: {len(frame):,} rows ({total:,} of {rows:,})", flush=True)
             part += 1
-    files = sorted(directory.glob("part-*.csv"))
-    # the re-export is newer than every part
-    now = time.time()
-    for n, path in enumerate(files):
-        os.utime(path, (now - 1000 + n, now - 1000 + n))
-    os.utime(directory / "reexport.csv", (now, now))
+    write_reexport(directory, shape)
     shape_info = {
         "rows": total,
         "parts": part,

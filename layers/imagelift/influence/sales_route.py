@@ -36,6 +36,12 @@ class RoutedSales:
         self.rows_parsed = rows_parsed
         self._sql = sql
         self._stack = stack
+        self._executed: list[tuple[str, str]] = []
+
+    @property
+    def executed_sql(self) -> list[tuple[str, str]]:
+        """(table, SQL) of each SQL stage run so far (none on the pandas route)."""
+        return self._sql.executed if self._sql is not None else list(self._executed)
 
     def join(self, records: CategoryRecords) -> pd.DataFrame:
         """:func:`~imagelift.influence.records.join_categories` of the listing-weeks, by the same route (once)."""
@@ -44,6 +50,7 @@ class RoutedSales:
         try:
             return self._sql.join(records)
         finally:
+            self._executed = self._sql.executed
             self.close()
 
     def close(self) -> None:

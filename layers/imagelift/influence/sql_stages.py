@@ -508,6 +508,9 @@ class StageRunner:
         self.controls = controls
         self.superseded = 0
         self.superseded_examples: list[str] = []
+        self._ids: tuple[np.ndarray, np.ndarray] | None = None
+        self.executed: list[tuple[str, str]] = []
+        """(table, SQL) of each stage run, as sent: the same text runs as CREATE TABLE ... AS on Athena."""
         self._step = 0
 
     def _source(self, order: int) -> tuple[str, int]:
@@ -537,6 +540,7 @@ class StageRunner:
             control_means="".join(f", AVG({c}) AS {c}" for c in controls),
             **values,
         )
+        self.executed.append((table, text))
         self.connection.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS {text}")
         self._count(stage, table)
         if has_reason:
@@ -575,38 +579,32 @@ class StageRunner:
             slot.extend(where[: MAX_EXAMPLES_PER_REASON - len(slot)])
 
     def kept_frame(self, table: str, columns: list[str], order: str) -> pd.DataFrame:
-        """The kept rows of ``table``, with their listing's ids, in ``order``."""
-        listed = ", ".join(f"r.{quote(c)}" for c in columns)
-        return self.connection.execute(
-            f"""
-            SELECT l.product_id, l.listing_id, {listed}
-            FROM {table} r JOIN {LISTINGS_TABLE} l ON l._lc = r._lc
-            WHERE r._reason IS NULL ORDER BY {order}
-            """
-        ).df()
+        """The kept rows of ``table`` in the pandas route's layout (its ids and _source shared strings, as there)."""
+        listed = ", ".join(quote(c) for c in ["_lc", *columns])
+        got = self.connection.execute(f"SELECT {listed} FROM {table} WHERE _reason IS NULL ORDER BY {order}")
+        columns_out = got.fetchnumpy()
+        if self._ids is None:
+            ids = self.connection.execute(f"SELECT product_id, listing_id FROM {LISTINGS_TABLE} ORDER BY _lc")
+            fetched = ids.fetchnumpy()
+            self._ids = tuple(np.asarray(fetched[c], dtype=object) for c in ("product_id", "listing_id"))
+        lc = np.asarray(columns_out.pop("_lc"), dtype=np.int64) - 1  # _lc counts from 1
+        order_of = np.asarray(columns_out.pop("_order"), dtype=np.int64)
+        week = np.asarray(columns_out.pop("week")).astype("datetime64[ns]")
+        out = {"week": week, "product_id": self._ids[0][lc], "listing_id": self._ids[1][lc]}
+        for name in ("units", "price", *self.controls):
+            out[name] = np.asarray(columns_out.pop(name), dtype=np.float64)
+        names = np.asarray(self.parsed.names, dtype=object)
+        out["_source"] = names[order_of >> LINE_BITS] if len(order_of) else np.array([], dtype=object)
+        out["_line"] = order_of & ((1 << LINE_BITS) - 1)
+        out["_rows"] = np.asarray(columns_out.pop("_rows"), dtype=np.int64)
+        frame = pd.DataFrame(out)
+        for name, values in columns_out.items():  # what the stage added (listing_code, category)
+            frame[name] = np.asarray(values)
+        return frame
 
 
 FLAG_COLUMNS = ("_blank", "_not_number", "_bad_id", "_listing")
 """The rows table's field-level flags and listing codes, which only the field checks read."""
-
-
-def _weekly_frame(frame: pd.DataFrame, names: list[str], controls: tuple[str, ...]) -> pd.DataFrame:
-    """The pandas route's weekly frame from the stages' rows: _source and _line back from _order."""
-    order = frame["_order"].to_numpy(dtype=np.int64)
-    out = pd.DataFrame(
-        {
-            "week": frame["week"].to_numpy(dtype="datetime64[ns]"),
-            "product_id": frame["product_id"].to_numpy(dtype=object),
-            "listing_id": frame["listing_id"].to_numpy(dtype=object),
-            "units": frame["units"].to_numpy(dtype=np.float64),
-            "price": frame["price"].to_numpy(dtype=np.float64),
-            **{c: frame[c].to_numpy(dtype=np.float64) for c in controls},
-            "_source": np.asarray(names, dtype=object)[order >> LINE_BITS] if len(order) else np.array([], object),
-            "_line": order & ((1 << LINE_BITS) - 1),
-            "_rows": frame["_rows"].to_numpy(dtype=np.int64),
-        }
-    )
-    return out
 
 
 class SqlSales:
@@ -668,13 +666,17 @@ class SqlSales:
         for stage in CHECK_STAGES:
             current = self._runner.run(stage, current, **self._values)
         self._weekly = current
-        weekly = self._runner.kept_frame(current, self._weekly_columns(), "r._lc, r.week")
         sales = self.sales
-        sales.frame = _weekly_frame(weekly, self.parsed.names, self.controls)
+        sales.frame = self._runner.kept_frame(current, self._weekly_columns(), "_lc, week")
         sales.superseded = self._runner.superseded
         sales.superseded_examples = self._runner.superseded_examples
         sales.aggregation = aggregation_note(self.parsed.daily_files)
         sales.titles = self.parsed.merged_titles()
+
+    @property
+    def executed(self) -> list[tuple[str, str]]:
+        """(table, SQL) of every stage run so far, in order."""
+        return list(self._runner.executed)
 
     def _weekly_columns(self) -> list[str]:
         return ["week", "units", "price", *self.controls, "_order", "_rows"]
@@ -691,11 +693,10 @@ class SqlSales:
             current = self._runner.run(stage, current, **self._values)
         self._weekly = None
         columns = [*self._weekly_columns(), "listing_code", "category"]
-        joined = self._runner.kept_frame(current, columns, "r.week, r._lc")
-        out = _weekly_frame(joined, self.parsed.names, self.controls)
-        out["listing_code"] = joined["listing_code"].to_numpy(dtype=np.int64)
-        out["category"] = joined["category"].to_numpy(dtype=np.float64).astype(np.int64)
-        return out
+        joined = self._runner.kept_frame(current, columns, "week, _lc")
+        joined["listing_code"] = joined["listing_code"].astype(np.int64)
+        joined["category"] = joined["category"].astype(np.float64).astype(np.int64)
+        return joined
 
 
 def _load_segments(connection: Any, records: CategoryRecords) -> None:

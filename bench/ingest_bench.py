@@ -167,6 +167,39 @@ def prepare(rows: int, shape: str) -> tuple[Path, dict]:
 # --------------------------------------------------------------------------------------------- one run
 
 
+class _DiskWatch:
+    """The most disk the route's temporary databases (imagelift-sql-* in the temp directory) held, sampled."""
+
+    def __init__(self, every_s: float = 0.25) -> None:
+        import tempfile
+        import threading
+
+        self.root = Path(tempfile.gettempdir())
+        self.peak_mb = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(every_s,), daemon=True)
+        self._thread.start()
+
+    def _size(self) -> float:
+        total = 0
+        for folder in self.root.glob("imagelift-sql-*"):
+            for path in folder.rglob("*"):
+                try:
+                    total += path.stat().st_size if path.is_file() else 0
+                except OSError:
+                    pass  # a spill file removed while summing
+        return total / 2**20
+
+    def _run(self, every_s: float) -> None:
+        while not self._stop.wait(every_s):
+            self.peak_mb = max(self.peak_mb, self._size())
+
+    def stop(self) -> float:
+        self._stop.set()
+        self._thread.join()
+        return self.peak_mb
+
+
 def child(directory: str, route: str, memory_limit_mb: str) -> dict:
     from imagelift.config import SalesConfig
     from imagelift.influence.records import normalise_records, read_jsonl
@@ -174,6 +207,7 @@ def child(directory: str, route: str, memory_limit_mb: str) -> dict:
     from imagelift.services.report_service import local_sales_sources
 
     folder = Path(directory)
+    disk = _DiskWatch()
     start = time.perf_counter()
     items = read_jsonl("categories.jsonl", (folder / "categories.jsonl").read_bytes())
     records = normalise_records(items)
@@ -194,6 +228,7 @@ def child(directory: str, route: str, memory_limit_mb: str) -> dict:
     end = time.perf_counter()
     sales = routed.sales
     return {
+        "temp_disk_peak_mb": disk.stop(),
         "route": routed.route,
         "seconds": end - start,
         "records_seconds": records_done - start,

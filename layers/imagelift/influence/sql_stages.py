@@ -357,7 +357,8 @@ KNOWN_LISTING = Stage(
 )
 
 # The as-of join: on one timeline per listing, segment starts sort before a week midpoint at the same instant, so a
-# running MAX of the starts gives each week the segment live at its midpoint (or none yet).
+# running MAX of the starts gives each week the segment live at its midpoint (or none yet); the weeks carry their
+# columns through the timeline, and the segment's category comes from the (small) segments table.
 AS_OF = Stage(
     "as_of",
     """
@@ -366,26 +367,23 @@ AS_OF = Stage(
         FROM {segments} s JOIN {listings} l ON l.product_id = s.product_id AND l.listing_id = s.listing_id
     ),
     timeline AS (
-        SELECT _lc, start AS moment, 0 AS kind, CAST(NULL AS BIGINT) AS _order FROM segments
+        SELECT {columns_but_lc}, _lc, week + INTERVAL '{midpoint_hours}' HOUR AS moment, 1 AS kind FROM {input} r
         UNION ALL
-        SELECT _lc, week + INTERVAL '{midpoint_hours}' HOUR AS moment, 1 AS kind, _order FROM {input} r
+        SELECT {null_columns_but_lc}, _lc, start AS moment, 0 AS kind FROM segments
     ),
     placed AS (
-        SELECT _order, segment_start FROM (
-            SELECT kind, _order, MAX(CASE WHEN kind = 0 THEN moment END) OVER (
-                PARTITION BY _lc ORDER BY moment, kind ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
-            ) AS segment_start
-            FROM timeline
-        ) t WHERE kind = 1
+        SELECT t.*, MAX(CASE WHEN kind = 0 THEN moment END) OVER (
+            PARTITION BY _lc ORDER BY moment, kind ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
+        ) AS segment_start
+        FROM timeline t
     )
     SELECT {columns_of_r}, s.category,
         CASE
-            WHEN p.segment_start IS NULL THEN 'no_category_that_week'
+            WHEN r.segment_start IS NULL THEN 'no_category_that_week'
             WHEN s.category IS NULL THEN 'no_live_photo'
         END AS _reason
-    FROM {input} r
-    JOIN placed p ON p._order = r._order
-    LEFT JOIN segments s ON s._lc = r._lc AND s.start = p.segment_start
+    FROM placed r LEFT JOIN segments s ON s._lc = r._lc AND s.start = r.segment_start
+    WHERE r.kind = 1
     """,
     ("no_category_that_week", "no_live_photo"),
     weekly=True,
@@ -536,6 +534,8 @@ class StageRunner:
             columns_but_price=", ".join(quote(c) for c in columns if c != "price"),
             columns_of_r_but_price=", ".join(f"r.{quote(c)}" for c in columns if c != "price"),
             row_columns=", ".join(f"r.{quote(c)}" for c in columns if c not in FLAG_COLUMNS),
+            columns_but_lc=", ".join(quote(c) for c in columns if c != "_lc"),
+            null_columns_but_lc=", ".join(f"NULL AS {quote(c)}" for c in columns if c != "_lc"),
             control_list="".join(f", {c}" for c in controls),
             control_means="".join(f", AVG({c}) AS {c}" for c in controls),
             **values,

@@ -19,6 +19,7 @@ falls on both alike; medians, the ratio of medians, the load average around each
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -184,10 +185,8 @@ class _DiskWatch:
         total = 0
         for folder in self.root.glob("imagelift-sql-*"):
             for path in folder.rglob("*"):
-                try:
+                with contextlib.suppress(OSError):  # a spill file removed while summing
                     total += path.stat().st_size if path.is_file() else 0
-                except OSError:
-                    pass  # a spill file removed while summing
         return total / 2**20
 
     def _run(self, every_s: float) -> None:

@@ -298,13 +298,13 @@ WEEK_PRICE_BOUND = Stage(
     """
     WITH ranked AS (
         SELECT _lc, price,
-            ROW_NUMBER() OVER (PARTITION BY _lc ORDER BY price) AS position,
+            ROW_NUMBER() OVER (PARTITION BY _lc ORDER BY price) AS price_rank,
             COUNT(*) OVER (PARTITION BY _lc) AS listing_weeks
         FROM {input} r
     ),
     medians AS (
         SELECT _lc, AVG(price) AS median_price
-        FROM ranked WHERE 2 * position BETWEEN listing_weeks AND listing_weeks + 2
+        FROM ranked WHERE 2 * price_rank BETWEEN listing_weeks AND listing_weeks + 2
         GROUP BY _lc
     )
     SELECT {columns_of_r},
@@ -559,9 +559,9 @@ class StageRunner:
         examples = self.connection.execute(
             f"""
             SELECT _reason, _order FROM (
-                SELECT _reason, _order, ROW_NUMBER() OVER (PARTITION BY _reason ORDER BY {stage.order}) AS position
+                SELECT _reason, _order, ROW_NUMBER() OVER (PARTITION BY _reason ORDER BY {stage.order}) AS example_rank
                 FROM {table} WHERE _reason IS NOT NULL
-            ) e WHERE position <= {MAX_EXAMPLES_PER_REASON} ORDER BY _reason, position
+            ) e WHERE example_rank <= {MAX_EXAMPLES_PER_REASON} ORDER BY _reason, example_rank
             """
         ).fetchall()
         found = dict(counts)

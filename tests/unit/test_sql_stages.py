@@ -19,7 +19,7 @@ from imagelift.influence.records import JOIN_REJECTION_REASONS, CategoryRecords,
 from imagelift.influence.sales import SalesSource, SalesTable, read_sales
 from imagelift.influence.sales_route import PANDAS_ROUTE, SQL_ROUTE, read_sales_routed
 from imagelift.influence.simulate import SimulationSpec, simulate
-from imagelift.influence.sql_stages import CHECK_STAGES, JOIN_STAGES
+from imagelift.influence.sql_stages import CHECK_STAGES, JOIN_STAGES, SqlStagesError
 
 REPORT_DATE = date(2025, 6, 2)
 HEADER = "week,product_id,listing_id,units,price,promo\n"
@@ -381,3 +381,19 @@ def test_sql_settings_are_read_from_the_environment():
     config = ReportConfig.from_env({"REPORT_SQL_STAGES_MIN_ROWS": "0", "REPORT_SQL_MEMORY_LIMIT_MB": "300"})
     assert (config.sql_stages_min_rows, config.sql_memory_limit_mb) == (0, 300)
     assert np.isfinite(ReportConfig().sql_stages_min_rows)
+
+
+def test_a_stage_out_of_room_is_a_clear_error_naming_the_settings():
+    sim = simulate(SimulationSpec(products=300, weeks=52, seed=3))
+    sources = [("s.csv", sim.sales.to_csv(index=False).encode())]
+    with (
+        pytest.raises(SqlStagesError) as caught,
+        read_sales_routed(
+            sources, report_date=date(2026, 1, 5), sql_min_rows=0, memory_limit_mb=8, max_temp_mb=0
+        ) as routed,
+    ):
+        routed.join(normalise_records(sim.records))
+    message = str(caught.value)
+    assert message.startswith("the SQL stages failed at ")
+    assert "REPORT_SQL_MEMORY_LIMIT_MB" in message and "REPORT_SQL_STAGES_MIN_ROWS" in message
+    assert caught.value.code == "sql_stages_failed"

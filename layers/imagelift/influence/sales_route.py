@@ -98,10 +98,12 @@ def read_sales_routed(
     sql_min_rows: int = 2_000_000,
     memory_limit_mb: int = 1024,
     temp_directory: Path | None = None,
+    max_temp_mb: int | None = None,
 ) -> RoutedSales:
     """:func:`~imagelift.influence.sales.read_sales` by the route the rows read call for (see the module text).
 
     ``sql_min_rows`` 0 always takes the SQL route. Close the result (or use it in ``with``) to free its database.
+    A stage DuckDB cannot run (out of memory or disk) is a :class:`~imagelift.influence.sql_stages.SqlStagesError`.
     """
     config = config or SalesConfig()
     controls = tuple(c.strip().lower() for c in controls if c.strip())
@@ -110,7 +112,7 @@ def read_sales_routed(
     try:
 
         def open_connection() -> Any:
-            return stack.enter_context(stage_connection(memory_limit_mb, temp_directory))
+            return stack.enter_context(stage_connection(memory_limit_mb, temp_directory, max_temp_mb))
 
         router = _Router(max(int(sql_min_rows), 0), controls, open_connection)
         if router.min_rows == 0:

@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 
 from imagelift.config import SalesConfig
+from imagelift.errors import PermanentError
 from imagelift.influence.records import WEEK_MIDPOINT, CategoryRecords
 from imagelift.influence.sales import (
     MAX_EXAMPLES_PER_REASON,
@@ -70,6 +71,28 @@ INPUT_TABLES = {
         "category (DOUBLE, NULL while no photo is live); one row per listing and start"
     ),
 }
+
+
+class SqlStagesError(PermanentError):
+    """DuckDB could not run a stage (out of memory or of disk for its files, most often); says what to change."""
+
+    code = "sql_stages_failed"
+
+    def __init__(self, where: str, exc: Exception) -> None:
+        text = str(exc).strip()
+        first = text.splitlines()[0].rstrip(".") if text else type(exc).__name__
+        super().__init__(
+            f"the SQL stages failed at {where}: {first}. DuckDB holds at most REPORT_SQL_MEMORY_LIMIT_MB in memory "
+            "and spills to the temporary directory (on Lambda /tmp, sized by EphemeralStorage): give it more room, "
+            "or raise REPORT_SQL_STAGES_MIN_ROWS to check these exports in pandas"
+        )
+
+
+def _engine_errors() -> type[Exception]:
+    import duckdb
+
+    return duckdb.Error
+
 
 SUPERSEDED = "superseded"
 """Not a rejection: the row is covered by a newer file (``SalesTable.superseded``)."""
@@ -470,6 +493,8 @@ class RowSink:
             self.connection.register("parsed_chunk", typed.iloc[start : start + INSERT_CHUNK_ROWS])
             try:
                 self.connection.execute(f"INSERT INTO {ROWS_TABLE} SELECT {listed} FROM parsed_chunk")
+            except _engine_errors() as exc:
+                raise SqlStagesError(f"storing the rows of {frame['_source'].iloc[0]}", exc) from exc
             finally:
                 self.connection.unregister("parsed_chunk")
         self.rows += len(frame)
@@ -541,10 +566,13 @@ class StageRunner:
             **values,
         )
         self.executed.append((table, text))
-        self.connection.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS {text}")
-        self._count(stage, table)
-        if has_reason:
-            self.connection.execute(f"DROP TABLE {source}")
+        try:
+            self.connection.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS {text}")
+            self._count(stage, table)
+            if has_reason:
+                self.connection.execute(f"DROP TABLE {source}")
+        except _engine_errors() as exc:
+            raise SqlStagesError(f"stage {stage.name}", exc) from exc
         return table
 
     def _count(self, stage: Stage, table: str) -> None:
@@ -720,8 +748,11 @@ def _load_segments(connection: Any, records: CategoryRecords) -> None:
 
 
 @contextmanager
-def stage_connection(memory_limit_mb: int, temp_directory: Path | None = None) -> Iterator[Any]:
-    """A DuckDB database in a temporary directory (spilling there past ``memory_limit_mb``), removed afterwards."""
+def stage_connection(
+    memory_limit_mb: int, temp_directory: Path | None = None, max_temp_mb: int | None = None
+) -> Iterator[Any]:
+    """A DuckDB database in a temporary directory (spilling there past ``memory_limit_mb``, at most ``max_temp_mb``
+    of spill files when given), removed afterwards."""
     import duckdb
 
     with tempfile.TemporaryDirectory(prefix="imagelift-sql-", dir=temp_directory) as directory:
@@ -731,6 +762,8 @@ def stage_connection(memory_limit_mb: int, temp_directory: Path | None = None) -
             connection.execute("SET threads = 1")
             connection.execute("SET preserve_insertion_order = false")
             connection.execute(f"SET temp_directory = '{Path(directory) / 'spill'}'")
+            if max_temp_mb is not None:
+                connection.execute(f"SET max_temp_directory_size = '{int(max_temp_mb)}MB'")
             yield connection
         finally:
             connection.close()

@@ -302,6 +302,13 @@ class ReportConfig(_FromEnv):
     """Threads BLAS may use while the report is built (0: the library's default, one per core). The fits multiply
     small matrices, where thread start-up costs more than it saves: one thread ran the 1M-row report's fits about
     twice as fast as two on a 2-core machine (bench/results/report_speed.json)."""
+    sql_stages_min_rows: int = 2_000_000
+    """Export rows from which the checks across files and the as-of join run as SQL on DuckDB (the rows spilled to a
+    temporary directory past ``sql_memory_limit_mb``) instead of in pandas; the same counts and frames either way
+    (imagelift.influence.sales_route). 0: always SQL. Reading 1M daily rows took 0.9 GB either way (one file's
+    parse) and about 1.5x the time in SQL; 10M took 4.0 GB in pandas against 1.7 GB (bench/results/ingest_scale.json)."""
+    sql_memory_limit_mb: int = 1024
+    """Memory DuckDB may hold for those stages before it spills to disk."""
     listing_category: str = "main"
     """Which photos give a listing-week its category: ``main`` (the listing's main photo: ``main.*``, else the lowest
     leading position number ``01-...``, see imagelift.records.keys) or ``any_model`` (``model`` when any live photo of

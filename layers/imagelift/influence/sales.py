@@ -310,7 +310,8 @@ def _aggregate(frame: pd.DataFrame, controls: tuple[str, ...]) -> pd.DataFrame:
         product_id=("product_id", "first"),
         listing_id=("listing_id", "first"),
         units=("units", "sum"),
-        sales=("sales", lambda s: s.sum(min_count=1)),
+        sales=("sales", "sum"),
+        _sales_count=("sales", "count"),
         _value=("_value", "sum"),
         _mean_price=("price", "mean"),
         _has_price=("_has_price", "any"),
@@ -322,9 +323,91 @@ def _aggregate(frame: pd.DataFrame, controls: tuple[str, ...]) -> pd.DataFrame:
     ).reset_index()
     weighted = np.where(out["units"] > 0, out["_value"] / out["units"].where(out["units"] > 0), out["_mean_price"])
     out["price"] = np.where(out["_has_price"], weighted, np.nan)
+    # a week none of whose rows has sales has no sales (not 0): a per-group lambda would say so 100x slower
+    out["sales"] = out["sales"].where(out["_sales_count"] > 0)
     out["_daily"] = True
-    out = out.drop(columns=["_value", "_mean_price", "_has_price"])
+    out = out.drop(columns=["_value", "_mean_price", "_has_price", "_sales_count"])
     return pd.concat([weekly[out.columns.intersection(weekly.columns)], out], ignore_index=True)
+
+
+@dataclass
+class ParsedExports:
+    """What reading the export files one by one gave, before the checks across files.
+
+    The typed rows of each file went to the sink given to :func:`parse_exports`; this holds the rest.
+    """
+
+    names: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    ranks: list[tuple[float, int]] = field(default_factory=list)
+    """(modification time, file index) of every file read."""
+    titles: dict[int, dict[str, str]] = field(default_factory=dict)
+    rows_read: int = 0
+    rows_parsed: int = 0
+    """Rows handed to the sink (rows read less ragged ones)."""
+    rejections: Rejections = field(default_factory=Rejections)
+    daily_files: bool = False
+
+    def rank_of_file(self) -> dict[int, int]:
+        """Each file's rank: 0 for the oldest (by LastModified / mtime, then the order given), higher for newer."""
+        return {index: rank for rank, (_, index) in enumerate(sorted(self.ranks))}
+
+    def merged_titles(self) -> dict[str, str]:
+        return merge_titles(self.titles[index] for _, index in sorted(self.ranks))
+
+
+def parse_exports(
+    sources: Iterable[SalesSource | tuple[str, bytes]],
+    config: SalesConfig,
+    controls: tuple[str, ...],
+    sink: Callable[[pd.DataFrame], None],
+) -> ParsedExports:
+    """Read each file into typed rows (field-level problems flagged, not yet rejected) and pass them to ``sink``,
+    one file at a time; a file that cannot be read is listed (or raised, when ``strict``)."""
+    mapping = parse_column_mapping(config.columns)
+    parsed = ParsedExports()
+    for index, item in enumerate(sources):
+        source = item if isinstance(item, SalesSource) else SalesSource(name=item[0], data=item[1])
+        parsed.names.append(source.name)
+        try:
+            rows = _read_file(source, index, config, controls, mapping)
+        except InputFileError as exc:
+            if source.strict:
+                raise
+            parsed.failed[source.name] = exc.problem
+            continue
+        except Exception as exc:  # a storage error reading one object: list the file, use the rest
+            if source.strict:
+                raise
+            parsed.failed[source.name] = f"could not be read ({type(exc).__name__}: {exc})"
+            continue
+        parsed.rows_read += len(rows.frame) + len(rows.ragged)
+        parsed.rows_parsed += len(rows.frame)
+        parsed.rejections.add("ragged_row", rows.ragged)
+        parsed.daily_files |= bool(rows.frame["_daily"].any())
+        parsed.notes.extend(rows.notes)
+        parsed.ranks.append((source.modified_at(), index))
+        parsed.titles[index] = rows.titles
+        sink(rows.frame)
+    return parsed
+
+
+def aggregation_note(daily_files: bool) -> str:
+    if daily_files:
+        return (
+            "daily rows summed into Monday-Sunday weeks: units summed, price = sales / units (or the quantity-weighted "
+            "mean price); weeks without sales take the listing's price over the period"
+        )
+    return "one row per listing and week, weeks normalised to their Monday"
+
+
+def empty_sales_frame(controls: tuple[str, ...]) -> pd.DataFrame:
+    columns = ["product_id", "listing_id", "date", "week", "units", "price", "sales", *controls]
+    empty = pd.DataFrame({c: pd.Series(dtype=float) for c in columns})
+    empty = empty.astype({"product_id": object, "listing_id": object, "week": "datetime64[ns]"})
+    empty["_rows"] = pd.Series(dtype=np.int64)
+    return empty
 
 
 def read_sales(
@@ -343,52 +426,41 @@ def read_sales(
     config = config or SalesConfig()
     controls = tuple(c.strip().lower() for c in controls if c.strip())
     report_date = report_date or datetime.now(UTC).date()
-    mapping = parse_column_mapping(config.columns)
-    rejections = Rejections()
     frames: list[pd.DataFrame] = []
-    names: list[str] = []
-    failed: dict[str, str] = {}
-    notes: list[str] = []
-    ranks: list[tuple[float, int]] = []
-    titles: dict[int, dict[str, str]] = {}
-    rows_read = 0
-    for index, item in enumerate(sources):
-        source = item if isinstance(item, SalesSource) else SalesSource(name=item[0], data=item[1])
-        names.append(source.name)
-        try:
-            rows = _read_file(source, index, config, controls, mapping)
-        except InputFileError as exc:
-            if source.strict:
-                raise
-            failed[source.name] = exc.problem
-            continue
-        except Exception as exc:  # a storage error reading one object: list the file, use the rest
-            if source.strict:
-                raise
-            failed[source.name] = f"could not be read ({type(exc).__name__}: {exc})"
-            continue
-        rows_read += len(rows.frame) + len(rows.ragged)
-        rejections.add("ragged_row", rows.ragged)
-        frames.append(rows.frame)
-        notes.extend(rows.notes)
-        ranks.append((source.modified_at(), index))
-        titles[index] = rows.titles
+    parsed = parse_exports(sources, config, controls, frames.append)
+    return check_parsed(frames, parsed, config, controls, report_date, window_weeks)
+
+
+def check_parsed(
+    frames: list[pd.DataFrame],
+    parsed: ParsedExports,
+    config: SalesConfig,
+    controls: tuple[str, ...],
+    report_date: date,
+    window_weeks: int | None,
+) -> SalesTable:
+    """The checks across files, in pandas, on the typed rows :func:`parse_exports` gave."""
+    rejections, names, failed, notes = parsed.rejections, parsed.names, parsed.failed, parsed.notes
+    rows_read = parsed.rows_read
     columns = ["product_id", "listing_id", "date", "week", "units", "price", "sales", *controls]
     if not frames:
-        empty = pd.DataFrame({c: pd.Series(dtype=float) for c in columns})
-        empty = empty.astype({"product_id": object, "listing_id": object, "week": "datetime64[ns]"})
-        empty["_rows"] = pd.Series(dtype=np.int64)
         return SalesTable(
-            empty, rejections, rows_read, names, controls, failed_files=failed, notes=notes, report_date=report_date
+            empty_sales_frame(controls),
+            rejections,
+            rows_read,
+            names,
+            controls,
+            failed_files=failed,
+            notes=notes,
+            report_date=report_date,
         )
     frame = pd.concat(frames, ignore_index=True)
     # every listing as an integer (in id order): the checks below compare integers, not strings
     product = pd.factorize(frame["product_id"], sort=True)[0].astype(np.int64)
     listing = pd.factorize(frame["listing_id"], sort=True)[0].astype(np.int64)
     frame["_lc"] = pd.factorize(product * (int(listing.max()) + 1) + listing, sort=True)[0]
-    # a file's rank: newest LastModified / mtime first, then the order given
-    order = {index: rank for rank, (_, index) in enumerate(sorted(ranks))}
-    frame["_rank"] = frame["_file"].map(order)
+    # newer files rank higher (LastModified / mtime, then the order given)
+    frame["_rank"] = frame["_file"].map(parsed.rank_of_file())
 
     def reject(reason: str, bad: np.ndarray | pd.Series) -> None:
         nonlocal frame
@@ -450,13 +522,6 @@ def read_sales(
     frame = frame[["week", "product_id", "listing_id", "units", "price", *controls, "_source", "_line", "_rows"]]
     frame = frame.reset_index(drop=True)
     frame["week"] = frame["week"].astype("datetime64[ns]")
-    daily_files = any(f["_daily"].any() for f in frames)
-    aggregation = (
-        "daily rows summed into Monday-Sunday weeks: units summed, price = sales / units (or the quantity-weighted "
-        "mean price); weeks without sales take the listing's price over the period"
-        if daily_files
-        else "one row per listing and week, weeks normalised to their Monday"
-    )
     return SalesTable(
         frame=frame,
         rejections=rejections,
@@ -467,7 +532,7 @@ def read_sales(
         superseded_examples=superseded_examples,
         failed_files=failed,
         notes=notes,
-        aggregation=aggregation,
+        aggregation=aggregation_note(parsed.daily_files),
         report_date=report_date,
-        titles=merge_titles(titles[index] for _, index in sorted(ranks)),
+        titles=parsed.merged_titles(),
     )

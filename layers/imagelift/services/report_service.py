@@ -20,9 +20,10 @@ from imagelift.influence.analysis import Panel, assemble_report, fit_models, pre
 from imagelift.influence.exports.decoding import EXPORT_SUFFIXES
 from imagelift.influence.misclassification import Confusion, ConfusionError, read_confusion, with_misclassification
 from imagelift.influence.outputs import render_all
-from imagelift.influence.records import join_categories, normalise_records, read_jsonl
+from imagelift.influence.records import normalise_records, read_jsonl
 from imagelift.influence.report import Report, ReportSummary
-from imagelift.influence.sales import InputFileError, SalesSource, read_sales
+from imagelift.influence.sales import InputFileError, SalesSource
+from imagelift.influence.sales_route import read_sales_routed
 from imagelift.influence.zeros import handle_missing_zero_weeks
 
 T = TypeVar("T")
@@ -104,27 +105,32 @@ def _build_report(
     stages = _Stages()
     generated_at = generated_at or datetime.now(UTC)
     report_date = report_date or generated_at.date()
-    sales = stages.run(
+    # large exports are checked (and then joined) as SQL on DuckDB, which holds their rows until the join
+    routed = stages.run(
         "read_sales",
-        lambda: read_sales(
+        lambda: read_sales_routed(
             sales_sources,
             sales_config or SalesConfig(),
             controls=config.control_columns(),
             report_date=report_date,
             window_weeks=window_weeks,
+            sql_min_rows=config.sql_stages_min_rows,
+            memory_limit_mb=config.sql_memory_limit_mb,
         ),
     )
-    records = stages.run("read_records", lambda: normalise_records(record_items, config.listing_category))
-    fill_zeros = (sales_config or SalesConfig()).fill_zeros
+    with routed:
+        sales = routed.sales
+        records = stages.run("read_records", lambda: normalise_records(record_items, config.listing_category))
+        fill_zeros = (sales_config or SalesConfig()).fill_zeros
 
-    def join() -> Panel:
-        joined = join_categories(sales.frame, records, sales.rejections)
-        joined, sales.zero_weeks_missing, sales.rows_filled = handle_missing_zero_weeks(
-            joined, sales, records, fill_zeros
-        )
-        return prepare_panel(joined, sales.controls)
+        def join() -> Panel:
+            joined = routed.join(records)
+            joined, sales.zero_weeks_missing, sales.rows_filled = handle_missing_zero_weeks(
+                joined, sales, records, fill_zeros
+            )
+            return prepare_panel(joined, sales.controls)
 
-    panel = stages.run("join", join)
+        panel = stages.run("join", join)
     fits = stages.run("fit", lambda: fit_models(panel, config))
     report = stages.run("assemble", lambda: assemble_report(sales, records, panel, fits, config, generated_at))
     if confusion is not None:

@@ -230,3 +230,28 @@ def test_function_memory_covers_the_benchmarked_peak():
     assert memory_mb >= 1.5 * peak_mb, (
         f"{memory_mb} MB configured, {peak_mb:.0f} MB measured at {largest['rows']:,} rows"
     )
+
+
+def test_report_temporary_storage_holds_the_measured_duckdb_spill() -> None:
+    import json
+
+    results = ROOT / "bench" / "results" / "ingest_scale.json"
+    if not results.is_file():
+        pytest.skip("bench/results/ingest_scale.json not there: run python bench/ingest_bench.py")
+    spills = [
+        run["temp_disk_peak_mb"]
+        for shape in json.loads(results.read_text())["shapes"].values()
+        for size in shape["sizes"]
+        for run in size["runs"].get("duckdb", [])
+    ]
+    assert spills, "the ingest bench recorded no DuckDB run"
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_multi_constructor("!", lambda loader, suffix, node: None)
+    template = yaml.load((ROOT / "template.yaml").read_text(), Loader=Loader)
+    storage_mb = template["Parameters"]["ReportEphemeralStorage"]["Default"]
+    function = template["Resources"]["InfluenceReportFunction"]["Properties"]
+    assert "EphemeralStorage" in function
+    assert storage_mb >= 3 * max(spills), f"{storage_mb} MB of /tmp, {max(spills):.0f} MB of spill measured"

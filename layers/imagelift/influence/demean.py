@@ -23,10 +23,32 @@ class DemeaningDidNotConverge(EstimationFailure, RuntimeError):
 
 def factorize(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Integer codes 0..G-1 for ``values`` (hashing, in order of first appearance) and the levels."""
-    codes, levels = pd.factorize(np.asarray(values), sort=False)
+    values = np.asarray(values)
+    if values.dtype.kind in "iu" and len(values):
+        dense = _factorize_small_integers(values)
+        if dense is not None:
+            return dense
+    codes, levels = pd.factorize(values, sort=False)
     if (codes < 0).any():
         raise ValueError("fixed-effect columns must not hold missing values")
     return codes.astype(np.intp, copy=False), np.asarray(levels)
+
+
+def _factorize_small_integers(values: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """:func:`factorize` of non-negative integers below a few times their count (fixed-effect and cluster codes,
+    refactorised on every subset of rows a fit keeps) by indexing instead of hashing: the same codes and levels,
+    two to four times faster. None for other integers."""
+    low, high = int(values.min()), int(values.max())
+    n = len(values)
+    if low < 0 or high >= 4 * n + 1024:
+        return None
+    first = np.full(high + 1, n, dtype=np.intp)
+    np.minimum.at(first, values, np.arange(n, dtype=np.intp))  # each value's first row
+    present = np.flatnonzero(first < n)
+    levels = present[np.argsort(first[present], kind="stable")]
+    rank = np.empty(high + 1, dtype=np.intp)
+    rank[levels] = np.arange(len(levels), dtype=np.intp)
+    return rank[values], levels.astype(values.dtype, copy=False)
 
 
 def drop_singletons(codes: Sequence[np.ndarray]) -> np.ndarray:
@@ -138,20 +160,22 @@ class FixedEffects:
         if coefs is None:
             coefs = [s.copy() for s in start] if start is not None else [np.zeros((g, k)) for g in self.n_levels]
         out = np.empty_like(x, order="F")
+        weighted = np.empty(n)
         self.last_sweeps = 0
+        # np.take and a reused buffer instead of fancy indexing and temporaries: the same values, fewer passes
         for j in range(k):
             resid = x[:, j].copy()
             for c, coef in zip(self.codes, coefs, strict=True):
-                resid -= coef[c, j]
+                resid -= np.take(coef[:, j], c)
             scale = 1.0 + float(np.max(np.abs(x[:, j]))) if n else 1.0
             largest_change = 0.0
             for sweep in range(1, self.maxiter + 1):
                 largest_change = 0.0
                 for c, coef, gw, g in zip(self.codes, coefs, group_w, self.n_levels, strict=True):
                     # weighted mean of the current residual within each level of this factor
-                    delta = np.bincount(c, weights=w * resid, minlength=g) / gw
+                    delta = np.bincount(c, weights=np.multiply(w, resid, out=weighted), minlength=g) / gw
                     coef[:, j] += delta
-                    resid -= delta[c]
+                    resid -= np.take(delta, c)
                     largest_change = max(largest_change, float(np.max(np.abs(delta))) if g else 0.0)
                 self.last_sweeps = max(self.last_sweeps, sweep)
                 if largest_change <= self.tol * scale:

@@ -291,7 +291,7 @@ def _absorbed_fit_result(
     df_k = k + _absorbed_dof(fe, cluster_codes)
     _check_dof(int(cluster_codes.max()) + 1, n, df_k)
     labels = np.empty(int(cluster_codes.max()) + 1, dtype=object)
-    labels[cluster_codes] = cluster_labels
+    labels[:] = cluster_labels[_first_rows(cluster_codes)]
     influence, cluster_hessians = _cluster_influence(x_dm, result.resid, weights, cluster_codes, hessians)
     return FitResult(
         influence=influence,
@@ -380,7 +380,10 @@ def _separated(y: np.ndarray, codes: _Codes, keep: np.ndarray) -> np.ndarray:
     while True:
         changed = False
         for fe_codes, n_levels in zip(codes.fe, codes.n_levels, strict=True):
-            totals = np.bincount(fe_codes[keep], weights=y[keep], minlength=n_levels)
+            everything = bool(keep.all())  # no copies while nothing has been dropped
+            totals = np.bincount(
+                fe_codes if everything else fe_codes[keep], weights=y if everything else y[keep], minlength=n_levels
+            )
             dead = keep & (totals[fe_codes] <= 0)
             if dead.any():
                 keep &= ~dead
@@ -434,7 +437,7 @@ def fit_ppml(
     k = x.shape[1]
     if n <= k + 1:
         raise EstimationError(f"{model}: {n} usable rows for {k} regressors")
-    yk, xk = y[keep].astype(np.float64), x[keep].astype(np.float64)
+    yk, xk = y[keep].astype(np.float64, copy=False), x[keep].astype(np.float64, copy=False)
     # one column-major buffer for [z, x]: the sweeps walk it column by column, and it is reused every step
     zx = np.empty((n, k + 1), dtype=np.float64, order="F")
     zx[:, 1:] = xk
@@ -492,3 +495,14 @@ def _poisson_deviance(y: np.ndarray, mu: np.ndarray) -> float:
     with np.errstate(divide="ignore", invalid="ignore"):
         term = np.where(y > 0, y * np.log(y / mu), 0.0)
     return float(2 * np.sum(term - (y - mu)))
+
+
+def _first_rows(codes: np.ndarray) -> np.ndarray:
+    """The row where each code first appears, for codes numbered in order of first appearance (:func:`factorize`):
+    exactly the rows whose code exceeds every code before it."""
+    if not len(codes):
+        return np.zeros(0, dtype=np.intp)
+    new = np.empty(len(codes), dtype=bool)
+    new[0] = True
+    np.greater(codes[1:], np.maximum.accumulate(codes)[:-1], out=new[1:])
+    return np.flatnonzero(new)

@@ -316,3 +316,21 @@ def test_factorize_gives_pandas_codes_and_levels(values):
     np.testing.assert_array_equal(codes, want_codes)
     np.testing.assert_array_equal(levels, want_levels)
     assert levels.dtype == want_levels.dtype
+
+
+def test_a_fit_without_hessians_has_the_same_numbers(panel):
+    """The panel drops a separated product and a singleton, so the codes are refactorised on the kept rows."""
+    names = ["category_model", "category_worn", "log_price", "promo"]
+    x, product, week = _design(panel, names)
+    units = panel["units"].to_numpy(float)
+    full = fit_ppml(units, x, names, [product, week], product)
+    light = fit_ppml(units, x, names, [product, week], product, hessians=False)
+    assert sum(full.dropped.values()) > 0
+    assert light.cluster_hessians is None and full.cluster_hessians is not None
+    np.testing.assert_array_equal(light.params, full.params)
+    np.testing.assert_array_equal(light.cov, full.cov)
+    np.testing.assert_array_equal(light.influence, full.influence)
+    assert list(light.cluster_labels) == list(full.cluster_labels)
+    # each cluster's label is the product of its rows, in order of first appearance among the kept rows
+    kept = product[full.kept_rows]
+    assert list(full.cluster_labels) == list(pd.unique(kept))

@@ -160,22 +160,20 @@ class FixedEffects:
         if coefs is None:
             coefs = [s.copy() for s in start] if start is not None else [np.zeros((g, k)) for g in self.n_levels]
         out = np.empty_like(x, order="F")
-        weighted = np.empty(n)
         self.last_sweeps = 0
-        # np.take and a reused buffer instead of fancy indexing and temporaries: the same values, fewer passes
         for j in range(k):
             resid = x[:, j].copy()
             for c, coef in zip(self.codes, coefs, strict=True):
-                resid -= np.take(coef[:, j], c)
+                resid -= coef[c, j]
             scale = 1.0 + float(np.max(np.abs(x[:, j]))) if n else 1.0
             largest_change = 0.0
             for sweep in range(1, self.maxiter + 1):
                 largest_change = 0.0
                 for c, coef, gw, g in zip(self.codes, coefs, group_w, self.n_levels, strict=True):
                     # weighted mean of the current residual within each level of this factor
-                    delta = np.bincount(c, weights=np.multiply(w, resid, out=weighted), minlength=g) / gw
+                    delta = np.bincount(c, weights=w * resid, minlength=g) / gw
                     coef[:, j] += delta
-                    resid -= np.take(delta, c)
+                    resid -= delta[c]
                     largest_change = max(largest_change, float(np.max(np.abs(delta))) if g else 0.0)
                 self.last_sweeps = max(self.last_sweeps, sweep)
                 if largest_change <= self.tol * scale:

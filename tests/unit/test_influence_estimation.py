@@ -10,7 +10,7 @@ import pytest
 
 from imagelift.config import ReportConfig
 from imagelift.influence.analysis import analyse
-from imagelift.influence.demean import FixedEffects, drop_singletons
+from imagelift.influence.demean import FixedEffects, drop_singletons, factorize
 from imagelift.influence.estimation import EstimationError, fit_ols_fe, fit_pooled_ols, fit_ppml, joint_covariance
 from imagelift.influence.fits import fit_two_way_ols
 from imagelift.influence.records import normalise_records
@@ -297,3 +297,40 @@ def test_the_one_step_jackknife_is_close_to_refitting_without_each_product():
     g = len(shifts)
     exact = shifts.T @ shifts * (g - 1) / g
     np.testing.assert_allclose(np.sqrt(np.diag(jackknife_covariance(fit))), np.sqrt(np.diag(exact)), rtol=0.1)
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        np.array([5, 3, 5, 0, 3, 9, 9, 1]),
+        np.array([7], dtype=np.int32),
+        np.array([2, 2, 2], dtype=np.uint16),
+        np.array([-1, 4, -1, 2]),  # negative: hashed
+        np.array([10**12, 3, 10**12]),  # far beyond the row count: hashed
+        np.random.default_rng(0).integers(0, 5_000, 20_000),
+    ],
+)
+def test_factorize_gives_pandas_codes_and_levels(values):
+    codes, levels = factorize(values)
+    want_codes, want_levels = pd.factorize(values, sort=False)
+    np.testing.assert_array_equal(codes, want_codes)
+    np.testing.assert_array_equal(levels, want_levels)
+    assert levels.dtype == want_levels.dtype
+
+
+def test_a_fit_without_hessians_has_the_same_numbers(panel):
+    """The panel drops a separated product and a singleton, so the codes are refactorised on the kept rows."""
+    names = ["category_model", "category_worn", "log_price", "promo"]
+    x, product, week = _design(panel, names)
+    units = panel["units"].to_numpy(float)
+    full = fit_ppml(units, x, names, [product, week], product)
+    light = fit_ppml(units, x, names, [product, week], product, hessians=False)
+    assert sum(full.dropped.values()) > 0
+    assert light.cluster_hessians is None and full.cluster_hessians is not None
+    np.testing.assert_array_equal(light.params, full.params)
+    np.testing.assert_array_equal(light.cov, full.cov)
+    np.testing.assert_array_equal(light.influence, full.influence)
+    assert list(light.cluster_labels) == list(full.cluster_labels)
+    # each cluster's label is the product of its rows, in order of first appearance among the kept rows
+    kept = product[full.kept_rows]
+    assert list(full.cluster_labels) == list(pd.unique(kept))

@@ -537,12 +537,19 @@ def concentrated_intervals(
 
 def _switching_listings(frame: pd.DataFrame) -> dict[int, tuple[int, int]]:
     """Per category: listings that ever show it, and those that show it in some weeks and not in others."""
-    per_listing = frame.groupby(["listing_code", "category"], sort=False).size().unstack(fill_value=0)
+    listing = factorize(frame["listing_code"].to_numpy())[0]
+    category = frame["category"].to_numpy(dtype=np.int64)
+    n_categories = max(int(category.max()) + 1 if len(category) else 0, *(c + 1 for c in EFFECT_IDS))
+    # rows per listing and category by counting (a table of listings x categories), not by grouping
+    per_listing = np.bincount(
+        listing * n_categories + category, minlength=(int(listing.max()) + 1 if len(listing) else 0) * n_categories
+    )
+    per_listing = per_listing.reshape(-1, n_categories)
     total = per_listing.sum(axis=1)
     out = {}
-    for category in EFFECT_IDS:
-        rows = per_listing[category] if category in per_listing else pd.Series(0, index=per_listing.index)
-        out[category] = (int((rows > 0).sum()), int(((rows > 0) & (rows < total)).sum()))
+    for category_id in EFFECT_IDS:
+        rows = per_listing[:, category_id]
+        out[category_id] = (int((rows > 0).sum()), int(((rows > 0) & (rows < total)).sum()))
     return out
 
 

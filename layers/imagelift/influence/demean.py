@@ -23,10 +23,32 @@ class DemeaningDidNotConverge(EstimationFailure, RuntimeError):
 
 def factorize(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Integer codes 0..G-1 for ``values`` (hashing, in order of first appearance) and the levels."""
-    codes, levels = pd.factorize(np.asarray(values), sort=False)
+    values = np.asarray(values)
+    if values.dtype.kind in "iu" and len(values):
+        dense = _factorize_small_integers(values)
+        if dense is not None:
+            return dense
+    codes, levels = pd.factorize(values, sort=False)
     if (codes < 0).any():
         raise ValueError("fixed-effect columns must not hold missing values")
     return codes.astype(np.intp, copy=False), np.asarray(levels)
+
+
+def _factorize_small_integers(values: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """:func:`factorize` of non-negative integers below a few times their count (fixed-effect and cluster codes,
+    refactorised on every subset of rows a fit keeps) by indexing instead of hashing: the same codes and levels,
+    two to four times faster. None for other integers."""
+    low, high = int(values.min()), int(values.max())
+    n = len(values)
+    if low < 0 or high >= 4 * n + 1024:
+        return None
+    first = np.full(high + 1, n, dtype=np.intp)
+    np.minimum.at(first, values, np.arange(n, dtype=np.intp))  # each value's first row
+    present = np.flatnonzero(first < n)
+    levels = present[np.argsort(first[present], kind="stable")]
+    rank = np.empty(high + 1, dtype=np.intp)
+    rank[levels] = np.arange(len(levels), dtype=np.intp)
+    return rank[values], levels.astype(values.dtype, copy=False)
 
 
 def drop_singletons(codes: Sequence[np.ndarray]) -> np.ndarray:

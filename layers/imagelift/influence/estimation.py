@@ -128,15 +128,24 @@ class _LeastSquares:
     resid: np.ndarray
 
 
-def _least_squares(y: np.ndarray, x: np.ndarray, weights: np.ndarray | None = None) -> _LeastSquares:
+def _least_squares(
+    y: np.ndarray,
+    x: np.ndarray,
+    weights: np.ndarray | None = None,
+    normal: tuple[np.ndarray, np.ndarray] | None = None,
+) -> _LeastSquares:
     """``y`` on ``x`` (with ``weights``) through the k x k normal equations.
 
     An SVD of the whole n x k design costs about a second at 1M rows; with a few well-conditioned columns the
     normal equations give the same answer in a fraction of that. An ill-conditioned design falls back to the
-    minimum-norm least-squares solution.
+    minimum-norm least-squares solution. ``normal``: the weighted design and its Gram matrix, when the caller
+    has just built them from the same ``x`` and ``weights``.
     """
-    wx = x if weights is None else x * weights[:, None]
-    gram = wx.T @ x
+    if normal is not None:
+        wx, gram = normal
+    else:
+        wx = x if weights is None else x * weights[:, None]
+        gram = wx.T @ x
     if np.linalg.cond(gram) > 1e12:
         root = np.ones(len(y)) if weights is None else np.sqrt(weights)
         params = np.linalg.lstsq(x * root[:, None], y * root, rcond=None)[0]
@@ -154,17 +163,48 @@ def _check_design(x_dm: np.ndarray, x: np.ndarray, names: list[str]) -> None:
         raise EstimationError(f"regressors {names} are collinear once the fixed effects are absorbed")
 
 
+@dataclass(frozen=True)
+class _Codes:
+    """The fixed-effect columns and the clusters as integer codes (:func:`factorize`) on every input row.
+
+    Factorising once per fit instead of at every drop round: the codes of a subset of rows are then those of the
+    subset of these codes (both number the levels in order of first appearance, so they are the same codes).
+    """
+
+    fe: list[np.ndarray]
+    n_levels: list[int]
+    clusters: np.ndarray
+
+    @classmethod
+    def of(cls, fe_columns: list[np.ndarray], clusters: np.ndarray) -> _Codes:
+        fe = [factorize(c)[0] for c in fe_columns]
+        return cls(fe=fe, n_levels=[int(c.max()) + 1 if len(c) else 0 for c in fe], clusters=factorize(clusters)[0])
+
+    def fixed_effects(self, keep: np.ndarray, tol: float) -> FixedEffects:
+        if keep.all():
+            return FixedEffects(list(self.fe), tol=tol)
+        return FixedEffects.from_columns(*(c[keep] for c in self.fe), tol=tol)
+
+    def cluster_codes(self, keep: np.ndarray) -> np.ndarray:
+        return self.clusters if keep.all() else factorize(self.clusters[keep])[0]
+
+
 def _prepare(
-    x: np.ndarray, fe_columns: list[np.ndarray], clusters: np.ndarray, keep: np.ndarray, tol: float
+    x: np.ndarray,
+    fe_columns: list[np.ndarray],
+    clusters: np.ndarray,
+    keep: np.ndarray,
+    tol: float,
+    codes: _Codes | None = None,
 ) -> tuple[FixedEffects, np.ndarray, np.ndarray]:
-    fe = FixedEffects.from_columns(*(c[keep] for c in fe_columns), tol=tol)
+    codes = codes or _Codes.of(fe_columns, clusters)
+    fe = codes.fixed_effects(keep, tol)
     single = drop_singletons(fe.codes)
     if not single.all():
         keep = keep.copy()
         keep[np.flatnonzero(keep)[~single]] = False
         fe = fe.subset(single)
-    cluster_codes = factorize(clusters[keep])[0]
-    return fe, keep, cluster_codes
+    return fe, keep, codes.cluster_codes(keep)
 
 
 def _cluster_influence(
@@ -244,17 +284,18 @@ def _absorbed_fit_result(
     x_dm: np.ndarray,
     weights: np.ndarray | None,
     cluster_labels: np.ndarray,
+    hessians: bool = True,
     **details: Any,
 ) -> FitResult:
     """A fit on demeaned data, with clustered errors whose small-sample correction counts the absorbed levels."""
     df_k = k + _absorbed_dof(fe, cluster_codes)
     _check_dof(int(cluster_codes.max()) + 1, n, df_k)
     labels = np.empty(int(cluster_codes.max()) + 1, dtype=object)
-    labels[cluster_codes] = cluster_labels
-    influence, hessians = _cluster_influence(x_dm, result.resid, weights, cluster_codes)
+    labels[:] = cluster_labels[_first_rows(cluster_codes)]
+    influence, cluster_hessians = _cluster_influence(x_dm, result.resid, weights, cluster_codes, hessians)
     return FitResult(
         influence=influence,
-        cluster_hessians=hessians,
+        cluster_hessians=cluster_hessians,
         cluster_labels=labels,
         weights=weights,
         demeaned_x=x_dm,
@@ -333,15 +374,17 @@ def fit_pooled_ols(
     )
 
 
-def _separated(y: np.ndarray, fe_columns: list[np.ndarray], keep: np.ndarray) -> np.ndarray:
+def _separated(y: np.ndarray, codes: _Codes, keep: np.ndarray) -> np.ndarray:
     """Rows in a fixed-effect level whose outcome is zero throughout: its effect would run to minus infinity."""
     keep = keep.copy()
     while True:
         changed = False
-        for col in fe_columns:
-            codes = factorize(col)[0]
-            totals = np.bincount(codes[keep], weights=y[keep], minlength=int(codes.max()) + 1)
-            dead = keep & (totals[codes] <= 0)
+        for fe_codes, n_levels in zip(codes.fe, codes.n_levels, strict=True):
+            everything = bool(keep.all())  # no copies while nothing has been dropped
+            totals = np.bincount(
+                fe_codes if everything else fe_codes[keep], weights=y if everything else y[keep], minlength=n_levels
+            )
+            dead = keep & (totals[fe_codes] <= 0)
             if dead.any():
                 keep &= ~dead
                 changed = True
@@ -363,6 +406,7 @@ def fit_ppml(
     model: str = "ppml",
     start: np.ndarray | None = None,
     steps: int | None = None,
+    hessians: bool = True,
 ) -> FitResult:
     """Poisson pseudo-maximum likelihood with absorbed fixed effects, by IRLS with weighted demeaning.
 
@@ -372,25 +416,28 @@ def fit_ppml(
     all are dropped first (their effect is minus infinity and would stall the iteration), then singletons.
     ``start`` (a linear predictor for every input row) replaces the usual start from the data; ``steps`` stops after
     that many steps, converged or not (from a start at a related fit's solution: the one-step estimator).
+    ``hessians`` False leaves out the per-cluster X_g' W_g X_g (``cluster_hessians``, for the jackknife and the
+    bootstrap), which a fit compared only through its influences does not need.
     """
     if np.any(y < 0):
         raise EstimationError("PPML needs a non-negative outcome")
     n_in = len(y)
     keep = np.ones(n_in, dtype=bool)
     n_separated = 0
+    codes = _Codes.of(fe_columns, clusters)
     # singletons and separated levels can uncover each other; repeat until neither changes anything
     while True:
         before = int(keep.sum())
-        keep = _separated(y, fe_columns, keep)
+        keep = _separated(y, codes, keep)
         n_separated += before - int(keep.sum())
-        fe, keep, cluster_codes = _prepare(x, fe_columns, clusters, keep, tol)
+        fe, keep, cluster_codes = _prepare(x, fe_columns, clusters, keep, tol, codes)
         if int(keep.sum()) == before:
             break
     n = int(keep.sum())
     k = x.shape[1]
     if n <= k + 1:
         raise EstimationError(f"{model}: {n} usable rows for {k} regressors")
-    yk, xk = y[keep].astype(np.float64), x[keep].astype(np.float64)
+    yk, xk = y[keep].astype(np.float64, copy=False), x[keep].astype(np.float64, copy=False)
     # one column-major buffer for [z, x]: the sweeps walk it column by column, and it is reused every step
     zx = np.empty((n, k + 1), dtype=np.float64, order="F")
     zx[:, 1:] = xk
@@ -411,7 +458,8 @@ def fit_ppml(
             _check_design(x_dm, xk, names)
         # weighted least squares step on the demeaned data (k x k normal equations)
         wx = x_dm * mu[:, None]
-        beta = np.linalg.solve(wx.T @ x_dm, wx.T @ z_dm)
+        gram = wx.T @ x_dm
+        beta = np.linalg.solve(gram, wx.T @ z_dm)
         weights = mu
         eta = z - (z_dm - x_dm @ beta)
         mu = np.exp(eta)
@@ -423,7 +471,7 @@ def fit_ppml(
     else:
         raise EstimationError(f"{model}: IRLS did not converge in {maxiter} iterations")
     # the converged step again: its params and residuals feed the clustered sandwich
-    result = _least_squares(z_dm, x_dm, weights=weights)
+    result = _least_squares(z_dm, x_dm, weights=weights, normal=(wx, gram))
     return _absorbed_fit_result(
         result,
         fe,
@@ -434,6 +482,7 @@ def fit_ppml(
         names=names,
         x_dm=x_dm,
         weights=weights,
+        hessians=hessians,
         cluster_labels=clusters[keep],
         dropped={"all_zero_fixed_effect": n_separated, "singletons": n_in - n - n_separated},
         iterations=iteration,
@@ -446,3 +495,14 @@ def _poisson_deviance(y: np.ndarray, mu: np.ndarray) -> float:
     with np.errstate(divide="ignore", invalid="ignore"):
         term = np.where(y > 0, y * np.log(y / mu), 0.0)
     return float(2 * np.sum(term - (y - mu)))
+
+
+def _first_rows(codes: np.ndarray) -> np.ndarray:
+    """The row where each code first appears, for codes numbered in order of first appearance (:func:`factorize`):
+    exactly the rows whose code exceeds every code before it."""
+    if not len(codes):
+        return np.zeros(0, dtype=np.intp)
+    new = np.empty(len(codes), dtype=bool)
+    new[0] = True
+    np.greater(codes[1:], np.maximum.accumulate(codes)[:-1], out=new[1:])
+    return np.flatnonzero(new)

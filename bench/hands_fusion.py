@@ -482,7 +482,26 @@ def markdown(result: dict) -> str:
         for ranked in entry["ranking_all_photos"][:8]:
             lines.append(f"| `{ranked['rule']}` | {ranked['inner_cv_objective']:.4f} |")
         v = entry["verdict"]
+        tests = [entry["cv"][scheme]["test"] for scheme in ("photos", "sources")]
         lines += [
+            "",
+            f"Targets (hands >= {_pct(TARGET_HANDS)}, all worn >= {_pct(TARGET_WORN)}, products called worn <= "
+            f"{_pct(TARGET_FP)}), CV photo folds / sources left out: hands "
+            + " / ".join(_pct(t["hands"]["called_worn"]) for t in tests)
+            + ", all worn "
+            + " / ".join(_pct(t["worn"]["called_worn"]) for t in tests)
+            + ", products called worn "
+            + " / ".join(_pct(t["product_called_worn"]) for t in tests)
+            + (
+                ": met in both schemes."
+                if all(
+                    t["hands"]["called_worn"] >= TARGET_HANDS
+                    and t["worn"]["called_worn"] >= TARGET_WORN
+                    and t["product_called_worn"] <= TARGET_FP
+                    for t in tests
+                )
+                else ": not met."
+            ),
             "",
             "Gate for wiring (both CV schemes: hands +10 points over the cascade alone at <= 1% of products called "
             f"worn): {'passed' if v['wire'] else 'not passed'} ({v['text']}).",

@@ -241,6 +241,21 @@ class VisionConfig(_FromEnv):
     face-stage errors (most are small faces scoring near 0), so the widest one kept is used: 1.1% of copies in
     review, 5 of 46 face-stage errors among them (photo-fold CV)."""
 
+    # Hands (HandTrack, imagelift.vision.hand_stage): where no face and no person was found, a hand seen on both
+    # inputs together with a weak person vote makes the photo category 2. The thresholds are what
+    # bench/hands_fusion.py chose by nested cross-validation (1% cap on products called worn; CV hands 49.6% /
+    # 48.7% against 35.6% without the stage, products called worn 0.9% / 0.7%, photo folds / sources left out).
+    hand_stage: bool = False
+    """Run the hand stage; needs ``hand_model`` (``imagelift models build --extra hands``)."""
+    hand_model: str = "hands/handtrack.onnx"
+    """HandTrack model file under ``models_dir``."""
+    hand_min_confidence: float = 0.43
+    """Best hand score (classes hand, fist, pinch, point) the photo needs both stretched to the net's input and
+    padded to a square: a shoe seen as a fist on one input seldom is on the other."""
+    hand_person_min_confidence: float = 0.11
+    """Best person score of any YOLO net in any pass (a near miss: below the person threshold) the photo also
+    needs: HandTrack alone calls boots on a plain background fists."""
+
     def __post_init__(self) -> None:
         # from_env hands a string for fields with a default factory; keep the type promised above.
         object.__setattr__(self, "models_dir", Path(self.models_dir))

@@ -87,7 +87,7 @@ class CategoryRecord:
     category: int | None = None
     category_name: str | None = None
     decided_by: str | None = None
-    """``mtcnn``, ``yolo`` or ``none``."""
+    """``mtcnn``, ``yolo``, ``handtrack`` (the hand stage, imagelift.vision.hand_stage) or ``none``."""
     faces: list[dict[str, Any]] | None = None
     persons: list[dict[str, Any]] | None = None
     width: int | None = None
@@ -106,6 +106,11 @@ class CategoryRecord:
     """Near miss: the best score of a face MTCNN reported that did not count."""
     review: bool | None = None
     """A score lies within the calibrated margin of its threshold: the category is worth a human look."""
+    hand_vote: dict[str, Any] | None = None
+    """Where the hand stage ran: its best hand scores (``stretched``, ``padded``), the person near miss it used
+    (``person``) and whether it made the photo worn (``fired``)."""
+    hands: list[dict[str, Any]] | None = None
+    """Hand boxes (photo pixels) when the hand stage made the photo worn."""
     error: dict[str, str] | None = None
     """``{code, message}`` of a failed record."""
     size_bytes: int | None = None

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import cv2
@@ -19,6 +19,7 @@ import numpy as np
 
 from imagelift.config import VisionConfig
 from imagelift.records.categories import CATEGORY_NAMES, MODEL, PRODUCT, WORN
+from imagelift.vision.hand_stage import HandStage
 from imagelift.vision.image_io import DecodedImage, DecodeLimits, ImageDecodeError, decode_image
 from imagelift.vision.mtcnn import MTCNN, Face, FaceDetection
 from imagelift.vision.person import Person, PersonFinder, PersonSearch
@@ -32,7 +33,7 @@ MTCNN_FILES = {"pnet": "mtcnn/pnet.onnx", "rnet": "mtcnn/rnet.onnx", "onet": "mt
 @dataclass
 class Classification:
     category: int
-    decided_by: str  # "mtcnn" | "yolo" | "none"
+    decided_by: str  # "mtcnn" | "yolo" | "handtrack" | "none"
     faces: list[Face]
     persons: list[Person]
     width: int
@@ -55,14 +56,19 @@ class Classification:
     """Best O-Net score of a face that MTCNN reported but that did not count (0 when none)."""
     review: bool = False
     """A score lies within the calibrated ``review_margin`` of its threshold: worth a human look."""
+    hand_vote: dict | None = None
+    """The hand stage's scores (``stretched``, ``padded``, ``person``, ``fired``) where it ran; None elsewhere."""
+    hands: list = field(default_factory=list)
+    """Hand boxes (imagelift.vision.hands.Hand, photo pixels) when the hand stage decided."""
 
     @property
     def category_name(self) -> str:
         return CATEGORY_NAMES[self.category]
 
     def to_record(self) -> dict:
-        """JSON-able record: what the ImageCategories item and ``classify --json`` carry."""
-        return {
+        """JSON-able record: what the ImageCategories item and ``classify --json`` carry (``hand_vote`` and
+        ``hands`` only where the hand stage ran)."""
+        record = {
             "category": self.category,
             "category_name": self.category_name,
             "decided_by": self.decided_by,
@@ -81,14 +87,26 @@ class Classification:
             "best_face_score": round(float(self.best_face_score), 4),
             "review": self.review,
         }
+        if self.hand_vote is not None:
+            record["hand_vote"] = self.hand_vote
+            record["hands"] = [h.to_record() for h in self.hands]
+        return record
 
 
 class Cascade:
-    def __init__(self, config: VisionConfig, mtcnn: MTCNN, persons: PersonFinder, models: dict[str, str]) -> None:
+    def __init__(
+        self,
+        config: VisionConfig,
+        mtcnn: MTCNN,
+        persons: PersonFinder,
+        models: dict[str, str],
+        hands: HandStage | None = None,
+    ) -> None:
         self.config = config
         self.mtcnn = mtcnn
         self.persons = persons
         self.models = models
+        self.hands = hands
         self.thresholds = {
             "face_min_confidence": config.face_min_confidence,
             "face_min_size": config.face_min_size,
@@ -109,6 +127,9 @@ class Cascade:
             "face_second_look_head_fraction": config.face_second_look_head_fraction,
             "face_second_look_upscale": config.face_second_look_upscale,
             "face_second_look_min_confidence": config.face_second_look_min_confidence,
+            "hand_stage": config.hand_stage,
+            "hand_min_confidence": config.hand_min_confidence,
+            "hand_person_min_confidence": config.hand_person_min_confidence,
         }
 
     @classmethod
@@ -122,11 +143,17 @@ class Cascade:
             cv2.setNumThreads(config.threads)
         models_dir = Path(config.models_dir)
         yolo_rels = [config.yolo_model, *([config.second_yolo_model] if config.second_yolo_model else [])]
+        hand_rels = [config.hand_model] if config.hand_stage else []
         missing = [
-            str(models_dir / rel) for rel in (*MTCNN_FILES.values(), *yolo_rels) if not (models_dir / rel).is_file()
+            str(models_dir / rel)
+            for rel in (*MTCNN_FILES.values(), *yolo_rels, *hand_rels)
+            if not (models_dir / rel).is_file()
         ]
         if missing:
-            raise FileNotFoundError(f"models missing: {', '.join(missing)} (build them with `imagelift models build`)")
+            extra = " --extra hands" if any(str(models_dir / rel) in missing for rel in hand_rels) else ""
+            raise FileNotFoundError(
+                f"models missing: {', '.join(missing)} (build them with `imagelift models build{extra}`)"
+            )
         mtcnn = MTCNN(
             models_dir / "mtcnn",
             min_face_size=config.face_min_size,
@@ -148,7 +175,17 @@ class Cascade:
             settle_margin=config.review_margin,
         )
         rels = {**MTCNN_FILES, **{Path(rel).stem: rel for rel in yolo_rels}}
-        return cls(config, mtcnn, finder, model_ids(models_dir, rels))
+        hands = None
+        if config.hand_stage:
+            from imagelift.vision.hands import HandDetector
+
+            rels["handtrack"] = config.hand_model
+            hands = HandStage(
+                HandDetector(models_dir / config.hand_model, threads=config.threads),
+                min_confidence=config.hand_min_confidence,
+                person_min_confidence=config.hand_person_min_confidence,
+            )
+        return cls(config, mtcnn, finder, model_ids(models_dir, rels), hands)
 
     # -- classification -----------------------------------------------------------------------------------
     def classify_bytes(self, data: bytes, name: str = "") -> Classification:
@@ -201,6 +238,13 @@ class Cascade:
                     faces = second.faces
                     face_pass = "second_look"
                     category, decided_by = MODEL.id, "mtcnn"
+        hand_vote = None
+        if category == PRODUCT.id and self.hands is not None:
+            t3 = time.perf_counter()
+            hand_vote = self.hands.vote(cv2.cvtColor(image, cv2.COLOR_BGR2RGB), search.scores_record())
+            timings["hands"] = (time.perf_counter() - t3) * 1000
+            if hand_vote.fired:
+                category, decided_by = WORN.id, "handtrack"
         margin = search.nearest_margin()
         best_face = max([f.confidence for f in faces] + [face_detection.best_rejected])
         face_unsure = abs(best_face - self.config.face_min_confidence) < self.config.face_review_margin
@@ -223,6 +267,10 @@ class Cascade:
             face_pass=face_pass,
             best_face_score=face_detection.best_rejected,
             review=face_unsure or (margin is not None and margin < self.config.review_margin),
+            hand_vote=None if hand_vote is None else hand_vote.to_record(),
+            hands=[]
+            if hand_vote is None
+            else [replace(h, box=tuple(v * to_photo for v in h.box)) for h in hand_vote.hands],
         )
 
     def second_look(self, image_bgr: np.ndarray, persons: list[Person]) -> FaceDetection:

@@ -1,0 +1,154 @@
+"""Weak votes for the worn fusion: the shipped cascade's decision and person near misses, and HandTrack's best
+box per hand class on the photo stretched and padded to a square, for every tuning photo and each of its copies.
+
+    OMP_NUM_THREADS=1 .venv/bin/python bench/hands_fusion_scores.py [--models DIR] [--limit N]
+
+For each photo of ../shared/data/images + ../shared/data/pool (bench/vision_data.py) and each copy (original,
+mirror, 90% centre crop, 2000 px rescale, JPEG q=60), decoded the way the cascade decodes an upload:
+- ``category`` / ``decided_by`` / ``person_scores`` (best person score of each net in each pass that ran, the near
+  misses when no person was found) / ``best_face_score``: the shipped cascade with config defaults;
+- ``hands``: for each input (``stretch``: the whole photo stretched to the net's input, as the library does;
+  ``pad``: padded to a square with grey 114 first) and each hand class (``hand``, ``fist``, ``pinch``, ``point``),
+  the best box after NMS as ``[score, x, y, w, h]`` with the box in fractions of the photo (0 score, empty box when
+  the class has none above BOX_FLOOR).
+Nothing is thresholded here: bench/hands_fusion.py chooses the rule by nested cross-validation.
+Cached per photo under .cache/hands_fusion_scores/ (keyed by the file's sha256, the hand model's sha256 and
+SCORES_VERSION).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "layers"))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from vision_data import COPIES, file_digest, load_photos, make_copy  # noqa: E402
+
+from imagelift.config import VisionConfig  # noqa: E402
+from imagelift.vision.cascade import Cascade  # noqa: E402
+from imagelift.vision.hands import HAND_CLASSES, IOU_THRESHOLD, HandDetector, nms  # noqa: E402
+from imagelift.vision.image_io import DecodeLimits, decode_image  # noqa: E402
+
+SCORES_VERSION = 1
+BOX_FLOOR = 0.02
+PAD_GREY = 114
+INPUTS = ("stretch", "pad")
+CACHE = ROOT / ".cache" / "hands_fusion_scores"
+
+
+def pad_square(rgb: np.ndarray) -> tuple[np.ndarray, int, int]:
+    h, w = rgb.shape[:2]
+    side = max(h, w)
+    canvas = np.full((side, side, 3), PAD_GREY, np.uint8)
+    y, x = (side - h) // 2, (side - w) // 2
+    canvas[y : y + h, x : x + w] = rgb
+    return canvas, x, y
+
+
+def best_boxes(detector: HandDetector, image: np.ndarray, offset: tuple[int, int], size: tuple[int, int]) -> dict:
+    """Per hand class, the best box after NMS as [score, x, y, w, h] in fractions of the photo of ``size``."""
+    scores, boxes = detector.raw(image)
+    ih, iw = image.shape[:2]
+    w, h = size
+    out = {}
+    for class_id in HAND_CLASSES:
+        keep = nms(boxes, scores[:, class_id], IOU_THRESHOLD, BOX_FLOOR, 1)
+        name = detector.classes[class_id]
+        if not keep:
+            out[name] = [round(float(scores[:, class_id].max()), 5), 0.0, 0.0, 0.0, 0.0]
+            continue
+        y1, x1, y2, x2 = np.clip(boxes[keep[0]], 0.0, 1.0)
+        px1 = np.clip((x1 * iw - offset[0]) / w, 0.0, 1.0)
+        px2 = np.clip((x2 * iw - offset[0]) / w, 0.0, 1.0)
+        py1 = np.clip((y1 * ih - offset[1]) / h, 0.0, 1.0)
+        py2 = np.clip((y2 * ih - offset[1]) / h, 0.0, 1.0)
+        out[name] = [
+            round(float(scores[keep[0], class_id]), 5),
+            *(round(float(v), 4) for v in (px1, py1, px2 - px1, py2 - py1)),
+        ]
+    return out
+
+
+def score_photo(cascade: Cascade, detector: HandDetector, data: bytes) -> dict:
+    config = cascade.config
+    decoded = decode_image(
+        data,
+        limits=DecodeLimits.from_config(config),
+        target_long_side=max(config.decode_long_side, config.face_max_side) if config.decode_long_side else None,
+    )
+    result = cascade.classify_decoded(decoded)
+    rgb = cv2.cvtColor(decoded.bgr, cv2.COLOR_BGR2RGB)
+    h, w = rgb.shape[:2]
+    canvas, x, y = pad_square(rgb)
+    return {
+        "category": result.category,
+        "decided_by": result.decided_by,
+        "person_scores": result.person_scores,
+        "best_face_score": round(float(result.best_face_score), 4),
+        "aspect": round(w / h, 4),
+        "hands": {
+            "stretch": best_boxes(detector, rgb, (0, 0), (w, h)),
+            "pad": best_boxes(detector, canvas, (x, y), (w, h)),
+        },
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", type=Path, default=ROOT / "models")
+    parser.add_argument("--limit", type=int, default=0)
+    args = parser.parse_args()
+    config = VisionConfig.from_env(models_dir=args.models, threads=1)
+    cascade = Cascade.load(config)
+    hand_model = args.models / "hands" / "handtrack.onnx"
+    detector = HandDetector(hand_model, threads=1)
+    model_digest = hashlib.sha256(hand_model.read_bytes()).hexdigest()[:16]
+    photos = load_photos()
+    if args.limit:
+        photos = photos[: args.limit]
+    CACHE.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    for number, photo in enumerate(photos, 1):
+        cache = CACHE / f"{file_digest(photo.path)}-{model_digest}-v{SCORES_VERSION}.json"
+        if cache.is_file():
+            continue
+        data = photo.path.read_bytes()
+        copies = {}
+        for copy in COPIES:
+            try:
+                copies[copy] = score_photo(cascade, detector, make_copy(data, copy))
+            except Exception as exc:  # a photo that cannot be decoded is recorded, not skipped silently
+                copies[copy] = {"error": f"{type(exc).__name__}: {exc}"}
+        record = {"id": photo.id, "kind": photo.kind, "label": photo.label, "source": photo.source, "copies": copies}
+        cache.write_text(json.dumps(record), encoding="utf-8")
+        if number % 20 == 0:
+            print(f"{number}/{len(photos)} photos, {time.monotonic() - started:.0f} s", flush=True)
+    print(f"done: {len(photos)} photos in {time.monotonic() - started:.0f} s", flush=True)
+    return 0
+
+
+def load_scores(models: Path = ROOT / "models") -> list[dict]:
+    """The cached records of every tuning photo (raises when one is missing)."""
+    hand_model = models / "hands" / "handtrack.onnx"
+    model_digest = hashlib.sha256(hand_model.read_bytes()).hexdigest()[:16]
+    records = []
+    for photo in load_photos():
+        cache = CACHE / f"{file_digest(photo.path)}-{model_digest}-v{SCORES_VERSION}.json"
+        if not cache.is_file():
+            raise FileNotFoundError(f"{photo.id} has no cached scores: run bench/hands_fusion_scores.py first")
+        records.append(json.loads(cache.read_text(encoding="utf-8")))
+    return records
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,85 @@
+"""The hand stage in the cascade (VisionConfig.hand_stage) on real photos: a hand photo the person stage misses
+becomes worn, a studio product HandTrack alone would call a hand stays a product, and the record says why."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from imagelift.config import VisionConfig
+from imagelift.vision.cascade import Cascade
+
+HAND_PHOTO = "cat2_legs/cat2_legs_hand_reaching_shoe_shelf.jpg"
+# Boots on a plain background: HandTrack scores a fist there above the hand threshold, no YOLO net sees a person.
+STUDIO_PRODUCT = "cat3_product/cat3_product_brown_boots_flatlay.jpg"
+
+
+@pytest.fixture(scope="module")
+def hand_models_dir(models_dir: Path) -> Path:
+    if not (models_dir / VisionConfig.hand_model).is_file():
+        pytest.skip(f"{models_dir / VisionConfig.hand_model} not built: run `imagelift models build --extra hands`")
+    return models_dir
+
+
+@pytest.fixture(scope="module")
+def with_stage(hand_models_dir: Path) -> Cascade:
+    return Cascade.load(VisionConfig.from_env({}, models_dir=hand_models_dir, threads=1, hand_stage=True))
+
+
+@pytest.fixture(scope="module")
+def without_stage(models_dir: Path) -> Cascade:
+    return Cascade.load(VisionConfig.from_env({}, models_dir=models_dir, threads=1))
+
+
+def test_hand_photo_missed_by_the_person_stage_becomes_worn(with_stage, without_stage, photos_dir) -> None:
+    before = without_stage.classify_path(photos_dir / HAND_PHOTO)
+    assert (before.category, before.decided_by) == (3, "none")
+    assert "hand_vote" not in before.to_record()
+
+    result = with_stage.classify_path(photos_dir / HAND_PHOTO)
+    record = json.loads(json.dumps(result.to_record()))
+    assert (record["category"], record["category_name"], record["decided_by"]) == (2, "worn", "handtrack")
+    vote = record["hand_vote"]
+    assert vote["fired"] is True
+    assert vote["stretched"] >= with_stage.config.hand_min_confidence
+    assert vote["padded"] >= with_stage.config.hand_min_confidence
+    assert with_stage.config.hand_person_min_confidence <= vote["person"] < with_stage.config.person_min_confidence
+    assert record["persons"] == [] and record["faces"] == []
+    assert record["hands"], "the hand boxes that decided are recorded"
+    for hand in record["hands"]:
+        x, y, w, h = hand["box"]
+        assert hand["label"] in ("hand", "fist", "pinch", "point")
+        assert x >= 0 and y >= 0 and x + w <= record["width"] + 1 and y + h <= record["height"] + 1
+    assert "hands" in record["timings_ms"]
+    assert set(record["models"]) == {"pnet", "rnet", "onet", "yolov3-tiny", "yolov4-tiny", "handtrack"}
+    assert record["thresholds"]["hand_stage"] is True
+
+
+def test_studio_product_that_handtrack_alone_calls_a_hand_stays_a_product(with_stage, photos_dir) -> None:
+    result = with_stage.classify_path(photos_dir / STUDIO_PRODUCT)
+    assert (result.category, result.decided_by) == (3, "none")
+    vote = result.hand_vote
+    assert vote is not None and vote["fired"] is False
+    assert vote["stretched"] >= with_stage.config.hand_min_confidence  # a hand stage on HandTrack alone would fire
+    assert vote["person"] < with_stage.config.hand_person_min_confidence
+    assert result.hands == []
+
+
+def test_photos_with_a_face_or_a_person_never_run_the_hand_stage(with_stage, labelled_photos) -> None:
+    for path, label in labelled_photos:
+        if label == 3:
+            continue
+        result = with_stage.classify_path(path)
+        if result.decided_by in ("mtcnn", "yolo"):
+            assert result.hand_vote is None and "hands" not in result.timings_ms, path.name
+
+
+def test_missing_hand_model_is_named_with_the_build_command(models_dir, tmp_path) -> None:
+    for name in ("mtcnn", "yolo"):
+        (tmp_path / name).symlink_to(models_dir / name, target_is_directory=True)
+    config = VisionConfig.from_env({}, models_dir=tmp_path, threads=1, hand_stage=True)
+    with pytest.raises(FileNotFoundError, match=r"hands/handtrack\.onnx.*--extra hands"):
+        Cascade.load(config)
+    Cascade.load(VisionConfig.from_env({}, models_dir=tmp_path, threads=1))  # the stage off needs no hand model

@@ -36,23 +36,14 @@ from vision_data import COPIES, file_digest, load_photos, make_copy  # noqa: E40
 
 from imagelift.config import VisionConfig  # noqa: E402
 from imagelift.vision.cascade import Cascade  # noqa: E402
+from imagelift.vision.hand_stage import pad_to_square  # noqa: E402
 from imagelift.vision.hands import HAND_CLASSES, IOU_THRESHOLD, HandDetector, nms  # noqa: E402
 from imagelift.vision.image_io import DecodeLimits, decode_image  # noqa: E402
 
 SCORES_VERSION = 1
 BOX_FLOOR = 0.02
-PAD_GREY = 114
 INPUTS = ("stretch", "pad")
 CACHE = ROOT / ".cache" / "hands_fusion_scores"
-
-
-def pad_square(rgb: np.ndarray) -> tuple[np.ndarray, int, int]:
-    h, w = rgb.shape[:2]
-    side = max(h, w)
-    canvas = np.full((side, side, 3), PAD_GREY, np.uint8)
-    y, x = (side - h) // 2, (side - w) // 2
-    canvas[y : y + h, x : x + w] = rgb
-    return canvas, x, y
 
 
 def best_boxes(detector: HandDetector, image: np.ndarray, offset: tuple[int, int], size: tuple[int, int]) -> dict:
@@ -89,7 +80,7 @@ def score_photo(cascade: Cascade, detector: HandDetector, data: bytes) -> dict:
     result = cascade.classify_decoded(decoded)
     rgb = cv2.cvtColor(decoded.bgr, cv2.COLOR_BGR2RGB)
     h, w = rgb.shape[:2]
-    canvas, x, y = pad_square(rgb)
+    canvas, (x, y) = pad_to_square(rgb)
     return {
         "category": result.category,
         "decided_by": result.decided_by,

@@ -29,11 +29,11 @@ from hands_scores import load_scores  # noqa: E402
 from vision_data import load_photos  # noqa: E402
 
 from imagelift.config import VisionConfig  # noqa: E402
+from imagelift.vision.hand_stage import pad_to_square  # noqa: E402
 from imagelift.vision.hands import HandDetector  # noqa: E402
 from imagelift.vision.image_io import DecodeLimits, decode_image  # noqa: E402
 
 MODEL = ROOT / "models" / "hands" / "handtrack.onnx"
-LETTERBOX_GREY = 114
 TILE_FRACTION = 0.6
 
 
@@ -44,10 +44,7 @@ def best_hand(detector: HandDetector, image: np.ndarray) -> float:
 
 def variants(detector: HandDetector, rgb: np.ndarray) -> dict[str, float]:
     h, w = rgb.shape[:2]
-    side = max(h, w)
-    canvas = np.full((side, side, 3), LETTERBOX_GREY, np.uint8)
-    y, x = (side - h) // 2, (side - w) // 2
-    canvas[y : y + h, x : x + w] = rgb
+    canvas = pad_to_square(rgb)[0]
     th, tw = int(h * TILE_FRACTION), int(w * TILE_FRACTION)
     tiles = [rgb[top : top + th, left : left + tw] for top in (0, h - th) for left in (0, w - tw)]
     return {

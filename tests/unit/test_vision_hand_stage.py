@@ -22,8 +22,9 @@ def test_best_person_score_is_the_highest_of_any_net_in_any_pass() -> None:
 
 def test_pad_to_square_centres_the_photo_on_grey() -> None:
     image = np.zeros((40, 100, 3), np.uint8)
-    canvas = pad_to_square(image)
+    canvas, offset = pad_to_square(image)
     assert canvas.shape == (100, 100, 3)
+    assert offset == (0, 30)
     assert (canvas[30:70] == 0).all()
     assert (canvas[:30] == 114).all() and (canvas[70:] == 114).all()
 

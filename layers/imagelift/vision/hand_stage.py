@@ -15,8 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from imagelift.vision.hands import HAND_CLASSES, Hand, HandDetector
-
-PAD_GREY = 114
+from imagelift.vision.person import LETTERBOX_GREY
 
 
 @dataclass(frozen=True)
@@ -40,13 +39,14 @@ class HandVote:
         }
 
 
-def pad_to_square(image_rgb: np.ndarray, grey: int = PAD_GREY) -> np.ndarray:
+def pad_to_square(image_rgb: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
+    """The photo centred on a square canvas of YOLO's letterbox grey, at its own scale; (canvas, (x, y) offset)."""
     h, w = image_rgb.shape[:2]
     side = max(h, w)
-    canvas = np.full((side, side, 3), grey, np.uint8)
+    canvas = np.full((side, side, 3), LETTERBOX_GREY, np.uint8)
     y, x = (side - h) // 2, (side - w) // 2
     canvas[y : y + h, x : x + w] = image_rgb
-    return canvas
+    return canvas, (x, y)
 
 
 def best_person_score(person_scores: dict[str, dict[str, float]] | None) -> float:
@@ -74,7 +74,7 @@ class HandStage:
         # The padded input only matters when the others could still fire.
         padded = None
         if stretched >= self.min_confidence and person >= self.person_min_confidence:
-            padded, _, _ = self._best(pad_to_square(image_rgb))
+            padded, _, _ = self._best(pad_to_square(image_rgb)[0])
         fired = padded is not None and padded >= self.min_confidence
         hands: list[Hand] = []
         if fired:

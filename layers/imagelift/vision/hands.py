@@ -25,6 +25,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from imagelift.vision.yolo import nms as greedy_nms
+
 CLASSES = ("hand", "fist", "pinch", "point", "face", "tip", "pinchtip")
 HAND_CLASSES = (0, 1, 2, 3)
 IOU_THRESHOLD = 0.6
@@ -46,28 +48,13 @@ class Hand:
         }
 
 
-def _iou(box: np.ndarray, others: np.ndarray) -> np.ndarray:
-    y1 = np.maximum(box[0], others[:, 0])
-    x1 = np.maximum(box[1], others[:, 1])
-    y2 = np.minimum(box[2], others[:, 2])
-    x2 = np.minimum(box[3], others[:, 3])
-    inter = np.clip(y2 - y1, 0, None) * np.clip(x2 - x1, 0, None)
-    area = (box[2] - box[0]) * (box[3] - box[1])
-    areas = (others[:, 2] - others[:, 0]) * (others[:, 3] - others[:, 1])
-    return inter / np.maximum(area + areas - inter, 1e-12)
-
-
 def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float, min_score: float, limit: int) -> list[int]:
-    """Greedy NMS (TensorFlow's ``non_max_suppression``): indices of kept boxes, best first."""
-    order = np.flatnonzero(scores >= min_score)
-    order = order[np.argsort(-scores[order], kind="stable")]
-    keep: list[int] = []
-    while order.size and len(keep) < limit:
-        best = int(order[0])
-        keep.append(best)
-        rest = order[1:]
-        order = rest[_iou(boxes[best], boxes[rest]) <= iou_threshold]
-    return keep
+    """Greedy NMS (TensorFlow's ``non_max_suppression``) of ``ymin, xmin, ymax, xmax`` boxes scoring at least
+    ``min_score``: indices of kept boxes, best first, at most ``limit``."""
+    candidates = np.flatnonzero(scores >= min_score)
+    y1, x1, y2, x2 = (boxes[candidates, i] for i in range(4))
+    kept = greedy_nms(np.stack([x1, y1, x2 - x1, y2 - y1], axis=1), scores[candidates], iou_threshold, limit)
+    return [int(candidates[i]) for i in kept]
 
 
 class HandDetector:

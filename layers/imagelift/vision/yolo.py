@@ -151,12 +151,12 @@ def iou_xywh(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
 
 
-def nms(boxes_xywh: np.ndarray, scores: np.ndarray, iou_threshold: float = 0.45) -> list[int]:
-    """Greedy non-maximum suppression: indices kept, best first. Ties keep the lower index."""
+def nms(boxes_xywh: np.ndarray, scores: np.ndarray, iou_threshold: float = 0.45, limit: int | None = None) -> list[int]:
+    """Greedy non-maximum suppression: indices kept, best first, at most ``limit``. Ties keep the lower index."""
     boxes_xywh = np.asarray(boxes_xywh, dtype=np.float64).reshape(-1, 4)
     order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
     keep: list[int] = []
-    while order.size:
+    while order.size and (limit is None or len(keep) < limit):
         best = int(order[0])
         keep.append(best)
         rest = order[1:]

@@ -23,7 +23,7 @@ from typing import Protocol
 import numpy as np
 from scipy import sparse
 
-from imagelift.influence.demean import factorize
+from imagelift.influence.demean import factorize, group_sums
 from imagelift.influence.estimation import EstimationError, FitResult
 
 
@@ -213,18 +213,10 @@ class _Cells:
         return sparse.csr_matrix((values, (self.product, self.week)), shape=(self.n_products, self.n_weeks))
 
     def by_product(self, values: np.ndarray) -> np.ndarray:
-        return _group_sum(self.product, values, self.n_products)
+        return group_sums(self.product, values, self.n_products)
 
     def by_week(self, values: np.ndarray) -> np.ndarray:
-        return _group_sum(self.week, values, self.n_weeks)
-
-
-def _group_sum(codes: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
-    if values.ndim == 1:
-        return np.bincount(codes, weights=values, minlength=n)
-    flat = values.reshape(len(values), -1)
-    out = np.column_stack([np.bincount(codes, weights=flat[:, j], minlength=n) for j in range(flat.shape[1])])
-    return out.reshape((n, *values.shape[1:]))
+        return group_sums(self.week, values, self.n_weeks)
 
 
 @dataclass

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from imagelift.influence.demean import factorize
+from imagelift.influence.demean import factorize, group_sums
 from imagelift.influence.estimation import EstimationError, FitResult
 
 # Largest products x weeks grid whose cells are found by counting (an int per grid cell); beyond, by hashing.
@@ -119,15 +119,6 @@ class AggregatedOLS:
     @property
     def std_err(self) -> np.ndarray:
         return np.sqrt(np.diag(self.cov))
-
-
-def _group_sum(codes: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
-    """Sums of the rows of ``values`` (C, m) per code: (n, m)."""
-    values = np.asfortranarray(values)
-    out = np.empty((n, values.shape[1]))
-    for j in range(values.shape[1]):
-        out[:, j] = np.bincount(codes, weights=values[:, j], minlength=n)
-    return out
 
 
 def _drop_singletons(cells: CellSums) -> tuple[CellSums, int, np.ndarray, np.ndarray]:
@@ -232,13 +223,13 @@ def fit_ols_two_way(cells: CellSums, names: list[str] | None = None, *, model: s
     n_products, n_weeks = int(p.max()) + 1, int(w.max()) + 1
     n_p = np.bincount(p, weights=n_c, minlength=n_products)
     n_w = np.bincount(w, weights=n_c, minlength=n_weeks)
-    s_p = _group_sum(p, s_c, n_products)
-    s_w = _group_sum(w, s_c, n_weeks)
+    s_p = group_sums(p, s_c, n_products)
+    s_w = group_sums(w, s_c, n_weeks)
     # alpha_p = (S_p - sum_w N_pw gamma_w) / N_p eliminated; the weeks' system is singular by the constant
     week_system = np.diag(n_w) - _week_gram(p, w, n_c, n_p, n_weeks)
     share = (n_c / n_p[p])[:, None]
-    gamma = np.linalg.lstsq(week_system, s_w - _group_sum(w, share * s_p[p], n_weeks), rcond=None)[0]
-    alpha = (s_p - _group_sum(p, n_c[:, None] * gamma[w], n_products)) / n_p[:, None]
+    gamma = np.linalg.lstsq(week_system, s_w - group_sums(w, share * s_p[p], n_weeks), rcond=None)[0]
+    alpha = (s_p - group_sums(p, n_c[:, None] * gamma[w], n_products)) / n_p[:, None]
     total_cross = cells.product_cross.sum(axis=0)
     demeaned_cross = total_cross - alpha.T @ s_p - gamma.T @ s_w
     demeaned_cross = (demeaned_cross + demeaned_cross.T) / 2

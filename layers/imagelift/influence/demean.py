@@ -51,6 +51,17 @@ def _factorize_small_integers(values: np.ndarray) -> tuple[np.ndarray, np.ndarra
     return rank[values], levels.astype(values.dtype, copy=False)
 
 
+def group_sums(codes: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
+    """Sums of ``values`` (rows, ...) per code 0..n-1: shape (n, ...), one bincount per column."""
+    if values.ndim == 1:
+        return np.bincount(codes, weights=values, minlength=n)
+    flat = np.asfortranarray(values.reshape(len(values), -1))  # each column contiguous for its bincount
+    out = np.empty((n, flat.shape[1]))
+    for j in range(flat.shape[1]):
+        out[:, j] = np.bincount(codes, weights=flat[:, j], minlength=n)
+    return out.reshape((n, *values.shape[1:]))
+
+
 def drop_singletons(codes: Sequence[np.ndarray]) -> np.ndarray:
     """Mask of rows to keep after repeatedly removing rows alone in a level of some factor.
 

@@ -191,17 +191,20 @@ def ensure_archive(package: dict[str, Any], cache_dir: Path, log: Callable[[str]
             index = os.environ.get("PIP_INDEX_URL", "the configured index")
             reason = _pip_failure_reason(result.stdout + "\n" + result.stderr)
             raise DownloadError(f"could not download {spec} from {index}: {reason}")
-        fetched = Path(tmp) / archive.filename
-        if not fetched.is_file():
-            got = ", ".join(sorted(p.name for p in Path(tmp).iterdir())) or "nothing"
-            raise DownloadError(f"pip download of {spec} produced {got}, expected {archive.filename}")
-        actual = sha256_file(fetched)
-        if actual != archive.sha256:
-            raise ChecksumError(
-                f"checksum mismatch for {archive.filename}: expected sha256 {archive.sha256}, got {actual}"
-            )
-        os.replace(fetched, target)
+        _accept_download(Path(tmp), archive, target, f"pip download of {spec}")
     return target, True
+
+
+def _accept_download(folder: Path, archive: Archive, target: Path, what: str) -> None:
+    """Move the archive a download left in ``folder`` to ``target`` once its sha256 is the pinned one."""
+    fetched = folder / archive.filename
+    if not fetched.is_file():
+        got = ", ".join(sorted(p.name for p in folder.iterdir())) or "nothing"
+        raise DownloadError(f"{what} produced {got}, expected {archive.filename}")
+    actual = sha256_file(fetched)
+    if actual != archive.sha256:
+        raise ChecksumError(f"checksum mismatch for {archive.filename}: expected sha256 {archive.sha256}, got {actual}")
+    os.replace(fetched, target)
 
 
 def _npm_failure_reason(output: str) -> str:
@@ -247,15 +250,7 @@ def _ensure_npm_tarball(package: dict[str, Any], archive: Archive, target: Path,
                 f"could not download {spec}: npm is not installed and NPM_CONFIG_REGISTRY is not set "
                 f"(or put {archive.filename}, sha256 {archive.sha256}, into {target.parent})"
             )
-        if not fetched.is_file():
-            got = ", ".join(sorted(p.name for p in Path(tmp).iterdir())) or "nothing"
-            raise DownloadError(f"npm pack of {spec} produced {got}, expected {archive.filename}")
-        actual = sha256_file(fetched)
-        if actual != archive.sha256:
-            raise ChecksumError(
-                f"checksum mismatch for {archive.filename}: expected sha256 {archive.sha256}, got {actual}"
-            )
-        os.replace(fetched, target)
+        _accept_download(Path(tmp), archive, target, f"npm pack of {spec}")
     return target
 
 

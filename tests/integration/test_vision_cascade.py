@@ -27,16 +27,16 @@ def results(cascade: Cascade, labelled_photos: list[tuple[Path, int]]) -> list[t
 
 
 def test_accuracy_targets_on_the_labelled_photos(results) -> None:
-    """Floors just under what the shipped thresholds score here (31/39, worn 6/14, no product wrong). They were
-    chosen by cross-validation over these photos and the pool together, heavily against false persons, so
-    they score lower on these 39 than a threshold fitted to them alone did (87%, worn 9/14)."""
+    """Floors just under what the shipped thresholds score here (33/39, worn 8/14 of which one by the hand stage, no
+    product wrong). They were chosen by cross-validation over these photos and the pool together, heavily against
+    false persons, so they score lower on these 39 than a threshold fitted to them alone did (87%, worn 9/14)."""
     assert len(results) == 39
     correct = sum(r.category == label for _, label, r in results)
     worn_found = sum(r.category == 2 for _, label, r in results if label == 2)
     products_wrong = sum(r.category != 3 for _, label, r in results if label == 3)
     errors = [(p.name, label, r.category) for p, label, r in results if r.category != label]
-    assert correct / len(results) >= 0.75, errors
-    assert worn_found >= 6, errors
+    assert correct / len(results) >= 0.82, errors
+    assert worn_found >= 7, errors
     assert products_wrong <= 1, errors
 
 
@@ -51,9 +51,9 @@ def test_record_contract(results) -> None:
         record = json.loads(json.dumps(result.to_record()))  # JSON-able
         assert record["category"] in (1, 2, 3)
         assert record["category_name"] == CATEGORY_NAMES[record["category"]]
-        assert record["decided_by"] in ("mtcnn", "yolo", "none")
+        assert record["decided_by"] in ("mtcnn", "yolo", "handtrack", "none")
         assert {"decode", "mtcnn", "yolo", "total"} <= set(record["timings_ms"])
-        assert set(record["models"]) == {"pnet", "rnet", "onet", "yolov3-tiny", "yolov4-tiny"}
+        assert set(record["models"]) == {"pnet", "rnet", "onet", "yolov3-tiny", "yolov4-tiny", "handtrack"}
         assert all(len(v) == 12 for v in record["models"].values())
         assert record["thresholds"]["face_min_confidence"] > 0
         image = cv2.imread(str(path))
@@ -79,9 +79,13 @@ def test_record_contract(results) -> None:
         elif record["decided_by"] == "yolo":
             assert record["persons"] and not record["faces"] and record["category"] == 2
             assert record["person_net"] in record["models"] and record["person_pass"] in pass_threshold
+        elif record["decided_by"] == "handtrack":
+            assert record["hands"] and not record["faces"] and not record["persons"] and record["category"] == 2
+            assert record["hand_vote"]["fired"] is True
         else:
             assert not record["faces"] and not record["persons"] and record["category"] == 3
             assert record["person_net"] is None and record["person_pass"] is None
+            assert record["hand_vote"]["fired"] is False and record["hands"] == []
         if record["decided_by"] != "mtcnn":
             scores = record["person_scores"]
             assert set(scores) == {"yolov3-tiny", "yolov4-tiny"}
@@ -109,7 +113,7 @@ def test_a_user_supplied_yolo_alone_still_works(models_dir: Path, labelled_photo
     """The primary net can be any converted YOLO (a full YOLOv3, say) with no second opinion."""
     config = VisionConfig.from_env({}, models_dir=models_dir, threads=1, second_yolo_model="")
     single = Cascade.load(config)
-    assert set(single.models) == {"pnet", "rnet", "onet", "yolov3-tiny"}
+    assert set(single.models) == {"pnet", "rnet", "onet", "yolov3-tiny", "handtrack"}
     worn = next(path for path, label in labelled_photos if label == 2)
     record = single.classify_path(worn).to_record()
     assert set(record["person_scores"] or {"yolov3-tiny": {}}) == {"yolov3-tiny"}

@@ -4,7 +4,8 @@ Each DIR holds ``cat1_model``, ``cat2_legs`` and ``cat3_product`` folders (or is
 label. Prints the confusion matrix, the recall of each class, how many photos landed in review and the accuracy
 of the rest, and every wrong photo with its scores (faces, near-miss face score, each net's person score per pass).
 Beside the figures measured here it prints the cross-validated estimate that the shipped thresholds were chosen
-with (``--cv``, bench/results/vision_tuning.json), so a figure from a handful of photos is not taken for the truth.
+with (``--cv``, bench/results/vision_tuning.json) and, with the hand stage on, the cascade's estimate with that stage
+(``--hand-cv``, bench/results/hands_fusion.json), so a figure from a handful of photos is not taken for the truth.
 ``--html DIR`` writes a contact sheet of the mistakes with the boxes drawn.
 """
 
@@ -20,6 +21,7 @@ from typing import Any
 from imagelift.commands.classify import add_model_arguments, vision_config
 
 DEFAULT_CV = Path("bench") / "results" / "vision_tuning.json"
+DEFAULT_HAND_CV = Path("bench") / "results" / "hands_fusion.json"
 THUMB_LONG_SIDE = 360
 
 
@@ -38,8 +40,35 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help=f"tuning results holding the cross-validated estimate (default: {DEFAULT_CV} when it exists)",
     )
+    parser.add_argument(
+        "--hand-cv",
+        type=Path,
+        default=None,
+        help=f"the hand stage's tuning results, used when the stage is on (default: {DEFAULT_HAND_CV} when it exists)",
+    )
     add_model_arguments(parser)
     parser.set_defaults(func=run)
+
+
+def hand_stage_estimate(path: Path | None) -> dict[str, Any] | None:
+    """The CV figures of the cascade with its hand stage (bench/hands_fusion.py, thresholds capped at 1% of products
+    called worn), per scheme: shares of hand, legs and all worn photos called worn, of products called worn."""
+    path = path if path is not None else (DEFAULT_HAND_CV if DEFAULT_HAND_CV.is_file() else None)
+    if path is None:
+        return None
+    cv = json.loads(path.read_text(encoding="utf-8"))["modes"]["capped"]["cv"]
+    return {
+        "source": str(path),
+        **{
+            scheme: {
+                "hands": figures["test"]["hands"]["called_worn"],
+                "legs": figures["test"]["legs"]["called_worn"],
+                "worn_recall": figures["test"]["worn"]["called_worn"],
+                "product_called_worn": figures["test"]["product_called_worn"],
+            }
+            for scheme, figures in cv.items()
+        },
+    }
 
 
 def cross_validated_estimate(path: Path | None) -> dict[str, Any] | None:
@@ -74,9 +103,10 @@ def run(args: argparse.Namespace) -> int:
     if not files:
         print("error: no photos under cat1_model/, cat2_legs/ or cat3_product/", file=sys.stderr)
         return 1
-    if args.cv is not None and not args.cv.is_file():
-        print(f"error: {args.cv} does not exist", file=sys.stderr)
-        return 2
+    for given in (args.cv, args.hand_cv):
+        if given is not None and not given.is_file():
+            print(f"error: {given} does not exist", file=sys.stderr)
+            return 2
     config = vision_config(args)
     if config is None:
         return 2
@@ -98,6 +128,8 @@ def run(args: argparse.Namespace) -> int:
     summary = summarise(results)
     summary["thresholds"] = dict(cascade.thresholds)
     summary["cross_validated_estimate"] = cross_validated_estimate(args.cv)
+    if summary["cross_validated_estimate"] is not None and cascade.hands is not None:
+        summary["cross_validated_estimate"]["with_hand_stage"] = hand_stage_estimate(args.hand_cv)
     if args.html:
         write_contact_sheet(args.html, cascade, summary)
         summary["html"] = str(args.html / "index.html")
@@ -137,6 +169,15 @@ def print_summary(summary: dict[str, Any]) -> None:
                     if v.get("recall") is not None
                 )
                 print(f"cross-validated estimate ({scheme} left out, {estimate['source']}): {kinds}")
+        with_hands = estimate.get("with_hand_stage") or {}
+        for scheme in ("photos", "sources"):
+            figures = with_hands.get(scheme)
+            if figures:
+                print(
+                    f"  with the hand stage ({scheme} left out, {with_hands['source']}): hands {figures['hands']:.0%}, "
+                    f"legs {figures['legs']:.0%}, worn {figures['worn_recall']:.0%}, "
+                    f"products called worn {figures['product_called_worn']:.1%}"
+                )
     if summary["mistakes"]:
         print()
         print("wrong:")

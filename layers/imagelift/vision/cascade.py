@@ -150,10 +150,7 @@ class Cascade:
             if not (models_dir / rel).is_file()
         ]
         if missing:
-            extra = " --extra hands" if any(str(models_dir / rel) in missing for rel in hand_rels) else ""
-            raise FileNotFoundError(
-                f"models missing: {', '.join(missing)} (build them with `imagelift models build{extra}`)"
-            )
+            raise FileNotFoundError(f"models missing: {', '.join(missing)} (build them with `imagelift models build`)")
         mtcnn = MTCNN(
             models_dir / "mtcnn",
             min_face_size=config.face_min_size,

@@ -5,7 +5,8 @@ the net's input (as ``HandDetector`` does) and padded to a square with grey firs
 the best score of the four hand classes over all anchors. The stage fires when both inputs' hand scores reach
 ``hand_min_confidence`` AND the best person score any net gave in any pass (the person stage's near miss) reaches
 ``hand_person_min_confidence``. The rule and both thresholds were chosen by nested cross-validation over photos and
-over sources (bench/hands_fusion.py, bench/results/hands_fusion.md).
+over sources (bench/hands_fusion.py, bench/results/hands_fusion.md). The person vote is checked first because it is
+free (the person stage already computed it): HandTrack runs only on photos it could still make worn.
 """
 
 from __future__ import annotations
@@ -20,10 +21,10 @@ from imagelift.vision.person import LETTERBOX_GREY
 
 @dataclass(frozen=True)
 class HandVote:
-    stretched: float
-    """Best hand score with the photo stretched to the net's input."""
+    stretched: float | None
+    """Best hand score with the photo stretched to the net's input; None when the person vote already failed."""
     padded: float | None
-    """Best hand score with the photo padded to a square first; None when the other votes already failed."""
+    """Best hand score with the photo padded to a square first; None when an earlier vote already failed."""
     person: float
     """Best person score of any net in any pass (below the person threshold, or the stage would not run)."""
     fired: bool
@@ -32,7 +33,7 @@ class HandVote:
 
     def to_record(self) -> dict:
         return {
-            "stretched": round(float(self.stretched), 4),
+            "stretched": None if self.stretched is None else round(float(self.stretched), 4),
             "padded": None if self.padded is None else round(float(self.padded), 4),
             "person": round(float(self.person), 4),
             "fired": self.fired,
@@ -70,14 +71,14 @@ class HandStage:
     def vote(self, image_rgb: np.ndarray, person_scores: dict[str, dict[str, float]] | None) -> HandVote:
         """The stage's vote on an RGB uint8 photo, given the person search's ``scores_record()``."""
         person = best_person_score(person_scores)
+        if person < self.person_min_confidence:
+            return HandVote(None, None, person, False, [])
         stretched, scores, boxes = self._best(image_rgb)
-        # The padded input only matters when the others could still fire.
-        padded = None
-        if stretched >= self.min_confidence and person >= self.person_min_confidence:
-            padded, _, _ = self._best(pad_to_square(image_rgb)[0])
-        fired = padded is not None and padded >= self.min_confidence
-        hands: list[Hand] = []
-        if fired:
-            h, w = image_rgb.shape[:2]
-            hands = self.detector.hands_from(scores, boxes, width=w, height=h, min_score=self.min_confidence, limit=5)
-        return HandVote(stretched, padded, person, fired, hands)
+        if stretched < self.min_confidence:
+            return HandVote(stretched, None, person, False, [])
+        padded, _, _ = self._best(pad_to_square(image_rgb)[0])
+        if padded < self.min_confidence:
+            return HandVote(stretched, padded, person, False, [])
+        h, w = image_rgb.shape[:2]
+        hands = self.detector.hands_from(scores, boxes, width=w, height=h, min_score=self.min_confidence, limit=5)
+        return HandVote(stretched, padded, person, True, hands)

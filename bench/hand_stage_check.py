@@ -43,7 +43,7 @@ def expected(copy: dict, config: VisionConfig) -> int:
 
 def main() -> int:
     on = Cascade.load(VisionConfig.from_env(models_dir=ROOT / "models", threads=1, hand_stage=True))
-    off = Cascade.load(VisionConfig.from_env(models_dir=ROOT / "models", threads=1))
+    off = Cascade.load(VisionConfig.from_env(models_dir=ROOT / "models", threads=1, hand_stage=False))
     config = on.config
     records = {r["id"]: r for r in load_scores()}
     loads, mismatches, stage_ms, on_ms, off_ms = [], [], [], [], []

@@ -99,7 +99,8 @@ def main() -> int:
     parser.add_argument("--models", type=Path, default=ROOT / "models")
     parser.add_argument("--limit", type=int, default=0)
     args = parser.parse_args()
-    config = VisionConfig.from_env(models_dir=args.models, threads=1)
+    # The cascade before the hand stage: its decision is what the stage's rules are tried on.
+    config = VisionConfig.from_env(models_dir=args.models, threads=1, hand_stage=False)
     cascade = Cascade.load(config)
     hand_model = args.models / "hands" / "handtrack.onnx"
     detector = HandDetector(hand_model, threads=1)

@@ -7,9 +7,11 @@ import json
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pytest
 
 from imagelift.config import VisionConfig
+from imagelift.vision.annotate import HAND_COLOUR, annotate, annotate_recorded
 from imagelift.vision.cascade import Cascade
 from imagelift.vision.hands import HAND_CLASSES
 
@@ -94,3 +96,23 @@ def test_missing_hand_model_is_named_with_the_build_command(models_dir, tmp_path
     with pytest.raises(FileNotFoundError, match=r"hands/handtrack\.onnx.*`imagelift models build`"):
         Cascade.load(config)
     Cascade.load(VisionConfig.from_env({}, models_dir=tmp_path, threads=1, hand_stage=False))  # off: no hand model
+
+
+def _hand_coloured(image: np.ndarray) -> float:
+    """Share of pixels drawn in the hand colour (the photo's own pixels seldom are that exact magenta)."""
+    return float((np.abs(image.astype(int) - np.array(HAND_COLOUR)).max(axis=2) < 8).mean())
+
+
+def test_hand_boxes_are_drawn_live_and_from_the_record(with_stage, photos_dir) -> None:
+    photo = cv2.imread(str(photos_dir / HAND_PHOTO))
+    result = with_stage.classify_path(photos_dir / HAND_PHOTO)
+    assert result.decided_by == "handtrack"
+    live = annotate(photo, result)
+    record = result.to_record()
+    small = cv2.resize(photo, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA)
+    stored = annotate_recorded(small, width=record["width"], height=record["height"], hands=record["hands"])
+    assert _hand_coloured(photo) < 0.0005
+    assert _hand_coloured(live) > 0.002 and _hand_coloured(stored) > 0.002
+    x, y, _, h = (round(v / 2) for v in record["hands"][0]["box"])
+    edge = stored[max(0, y) : y + h, max(0, x)]  # the box's left edge, at half size
+    assert _hand_coloured(edge[:, None]) > 0.5

@@ -185,10 +185,20 @@ def print_summary(summary: dict[str, Any]) -> None:
             print(
                 f"  {m['path']}: {m['label']} {m['label_name']} called {m['predicted']} {m['predicted_name']} "
                 f"({m['decided_by']}); faces {m['faces']} best rejected face {m['best_face_score']}; "
-                f"persons {m['persons']} scores {json.dumps(m['person_scores'])}{' [review]' if m['review'] else ''}"
+                f"persons {m['persons']} scores {json.dumps(m['person_scores'])}{_hand_text(m)}"
+                f"{' [review]' if m['review'] else ''}"
             )
     for e in summary["errors"]:
         print(f"  {e['path']}: ERROR {e['error']['code']}: {e['error']['message']}")
+
+
+def _hand_text(mistake: dict[str, Any]) -> str:
+    """The hand stage's votes where it ran (the person vote, then each HandTrack input's best hand score)."""
+    vote = mistake.get("hand_vote")
+    if not vote:
+        return ""
+    hands = ", ".join(f"{name} {'not run' if vote[name] is None else vote[name]}" for name in ("stretched", "padded"))
+    return f"; hand stage: person {vote['person']}, {hands}{', fired' if vote['fired'] else ''}"
 
 
 def _pct(value: float | None) -> str:
@@ -222,6 +232,7 @@ def write_contact_sheet(out_dir: Path, cascade, summary: dict[str, Any]) -> None
             f"{mistake['predicted_name']} ({html.escape(str(mistake['decided_by']))})"
             f"{' <i>review</i>' if mistake['review'] else ''}<br>faces {mistake['faces']}, best rejected face "
             f"{mistake['best_face_score']}<br>persons {mistake['persons']}<br>person scores {scores}"
+            f"{html.escape(_hand_text(mistake)).replace('; ', '<br>', 1)}"
             "</figcaption></figure>"
         )
     matrix = summary["confusion"]["matrix"]

@@ -65,6 +65,7 @@ def _thumbnail(data: bytes, record: CategoryRecord) -> bytes:
         height=record.height or decoded.height,
         faces=record.faces,
         persons=record.persons,
+        hands=record.hands,
     )
     ok, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 85])
     if not ok:

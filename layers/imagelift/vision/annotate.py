@@ -1,4 +1,5 @@
-"""Copies of photos with what the cascade saw drawn on them: face boxes and landmarks, person boxes, the verdict."""
+"""Copies of photos with what the cascade saw drawn on them: face boxes and landmarks, person and hand boxes, the
+verdict."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from imagelift.vision.cascade import Classification
 
 FACE_COLOUR = (255, 155, 0)  # BGR orange-blue (0, 155, 255 in RGB), as the first figures drew faces
 PERSON_COLOUR = (0, 200, 0)
+HAND_COLOUR = (200, 0, 200)
 LABEL_COLOUR = (255, 255, 255)
 
 
@@ -32,6 +34,12 @@ def annotate(image_bgr: np.ndarray, result: Classification) -> np.ndarray:
         p2 = (round((x + w) * scale_x), round((y + h) * scale_y))
         cv2.rectangle(out, p1, p2, PERSON_COLOUR, thickness)
         _label(out, f"person {person.confidence:.2f} ({person.source})", p1, PERSON_COLOUR, thickness)
+    for hand in result.hands:
+        x, y, w, h = hand.box
+        p1 = (round(x * scale_x), round(y * scale_y))
+        p2 = (round((x + w) * scale_x), round((y + h) * scale_y))
+        cv2.rectangle(out, p1, p2, HAND_COLOUR, thickness)
+        _label(out, f"{hand.label} {hand.confidence:.2f}", p1, HAND_COLOUR, thickness)
     _label(out, f"{result.category} {result.category_name} ({result.decided_by})", (0, 0), (40, 40, 40), thickness)
     return out
 
@@ -54,18 +62,24 @@ def annotate_recorded(
     height: int,
     faces: list[dict] | None = None,
     persons: list[dict] | None = None,
+    hands: list[dict] | None = None,
     caption: str = "",
 ) -> np.ndarray:
     """A copy of ``image_bgr`` (the photo at any size) with the boxes of an ImageCategories record drawn on it.
 
-    ``faces`` and ``persons`` are the record's (``box`` [x, y, w, h] in the ``width`` x ``height`` photo,
+    ``faces``, ``persons`` and ``hands`` are the record's (``box`` [x, y, w, h] in the ``width`` x ``height`` photo,
     ``confidence``), so a stored decision can be shown without running the cascade again.
     """
     out = image_bgr.copy()
     scale_x = out.shape[1] / max(1, width)
     scale_y = out.shape[0] / max(1, height)
     thickness = max(2, round(max(out.shape[:2]) / 400))
-    for kind, colour, boxes in (("face", FACE_COLOUR, faces or ()), ("person", PERSON_COLOUR, persons or ())):
+    drawn = (
+        ("face", FACE_COLOUR, faces or ()),
+        ("person", PERSON_COLOUR, persons or ()),
+        ("hand", HAND_COLOUR, hands or ()),
+    )
+    for kind, colour, boxes in drawn:
         for found in boxes:
             x, y, w, h = (float(v) for v in found["box"])
             p1 = (round(x * scale_x), round(y * scale_y))

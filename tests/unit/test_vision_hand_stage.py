@@ -38,7 +38,7 @@ def test_thresholds_outside_0_1_are_refused(name) -> None:
 
 def test_defaults_are_what_nested_cv_chose_on_all_photos() -> None:
     chosen = json.loads((ROOT / "bench" / "results" / "hands_fusion.json").read_text(encoding="utf-8"))
-    rule = chosen["modes"]["capped"]["in_sample"]
+    rule = chosen["modes"]["capped_any"]["in_sample"]
     assert rule["candidate"] == {
         "family": "hand_and_person",
         "hand_input": "min",

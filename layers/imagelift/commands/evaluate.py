@@ -51,12 +51,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def hand_stage_estimate(path: Path | None) -> dict[str, Any] | None:
-    """The CV figures of the cascade with its hand stage (bench/hands_fusion.py, thresholds capped at 1% of products
-    called worn), per scheme: shares of hand, legs and all worn photos called worn, of products called worn."""
+    """The CV figures of the cascade with its hand stage (bench/hands_fusion.py, the shipped ``capped_any`` fit), per
+    scheme: shares of hand, legs and all worn photos called worn, of products called worn or model."""
     path = path if path is not None else (DEFAULT_HAND_CV if DEFAULT_HAND_CV.is_file() else None)
     if path is None:
         return None
-    cv = json.loads(path.read_text(encoding="utf-8"))["modes"]["capped"]["cv"]
+    cv = json.loads(path.read_text(encoding="utf-8"))["modes"]["capped_any"]["cv"]
     return {
         "source": str(path),
         **{
@@ -64,7 +64,7 @@ def hand_stage_estimate(path: Path | None) -> dict[str, Any] | None:
                 "hands": figures["test"]["hands"]["called_worn"],
                 "legs": figures["test"]["legs"]["called_worn"],
                 "worn_recall": figures["test"]["worn"]["called_worn"],
-                "product_called_worn": figures["test"]["product_called_worn"],
+                "product_called_worn_or_model": figures["test"]["product_called_worn_or_model"],
             }
             for scheme, figures in cv.items()
         },
@@ -176,7 +176,7 @@ def print_summary(summary: dict[str, Any]) -> None:
                 print(
                     f"  with the hand stage ({scheme} left out, {with_hands['source']}): hands {figures['hands']:.0%}, "
                     f"legs {figures['legs']:.0%}, worn {figures['worn_recall']:.0%}, "
-                    f"products called worn {figures['product_called_worn']:.1%}"
+                    f"products called worn or model {figures['product_called_worn_or_model']:.1%}"
                 )
     if summary["mistakes"]:
         print()

@@ -44,7 +44,7 @@ WATCHED = {
     "- product by season (2 steps)": ("threats.py", "product_season_check"),
     "PPML on rows (within-listing, untreated, donut, season)": ("estimation.py", "fit_ppml"),
     "- demeaning": ("demean.py", "demean"),
-    "- - exact two-way start": ("demean.py", "_direct_start"),
+    "- - exact two-way solution": ("demean.py", "_direct"),
     "- factorising codes": ("demean.py", "factorize"),
     "- dropping separated levels": ("estimation.py", "_separated"),
     "- design check (rank)": ("estimation.py", "_check_design"),

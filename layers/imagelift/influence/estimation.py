@@ -438,8 +438,8 @@ def fit_ppml(
     if n <= k + 1:
         raise EstimationError(f"{model}: {n} usable rows for {k} regressors")
     yk, xk = y[keep].astype(np.float64, copy=False), x[keep].astype(np.float64, copy=False)
-    # one column-major buffer for [z, x]: the sweeps walk it column by column, and it is reused every step
-    zx = np.empty((n, k + 1), dtype=np.float64, order="F")
+    # one row-major buffer for [z, x], reused every step: the exact two-way demeaning walks it row by row
+    zx = np.empty((n, k + 1), dtype=np.float64)
     zx[:, 1:] = xk
 
     mu = (yk + yk.mean()) / 2

@@ -49,7 +49,7 @@ WATCHED = {
     "- dropping separated levels": ("estimation.py", "_separated"),
     "- design check (rank)": ("estimation.py", "_check_design"),
     "- clustered sandwich": ("estimation.py", "_absorbed_fit_result"),
-    "- deviance": ("estimation.py", "_poisson_deviance"),
+    "- deviance": ("estimation.py", "__call__"),
     "listings that switch (twice)": ("analysis.py", "_switching_listings"),
     "within-listing weight shares, CR3 (and the headline's)": ("analysis.py", "concentrated_intervals"),
     "per-product effects": ("analysis.py", "per_product_effects"),

@@ -193,9 +193,16 @@ class FixedEffects:
         move_big = (sums_big - w_big[:, None] * alpha - cell @ gamma) / w_big[:, None]
         move_small = (sums_small - cell.T @ alpha - w_small[:, None] * gamma) / w_small[:, None]
         largest = np.maximum(_column_max_abs(move_big), _column_max_abs(move_small))
-        scale = 1.0 + np.array([max(float(x[:, j].max()), -float(x[:, j].min())) if n else 0.0 for j in range(k)])
-        if not np.all(largest <= self.tol * scale):
-            return coefs, group_w, None
+        # the sweeps' tolerance is tol * (1 + max |x|) per column; the largest weighted level mean is a lower bound
+        # of max |x| that costs nothing (a pass over the rows costs as much as the sums), so passing with it passes
+        with np.errstate(invalid="ignore", divide="ignore"):
+            level_means = np.maximum(
+                _column_max_abs(sums_big / w_big[:, None]), _column_max_abs(sums_small / w_small[:, None])
+            )
+        if not np.all(largest <= self.tol * (1.0 + level_means)):
+            scale = 1.0 + np.array([max(float(x[:, j].max()), -float(x[:, j].min())) if n else 0.0 for j in range(k)])
+            if not np.all(largest <= self.tol * scale):
+                return coefs, group_w, None
         resid = dummies @ np.vstack([alpha, gamma])  # each row's alpha + gamma, (n, k)
         np.subtract(x, resid, out=resid)
         return coefs, group_w, resid

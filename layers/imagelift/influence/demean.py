@@ -108,6 +108,7 @@ class FixedEffects:
     last_sweeps: int = field(init=False, default=0)
     _cell_codes: np.ndarray | None = field(init=False, default=None, repr=False)
     _dummy_matrix: sparse.csr_matrix | None = field(init=False, default=None, repr=False)
+    _weighted_dummy_matrix: sparse.csr_matrix | None = field(init=False, default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.codes = [np.ascontiguousarray(c, dtype=np.intp) for c in self.codes]
@@ -149,6 +150,18 @@ class FixedEffects:
             )
         return self._dummy_matrix
 
+    def _weighted_dummies(self, dummies: sparse.csr_matrix, w: np.ndarray) -> sparse.csr_matrix:
+        """:meth:`_dummies` with each row's two ones replaced by its weight (the same structure, its values
+        overwritten on every call: the weights change with every IRLS step, the rows' levels do not)."""
+        if self._weighted_dummy_matrix is None:
+            self._weighted_dummy_matrix = sparse.csr_matrix(
+                (np.empty_like(dummies.data), dummies.indices, dummies.indptr), shape=dummies.shape
+            )
+        data = self._weighted_dummy_matrix.data
+        data[0::2] = w
+        data[1::2] = w
+        return self._weighted_dummy_matrix
+
     def _direct(
         self, x: np.ndarray, w: np.ndarray, big: int, small: int
     ) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray | None]:
@@ -168,7 +181,7 @@ class FixedEffects:
         n, k = x.shape
         x = np.ascontiguousarray(x)  # rows contiguous: the sparse products walk the rows
         level_w = dummies.T @ w
-        sums = dummies.T @ (x * w[:, None])
+        sums = self._weighted_dummies(dummies, w).T @ x  # the weights in the matrix: no weighted copy of x
         w_big, w_small = level_w[:g_big], level_w[g_big:]
         sums_big, sums_small = sums[:g_big], sums[g_big:]
         group_w: list[np.ndarray] = [np.empty(0), np.empty(0)]

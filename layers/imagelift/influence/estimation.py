@@ -442,12 +442,13 @@ def fit_ppml(
     zx = np.empty((n, k + 1), dtype=np.float64)
     zx[:, 1:] = xk
 
-    mu = (yk + yk.mean()) / 2
-    eta = np.log(mu)
     if start is not None:
         # a related fit's linear predictor (the same model on overlapping rows): IRLS then needs a step or two
         eta = np.asarray(start, dtype=np.float64)[keep]
         mu = np.exp(eta)
+    else:
+        mu = (yk + yk.mean()) / 2
+        eta = np.log(mu)
     deviance_of = _PoissonDeviance(yk)
     deviance = deviance_of(eta, mu)
     for iteration in range(1, maxiter + 1):

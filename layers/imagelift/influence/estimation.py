@@ -331,7 +331,8 @@ def fit_ols_fe(
         raise EstimationError(f"{model}: {n} usable rows for {k} regressors")
     yx = np.column_stack([y[keep], x[keep]])
     yx_dm, _ = fe.demean(yx)
-    y_dm, x_dm = yx_dm[:, 0], yx_dm[:, 1:]
+    # column-major for the sandwich's per-cluster column sums (the demeaning returns rows contiguous)
+    y_dm, x_dm = yx_dm[:, 0], np.asfortranarray(yx_dm[:, 1:])
     _check_design(x_dm, x[keep], names)
     result = _least_squares(y_dm, x_dm)
     return _absorbed_fit_result(
@@ -457,7 +458,7 @@ def fit_ppml(
         zx_dm, _ = fe.demean(zx, weights=mu)
         z_dm, x_dm = zx_dm[:, 0], zx_dm[:, 1:]
         if iteration == 1:
-            _check_design(x_dm, xk, names)
+            _check_design(np.asfortranarray(x_dm), xk, names)  # column-major: LAPACK's and the column checks
         # weighted least squares step on the demeaned data (k x k normal equations)
         wx = x_dm * mu[:, None]
         gram = wx.T @ x_dm
@@ -474,6 +475,8 @@ def fit_ppml(
     else:
         raise EstimationError(f"{model}: IRLS did not converge in {maxiter} iterations")
     # the converged step again: its params and residuals feed the clustered sandwich
+    # a column-major copy for the sandwich, which sums each column per cluster (a bincount needs it contiguous)
+    x_dm = np.asfortranarray(x_dm)
     result = _least_squares(z_dm, x_dm, weights=weights, normal=(wx, gram))
     return _absorbed_fit_result(
         result,

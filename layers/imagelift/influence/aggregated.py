@@ -98,8 +98,6 @@ class ArrayCellSums:
         self.names = list(names)
         self._y = np.asarray(y, dtype=np.float64)
         self._x = np.asfortranarray(x, dtype=np.float64)  # read column by column below
-        self._x_rows: np.ndarray | None = None  # and row by row (a copy, made on first use)
-        self._cells_of_rows: sparse.csr_matrix | None = None
         self.product_codes, self.product_labels = factorize(product)
         week_codes, self.week_labels = factorize(week)
         n_weeks = len(self.week_labels)
@@ -136,38 +134,18 @@ class ArrayCellSums:
             product_labels=np.asarray(self.product_labels),
         )
 
-    def _cell_matrix(self) -> sparse.csr_matrix:
-        """(rows, cells): one entry a row, in its cell; its values are overwritten with each row's weight before
-        use, so that the transpose times the rows' regressors sums every column per cell in one pass over them
-        (a bincount per column reads the rows once per column)."""
-        if self._cells_of_rows is None:
-            n = len(self._cell)
-            index_type = (
-                np.int32 if n < np.iinfo(np.int32).max and len(self._cells) < np.iinfo(np.int32).max else np.int64
-            )
-            self._cells_of_rows = sparse.csr_matrix(
-                (np.empty(n), self._cell.astype(index_type), np.arange(n + 1, dtype=index_type)),
-                shape=(n, len(self._cells)),
-            )
-        return self._cells_of_rows
-
     def varying(self, beta: np.ndarray) -> VaryingSums:
         k = self._x.shape[1]
-        if self._x_rows is None:
-            self._x_rows = np.ascontiguousarray(self._x)  # the sparse products walk the rows
-        x = self._x_rows
         e = np.exp(self._x @ beta)
-        cells = self._cell_matrix()
-        # each product below is a row's e (times x_a) times its x_b: the same products, summed in the same row
-        # order, as the bincounts of e * x_a * x_b they replace
-        np.copyto(cells.data, e)
-        ex = cells.T @ x
+        ex = np.empty((len(self._cells), k))
         exx = np.empty((len(self._cells), k * (k + 1) // 2))
         column = 0
         for a in range(k):
-            np.multiply(e, x[:, a], out=cells.data)
-            exx[:, column : column + k - a] = (cells.T @ x)[:, a:]
-            column += k - a
+            weighted = e * self._x[:, a]
+            ex[:, a] = self._sum(weighted)
+            for b in range(a, k):
+                exx[:, column] = self._sum(weighted * self._x[:, b])
+                column += 1
         return VaryingSums(e=self._sum(e), ex=ex, exx=exx)
 
 

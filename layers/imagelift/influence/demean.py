@@ -10,12 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from scipy import sparse
 
 from imagelift.errors import EstimationFailure
+
+if TYPE_CHECKING:  # imported where first used: importing the report service should not load scipy.sparse
+    from scipy import sparse
 
 
 class DemeaningDidNotConverge(EstimationFailure, RuntimeError):
@@ -137,6 +140,8 @@ class FixedEffects:
         product then sums every column per level of both factors in a single pass over the rows (a bincount per
         column and factor reads them 2k times), and another puts the fitted effects back on the rows."""
         if self._dummy_matrix is None:
+            from scipy import sparse
+
             g_big = self.n_levels[big]
             n = len(self.codes[big])
             index_type = np.int32 if 2 * n + g_big + self.n_levels[small] < np.iinfo(np.int32).max else np.int64
@@ -154,6 +159,8 @@ class FixedEffects:
         """:meth:`_dummies` with each row's two ones replaced by its weight (the same structure, its values
         overwritten on every call: the weights change with every IRLS step, the rows' levels do not)."""
         if self._weighted_dummy_matrix is None:
+            from scipy import sparse
+
             self._weighted_dummy_matrix = sparse.csr_matrix(
                 (np.empty_like(dummies.data), dummies.indices, dummies.indptr), shape=dummies.shape
             )

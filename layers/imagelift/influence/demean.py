@@ -4,6 +4,8 @@ statsmodels has no ``absorb`` option and dummy columns for 5k products need tens
 regression here runs on data from which the product and week means have been swept out. With two or more
 factors the sweep is repeated until it stops changing (Gauss-Seidel on the normal equations of the fixed
 effects); the fixed-effect coefficients are kept so that IRLS can warm-start the next sweep from the last one.
+Two factors, one of them small (listings and weeks), are solved exactly instead, and swept only when that
+solution is not already the fixed point to ``tol`` (see :class:`FixedEffects`).
 """
 
 from __future__ import annotations

@@ -131,7 +131,7 @@ def test_exact_two_way_start_and_plain_sweeps_reach_the_same_point(monkeypatch):
     w = rng.gamma(2.0, 1.0, n)
     fe = FixedEffects.from_columns(product, week, tol=1e-13)
     direct, _ = fe.demean(x, weights=w)
-    assert fe.last_sweeps == 1  # the exact start is already the fixed point
+    assert fe.last_sweeps == 0  # the exact two-way solution is already the fixed point: no sweep runs
     monkeypatch.setattr(demean, "DIRECT_MAX_SMALL", 0)
     sweeps, _ = fe.demean(x, weights=w)
     assert fe.last_sweeps > 1
@@ -140,6 +140,41 @@ def test_exact_two_way_start_and_plain_sweeps_reach_the_same_point(monkeypatch):
     sw = np.sqrt(w)[:, None]
     coef, *_ = np.linalg.lstsq(dummies * sw, x * sw, rcond=None)
     assert np.max(np.abs(direct - (x - dummies @ coef))) < 1e-9
+
+
+def test_exact_two_way_solution_falls_back_to_sweeps_from_it_when_not_the_fixed_point(monkeypatch):
+    """When the exact solution's level means are not within tol (an ill-conditioned system), the sweeps run from
+    it; either way the residuals are those of the plain sweeps, and row- or column-major input makes no difference."""
+    import imagelift.influence.demean as demean
+
+    rng = np.random.default_rng(5)
+    n = 4000
+    listing = rng.integers(0, 300, n)
+    week = rng.integers(0, 52, n)
+    x = rng.normal(size=(n, 4)) + listing[:, None] * 0.02 - week[:, None] * 0.01
+    w = rng.gamma(2.0, 1.0, n)
+    fe = FixedEffects.from_columns(listing, week, tol=1e-13)
+    direct, direct_coefs = fe.demean(x, weights=w)
+    assert fe.last_sweeps == 0
+    column_major, _ = fe.demean(np.asfortranarray(x), weights=w)
+    assert np.array_equal(direct, column_major)
+    solve = np.linalg.lstsq
+
+    # an inexact solve of the small system (as an ill-conditioned one would give): the sweeps finish the job
+    def inexact(a, b, rcond=None):  # off by a different amount in each week (a common shift would be exact)
+        return (solve(a, b, rcond=rcond)[0] + 1e-6 * np.arange(len(a))[:, None],)
+
+    monkeypatch.setattr(np.linalg, "lstsq", inexact)
+    restarted, _ = fe.demean(x, weights=w)
+    assert fe.last_sweeps >= 1
+    monkeypatch.setattr(np.linalg, "lstsq", solve)
+    monkeypatch.setattr(demean, "DIRECT_MAX_SMALL", 0)
+    sweeps, sweep_coefs = fe.demean(x, weights=w)
+    assert np.max(np.abs(direct - sweeps)) < 1e-10
+    assert np.max(np.abs(restarted - sweeps)) < 1e-10
+    # the same fitted effects, whatever each method's normalisation of the free level
+    for coefs in (direct_coefs, sweep_coefs):
+        assert np.max(np.abs(x - coefs[0][fe.codes[0]] - coefs[1][fe.codes[1]] - direct)) < 1e-10
 
 
 def test_three_factors_use_plain_sweeps():

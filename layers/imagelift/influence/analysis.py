@@ -472,13 +472,18 @@ def _weight_shares(fit: FitResult, clusters: np.ndarray) -> np.ndarray | None:
     w = fit.weights if fit.weights is not None else np.ones(len(x))
     codes = factorize(clusters[fit.kept_rows])[0]
     n_clusters = int(codes.max()) + 1
-    shares = np.empty((n_clusters, x.shape[1]))
-    for j in range(x.shape[1]):
-        others = np.delete(x, j, axis=1)
-        r = x[:, j]
-        if others.shape[1]:
-            wo = others * w[:, None]
-            r = r - others @ np.linalg.lstsq(wo.T @ others, wo.T @ r, rcond=None)[0]
+    k = x.shape[1]
+    # every regressor's residual on the others from one weighted Gram matrix: r_j = x @ c_j, c_j = e_j - b_j
+    gram = (x * w[:, None]).T @ x
+    combinations = np.eye(k)
+    for j in range(k):
+        others = [i for i in range(k) if i != j]
+        if others:
+            combinations[others, j] = -np.linalg.lstsq(gram[np.ix_(others, others)], gram[others, j], rcond=None)[0]
+    residuals = x @ combinations
+    shares = np.empty((n_clusters, k))
+    for j in range(k):
+        r = residuals[:, j]
         mass = np.bincount(codes, weights=w * r**2, minlength=n_clusters)
         shares[:, j] = mass / mass.sum() if mass.sum() > 0 else 0.0
     return shares

@@ -4,17 +4,23 @@ statsmodels has no ``absorb`` option and dummy columns for 5k products need tens
 regression here runs on data from which the product and week means have been swept out. With two or more
 factors the sweep is repeated until it stops changing (Gauss-Seidel on the normal equations of the fixed
 effects); the fixed-effect coefficients are kept so that IRLS can warm-start the next sweep from the last one.
+Two factors, one of them small (listings and weeks), are solved exactly instead, and swept only when that
+solution is not already the fixed point to ``tol`` (see :class:`FixedEffects`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from imagelift.errors import EstimationFailure
+
+if TYPE_CHECKING:  # imported where first used: importing the report service should not load scipy.sparse
+    from scipy import sparse
 
 
 class DemeaningDidNotConverge(EstimationFailure, RuntimeError):
@@ -94,9 +100,10 @@ class FixedEffects:
 
     The answer is always the fixed point of alternating projections (each factor's weighted mean swept out in
     turn until a whole sweep changes nothing by more than ``tol``). With two factors, one of them small (weeks),
-    the sweeps start from the exact two-way solution: the small factor's effects solve a G_small x G_small
-    system once the large factor is concentrated out, so the sweep that follows only confirms convergence,
-    instead of creeping towards it on an unbalanced panel.
+    the exact two-way solution is computed instead: the small factor's effects solve a G_small x G_small
+    system once the large factor is concentrated out. When the weighted mean residual of every level is then
+    within ``tol`` (what a sweep would change), it is the fixed point and no sweep runs; otherwise the sweeps
+    start from it, instead of creeping towards the answer on an unbalanced panel.
     """
 
     codes: list[np.ndarray]
@@ -105,6 +112,8 @@ class FixedEffects:
     n_levels: list[int] = field(init=False)
     last_sweeps: int = field(init=False, default=0)
     _cell_codes: np.ndarray | None = field(init=False, default=None, repr=False)
+    _dummy_matrix: sparse.csr_matrix | None = field(init=False, default=None, repr=False)
+    _weighted_dummy_matrix: sparse.csr_matrix | None = field(init=False, default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.codes = [np.ascontiguousarray(c, dtype=np.intp) for c in self.codes]
@@ -118,35 +127,107 @@ class FixedEffects:
         """The same factors on the rows in ``mask``, re-coded densely."""
         return FixedEffects([factorize(c[mask])[0] for c in self.codes], tol=self.tol, maxiter=self.maxiter)
 
-    def _direct_start(self, x: np.ndarray, w: np.ndarray, group_w: list[np.ndarray]) -> list[np.ndarray] | None:
+    def _two_way(self) -> tuple[int, int] | None:
+        """(big, small): the factors' positions when the exact two-way solution applies, else None."""
         if len(self.codes) != 2:
             return None
         big, small = (0, 1) if self.n_levels[0] >= self.n_levels[1] else (1, 0)
         g_big, g_small = self.n_levels[big], self.n_levels[small]
         if g_small > DIRECT_MAX_SMALL or g_big * g_small > DIRECT_MAX_CELLS:
             return None
+        return big, small
+
+    def _dummies(self, big: int, small: int) -> sparse.csr_matrix:
+        """The rows' dummies of both factors, (n, G_big + G_small) with two ones a row, built once: one sparse
+        product then sums every column per level of both factors in a single pass over the rows (a bincount per
+        column and factor reads them 2k times), and another puts the fitted effects back on the rows."""
+        if self._dummy_matrix is None:
+            from scipy import sparse
+
+            g_big = self.n_levels[big]
+            n = len(self.codes[big])
+            index_type = np.int32 if 2 * n + g_big + self.n_levels[small] < np.iinfo(np.int32).max else np.int64
+            indices = np.empty(2 * n, dtype=index_type)
+            indices[0::2] = self.codes[big]
+            indices[1::2] = self.codes[small]
+            indices[1::2] += g_big
+            indptr = np.arange(0, 2 * n + 1, 2, dtype=index_type)
+            self._dummy_matrix = sparse.csr_matrix(
+                (np.ones(2 * n), indices, indptr), shape=(n, g_big + self.n_levels[small])
+            )
+        return self._dummy_matrix
+
+    def _weighted_dummies(self, dummies: sparse.csr_matrix, w: np.ndarray) -> sparse.csr_matrix:
+        """:meth:`_dummies` with each row's two ones replaced by its weight (the same structure, its values
+        overwritten on every call: the weights change with every IRLS step, the rows' levels do not)."""
+        if self._weighted_dummy_matrix is None:
+            from scipy import sparse
+
+            self._weighted_dummy_matrix = sparse.csr_matrix(
+                (np.empty_like(dummies.data), dummies.indices, dummies.indptr), shape=dummies.shape
+            )
+        data = self._weighted_dummy_matrix.data
+        data[0::2] = w
+        data[1::2] = w
+        return self._weighted_dummy_matrix
+
+    def _direct(
+        self, x: np.ndarray, w: np.ndarray, big: int, small: int
+    ) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray | None]:
+        """The exact two-way solution: the fixed-effect coefficients, each factor's summed weights, and the
+        residuals when the solution is already the fixed point of the sweeps (every level's weighted mean
+        residual within ``tol``), else None.
+
+        The small factor's effects solve the G_small x G_small system left once the large factor is concentrated
+        out (a Schur complement, one solve for every column), the large factor's follow level by level. Both
+        levels' weighted mean residuals come from the level sums without touching the rows again, which is what a
+        sweep would compute: when they are within ``tol`` the sweep would only confirm the answer, so it is
+        skipped; otherwise (a system too ill-conditioned to solve exactly) the sweeps start from it.
+        """
+        g_big, g_small = self.n_levels[big], self.n_levels[small]
         c_big, c_small = self.codes[big], self.codes[small]
-        w_big, w_small = group_w[big], group_w[small]
+        dummies = self._dummies(big, small)
+        n, k = x.shape
+        x = np.ascontiguousarray(x)  # rows contiguous: the sparse products walk the rows
+        level_w = dummies.T @ w
+        sums = self._weighted_dummies(dummies, w).T @ x  # the weights in the matrix: no weighted copy of x
+        w_big, w_small = level_w[:g_big], level_w[g_big:]
+        sums_big, sums_small = sums[:g_big], sums[g_big:]
+        group_w: list[np.ndarray] = [np.empty(0), np.empty(0)]
+        group_w[big], group_w[small] = w_big, w_small
         if self._cell_codes is None:
             self._cell_codes = c_big * g_small + c_small
         cell = np.bincount(self._cell_codes, weights=w, minlength=g_big * g_small).reshape(g_big, g_small)
-        share = cell / w_big[:, None]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            share = cell / w_big[:, None]
         system = np.diag(w_small) - cell.T @ share  # weighted within-big cross-product of the small dummies
-        k = x.shape[1]
-        sums_big = np.empty((g_big, k))
-        rhs = np.empty((g_small, k))
-        for j in range(k):
-            wx = w * x[:, j]
-            sums_big[:, j] = np.bincount(c_big, weights=wx, minlength=g_big)
-            rhs[:, j] = np.bincount(c_small, weights=wx, minlength=g_small)
-        rhs -= share.T @ sums_big
+        rhs = sums_small - share.T @ sums_big
+        coefs: list[np.ndarray] = [np.empty(0), np.empty(0)]
+        if not (np.isfinite(system).all() and np.isfinite(rhs).all()):  # a level of zero weight: sweep
+            coefs[big], coefs[small] = np.zeros((g_big, k)), np.zeros((g_small, k))
+            return coefs, group_w, None
         # singular by construction (one level per connected set is free): least squares picks one solution,
         # and every solution gives the same residuals
         gamma = np.linalg.lstsq(system, rhs, rcond=None)[0]
         alpha = (sums_big - cell @ gamma) / w_big[:, None]
-        coefs: list[np.ndarray] = [np.empty(0), np.empty(0)]
         coefs[big], coefs[small] = alpha, gamma
-        return coefs
+        # what the first sweep would move each level by: the weighted mean residual per level
+        move_big = (sums_big - w_big[:, None] * alpha - cell @ gamma) / w_big[:, None]
+        move_small = (sums_small - cell.T @ alpha - w_small[:, None] * gamma) / w_small[:, None]
+        largest = np.maximum(_column_max_abs(move_big), _column_max_abs(move_small))
+        # the sweeps' tolerance is tol * (1 + max |x|) per column; the largest weighted level mean is a lower bound
+        # of max |x| that costs nothing (a pass over the rows costs as much as the sums), so passing with it passes
+        with np.errstate(invalid="ignore", divide="ignore"):
+            level_means = np.maximum(
+                _column_max_abs(sums_big / w_big[:, None]), _column_max_abs(sums_small / w_small[:, None])
+            )
+        if not np.all(largest <= self.tol * (1.0 + level_means)):
+            scale = 1.0 + np.array([max(float(x[:, j].max()), -float(x[:, j].min())) if n else 0.0 for j in range(k)])
+            if not np.all(largest <= self.tol * scale):
+                return coefs, group_w, None
+        resid = dummies @ np.vstack([alpha, gamma])  # each row's alpha + gamma, (n, k)
+        np.subtract(x, resid, out=resid)
+        return coefs, group_w, resid
 
     def demean(
         self,
@@ -163,15 +244,19 @@ class FixedEffects:
         one_dim = x.ndim == 1
         if one_dim:
             x = x[:, None]
-        x = np.asfortranarray(x)  # column by column below: keep each column contiguous
         n, k = x.shape
         w = np.ones(n) if weights is None else np.asarray(weights, dtype=np.float64)
-        group_w = [np.bincount(c, weights=w, minlength=g) for c, g in zip(self.codes, self.n_levels, strict=True)]
-        coefs = self._direct_start(x, w, group_w)
-        if coefs is None:
+        self.last_sweeps = 0
+        two_way = self._two_way()
+        if two_way is not None:
+            coefs, group_w, resid = self._direct(x, w, *two_way)
+            if resid is not None:
+                return (resid[:, 0] if one_dim else resid), coefs
+        x = np.asfortranarray(x)  # column by column below: keep each column contiguous
+        if two_way is None:
+            group_w = [np.bincount(c, weights=w, minlength=g) for c, g in zip(self.codes, self.n_levels, strict=True)]
             coefs = [s.copy() for s in start] if start is not None else [np.zeros((g, k)) for g in self.n_levels]
         out = np.empty_like(x, order="F")
-        self.last_sweeps = 0
         for j in range(k):
             resid = x[:, j].copy()
             for c, coef in zip(self.codes, coefs, strict=True):
@@ -195,3 +280,8 @@ class FixedEffects:
                 )
             out[:, j] = resid
         return (out[:, 0] if one_dim else out), coefs
+
+
+def _column_max_abs(values: np.ndarray) -> np.ndarray:
+    """Largest absolute value of each column (NaN if any is: a level of zero weight), 0 for no rows."""
+    return np.max(np.abs(values), axis=0) if len(values) else np.zeros(values.shape[1])

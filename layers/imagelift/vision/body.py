@@ -94,6 +94,10 @@ class _Net:
         self.outputs = [o.name for o in self.session.get_outputs()]
         self.metadata = self.session.get_modelmeta().custom_metadata_map
 
+    def prepare(self, image_rgb: np.ndarray) -> np.ndarray:
+        """The net's uint8 input for an RGB uint8 photo: padded to a square with grey, resized to the input size."""
+        return _resize(pad_to_square(image_rgb)[0], self.size)
+
     def run(self, batch: np.ndarray) -> dict[str, np.ndarray]:
         return dict(zip(self.outputs, self.session.run(self.outputs, {self.input.name: batch}), strict=True))
 
@@ -106,9 +110,11 @@ class PoseEstimator(_Net):
 
     def keypoints(self, image_rgb: np.ndarray) -> np.ndarray:
         """``[17, 3]`` (y, x in 0..1 of the square-padded photo, score) for an RGB uint8 photo."""
-        square, _ = pad_to_square(image_rgb)
-        batch = _resize(square, self.size).astype(np.float32)[None]
-        out = self.run(batch)
+        return self.keypoints_of(self.prepare(image_rgb))
+
+    def keypoints_of(self, prepared: np.ndarray) -> np.ndarray:
+        """``[17, 3]`` for the net's uint8 input (:meth:`prepare`)."""
+        out = self.run(prepared.astype(np.float32)[None])
         return decode_single_pose(out["heatmaps"][0], out["centers"][0], out["regress"][0], out["offsets"][0])
 
 
@@ -122,6 +128,8 @@ class PersonCenters(_Net):
 
     def best_person(self, image_rgb: np.ndarray) -> float:
         """The highest person-centre score anywhere on the square-padded RGB uint8 photo."""
-        square, _ = pad_to_square(image_rgb)
-        batch = (_resize(square, self.size).astype(np.float32) * self.scale)[None]
-        return float(self.run(batch)["heatmaps"][0, :, :, PERSON_CLASS].max())
+        return float(self.heatmaps(image_rgb)[:, :, PERSON_CLASS].max())
+
+    def heatmaps(self, image_rgb: np.ndarray) -> np.ndarray:
+        """``[128, 128, 80]`` class-centre scores (COCO classes) on the square-padded photo."""
+        return self.run((self.prepare(image_rgb).astype(np.float32) * self.scale)[None])["heatmaps"][0]

@@ -68,6 +68,7 @@ class Table:
     weight: np.ndarray
     feature: dict[str, np.ndarray]
     photo_kind: list[str]
+    photo_id: list[str]
 
     @property
     def worn(self) -> np.ndarray:
@@ -108,6 +109,7 @@ def build_table(records: list[dict]) -> tuple[Table, dict]:
         weight=np.array(rows["weight"]),
         feature={f: np.array(rows[f]) for f in (*KEYPOINT_FEATURES, *PERSON_FEATURES)},
         photo_kind=[r["kind"] for r in records],
+        photo_id=[r["id"] for r in records],
     )
     timing = {
         net: {
@@ -371,6 +373,15 @@ def markdown(result: dict) -> str:
             f"| `{point['feature']}` | {_pct(point['flip_cap'])} | {point['threshold']} | {_pct(point['worn'])} | "
             f"{_pct(point['legs'])} | {_pct(point['hands'])} |"
         )
+    flips = result["centernet_flips"]
+    lines += [
+        "",
+        f"Photos `centernet >= {flips['threshold']}` alone turns worn (the in-sample 0.5% point; copies of 5):",
+        "",
+        "| photo | kind | copies |",
+        "|---|---|---|",
+        *(f"| `{p['photo']}` | {p['kind']} | {p['copies']} |" for p in flips["photos"]),
+    ]
     lines += ["", "CPU ms per photo copy where the vote runs (process time, one thread, padded to a square):", ""]
     for net, t in result["timing"].items():
         lines.append(f"- {net}: median {t['cpu_median_ms']} ms, mean {t['cpu_mean_ms']} ms over {t['runs']} runs")
@@ -460,6 +471,16 @@ def curve(table: Table, caps: tuple[float, ...] = (0.0025, 0.005, 0.01, 0.02)) -
     return out
 
 
+def flipped_photos(table: Table, feature: str, threshold: float) -> list[dict]:
+    """The photos one vote alone turns worn at ``threshold``: id, kind and how many of its copies."""
+    fired = (table.category == 3) & (table.feature[feature] >= threshold - 1e-9)
+    counts = Counter(int(p) for p in table.photo[fired])
+    return [
+        {"photo": table.photo_id[p], "kind": table.photo_kind[p], "copies": n}
+        for p, n in sorted(counts.items(), key=lambda item: (table.photo_kind[item[0]] not in PRODUCT_KINDS, item[0]))
+    ]
+
+
 def main() -> int:
     import argparse
 
@@ -475,6 +496,8 @@ def main() -> int:
     result["budgets"] = {b: run_budget(table, pool, b, result["without_vote"]) for b in BUDGETS}
     result["quantiles"] = quantiles(table)
     result["curve"] = curve(table)
+    at = next(p["threshold"] for p in result["curve"] if p["feature"] == "centernet" and p["flip_cap"] == 0.005)
+    result["centernet_flips"] = {"threshold": at, "photos": flipped_photos(table, "centernet", at)}
     result["seconds"] = round(time.monotonic() - started)
     result["load"] = "uptime load averages at the end " + ", ".join(f"{v:.2f}" for v in os.getloadavg())
     out = ROOT / "bench" / "results"

@@ -33,6 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from infra.models import darknet, prelu, tfjs_graph
 from infra.models.prepare import PREPARED_DIR, prepare_models, prepared_paths
 
@@ -389,11 +391,16 @@ def _convert_tfjs_graph(spec: dict[str, Any], members: dict[str, bytes], output:
     try:
         graph = tfjs_graph.GraphModel.load(members[model_ref], shards)
         pre = spec["preprocessing"]
+
+        def value(key: str) -> Any:
+            # A graph constant's name, or the value itself where the graph has no such constant (a fixed input).
+            return graph.const(pre[key]) if isinstance(pre[key], str) else np.asarray(pre[key])
+
         preprocessing = {
-            "input_size": [int(v) for v in graph.const(pre["input_size"])],
-            "scale": float(graph.const(pre["scale"])),
-            "offset": -float(graph.const(pre["subtract"])),
-            "layout": "NHWC, RGB, stretched to input_size, pixel * scale + offset",
+            "input_size": [int(v) for v in value("input_size")],
+            "scale": float(value("scale")),
+            "offset": 0.0 - float(value("subtract")),  # not -0.0 where nothing is subtracted
+            "layout": pre.get("layout", "NHWC, RGB, stretched to input_size, pixel * scale + offset"),
         }
         metadata = {"preprocessing": preprocessing, "classes": spec["classes"], "source": f"{package}"}
         converted = tfjs_graph.convert(

@@ -56,6 +56,8 @@ SUPPORTED_OPS = (
     "Transpose",
     "Slice",
     "Pad",
+    "Mean",
+    "ResizeBilinear",
 )
 
 _DTYPES = {
@@ -323,6 +325,40 @@ def _fused_conv(b: _Builder, name: str, node: dict, depthwise: bool) -> str:
     return _activation(b, name, out, fused[1]) if len(fused) == 2 else out
 
 
+def _resize_bilinear(b: _Builder, name: str, node: dict, x: str, size: np.ndarray) -> str:
+    """TensorFlow's ``ResizeBilinear`` of an NHWC tensor to ``size`` (height, width).
+
+    Done in NCHW with the output size built from the input's own batch and channel counts, so no static shape is
+    needed; TensorFlow's two flags map onto ONNX coordinate modes (neither set: ``asymmetric``).
+    """
+    if len(size) != 2:
+        raise TfjsGraphError(f"node {name!r}: ResizeBilinear size must have 2 values")
+    if _attr(node, "align_corners", False):
+        mode = "align_corners"
+    elif _attr(node, "half_pixel_centers", False):
+        mode = "half_pixel"
+    else:
+        mode = "asymmetric"
+    nchw = b.fresh(name + "_nchw")
+    b.add("Transpose", [x], [nchw], name + "_to_nchw", perm=[0, 3, 1, 2])
+    shape = b.fresh(name + "_shape")
+    b.add("Shape", [nchw], [shape], name + "_shape")
+    batch_channels = b.fresh(name + "_nc")
+    b.add(
+        "Slice",
+        [shape, b.initializer(_i64([0]), "starts"), b.initializer(_i64([2]), "ends"), b.initializer(_i64([0]), "axes")],
+        [batch_channels],
+        name + "_nc",
+    )
+    sizes = b.fresh(name + "_sizes")
+    b.add("Concat", [batch_channels, b.initializer(_i64(size), "hw")], [sizes], name + "_sizes", axis=0)
+    resized = b.fresh(name + "_resized")
+    b.add("Resize", [nchw, "", "", sizes], [resized], name, mode="linear", coordinate_transformation_mode=mode)
+    out = b.fresh(name + "_nhwc")
+    b.add("Transpose", [resized], [out], name + "_to_nhwc", perm=[0, 2, 3, 1])
+    return out
+
+
 def _i64(values: Any) -> np.ndarray:
     return np.asarray(values, dtype=np.int64).reshape(-1)
 
@@ -421,6 +457,13 @@ def _convert_node(b: _Builder, name: str, node: dict) -> list[str] | None:
         onnx_pads = np.concatenate([pads[:, 0], pads[:, 1]])
         b.add("Pad", [b.value(inputs[0]), b.initializer(onnx_pads, "pads")], [out], name, mode="constant")
         return [out]
+    if op == "Mean":
+        axes = [int(a) for a in _i64(b.constant(inputs[1], name))]
+        keep = 1 if _attr(node, "keep_dims", False) else 0
+        b.add("ReduceMean", [b.value(inputs[0])], [out], name, axes=axes, keepdims=keep)
+        return [out]
+    if op == "ResizeBilinear":
+        return [_resize_bilinear(b, name, node, b.value(inputs[0]), _i64(b.constant(inputs[1], name)))]
     raise TfjsGraphError(f"node {name!r}: op {op} is listed but not handled")  # pragma: no cover
 
 

@@ -236,3 +236,66 @@ def test_weights_that_do_not_fit_their_shards_are_refused():
         decode_weights(manifest, {"a.bin": b"\0" * 24})
     with pytest.raises(TfjsGraphError, match=r"shard 'a\.bin' is missing"):
         decode_weights(manifest, {})
+
+
+def _tf_resize_bilinear(x: np.ndarray, out_h: int, out_w: int, align_corners: bool, half_pixel: bool) -> np.ndarray:
+    """TensorFlow's ResizeBilinear kernel written out: source coordinate per output pixel, clamped neighbours."""
+
+    def axis(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        scale = (n_in - 1) / (n_out - 1) if align_corners and n_out > 1 else n_in / n_out
+        i = np.arange(n_out, dtype=np.float64)
+        src = (i + 0.5) * scale - 0.5 if half_pixel else i * scale
+        low = np.floor(src)
+        frac = src - low
+        return np.clip(low, 0, n_in - 1).astype(int), np.clip(low + 1, 0, n_in - 1).astype(int), frac
+
+    y0, y1, fy = axis(x.shape[1], out_h)
+    x0, x1, fx = axis(x.shape[2], out_w)
+    top = x[:, y0][:, :, x0] * (1 - fx)[None, None, :, None] + x[:, y0][:, :, x1] * fx[None, None, :, None]
+    bottom = x[:, y1][:, :, x0] * (1 - fx)[None, None, :, None] + x[:, y1][:, :, x1] * fx[None, None, :, None]
+    return top * (1 - fy)[None, :, None, None] + bottom * fy[None, :, None, None]
+
+
+@pytest.mark.parametrize(("align_corners", "half_pixel"), [(False, False), (False, True), (True, False)])
+def test_resize_bilinear_and_mean_match_tensorflow(align_corners, half_pixel):
+    size = np.array([9, 4], np.int32)
+    axes = np.array([1, 2], np.int32)
+    manifest = [
+        {"name": "size", "shape": [2], "dtype": "int32"},
+        {"name": "axes", "shape": [2], "dtype": "int32"},
+    ]
+    nodes = [
+        {"name": "size", "op": "Const", "attr": {}},
+        {"name": "axes", "op": "Const", "attr": {}},
+        {"name": "x", "op": "Placeholder", "attr": {}},
+        {
+            "name": "up",
+            "op": "ResizeBilinear",
+            "input": ["x", "size"],
+            "attr": {"align_corners": {"b": align_corners}, "half_pixel_centers": {"b": half_pixel}},
+        },
+        {"name": "pooled", "op": "Mean", "input": ["up", "axes"], "attr": {"keep_dims": {"b": True}}},
+    ]
+    text = json.dumps(
+        {
+            "format": "graph-model",
+            "modelTopology": {"node": nodes},
+            "weightsManifest": [{"paths": ["w.bin"], "weights": manifest}],
+        }
+    )
+    graph = GraphModel.load(text, {"w.bin": size.tobytes() + axes.tobytes()})
+    model = convert(
+        graph,
+        cut="x",
+        input_name="image",
+        input_shape=[1, 5, 7, 3],
+        outputs={"up": "up", "pooled": "pooled"},
+        model_name="resize",
+    )
+    x = np.random.default_rng(5).normal(size=(1, 5, 7, 3)).astype(np.float32)
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    up, pooled = session.run(["up", "pooled"], {"image": x})
+    expected = _tf_resize_bilinear(x.astype(np.float64), 9, 4, align_corners, half_pixel)
+    assert up.shape == (1, 9, 4, 3)
+    np.testing.assert_allclose(up, expected, atol=1e-5)
+    np.testing.assert_allclose(pooled, expected.mean(axis=(1, 2), keepdims=True), atol=1e-5)

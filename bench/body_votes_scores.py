@@ -1,0 +1,128 @@
+"""Body votes for the photos the cascade (hand stage on) still calls product: MoveNet keypoints and CenterNet's
+best person score, for every tuning photo and each of its copies.
+
+    OMP_NUM_THREADS=1 .venv/bin/python bench/body_votes_scores.py [--models DIR] [--body DIR] [--limit N]
+
+For each photo of ../shared/data/images + ../shared/data/pool (bench/vision_data.py) and each copy (original,
+mirror, 90% centre crop, 2000 px rescale, JPEG q=60), decoded the way the cascade decodes an upload:
+- ``category`` / ``decided_by`` / ``person_best``: the cascade with config defaults (hand stage on);
+- where it says product (3): ``keypoints`` (MoveNet Lightning, 17 x [y, x, score] on the photo padded to a
+  square), ``centernet`` (CenterNet's best person score, same input) and the CPU milliseconds of each net.
+Nothing is thresholded here: bench/body_votes.py chooses the rule by nested cross-validation.
+Cached per photo under .cache/body_votes_scores/ (keyed by the file's sha256, both body models' sha256 and
+SCORES_VERSION).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+import time
+from pathlib import Path
+
+import cv2
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "layers"))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from vision_data import COPIES, file_digest, load_photos, make_copy  # noqa: E402
+
+from imagelift.config import VisionConfig  # noqa: E402
+from imagelift.vision.body import PersonCenters, PoseEstimator  # noqa: E402
+from imagelift.vision.cascade import Cascade  # noqa: E402
+from imagelift.vision.hand_stage import best_person_score  # noqa: E402
+from imagelift.vision.image_io import DecodeLimits, decode_image  # noqa: E402
+
+SCORES_VERSION = 1
+CACHE = ROOT / ".cache" / "body_votes_scores"
+POSE_MODEL = "body/movenet-lightning.onnx"
+CENTERNET_MODEL = "body/centernet.onnx"
+
+
+def _digest(body: Path) -> str:
+    h = hashlib.sha256()
+    for rel in (POSE_MODEL, CENTERNET_MODEL):
+        h.update((body / rel).read_bytes())
+    return h.hexdigest()[:16]
+
+
+def score_photo(cascade: Cascade, pose: PoseEstimator, centers: PersonCenters, data: bytes) -> dict:
+    config = cascade.config
+    decoded = decode_image(
+        data,
+        limits=DecodeLimits.from_config(config),
+        target_long_side=max(config.decode_long_side, config.face_max_side) if config.decode_long_side else None,
+    )
+    result = cascade.classify_decoded(decoded)
+    record = {
+        "category": result.category,
+        "decided_by": result.decided_by,
+        "person_best": round(best_person_score(result.person_scores), 4),
+        "hand_vote": result.hand_vote,
+    }
+    if result.category == 3:
+        rgb = cv2.cvtColor(decoded.bgr, cv2.COLOR_BGR2RGB)
+        c0 = time.process_time()
+        keypoints = pose.keypoints(rgb)
+        c1 = time.process_time()
+        person = centers.best_person(rgb)
+        c2 = time.process_time()
+        record["keypoints"] = [[round(float(v), 4) for v in row] for row in keypoints]
+        record["centernet"] = round(person, 4)
+        record["cpu_ms"] = {"movenet": round((c1 - c0) * 1000, 2), "centernet": round((c2 - c1) * 1000, 2)}
+    return record
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", type=Path, default=ROOT / "models")
+    parser.add_argument("--body", type=Path, default=None, help="folder holding body/*.onnx (default: --models)")
+    parser.add_argument("--limit", type=int, default=0)
+    args = parser.parse_args()
+    body = args.body or args.models
+    config = VisionConfig.from_env(models_dir=args.models, threads=1)
+    cascade = Cascade.load(config)
+    pose = PoseEstimator(body / POSE_MODEL, threads=1)
+    centers = PersonCenters(body / CENTERNET_MODEL, threads=1)
+    digest = _digest(body)
+    photos = load_photos()
+    if args.limit:
+        photos = photos[: args.limit]
+    CACHE.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    for number, photo in enumerate(photos, 1):
+        cache = CACHE / f"{file_digest(photo.path)}-{digest}-v{SCORES_VERSION}.json"
+        if cache.is_file():
+            continue
+        data = photo.path.read_bytes()
+        copies = {}
+        for copy in COPIES:
+            try:
+                copies[copy] = score_photo(cascade, pose, centers, make_copy(data, copy))
+            except Exception as exc:  # a photo that cannot be decoded is recorded, not skipped silently
+                copies[copy] = {"error": f"{type(exc).__name__}: {exc}"}
+        record = {"id": photo.id, "kind": photo.kind, "label": photo.label, "source": photo.source, "copies": copies}
+        cache.write_text(json.dumps(record), encoding="utf-8")
+        if number % 20 == 0:
+            print(f"{number}/{len(photos)} photos, {time.monotonic() - started:.0f} s", flush=True)
+    print(f"done: {len(photos)} photos in {time.monotonic() - started:.0f} s", flush=True)
+    return 0
+
+
+def load_scores(body: Path = ROOT / "models") -> list[dict]:
+    """The cached records of every tuning photo (raises when one is missing)."""
+    digest = _digest(body)
+    records = []
+    for photo in load_photos():
+        cache = CACHE / f"{file_digest(photo.path)}-{digest}-v{SCORES_VERSION}.json"
+        if not cache.is_file():
+            raise FileNotFoundError(f"{photo.id} has no cached scores: run bench/body_votes_scores.py first")
+        records.append(json.loads(cache.read_text(encoding="utf-8")))
+    return records
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -44,7 +44,7 @@ def main() -> int:
     count = int(sys.argv[1]) if len(sys.argv) > 1 else 12
     models = ROOT / "models"
     detector = HandDetector(models / "hands" / "handtrack.onnx")
-    package = next(p for p in build.with_extras(build.load_sources(), ("hands",))["packages"] if "tarball" in p)
+    package = next(p for p in build.load_sources()["packages"] if "tarball" in p)
     members = build.extract_members(build.default_cache_dir(models) / package["tarball"], package)
     photos = sorted((ROOT.parent / "shared" / "data" / "images").glob("cat*/*.jpg"))[:count]
     height, width = detector.input_size

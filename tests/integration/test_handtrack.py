@@ -101,7 +101,7 @@ def test_raw_outputs_match_tensorflow_running_the_original_graph(detector, photo
     tf_python = os.environ.get("IMAGELIFT_TF_PYTHON")
     if not tf_python:
         pytest.skip("IMAGELIFT_TF_PYTHON (a Python with TensorFlow, e.g. a throwaway venv) is not set")
-    sources = build.with_extras(build.load_sources(), ("hands",))
+    sources = build.load_sources()
     package = next(p for p in sources["packages"] if p.get("registry") == "npm")
     tarball = build.default_cache_dir(models_dir) / package["tarball"]
     if not tarball.is_file():

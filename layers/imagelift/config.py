@@ -248,7 +248,8 @@ class VisionConfig(_FromEnv):
     # 51.9%, products called worn or model 0.9% / 0.9% (photo folds / sources left out).
     hand_stage: bool = True
     """Run the hand stage (``hand_model``, built by ``imagelift models build``). On: by CV the only measured lever
-    that moves worn recall (+10 points) within the 1% product budget, for about 33 ms where it runs."""
+    that moves worn recall (+10 points) within the 1% product budget. Checking the free person vote first, it
+    costs a median 0.3 ms (p95 26 ms) on the photos it reaches (bench/results/hand_stage_check.json)."""
     hand_model: str = "hands/handtrack.onnx"
     """HandTrack model file under ``models_dir``."""
     hand_min_confidence: float = 0.5

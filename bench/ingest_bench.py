@@ -208,9 +208,7 @@ def child(directory: str, route: str, memory_limit_mb: str) -> dict:
     folder = Path(directory)
     disk = _DiskWatch()
     start = time.perf_counter()
-    items = read_jsonl("categories.jsonl", (folder / "categories.jsonl").read_bytes())
-    records = normalise_records(items)
-    del items
+    records = normalise_records(read_jsonl("categories.jsonl", (folder / "categories.jsonl").read_bytes()))
     records_done = time.perf_counter()
     sources = list(local_sales_sources([folder]))
     routed = read_sales_routed(

@@ -139,8 +139,12 @@ def test_dynamodb_decimals_and_json_lines_are_accepted():
         ]
     )
     assert records.frame["category"].tolist() == [2]
+    lines = read_jsonl("cats.jsonl", b'{"product_id": "P1"}\n{broken\n')
+    assert next(lines) == {"product_id": "P1"}
     with pytest.raises(InputFileError, match=r"^cats.jsonl: line 2 is not JSON"):
-        read_jsonl("cats.jsonl", b'{"product_id": "P1"}\n{broken\n')
+        next(lines)
+    with pytest.raises(InputFileError, match=r"^cats.jsonl: is empty"):
+        read_jsonl("cats.jsonl", b"\n")
 
 
 def test_as_of_join_takes_the_photo_live_at_mid_week():

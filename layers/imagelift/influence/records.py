@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,13 +67,20 @@ class CategoryRecords:
         return {reason: int(self.excluded[reason]) for reason in EXCLUSION_REASONS if self.excluded.get(reason)}
 
 
-def read_jsonl(name: str, data: bytes) -> list[dict[str, Any]]:
-    """JSON Lines of records; a line that is not a JSON object is an error naming the file and line."""
+def read_jsonl(name: str, data: bytes) -> Iterator[dict[str, Any]]:
+    """JSON Lines of records, parsed as they are consumed; a line that is not a JSON object is an error naming the
+    file and line (raised when that line is reached), a file that is not UTF-8 text one raised at once.
+
+    Lazily, because a catalogue's records as dicts take several times the file's size, and the report only needs
+    them once, while normalising them.
+    """
     from imagelift.influence.sales import decode_text
 
-    text = decode_text(name, data)
-    items = []
-    for number, line in enumerate(text.splitlines(), start=1):
+    return _parsed_lines(name, decode_text(name, data).splitlines())
+
+
+def _parsed_lines(name: str, lines: list[str]) -> Iterator[dict[str, Any]]:
+    for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
@@ -82,8 +89,7 @@ def read_jsonl(name: str, data: bytes) -> list[dict[str, Any]]:
             raise InputFileError(name, f"line {number} is not JSON ({exc.msg})") from exc
         if not isinstance(item, dict):
             raise InputFileError(name, f"line {number} is not a JSON object")
-        items.append(item)
-    return items
+        yield item
 
 
 def _text(values: pd.Series) -> pd.Series:

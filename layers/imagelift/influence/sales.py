@@ -158,9 +158,20 @@ class SalesTable:
     titles: dict[str, str] = field(default_factory=dict)
     """product_id -> its name, from exports that have a title column (the newest file's name wins)."""
 
+    released_rows_used: int | None = field(default=None, repr=False)
+    """``rows_used`` when the rows were released (:meth:`release_rows`), else None."""
+
     @property
     def rows_used(self) -> int:
+        if self.released_rows_used is not None:
+            return self.released_rows_used
         return int(self.frame["_rows"].sum()) if "_rows" in self.frame else len(self.frame)
+
+    def release_rows(self) -> None:
+        """Drop the rows, keeping their counts: once joined, the report needs only those, and at a marketplace's
+        size the rows are, after the joined panel, the largest thing it holds."""
+        self.released_rows_used = self.rows_used
+        self.frame = self.frame.iloc[:0].copy()  # a copy: an empty slice is a view that keeps every row alive
 
 
 def decode_text(name: str, data: bytes) -> str:

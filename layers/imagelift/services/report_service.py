@@ -128,6 +128,7 @@ def _build_report(
             joined, sales.zero_weeks_missing, sales.rows_filled = handle_missing_zero_weeks(
                 joined, sales, records, fill_zeros
             )
+            sales.release_rows()
             return prepare_panel(joined, sales.controls)
 
         panel = stages.run("join", join)

@@ -166,17 +166,24 @@ class Panel:
         return self.frame["units"].to_numpy(dtype=np.float64)
 
 
+SPENT_AFTER_JOIN = ("product_id", "listing_id", "_source", "_line")
+"""Joined columns the panel leaves out: ``product_code`` and ``listing_code`` stand for the ids."""
+
+
 def prepare_panel(joined: pd.DataFrame, controls: tuple[str, ...]) -> Panel:
     """The joined sales as fixed-effect codes and regressors (possibly none: the report then says what is missing)."""
+    # the ids as text and where each row came from are spent once joined (rejections are counted by then); as
+    # strings they are most of the joined rows' memory
+    kept = joined.drop(columns=[c for c in SPENT_AFTER_JOIN if c in joined])
     if joined.empty:
-        frame = joined.assign(**{PRICE: pd.Series(dtype=float), "product_code": pd.Series(dtype=np.int64)})
+        frame = kept.assign(**{PRICE: pd.Series(dtype=float), "product_code": pd.Series(dtype=np.int64)})
         if "listing_code" not in frame:
             frame["listing_code"] = pd.Series(dtype=np.int64)
         empty = np.zeros(0, dtype=np.int64)
         return Panel(frame=frame, product=empty, product_ids=np.array([], dtype=object), week=empty, controls=controls)
     product, product_ids = factorize(joined["product_id"].to_numpy())
     week = factorize(joined["week"].to_numpy())[0]
-    frame = joined.assign(**{PRICE: np.log(joined["price"].to_numpy()), "product_code": product})
+    frame = kept.assign(**{PRICE: np.log(joined["price"].to_numpy()), "product_code": product})
     return Panel(frame=frame, product=product, product_ids=product_ids, week=week, controls=tuple(controls))
 
 
@@ -320,29 +327,33 @@ def fit_models(panel: Panel, config: ReportConfig) -> Fits:
         "The log(units) OLS check",
         warnings,
     )
-    price_x, price_names = _design(frame, categories, controls, with_price=False)
+    # each design below is n x k floats, built inside its fit so that it is held only while the fit runs (``x``
+    # serves the switch analyses too); ``*_design(...)`` passes its regressors and their names
     price_premium = (
         _guarded(
             lambda: fit_two_way_ols(
-                frame[PRICE].to_numpy(), price_x, price_names, product, week, config, model="price_premium"
+                frame[PRICE].to_numpy(),
+                *_design(frame, categories, controls, with_price=False),
+                product,
+                week,
+                config,
+                model="price_premium",
             ),
             "The price premium model",
             warnings,
         )
-        if price_names
+        if categories or controls
         else None
     )
     within_categories, within_notes = _within_estimable(frame, categories, config)
     within = None
     within_concentration: list[Concentration] = []
     if within_categories:
-        within_x, within_names = _design(frame, within_categories, controls)
         listing = frame["listing_code"].to_numpy()
         within = _guarded(
             lambda: fit_ppml(
                 units,
-                within_x,
-                within_names,
+                *_design(frame, within_categories, controls),
                 [listing, week],
                 product,
                 tol=config.fe_tol,
@@ -360,9 +371,10 @@ def fit_models(panel: Panel, config: ReportConfig) -> Fits:
         )[0]
     table = identification_table(frame, ident, categories, ppml, within, config.confidence)
     warnings.extend(_identification_warnings(table, ppml, within, config.confidence))
-    pooled_x, pooled_names = _design(frame, [c for c in EFFECT_IDS if ident[c]["rows"]], controls)
     pooled = _guarded(
-        lambda: fit_pooled_ols(np.log1p(units), pooled_x, pooled_names, product),
+        lambda: fit_pooled_ols(
+            np.log1p(units), *_design(frame, [c for c in EFFECT_IDS if ident[c]["rows"]], controls), product
+        ),
         "The pooled OLS without fixed effects",
         warnings,
     )

@@ -213,10 +213,13 @@ def _cluster_influence(
     weights: np.ndarray | None,
     cluster_codes: np.ndarray,
     with_hessians: bool = True,
+    weighted_x: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Per-cluster bread @ (sum of scores), the pieces of the clustered sandwich, and per-cluster X_g' W_g X_g
-    (``None`` unless ``with_hessians``)."""
-    wx = x_dm if weights is None else x_dm * weights[:, None]
+    (``None`` unless ``with_hessians``); ``weighted_x`` is ``x_dm`` times ``weights`` when already at hand."""
+    wx = weighted_x
+    if wx is None:
+        wx = x_dm if weights is None else x_dm * weights[:, None]
     bread = np.linalg.inv(wx.T @ x_dm)
     n_clusters = int(cluster_codes.max()) + 1
     k = x_dm.shape[1]
@@ -285,14 +288,17 @@ def _absorbed_fit_result(
     weights: np.ndarray | None,
     cluster_labels: np.ndarray,
     hessians: bool = True,
+    weighted_x: np.ndarray | None = None,
     **details: Any,
 ) -> FitResult:
-    """A fit on demeaned data, with clustered errors whose small-sample correction counts the absorbed levels."""
+    """A fit on demeaned data, with clustered errors whose small-sample correction counts the absorbed levels.
+
+    ``weighted_x``: ``x_dm`` times ``weights``, when the caller holds it already."""
     df_k = k + _absorbed_dof(fe, cluster_codes)
     _check_dof(int(cluster_codes.max()) + 1, n, df_k)
     labels = np.empty(int(cluster_codes.max()) + 1, dtype=object)
     labels[:] = cluster_labels[_first_rows(cluster_codes)]
-    influence, cluster_hessians = _cluster_influence(x_dm, result.resid, weights, cluster_codes, hessians)
+    influence, cluster_hessians = _cluster_influence(x_dm, result.resid, weights, cluster_codes, hessians, weighted_x)
     return FitResult(
         influence=influence,
         cluster_hessians=cluster_hessians,
@@ -438,10 +444,14 @@ def fit_ppml(
     k = x.shape[1]
     if n <= k + 1:
         raise EstimationError(f"{model}: {n} usable rows for {k} regressors")
-    yk, xk = y[keep].astype(np.float64, copy=False), x[keep].astype(np.float64, copy=False)
-    # one row-major buffer for [z, x], reused every step: the exact two-way demeaning walks it row by row
+    every_row = n == n_in
+    yk = (y if every_row else y[keep]).astype(np.float64, copy=False)
+    # one row-major buffer for [z, x], reused every step: the exact two-way demeaning walks it row by row; its
+    # columns after the first are the kept regressors (no copy of them of their own: at a marketplace's size each
+    # n x k array is a gigabyte)
     zx = np.empty((n, k + 1), dtype=np.float64)
-    zx[:, 1:] = xk
+    zx[:, 1:] = x if every_row else x[keep]
+    xk = zx[:, 1:]
 
     if start is not None:
         # a related fit's linear predictor (the same model on overlapping rows): IRLS then needs a step or two
@@ -452,20 +462,15 @@ def fit_ppml(
         eta = np.log(mu)
     deviance_of = _PoissonDeviance(yk)
     deviance = deviance_of(eta, mu)
+    step: _Step | None = None
     for iteration in range(1, maxiter + 1):
         z = eta + yk / mu - 1
         zx[:, 0] = z
-        zx_dm, _ = fe.demean(zx, weights=mu)
-        z_dm, x_dm = zx_dm[:, 0], zx_dm[:, 1:]
-        if iteration == 1:
-            _check_design(np.asfortranarray(x_dm), xk, names)  # column-major: LAPACK's and the column checks
-        # weighted least squares step on the demeaned data (k x k normal equations)
-        wx = x_dm * mu[:, None]
-        gram = wx.T @ x_dm
-        beta = np.linalg.solve(gram, wx.T @ z_dm)
+        step = None  # the last step's n x k arrays go before this step's are made
+        step = _weighted_step(fe, zx, mu, xk, names, check=iteration == 1)
         weights = mu
         # z minus the step's residual z_dm - x_dm beta, that residual as one product over the contiguous rows
-        eta = z - zx_dm @ np.concatenate([[1.0], -beta])
+        eta = z - step.zx_dm @ np.concatenate([[1.0], -step.beta])
         mu = np.exp(eta)
         new_deviance = deviance_of(eta, mu)
         converged = abs(new_deviance - deviance) / (0.1 + abs(deviance)) < irls_tol
@@ -476,8 +481,8 @@ def fit_ppml(
         raise EstimationError(f"{model}: IRLS did not converge in {maxiter} iterations")
     # the converged step again: its params and residuals feed the clustered sandwich
     # a column-major copy for the sandwich, which sums each column per cluster (a bincount needs it contiguous)
-    x_dm = np.asfortranarray(x_dm)
-    result = _least_squares(z_dm, x_dm, weights=weights, normal=(wx, gram))
+    x_dm = np.asfortranarray(step.zx_dm[:, 1:])
+    result = _least_squares(step.zx_dm[:, 0], x_dm, weights=weights, normal=(step.wx, step.gram))
     return _absorbed_fit_result(
         result,
         fe,
@@ -489,12 +494,39 @@ def fit_ppml(
         x_dm=x_dm,
         weights=weights,
         hessians=hessians,
+        weighted_x=step.wx,
         cluster_labels=clusters[keep],
         dropped={"all_zero_fixed_effect": n_separated, "singletons": n_in - n - n_separated},
         iterations=iteration,
         kept_rows=keep,
         linear_predictor=eta,
     )
+
+
+@dataclass(frozen=True)
+class _Step:
+    """One IRLS step: the working response and regressors demeaned ([z, x] as one array), the weighted
+    regressors, their Gram matrix and the step's coefficients."""
+
+    zx_dm: np.ndarray
+    wx: np.ndarray
+    gram: np.ndarray
+    beta: np.ndarray
+
+
+def _weighted_step(
+    fe: FixedEffects, zx: np.ndarray, mu: np.ndarray, x: np.ndarray, names: list[str], *, check: bool
+) -> _Step:
+    """Weighted least squares of z on x (the columns of ``zx``) with weights ``mu``, after sweeping the fixed
+    effects out of both; ``check``: first make sure each regressor still varies and none is collinear."""
+    zx_dm, _ = fe.demean(zx, weights=mu)
+    x_dm = zx_dm[:, 1:]
+    if check:
+        _check_design(np.asfortranarray(x_dm), x, names)  # column-major: LAPACK's and the column checks
+    # weighted least squares on the demeaned data (k x k normal equations)
+    wx = x_dm * mu[:, None]
+    gram = wx.T @ x_dm
+    return _Step(zx_dm, wx, gram, np.linalg.solve(gram, wx.T @ zx_dm[:, 0]))
 
 
 class _PoissonDeviance:

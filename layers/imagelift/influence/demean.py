@@ -127,6 +127,10 @@ class FixedEffects:
         """The same factors on the rows in ``mask``, re-coded densely."""
         return FixedEffects([factorize(c[mask])[0] for c in self.codes], tol=self.tol, maxiter=self.maxiter)
 
+    def release_work_arrays(self) -> None:
+        """Forget the row-level arrays kept between calls (the dummies, the cell codes); a later call rebuilds them."""
+        self._cell_codes = self._dummy_matrix = self._weighted_dummy_matrix = None
+
     def _two_way(self) -> tuple[int, int] | None:
         """(big, small): the factors' positions when the exact two-way solution applies, else None."""
         if len(self.codes) != 2:

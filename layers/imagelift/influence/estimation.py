@@ -414,6 +414,7 @@ def fit_ppml(
     start: np.ndarray | None = None,
     steps: int | None = None,
     hessians: bool = True,
+    rows: np.ndarray | None = None,
 ) -> FitResult:
     """Poisson pseudo-maximum likelihood with absorbed fixed effects, by IRLS with weighted demeaning.
 
@@ -425,11 +426,13 @@ def fit_ppml(
     that many steps, converged or not (from a start at a related fit's solution: the one-step estimator).
     ``hessians`` False leaves out the per-cluster X_g' W_g X_g (``cluster_hessians``, for the jackknife and the
     bootstrap), which a fit compared only through its influences does not need.
+    ``rows`` (a boolean mask) fits those rows alone, as if only they had been passed, without copying the inputs
+    first; ``kept_rows`` then marks the rows used among all of them.
     """
-    if np.any(y < 0):
+    keep = np.ones(len(y), dtype=bool) if rows is None else np.array(rows, dtype=bool)
+    if np.any((y < 0) & keep):
         raise EstimationError("PPML needs a non-negative outcome")
-    n_in = len(y)
-    keep = np.ones(n_in, dtype=bool)
+    n_in = int(keep.sum())
     n_separated = 0
     codes = _Codes.of(fe_columns, clusters)
     # singletons and separated levels can uncover each other; repeat until neither changes anything
@@ -444,7 +447,7 @@ def fit_ppml(
     k = x.shape[1]
     if n <= k + 1:
         raise EstimationError(f"{model}: {n} usable rows for {k} regressors")
-    every_row = n == n_in
+    every_row = n == len(y)
     yk = (y if every_row else y[keep]).astype(np.float64, copy=False)
     # one row-major buffer for [z, x], reused every step: the exact two-way demeaning walks it row by row; its
     # columns after the first are the kept regressors (no copy of them of their own: at a marketplace's size each
@@ -479,6 +482,8 @@ def fit_ppml(
             break
     else:
         raise EstimationError(f"{model}: IRLS did not converge in {maxiter} iterations")
+    del zx, xk  # the step holds what is left to compute; the rows' sparse dummies go too
+    fe.release_work_arrays()
     # the converged step again: its params and residuals feed the clustered sandwich
     # a column-major copy for the sandwich, which sums each column per cluster (a bincount needs it contiguous)
     x_dm = np.asfortranarray(step.zx_dm[:, 1:])

@@ -165,22 +165,23 @@ def untreated_poisson(
     if not u.any():
         raise EstimationError("every listing-week follows a photo switch, so nothing shows sales without one")
     fit = fit_ppml(
-        units[u],
-        x[u],
+        units,
+        x,
         names,
-        [listing[u], week[u]],
-        product[u],
+        [listing, week],
+        product,
+        rows=u,
         tol=tol,
         irls_tol=irls_tol,
         model="untreated_ppml",
         hessians=False,  # compared through its influences only
-        start=None if start is None else start[u],
+        start=start,
         steps=None if start is None else STARTED_STEPS,
     )
     kept = fit.kept_rows
-    xu = x[u][kept]
+    xu = x[kept]
     offset = fit.linear_predictor - (xu @ fit.params if xu.shape[1] else 0.0)
-    gamma = _week_effects(fit, listing[u][kept], week[u][kept], int(week.max()) + 1, offset)
+    gamma = _week_effects(fit, listing[kept], week[kept], int(week.max()) + 1, offset)
     index = gamma[week] + (x @ fit.params if x.shape[1] else 0.0)
     return Counterfactual(scale=np.exp(index), fit=fit)
 

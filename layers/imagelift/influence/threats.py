@@ -153,18 +153,18 @@ def donut_check(
     near = (timing.relative_week != NEVER) & (np.abs(timing.relative_week) <= DONUT_WEEKS)
     if not near.any():
         raise EstimationError("no listing-week lies near a photo switch")
-    keep = ~near
     fit = fit_ppml(
-        units[keep],
-        x[keep],
+        units,
+        x,
         names,
-        [product[keep], week[keep]],
-        product[keep],
+        [product, week],
+        product,
+        rows=~near,
         tol=tol,
         irls_tol=irls_tol,
         model="ppml_donut",
         hessians=False,  # compared through its influences only
-        start=None if start is None else start[keep],
+        start=start,
         steps=None if start is None else DONUT_STEPS,
     )
 

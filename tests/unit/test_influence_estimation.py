@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from imagelift.config import ReportConfig
+from imagelift.influence import estimation
 from imagelift.influence.analysis import analyse
 from imagelift.influence.demean import FixedEffects, drop_singletons, factorize
 from imagelift.influence.estimation import EstimationError, fit_ols_fe, fit_pooled_ols, fit_ppml, joint_covariance
@@ -65,6 +66,38 @@ def test_ppml_matches_pyfixest_fepois(panel):
     assert ours.dropped["all_zero_fixed_effect"] > 0 and ours.dropped["singletons"] == 1
     assert np.max(np.abs(ours.params - ref.coef().to_numpy())) < TOL
     assert np.max(np.abs(ours.std_err - ref.se().to_numpy())) < TOL
+
+
+def test_ppml_on_a_row_mask_is_the_fit_on_those_rows(panel):
+    """``rows=`` fits a subset without copying it first: every number is that of the fit on the copied rows."""
+    names = ["category_model", "category_worn", "log_price", "promo"]
+    x, product, week = _design(panel, names)
+    units = panel["units"].to_numpy(float)
+    rows = np.random.default_rng(3).random(len(units)) < 0.7
+    start = np.log(units.mean()) + 0.1 * x[:, 2]
+    masked = fit_ppml(units, x, names, [product, week], product, rows=rows, start=start, steps=2)
+    copied = fit_ppml(
+        units[rows], x[rows], names, [product[rows], week[rows]], product[rows], start=start[rows], steps=2
+    )
+    assert np.array_equal(masked.params, copied.params) and np.array_equal(masked.cov, copied.cov)
+    assert np.array_equal(masked.influence, copied.influence)
+    assert masked.dropped == copied.dropped and masked.nobs == copied.nobs
+    assert np.array_equal(np.flatnonzero(masked.kept_rows), np.flatnonzero(rows)[copied.kept_rows])
+    assert np.array_equal(masked.linear_predictor, copied.linear_predictor)
+
+
+@pytest.mark.parametrize("layout", ["C", "F"])
+def test_column_rank_in_blocks_is_matrix_rank(monkeypatch, layout):
+    monkeypatch.setattr(estimation, "RANK_BLOCK_ROWS", 1000)
+    rng = np.random.default_rng(5)
+    full = rng.normal(size=(25_000, 5)) * np.array([1.0, 1e-4, 1e3, 1.0, 1.0])
+    collinear = full.copy()
+    collinear[:, 4] = collinear[:, 0] - 2 * collinear[:, 3]
+    nearly = full.copy()
+    nearly[:, 4] = collinear[:, 4] + 1e-9 * rng.normal(size=len(full))
+    for x in (full, collinear, nearly, np.ones((25_000, 3))):
+        x = np.asarray(x, order=layout)
+        assert estimation.column_rank(x) == np.linalg.matrix_rank(x)
 
 
 OLS_FITS = {

@@ -147,6 +147,14 @@ def test_dynamodb_decimals_and_json_lines_are_accepted():
         read_jsonl("cats.jsonl", b"\n")
 
 
+def test_released_sales_rows_keep_their_counts():
+    sales = _read(HEADER + "2025-01-06,P1,L1,1,10,0\n2025-01-13,P1,L1,2,10,0\n")
+    columns, used = list(sales.frame.columns), sales.rows_used
+    sales.release_rows()
+    assert sales.frame.empty and list(sales.frame.columns) == columns
+    assert sales.rows_used == used == 2
+
+
 def test_as_of_join_takes_the_photo_live_at_mid_week():
     sales = _read(
         HEADER

@@ -319,6 +319,9 @@ def fit_models(panel: Panel, config: ReportConfig) -> Fits:
         concentration, note = bootstrap_concentrated(ppml, concentration, note, config, dummy=_dummy, price_name=PRICE)
         if note:
             warnings.append(note)
+        # the demeaned regressors (n x k) served the weight shares alone; kept rows, weights and the linear
+        # predictor still serve the per-product effects and the switch analyses
+        ppml = replace(ppml, demeaned_x=None)
     sold = units > 0
     log_units = _guarded(
         lambda: fit_two_way_ols(
@@ -369,6 +372,8 @@ def fit_models(panel: Panel, config: ReportConfig) -> Fits:
         within_concentration = bootstrap_concentrated(
             within, within_concentration, None, config, dummy=_dummy, price_name=PRICE
         )[0]
+        # from here on only its kept rows and linear predictor are read (the switch analyses start from them)
+        within = replace(within, demeaned_x=None, weights=None)
     table = identification_table(frame, ident, categories, ppml, within, config.confidence)
     warnings.extend(_identification_warnings(table, ppml, within, config.confidence))
     pooled = _guarded(

@@ -159,8 +159,28 @@ def _check_design(x_dm: np.ndarray, x: np.ndarray, names: list[str]) -> None:
         spread = float(np.max(np.abs(x[:, j]))) if len(x) else 0.0
         if spread == 0 or float(np.max(np.abs(x_dm[:, j]))) <= 1e-9 * spread:
             raise EstimationError(f"{name} does not vary once the fixed effects are absorbed")
-    if np.linalg.matrix_rank(x_dm) < x_dm.shape[1]:
+    if column_rank(x_dm) < x_dm.shape[1]:
         raise EstimationError(f"regressors {names} are collinear once the fixed effects are absorbed")
+
+
+RANK_BLOCK_ROWS = 1 << 18
+
+
+def column_rank(x: np.ndarray) -> int:
+    """``numpy.linalg.matrix_rank`` of a tall ``x`` (n x k, any layout) without copying all of it.
+
+    Up to :data:`RANK_BLOCK_ROWS` rows it is ``matrix_rank`` itself; past that, the singular values come from the R
+    of a QR decomposition built block by block (each block of rows stacked under the last R: the same singular
+    values as ``x``'s, to rounding), held to ``matrix_rank``'s tolerance, so a copy of one block is all it holds.
+    """
+    n, k = x.shape
+    if n <= RANK_BLOCK_ROWS:
+        return int(np.linalg.matrix_rank(x))
+    r = np.zeros((0, k))
+    for start in range(0, n, RANK_BLOCK_ROWS):
+        r = np.linalg.qr(np.vstack([r, x[start : start + RANK_BLOCK_ROWS]]), mode="r")
+    singular = np.linalg.svd(r, compute_uv=False)
+    return int(np.sum(singular > singular.max(initial=0.0) * max(n, k) * np.finfo(np.float64).eps))
 
 
 @dataclass(frozen=True)
@@ -527,7 +547,7 @@ def _weighted_step(
     zx_dm, _ = fe.demean(zx, weights=mu)
     x_dm = zx_dm[:, 1:]
     if check:
-        _check_design(np.asfortranarray(x_dm), x, names)  # column-major: LAPACK's and the column checks
+        _check_design(x_dm, x, names)
     # weighted least squares on the demeaned data (k x k normal equations)
     wx = x_dm * mu[:, None]
     gram = wx.T @ x_dm

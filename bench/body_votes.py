@@ -31,6 +31,7 @@ import sys
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -39,16 +40,21 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
 from body_votes_scores import load_scores  # noqa: E402
-from hands_fusion import _bins, _region_sums, photo_folds  # noqa: E402
+from nested_cv import (  # noqa: E402
+    FP_WEIGHT,
+    PRODUCT_KINDS,
+    SCHEMES,
+    TARGET_FP,
+    Rows,
+    Rules,
+    bins,
+    cross_validate,
+    region_sums,
+    share_values,
+)
 from vision_data import KINDS  # noqa: E402
 
-FP_WEIGHT = 15.0
-TARGET_FP = 0.01
-FOLDS = 5
-SEED = 7
 MIN_T = 5  # a threshold under 0.05 would fire on nearly every photo
-PRODUCT_KINDS = ("amateur", "studio")
-WORN_KINDS = ("hands", "legs")
 HIPS, KNEES, ANKLES = (11, 12), (13, 14), (15, 16)
 COUNT_TS = (0.1, 0.2, 0.3, 0.4)
 KEYPOINT_FEATURES = ("legs", "lower", *(f"count@{t}" for t in COUNT_TS))
@@ -60,23 +66,9 @@ BUDGETS = {"worn_or_model": ((1, 2), TARGET_FP), "worn": ((2,), TARGET_FP), "vot
 
 
 @dataclass
-class Table:
-    photo: np.ndarray
-    kind: np.ndarray
-    source: np.ndarray
-    category: np.ndarray
-    weight: np.ndarray
+class Table(Rows):
     feature: dict[str, np.ndarray]
-    photo_kind: list[str]
     photo_id: list[str]
-
-    @property
-    def worn(self) -> np.ndarray:
-        return np.isin(self.kind, WORN_KINDS)
-
-    @property
-    def products(self) -> np.ndarray:
-        return np.isin(self.kind, PRODUCT_KINDS)
 
 
 def build_table(records: list[dict]) -> tuple[Table, dict]:
@@ -155,12 +147,6 @@ class Fitted:
     thresholds: tuple[float, ...]
 
 
-def share_values(table: Table, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    w = table.weight[rows]
-    worn, prod = table.worn[rows], table.products[rows]
-    return np.where(worn, w, 0.0) / w[worn].sum(), np.where(prod, w, 0.0) / w[prod].sum()
-
-
 def fit(candidate: Candidate, table: Table, rows: np.ndarray, budget: str) -> Fitted:
     """Thresholds maximising worn recall on ``rows`` with at most TARGET_FP of their products called worn or model
     (the cascade's and hand stage's own included); ties: the fewest flips. No threshold pair within the budget: a
@@ -170,12 +156,12 @@ def fit(candidate: Candidate, table: Table, rows: np.ndarray, budget: str) -> Fi
     already = float((product_share * np.isin(table.category[rows], counted)).sum())
     keep = table.category[rows] == 3
     part = rows[keep]
-    b1 = _bins(table.feature[candidate.first][part])
-    b2 = None if candidate.second is None else _bins(table.feature[candidate.second][part])
+    b1 = bins(table.feature[candidate.first][part])
+    b2 = None if candidate.second is None else bins(table.feature[candidate.second][part])
     family = "hand" if b2 is None else "hand_and_person"
-    worn = _region_sums(family, b1, b2, worn_share[keep])
-    products = _region_sums(family, b1, b2, product_share[keep])
-    flips = _region_sums(family, b1, b2, table.weight[part])
+    worn = region_sums(family, b1, b2, worn_share[keep])
+    products = region_sums(family, b1, b2, product_share[keep])
+    flips = region_sums(family, b1, b2, table.weight[part])
     score = np.where(already + products <= cap + 1e-12, worn, -1.0) - 1e-6 * flips
     score[:MIN_T] = -np.inf
     if b2 is not None:
@@ -194,38 +180,12 @@ def fires(fitted: Fitted, table: Table, rows: np.ndarray) -> np.ndarray:
     return fire & (table.category[rows] == 3)
 
 
-def groups_of(table: Table, rows: np.ndarray, scheme: str, seed: int = SEED) -> np.ndarray:
-    if scheme == "photos":
-        fold = photo_folds(table.photo_kind, np.unique(table.photo[rows]), seed)
-        return np.array([fold[int(p)] for p in table.photo[rows]])
-    return table.source[rows]
-
-
 def objective(table: Table, rows: np.ndarray, fired: np.ndarray, budget: str) -> float:
     w = table.weight[rows]
     worn, prod = table.worn[rows], table.products[rows]
     called = fired | np.isin(table.category[rows], BUDGETS[budget][0])
     recall = (w * (fired | (table.category[rows] == 2)))[worn].sum() / w[worn].sum()
     return float(recall - FP_WEIGHT * (w * called)[prod].sum() / w[prod].sum())
-
-
-def cv_objective(candidate: Candidate, table: Table, rows: np.ndarray, scheme: str, budget: str) -> float:
-    groups = groups_of(table, rows, scheme, seed=SEED + 1)
-    fired = np.zeros(len(rows), bool)
-    for group in np.unique(groups):
-        test = groups == group
-        fired[test] = fires(fit(candidate, table, rows[~test], budget), table, rows[test])
-    return objective(table, rows, fired, budget)
-
-
-def nested(
-    table: Table, rows: np.ndarray, scheme: str, pool: list[Candidate], budget: str
-) -> tuple[Fitted, list[dict]]:
-    ranked = sorted(
-        ({"candidate": c, "inner_cv_objective": cv_objective(c, table, rows, scheme, budget)} for c in pool),
-        key=lambda r: -r["inner_cv_objective"],
-    )
-    return fit(ranked[0]["candidate"], table, rows, budget), ranked
 
 
 def figures(table: Table, fired: np.ndarray) -> dict:
@@ -249,33 +209,6 @@ def figures(table: Table, fired: np.ndarray) -> dict:
     out["product_flipped_by_vote"] = round(float((w * fired)[pr].sum() / w[pr].sum()), 4)
     out["objective"] = round(out["worn"]["called_worn"] - FP_WEIGHT * out["product_called_worn_or_model"], 4)
     return out
-
-
-def outer_cv(table: Table, scheme: str, pool: list[Candidate], budget: str) -> dict:
-    every = np.arange(len(table.photo))
-    groups = groups_of(table, every, scheme)
-    fired = np.zeros(len(every), bool)
-    chosen = []
-    for group in np.unique(groups):
-        test = groups == group
-        fitted, _ = nested(table, every[~test], scheme, pool, budget)
-        fired[test] = fires(fitted, table, every[test])
-        chosen.append({"left_out": str(group), "rule": fitted.candidate.name, "thresholds": fitted.thresholds})
-        print(f"  {budget} {scheme} {group}: {fitted.candidate.name} {fitted.thresholds}", flush=True)
-    return {"test": figures(table, fired), "chosen": chosen, "rules_chosen": dict(Counter(c["rule"] for c in chosen))}
-
-
-def fixed_cv(table: Table, candidate: Candidate, scheme: str, budget: str) -> dict:
-    every = np.arange(len(table.photo))
-    groups = groups_of(table, every, scheme)
-    fired = np.zeros(len(every), bool)
-    thresholds = []
-    for group in np.unique(groups):
-        test = groups == group
-        fitted = fit(candidate, table, every[~test], budget)
-        fired[test] = fires(fitted, table, every[test])
-        thresholds.append(fitted.thresholds)
-    return {"test": figures(table, fired), "thresholds": thresholds}
 
 
 def _pct(value: float) -> str:
@@ -412,13 +345,21 @@ def verdict(base: dict, tests: list[dict], budget: str) -> tuple[bool, str]:
     return helps, text
 
 
+def rules_of(budget: str) -> Rules:
+    return Rules(
+        budget,
+        partial(fit, budget=budget),
+        fires,
+        partial(objective, budget=budget),
+        figures,
+        most_common_first=False,
+    )
+
+
 def run_budget(table: Table, pool: list[Candidate], budget: str, base: dict) -> dict:
-    entry: dict = {"fixed": {}}
-    for c in (Candidate("centernet"), Candidate("legs"), Candidate("legs", "centernet")):
-        entry["fixed"][c.name] = {s: fixed_cv(table, c, s, budget) for s in ("photos", "sources")}
-    entry["cv"] = {scheme: outer_cv(table, scheme, pool, budget) for scheme in ("photos", "sources")}
+    fixed = (Candidate("centernet"), Candidate("legs"), Candidate("legs", "centernet"))
+    entry, fitted, ranked = cross_validate(rules_of(budget), table, pool, fixed)
     every = np.arange(len(table.photo))
-    fitted, ranked = nested(table, every, "photos", pool, budget)
     entry["in_sample"] = {
         "rule": fitted.candidate.name,
         "candidate": fitted.candidate.__dict__,
@@ -429,7 +370,7 @@ def run_budget(table: Table, pool: list[Candidate], budget: str, base: dict) -> 
     entry["ranking_all_photos"] = [
         {"rule": r["candidate"].name, "inner_cv_objective": round(r["inner_cv_objective"], 4)} for r in ranked
     ]
-    entry["helps"], entry["verdict"] = verdict(base, [entry["cv"][s]["test"] for s in ("photos", "sources")], budget)
+    entry["helps"], entry["verdict"] = verdict(base, [entry["cv"][s]["test"] for s in SCHEMES], budget)
     return entry
 
 

@@ -39,8 +39,9 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections import Counter, defaultdict
+from collections import defaultdict
 from dataclasses import dataclass
+from functools import partial
 from itertools import product
 from pathlib import Path
 
@@ -50,10 +51,19 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
 from hands_fusion_scores import load_scores  # noqa: E402
+from nested_cv import (  # noqa: E402
+    FP_WEIGHT,
+    LEVELS,
+    TARGET_FP,
+    Rows,
+    Rules,
+    bins,
+    cross_validate,
+    region_sums,
+    share_values,
+)
 from vision_data import KINDS  # noqa: E402
 
-FP_WEIGHT = 15.0
-TARGET_FP = 0.01
 # ``capped_any`` fits thresholds under a stricter cap than the 1% it is judged by: fitted at 1%, the rule flipped
 # 0.5-0.7% of the left-out products against 0.3% of the training ones and the outer CV went over the budget
 # (1.2% / 1.3%). Of the caps tried (0.7%, 0.75%, 0.8%, 1%) 0.75% is the largest whose outer CV stays within 1% in
@@ -61,12 +71,7 @@ TARGET_FP = 0.01
 TRAIN_CAP_ANY = 0.0075
 TARGET_HANDS = 0.80
 TARGET_WORN = 0.85
-FOLDS = 5
-SEED = 7
-LEVELS = 101  # scores binned on a 0.01 grid
 MIN_HAND_T = 5  # a hand threshold under 0.05 would call nearly every photo worn
-PRODUCT_KINDS = ("amateur", "studio")
-WORN_KINDS = ("hands", "legs")
 CLASS_SETS = {
     "all": ("hand", "fist", "pinch", "point"),
     "hand_fist": ("hand", "fist"),
@@ -82,25 +87,11 @@ LOGISTIC_L2 = 1.0
 
 # -- the table -------------------------------------------------------------------------------------------------
 @dataclass
-class Table:
-    photo: np.ndarray
-    kind: np.ndarray
-    source: np.ndarray
-    category: np.ndarray
-    weight: np.ndarray
+class Table(Rows):
     person: dict[str, np.ndarray]
     hand: dict[tuple[str, str, float], np.ndarray]
     geometry: dict[str, np.ndarray]  # of the best box of all classes, stretched input
-    photo_kind: list[str]
     photo_source: list[str]
-
-    @property
-    def worn(self) -> np.ndarray:
-        return np.isin(self.kind, WORN_KINDS)
-
-    @property
-    def products(self) -> np.ndarray:
-        return np.isin(self.kind, PRODUCT_KINDS)
 
 
 def _person(scores: dict | None) -> tuple[float, float]:
@@ -188,10 +179,6 @@ def candidates() -> list[Candidate]:
     return out
 
 
-def _bins(values: np.ndarray) -> np.ndarray:
-    return np.clip(np.floor(values * 100 + 1e-9).astype(int), 0, LEVELS - 1)
-
-
 @dataclass
 class Fitted:
     candidate: Candidate
@@ -257,18 +244,6 @@ def fires(fitted: Fitted, table: Table, rows: np.ndarray) -> np.ndarray:
     return fire & (table.category[rows] == 3)
 
 
-def _region_sums(family: str, b1: np.ndarray, b2: np.ndarray | None, values: np.ndarray) -> np.ndarray:
-    """The sum of ``values`` over the rows the rule fires on, for every threshold (pair) of the 0.01 grid."""
-    if b2 is None:
-        return np.bincount(b1, values, LEVELS)[::-1].cumsum()[::-1]
-    cell = np.bincount(b1 * LEVELS + b2, values, LEVELS * LEVELS).reshape(LEVELS, LEVELS)
-    if family == "hand_and_person":
-        return cell[::-1, ::-1].cumsum(0).cumsum(1)[::-1, ::-1]
-    below = np.zeros((LEVELS + 1, LEVELS + 1))
-    below[1:, 1:] = cell.cumsum(0).cumsum(1)
-    return cell.sum() - below[:LEVELS, :LEVELS]
-
-
 def fit(candidate: Candidate, table: Table, rows: np.ndarray, mode: str = "objective") -> Fitted:
     """The thresholds on ``rows`` maximising the objective (``mode="objective"``) or the worn recall with at most
     TARGET_FP of the part's products called worn, the cascade's own included (``mode="capped"``); ties: the fewest
@@ -286,11 +261,11 @@ def fit(candidate: Candidate, table: Table, rows: np.ndarray, mode: str = "objec
         fitted.coefficients = fit_logistic((x - mean) / scale, y, table.weight[all_rows])
         fitted.scaling = (mean, scale)
     first, second = scores_of(fitted, table, all_rows)
-    b1 = _bins(first)
-    b2 = None if second is None else _bins(second)
-    worn = _region_sums(candidate.family, b1, b2, worn_share[keep])
-    products = _region_sums(candidate.family, b1, b2, product_share[keep])
-    flips = _region_sums(candidate.family, b1, b2, table.weight[all_rows])
+    b1 = bins(first)
+    b2 = None if second is None else bins(second)
+    worn = region_sums(candidate.family, b1, b2, worn_share[keep])
+    products = region_sums(candidate.family, b1, b2, product_share[keep])
+    flips = region_sums(candidate.family, b1, b2, table.weight[all_rows])
     gain = worn - FP_WEIGHT * products
     cap = TRAIN_CAP_ANY if mode == "capped_any" else TARGET_FP
     score = gain if mode == "objective" else np.where(cascade_products + products <= cap + 1e-12, worn, -1.0)
@@ -307,60 +282,12 @@ def fit(candidate: Candidate, table: Table, rows: np.ndarray, mode: str = "objec
     return fitted
 
 
-def share_values(table: Table, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per row of a part: its share of the part's worn photos (0 unless worn) and of its product photos."""
-    w = table.weight[rows]
-    worn = table.worn[rows]
-    prod = table.products[rows]
-    return np.where(worn, w, 0.0) / w[worn].sum(), np.where(prod, w, 0.0) / w[prod].sum()
-
-
-# -- cross-validation --------------------------------------------------------------------------------------------
-def photo_folds(kinds: list[str], photos: np.ndarray, seed: int = SEED) -> dict[int, int]:
-    """A fold per photo of ``photos``, stratified by kind."""
-    rng = np.random.default_rng(seed)
-    by_kind = defaultdict(list)
-    for p in photos:
-        by_kind[kinds[p]].append(int(p))
-    fold = {}
-    for members in by_kind.values():
-        for position, p in enumerate(rng.permutation(members)):
-            fold[int(p)] = position % FOLDS
-    return fold
-
-
-def groups_of(table: Table, rows: np.ndarray, scheme: str, seed: int = SEED) -> np.ndarray:
-    photos = np.unique(table.photo[rows])
-    if scheme == "photos":
-        fold = photo_folds(table.photo_kind, photos, seed)
-        return np.array([fold[int(p)] for p in table.photo[rows]])
-    return table.source[rows]
-
-
-def cv_objective(candidate: Candidate, table: Table, rows: np.ndarray, scheme: str, mode: str) -> float:
-    groups = groups_of(table, rows, scheme, seed=SEED + 1)
-    fired = np.zeros(len(rows), bool)
-    for group in np.unique(groups):
-        test = groups == group
-        fitted = fit(candidate, table, rows[~test], mode)
-        fired[test] = fires(fitted, table, rows[test])
-    return objective(table, rows, fired)
-
-
+# -- what the cross-validation judges ----------------------------------------------------------------------------
 def objective(table: Table, rows: np.ndarray, fired: np.ndarray) -> float:
     w = table.weight[rows]
     worn = table.worn[rows]
     prod = table.products[rows]
     return float((w * fired)[worn].sum() / w[worn].sum() - FP_WEIGHT * (w * fired)[prod].sum() / w[prod].sum())
-
-
-def nested(table: Table, rows: np.ndarray, scheme: str, pool: list[Candidate], mode: str) -> tuple[Fitted, list[dict]]:
-    """The candidate with the best inner-CV objective on ``rows``, refitted on all of ``rows``."""
-    ranked = sorted(
-        ({"candidate": c, "inner_cv_objective": cv_objective(c, table, rows, scheme, mode)} for c in pool),
-        key=lambda r: -r["inner_cv_objective"],
-    )
-    return fit(ranked[0]["candidate"], table, rows, mode), ranked
 
 
 def figures(table: Table, fired: np.ndarray) -> dict:
@@ -385,38 +312,6 @@ def figures(table: Table, fired: np.ndarray) -> dict:
     out["product_flipped_by_stage"] = round(float((w * fired)[pr].sum() / w[pr].sum()), 4)
     out["objective"] = round(out["worn"]["called_worn"] - FP_WEIGHT * out["product_called_worn"], 4)
     return out
-
-
-def outer_cv(table: Table, scheme: str, pool: list[Candidate], mode: str) -> dict:
-    every = np.arange(len(table.photo))
-    groups = groups_of(table, every, scheme)
-    fired = np.zeros(len(every), bool)
-    chosen = []
-    for group in np.unique(groups):
-        test = groups == group
-        fitted, _ = nested(table, every[~test], scheme, pool, mode)
-        fired[test] = fires(fitted, table, every[test])
-        chosen.append({"left_out": str(group), "rule": fitted.candidate.name, "thresholds": fitted.thresholds})
-        print(f"  {mode} {scheme} {group}: {fitted.candidate.name} {fitted.thresholds}", flush=True)
-    return {
-        "test": figures(table, fired),
-        "chosen": chosen,
-        "rules_chosen": dict(Counter(c["rule"] for c in chosen).most_common()),
-    }
-
-
-def fixed_cv(table: Table, candidate: Candidate, scheme: str, mode: str) -> dict:
-    """One candidate, thresholds fitted per training part (no candidate choice): pooled test figures."""
-    every = np.arange(len(table.photo))
-    groups = groups_of(table, every, scheme)
-    fired = np.zeros(len(every), bool)
-    thresholds = []
-    for group in np.unique(groups):
-        test = groups == group
-        fitted = fit(candidate, table, every[~test], mode)
-        fired[test] = fires(fitted, table, every[test])
-        thresholds.append(fitted.thresholds)
-    return {"test": figures(table, fired), "thresholds": thresholds}
 
 
 # -- report ------------------------------------------------------------------------------------------------------
@@ -525,13 +420,14 @@ def markdown(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def rules_of(mode: str) -> Rules:
+    return Rules(mode, partial(fit, mode=mode), fires, objective, figures)
+
+
 def run_mode(table: Table, pool: list[Candidate], mode: str, cascade_alone: dict) -> dict:
-    entry: dict = {"fixed": {}}
-    for candidate in (Candidate("hand"), Candidate("hand", "pad"), Candidate("logistic")):
-        entry["fixed"][candidate.name] = {s: fixed_cv(table, candidate, s, mode) for s in ("photos", "sources")}
-    entry["cv"] = {scheme: outer_cv(table, scheme, pool, mode) for scheme in ("photos", "sources")}
+    fixed = (Candidate("hand"), Candidate("hand", "pad"), Candidate("logistic"))
+    entry, fitted, ranked = cross_validate(rules_of(mode), table, pool, fixed)
     every = np.arange(len(table.photo))
-    fitted, ranked = nested(table, every, "photos", pool, mode)
     entry["in_sample"] = {
         "rule": fitted.candidate.name,
         "candidate": fitted.candidate.__dict__,

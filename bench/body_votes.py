@@ -24,13 +24,12 @@ Writes bench/results/body_votes.json and bench/results/body_votes.md.
 
 from __future__ import annotations
 
-import json
-import os
 import statistics
 import sys
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -38,17 +37,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
+import nested_cv as cv  # noqa: E402
 from body_votes_scores import load_scores  # noqa: E402
-from hands_fusion import _bins, _region_sums, photo_folds  # noqa: E402
-from vision_data import KINDS  # noqa: E402
 
-FP_WEIGHT = 15.0
-TARGET_FP = 0.01
-FOLDS = 5
-SEED = 7
 MIN_T = 5  # a threshold under 0.05 would fire on nearly every photo
-PRODUCT_KINDS = ("amateur", "studio")
-WORN_KINDS = ("hands", "legs")
 HIPS, KNEES, ANKLES = (11, 12), (13, 14), (15, 16)
 COUNT_TS = (0.1, 0.2, 0.3, 0.4)
 KEYPOINT_FEATURES = ("legs", "lower", *(f"count@{t}" for t in COUNT_TS))
@@ -56,59 +48,33 @@ PERSON_FEATURES = ("centernet", "yolo")
 # What the 1% product budget counts: products called worn or model (the task's rule), or called worn only (the rule
 # bench/hands_fusion.py fitted the hand stage under).
 # A third, informative only: the vote's own flips capped at 0.5% of products, whatever the cascade already calls.
-BUDGETS = {"worn_or_model": ((1, 2), TARGET_FP), "worn": ((2,), TARGET_FP), "vote_flips": ((), 0.005)}
+BUDGETS = {"worn_or_model": ((1, 2), cv.TARGET_FP), "worn": ((2,), cv.TARGET_FP), "vote_flips": ((), 0.005)}
 
 
 @dataclass
-class Table:
-    photo: np.ndarray
-    kind: np.ndarray
-    source: np.ndarray
-    category: np.ndarray
-    weight: np.ndarray
+class Table(cv.Rows):
     feature: dict[str, np.ndarray]
-    photo_kind: list[str]
     photo_id: list[str]
-
-    @property
-    def worn(self) -> np.ndarray:
-        return np.isin(self.kind, WORN_KINDS)
-
-    @property
-    def products(self) -> np.ndarray:
-        return np.isin(self.kind, PRODUCT_KINDS)
 
 
 def build_table(records: list[dict]) -> tuple[Table, dict]:
     rows = defaultdict(list)
     cpu = defaultdict(list)
-    for index, record in enumerate(records):
-        copies = [v for v in record["copies"].values() if "error" not in v]
-        for value in copies:
-            rows["photo"].append(index)
-            rows["kind"].append(record["kind"])
-            rows["source"].append(record["source"])
-            rows["category"].append(value["category"])
-            rows["weight"].append(1.0 / len(copies))
-            k = np.array(value.get("keypoints") or np.zeros((17, 3)))
-            scores = k[:, 2]
-            lower = scores[list(HIPS + KNEES + ANKLES)]
-            rows["legs"].append(float(scores[list(KNEES + ANKLES)].max()))
-            rows["lower"].append(float(lower.max()))
-            for t in COUNT_TS:
-                rows[f"count@{t}"].append(float((lower >= t).sum()) / 6)
-            rows["centernet"].append(float(value.get("centernet") or 0.0))
-            rows["yolo"].append(float(value.get("person_best") or 0.0))
-            for net, ms in value.get("cpu_ms", {}).items():
-                cpu[net].append(ms)
+    for value in cv.copy_rows(records, rows):
+        k = np.array(value.get("keypoints") or np.zeros((17, 3)))
+        scores = k[:, 2]
+        lower = scores[list(HIPS + KNEES + ANKLES)]
+        rows["legs"].append(float(scores[list(KNEES + ANKLES)].max()))
+        rows["lower"].append(float(lower.max()))
+        for t in COUNT_TS:
+            rows[f"count@{t}"].append(float((lower >= t).sum()) / 6)
+        rows["centernet"].append(float(value.get("centernet") or 0.0))
+        rows["yolo"].append(float(value.get("person_best") or 0.0))
+        for net, ms in value.get("cpu_ms", {}).items():
+            cpu[net].append(ms)
     table = Table(
-        photo=np.array(rows["photo"]),
-        kind=np.array(rows["kind"]),
-        source=np.array(rows["source"]),
-        category=np.array(rows["category"]),
-        weight=np.array(rows["weight"]),
+        **cv.rows_columns(records, rows),
         feature={f: np.array(rows[f]) for f in (*KEYPOINT_FEATURES, *PERSON_FEATURES)},
-        photo_kind=[r["kind"] for r in records],
         photo_id=[r["id"] for r in records],
     )
     timing = {
@@ -155,27 +121,21 @@ class Fitted:
     thresholds: tuple[float, ...]
 
 
-def share_values(table: Table, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    w = table.weight[rows]
-    worn, prod = table.worn[rows], table.products[rows]
-    return np.where(worn, w, 0.0) / w[worn].sum(), np.where(prod, w, 0.0) / w[prod].sum()
-
-
 def fit(candidate: Candidate, table: Table, rows: np.ndarray, budget: str) -> Fitted:
     """Thresholds maximising worn recall on ``rows`` with at most TARGET_FP of their products called worn or model
     (the cascade's and hand stage's own included); ties: the fewest flips. No threshold pair within the budget: a
     rule that never fires."""
-    worn_share, product_share = share_values(table, rows)
+    worn_share, product_share = cv.share_values(table, rows)
     counted, cap = BUDGETS[budget]
     already = float((product_share * np.isin(table.category[rows], counted)).sum())
     keep = table.category[rows] == 3
     part = rows[keep]
-    b1 = _bins(table.feature[candidate.first][part])
-    b2 = None if candidate.second is None else _bins(table.feature[candidate.second][part])
+    b1 = cv.bins(table.feature[candidate.first][part])
+    b2 = None if candidate.second is None else cv.bins(table.feature[candidate.second][part])
     family = "hand" if b2 is None else "hand_and_person"
-    worn = _region_sums(family, b1, b2, worn_share[keep])
-    products = _region_sums(family, b1, b2, product_share[keep])
-    flips = _region_sums(family, b1, b2, table.weight[part])
+    worn = cv.region_sums(family, b1, b2, worn_share[keep])
+    products = cv.region_sums(family, b1, b2, product_share[keep])
+    flips = cv.region_sums(family, b1, b2, table.weight[part])
     score = np.where(already + products <= cap + 1e-12, worn, -1.0) - 1e-6 * flips
     score[:MIN_T] = -np.inf
     if b2 is not None:
@@ -194,100 +154,33 @@ def fires(fitted: Fitted, table: Table, rows: np.ndarray) -> np.ndarray:
     return fire & (table.category[rows] == 3)
 
 
-def groups_of(table: Table, rows: np.ndarray, scheme: str, seed: int = SEED) -> np.ndarray:
-    if scheme == "photos":
-        fold = photo_folds(table.photo_kind, np.unique(table.photo[rows]), seed)
-        return np.array([fold[int(p)] for p in table.photo[rows]])
-    return table.source[rows]
-
-
 def objective(table: Table, rows: np.ndarray, fired: np.ndarray, budget: str) -> float:
     w = table.weight[rows]
     worn, prod = table.worn[rows], table.products[rows]
     called = fired | np.isin(table.category[rows], BUDGETS[budget][0])
     recall = (w * (fired | (table.category[rows] == 2)))[worn].sum() / w[worn].sum()
-    return float(recall - FP_WEIGHT * (w * called)[prod].sum() / w[prod].sum())
-
-
-def cv_objective(candidate: Candidate, table: Table, rows: np.ndarray, scheme: str, budget: str) -> float:
-    groups = groups_of(table, rows, scheme, seed=SEED + 1)
-    fired = np.zeros(len(rows), bool)
-    for group in np.unique(groups):
-        test = groups == group
-        fired[test] = fires(fit(candidate, table, rows[~test], budget), table, rows[test])
-    return objective(table, rows, fired, budget)
-
-
-def nested(
-    table: Table, rows: np.ndarray, scheme: str, pool: list[Candidate], budget: str
-) -> tuple[Fitted, list[dict]]:
-    ranked = sorted(
-        ({"candidate": c, "inner_cv_objective": cv_objective(c, table, rows, scheme, budget)} for c in pool),
-        key=lambda r: -r["inner_cv_objective"],
-    )
-    return fit(ranked[0]["candidate"], table, rows, budget), ranked
+    return float(recall - cv.FP_WEIGHT * (w * called)[prod].sum() / w[prod].sum())
 
 
 def figures(table: Table, fired: np.ndarray) -> dict:
     """Per kind: share called worn (cascade + hand stage + vote) and by the vote alone; products called worn or
     model in total and flipped by the vote."""
-    w = table.weight
     worn = (table.category == 2) | fired
-    out: dict = {}
-    for kind in KINDS:
-        mask = table.kind == kind
-        out[kind] = {
-            "photos": round(float(w[mask].sum()), 1),
-            "called_worn": round(float((w * worn)[mask].sum() / w[mask].sum()), 4),
-            "called_worn_by_vote": round(float((w * fired)[mask].sum() / w[mask].sum()), 4),
-        }
-    wn, pr = table.worn, table.products
-    out["worn"] = {"called_worn": round(float((w * worn)[wn].sum() / w[wn].sum()), 4)}
-    called = fired | (table.category != 3)
-    out["product_called_worn_or_model"] = round(float((w * called)[pr].sum() / w[pr].sum()), 4)
-    out["product_called_worn"] = round(float((w * worn)[pr].sum() / w[pr].sum()), 4)
-    out["product_flipped_by_vote"] = round(float((w * fired)[pr].sum() / w[pr].sum()), 4)
-    out["objective"] = round(out["worn"]["called_worn"] - FP_WEIGHT * out["product_called_worn_or_model"], 4)
+    out = cv.per_kind(table, {"called_worn": worn, "called_worn_by_vote": fired})
+    out["worn"] = {"called_worn": cv.share(table, worn, table.worn)}
+    out["product_called_worn_or_model"] = cv.share(table, fired | (table.category != 3), table.products)
+    out["product_called_worn"] = cv.share(table, worn, table.products)
+    out["product_flipped_by_vote"] = cv.share(table, fired, table.products)
+    out["objective"] = round(out["worn"]["called_worn"] - cv.FP_WEIGHT * out["product_called_worn_or_model"], 4)
     return out
-
-
-def outer_cv(table: Table, scheme: str, pool: list[Candidate], budget: str) -> dict:
-    every = np.arange(len(table.photo))
-    groups = groups_of(table, every, scheme)
-    fired = np.zeros(len(every), bool)
-    chosen = []
-    for group in np.unique(groups):
-        test = groups == group
-        fitted, _ = nested(table, every[~test], scheme, pool, budget)
-        fired[test] = fires(fitted, table, every[test])
-        chosen.append({"left_out": str(group), "rule": fitted.candidate.name, "thresholds": fitted.thresholds})
-        print(f"  {budget} {scheme} {group}: {fitted.candidate.name} {fitted.thresholds}", flush=True)
-    return {"test": figures(table, fired), "chosen": chosen, "rules_chosen": dict(Counter(c["rule"] for c in chosen))}
-
-
-def fixed_cv(table: Table, candidate: Candidate, scheme: str, budget: str) -> dict:
-    every = np.arange(len(table.photo))
-    groups = groups_of(table, every, scheme)
-    fired = np.zeros(len(every), bool)
-    thresholds = []
-    for group in np.unique(groups):
-        test = groups == group
-        fitted = fit(candidate, table, every[~test], budget)
-        fired[test] = fires(fitted, table, every[test])
-        thresholds.append(fitted.thresholds)
-    return {"test": figures(table, fired), "thresholds": thresholds}
-
-
-def _pct(value: float) -> str:
-    return f"{100 * value:.1f}%"
 
 
 def _row(label: str, f: dict) -> str:
     return (
-        f"| {label} | {_pct(f['hands']['called_worn'])} | {_pct(f['legs']['called_worn'])} | "
-        f"{_pct(f['worn']['called_worn'])} | {_pct(f['product_called_worn'])} | "
-        f"{_pct(f['product_called_worn_or_model'])} | {_pct(f['product_flipped_by_vote'])} | "
-        f"{_pct(f['legs']['called_worn_by_vote'])} | {_pct(f['hands']['called_worn_by_vote'])} |"
+        f"| {label} | {cv.pct(f['hands']['called_worn'])} | {cv.pct(f['legs']['called_worn'])} | "
+        f"{cv.pct(f['worn']['called_worn'])} | {cv.pct(f['product_called_worn'])} | "
+        f"{cv.pct(f['product_called_worn_or_model'])} | {cv.pct(f['product_flipped_by_vote'])} | "
+        f"{cv.pct(f['legs']['called_worn_by_vote'])} | {cv.pct(f['hands']['called_worn_by_vote'])} |"
     )
 
 
@@ -323,29 +216,9 @@ def markdown(result: dict) -> str:
     for budget, entry in result["budgets"].items():
         lines += [f"## Budget: {budget}", "", BUDGET_TEXT[budget] + ".", "", *header]
         lines.append(_row("cascade + hand stage (no vote)", result["without_vote"]))
-        for scheme, label in (("photos", "5 photo folds"), ("sources", "sources left out")):
-            lines.append(_row(f"**CV, {label}**", entry["cv"][scheme]["test"]))
-        lines.append(_row("in-sample (not a CV figure)", entry["in_sample"]["figures"]))
-        for name, fixed in entry["fixed"].items():
-            for scheme in ("photos", "sources"):
-                lines.append(_row(f"fixed `{name}`, CV {scheme}", fixed[scheme]["test"]))
-        lines += [
-            "",
-            f"Rule chosen on all photos: `{entry['in_sample']['rule']}`, thresholds {entry['in_sample']['thresholds']}"
-            " (1.01: nothing fits the budget, the vote never fires).",
-            "",
-        ]
-        for scheme in ("photos", "sources"):
-            lines.append(
-                f"Rules chosen in the {scheme} scheme's training parts: "
-                + "; ".join(f"`{rule}` x{n}" for rule, n in entry["cv"][scheme]["rules_chosen"].items())
-                + "."
-            )
-            lines.append("")
-        lines += ["Top rules on all photos by inner-CV objective (photo folds):", "", "| rule | CV objective |"]
-        lines.append("|---|---|")
-        for ranked in entry["ranking_all_photos"][:8]:
-            lines.append(f"| `{ranked['rule']}` | {ranked['inner_cv_objective']:.4f} |")
+        lines += cv.cv_rows(entry, _row)
+        lines += cv.chosen_lines(entry, " (1.01: nothing fits the budget, the vote never fires)")
+        lines += cv.ranking_lines(entry, "Top rules on all photos by inner-CV objective (photo folds):", "CV objective")
         lines += ["", f"Verdict ({budget}): {entry['verdict']}", ""]
     lines += [
         "## What each vote sees (in-sample, rows the vote runs on)",
@@ -370,8 +243,8 @@ def markdown(result: dict) -> str:
     ]
     for point in result["curve"]:
         lines.append(
-            f"| `{point['feature']}` | {_pct(point['flip_cap'])} | {point['threshold']} | {_pct(point['worn'])} | "
-            f"{_pct(point['legs'])} | {_pct(point['hands'])} |"
+            f"| `{point['feature']}` | {cv.pct(point['flip_cap'])} | {point['threshold']} | {cv.pct(point['worn'])} | "
+            f"{cv.pct(point['legs'])} | {cv.pct(point['hands'])} |"
         )
     flips = result["centernet_flips"]
     lines += [
@@ -399,26 +272,34 @@ def verdict(base: dict, tests: list[dict], budget: str) -> tuple[bool, str]:
         "{} - all worn {} / {} (photo folds / sources out) against {} without the vote; legs {} / {} against {}; "
         "hands {} / {} against {}; products counted {} / {} against {}".format(
             "the vote helps within the budget in both schemes" if helps else "no rule helps within the budget",
-            *(_pct(t["worn"]["called_worn"]) for t in tests),
-            _pct(base["worn"]["called_worn"]),
-            *(_pct(t["legs"]["called_worn"]) for t in tests),
-            _pct(base["legs"]["called_worn"]),
-            *(_pct(t["hands"]["called_worn"]) for t in tests),
-            _pct(base["hands"]["called_worn"]),
-            *(_pct(t[key]) for t in tests),
-            _pct(base[key]),
+            *(cv.pct(t["worn"]["called_worn"]) for t in tests),
+            cv.pct(base["worn"]["called_worn"]),
+            *(cv.pct(t["legs"]["called_worn"]) for t in tests),
+            cv.pct(base["legs"]["called_worn"]),
+            *(cv.pct(t["hands"]["called_worn"]) for t in tests),
+            cv.pct(base["hands"]["called_worn"]),
+            *(cv.pct(t[key]) for t in tests),
+            cv.pct(base[key]),
         )
     )
     return helps, text
 
 
+def rules_of(budget: str) -> cv.Rules:
+    return cv.Rules(
+        budget,
+        partial(fit, budget=budget),
+        fires,
+        partial(objective, budget=budget),
+        figures,
+        most_common_first=False,
+    )
+
+
 def run_budget(table: Table, pool: list[Candidate], budget: str, base: dict) -> dict:
-    entry: dict = {"fixed": {}}
-    for c in (Candidate("centernet"), Candidate("legs"), Candidate("legs", "centernet")):
-        entry["fixed"][c.name] = {s: fixed_cv(table, c, s, budget) for s in ("photos", "sources")}
-    entry["cv"] = {scheme: outer_cv(table, scheme, pool, budget) for scheme in ("photos", "sources")}
+    fixed = (Candidate("centernet"), Candidate("legs"), Candidate("legs", "centernet"))
+    entry, fitted, ranked = cv.cross_validate(rules_of(budget), table, pool, fixed)
     every = np.arange(len(table.photo))
-    fitted, ranked = nested(table, every, "photos", pool, budget)
     entry["in_sample"] = {
         "rule": fitted.candidate.name,
         "candidate": fitted.candidate.__dict__,
@@ -429,7 +310,7 @@ def run_budget(table: Table, pool: list[Candidate], budget: str, base: dict) -> 
     entry["ranking_all_photos"] = [
         {"rule": r["candidate"].name, "inner_cv_objective": round(r["inner_cv_objective"], 4)} for r in ranked
     ]
-    entry["helps"], entry["verdict"] = verdict(base, [entry["cv"][s]["test"] for s in ("photos", "sources")], budget)
+    entry["helps"], entry["verdict"] = verdict(base, [entry["cv"][s]["test"] for s in cv.SCHEMES], budget)
     return entry
 
 
@@ -477,7 +358,9 @@ def flipped_photos(table: Table, feature: str, threshold: float) -> list[dict]:
     counts = Counter(int(p) for p in table.photo[fired])
     return [
         {"photo": table.photo_id[p], "kind": table.photo_kind[p], "copies": n}
-        for p, n in sorted(counts.items(), key=lambda item: (table.photo_kind[item[0]] not in PRODUCT_KINDS, item[0]))
+        for p, n in sorted(
+            counts.items(), key=lambda item: (table.photo_kind[item[0]] not in cv.PRODUCT_KINDS, item[0])
+        )
     ]
 
 
@@ -498,12 +381,7 @@ def main() -> int:
     result["curve"] = curve(table)
     at = next(p["threshold"] for p in result["curve"] if p["feature"] == "centernet" and p["flip_cap"] == 0.005)
     result["centernet_flips"] = {"threshold": at, "photos": flipped_photos(table, "centernet", at)}
-    result["seconds"] = round(time.monotonic() - started)
-    result["load"] = "uptime load averages at the end " + ", ".join(f"{v:.2f}" for v in os.getloadavg())
-    out = ROOT / "bench" / "results"
-    (out / "body_votes.json").write_text(json.dumps(result, indent=2, default=str) + "\n", encoding="utf-8")
-    (out / "body_votes.md").write_text(markdown(result), encoding="utf-8")
-    print(markdown(result))
+    cv.write_results("body_votes", result, markdown, started)
     return 0
 
 

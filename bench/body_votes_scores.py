@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import cv2
@@ -28,13 +28,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "layers"))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from vision_data import COPIES, file_digest, load_photos, make_copy  # noqa: E402
+from score_cache import decode_upload, load_cached, score_photos  # noqa: E402
+from vision_data import load_photos  # noqa: E402
 
 from imagelift.config import VisionConfig  # noqa: E402
 from imagelift.vision.body import PersonCenters, PoseEstimator  # noqa: E402
 from imagelift.vision.cascade import Cascade  # noqa: E402
 from imagelift.vision.hand_stage import best_person_score  # noqa: E402
-from imagelift.vision.image_io import DecodeLimits, decode_image  # noqa: E402
 
 SCORES_VERSION = 1
 CACHE = ROOT / ".cache" / "body_votes_scores"
@@ -50,12 +50,7 @@ def _digest(body: Path) -> str:
 
 
 def score_photo(cascade: Cascade, pose: PoseEstimator, centers: PersonCenters, data: bytes) -> dict:
-    config = cascade.config
-    decoded = decode_image(
-        data,
-        limits=DecodeLimits.from_config(config),
-        target_long_side=max(config.decode_long_side, config.face_max_side) if config.decode_long_side else None,
-    )
+    decoded = decode_upload(data, cascade.config)
     result = cascade.classify_decoded(decoded)
     record = {
         "category": result.category,
@@ -91,37 +86,13 @@ def main() -> int:
     photos = load_photos()
     if args.limit:
         photos = photos[: args.limit]
-    CACHE.mkdir(parents=True, exist_ok=True)
-    started = time.monotonic()
-    for number, photo in enumerate(photos, 1):
-        cache = CACHE / f"{file_digest(photo.path)}-{digest}-v{SCORES_VERSION}.json"
-        if cache.is_file():
-            continue
-        data = photo.path.read_bytes()
-        copies = {}
-        for copy in COPIES:
-            try:
-                copies[copy] = score_photo(cascade, pose, centers, make_copy(data, copy))
-            except Exception as exc:  # a photo that cannot be decoded is recorded, not skipped silently
-                copies[copy] = {"error": f"{type(exc).__name__}: {exc}"}
-        record = {"id": photo.id, "kind": photo.kind, "label": photo.label, "source": photo.source, "copies": copies}
-        cache.write_text(json.dumps(record), encoding="utf-8")
-        if number % 20 == 0:
-            print(f"{number}/{len(photos)} photos, {time.monotonic() - started:.0f} s", flush=True)
-    print(f"done: {len(photos)} photos in {time.monotonic() - started:.0f} s", flush=True)
+    score_photos(photos, CACHE, digest, SCORES_VERSION, partial(score_photo, cascade, pose, centers))
     return 0
 
 
 def load_scores(body: Path = ROOT / "models") -> list[dict]:
     """The cached records of every tuning photo (raises when one is missing)."""
-    digest = _digest(body)
-    records = []
-    for photo in load_photos():
-        cache = CACHE / f"{file_digest(photo.path)}-{digest}-v{SCORES_VERSION}.json"
-        if not cache.is_file():
-            raise FileNotFoundError(f"{photo.id} has no cached scores: run bench/body_votes_scores.py first")
-        records.append(json.loads(cache.read_text(encoding="utf-8")))
-    return records
+    return load_cached(CACHE, _digest(body), SCORES_VERSION, "bench/body_votes_scores.py")
 
 
 if __name__ == "__main__":

@@ -36,11 +36,11 @@ Writes bench/results/hands_fusion.json and bench/results/hands_fusion.md.
 
 from __future__ import annotations
 
-import json
 import sys
 import time
-from collections import Counter, defaultdict
+from collections import defaultdict
 from dataclasses import dataclass
+from functools import partial
 from itertools import product
 from pathlib import Path
 
@@ -49,11 +49,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
+import nested_cv as cv  # noqa: E402
 from hands_fusion_scores import load_scores  # noqa: E402
-from vision_data import KINDS  # noqa: E402
 
-FP_WEIGHT = 15.0
-TARGET_FP = 0.01
 # ``capped_any`` fits thresholds under a stricter cap than the 1% it is judged by: fitted at 1%, the rule flipped
 # 0.5-0.7% of the left-out products against 0.3% of the training ones and the outer CV went over the budget
 # (1.2% / 1.3%). Of the caps tried (0.7%, 0.75%, 0.8%, 1%) 0.75% is the largest whose outer CV stays within 1% in
@@ -61,12 +59,7 @@ TARGET_FP = 0.01
 TRAIN_CAP_ANY = 0.0075
 TARGET_HANDS = 0.80
 TARGET_WORN = 0.85
-FOLDS = 5
-SEED = 7
-LEVELS = 101  # scores binned on a 0.01 grid
 MIN_HAND_T = 5  # a hand threshold under 0.05 would call nearly every photo worn
-PRODUCT_KINDS = ("amateur", "studio")
-WORN_KINDS = ("hands", "legs")
 CLASS_SETS = {
     "all": ("hand", "fist", "pinch", "point"),
     "hand_fist": ("hand", "fist"),
@@ -82,25 +75,11 @@ LOGISTIC_L2 = 1.0
 
 # -- the table -------------------------------------------------------------------------------------------------
 @dataclass
-class Table:
-    photo: np.ndarray
-    kind: np.ndarray
-    source: np.ndarray
-    category: np.ndarray
-    weight: np.ndarray
+class Table(cv.Rows):
     person: dict[str, np.ndarray]
     hand: dict[tuple[str, str, float], np.ndarray]
     geometry: dict[str, np.ndarray]  # of the best box of all classes, stretched input
-    photo_kind: list[str]
     photo_source: list[str]
-
-    @property
-    def worn(self) -> np.ndarray:
-        return np.isin(self.kind, WORN_KINDS)
-
-    @property
-    def products(self) -> np.ndarray:
-        return np.isin(self.kind, PRODUCT_KINDS)
 
 
 def _person(scores: dict | None) -> tuple[float, float]:
@@ -122,39 +101,27 @@ def _class_score(boxes: dict, classes: tuple[str, ...], min_area: float) -> floa
 
 def build_table(records: list[dict]) -> Table:
     rows = defaultdict(list)
-    for index, record in enumerate(records):
-        copies = [v for v in record["copies"].values() if "error" not in v]
-        for value in copies:
-            rows["photo"].append(index)
-            rows["kind"].append(record["kind"])
-            rows["source"].append(record["source"])
-            rows["category"].append(value["category"])
-            rows["weight"].append(1.0 / len(copies))
-            combined, best = _person(value["person_scores"])
-            rows["person_combined"].append(combined)
-            rows["person_max"].append(best)
-            hands = value["hands"]
-            for classes, area in product(CLASS_SETS, MIN_AREAS):
-                stretch = _class_score(hands["stretch"], CLASS_SETS[classes], area)
-                pad = _class_score(hands["pad"], CLASS_SETS[classes], area)
-                for name, v in zip(INPUTS, (stretch, pad, max(stretch, pad), min(stretch, pad)), strict=True):
-                    rows[("hand", name, classes, area)].append(v)
-            top = max(hands["stretch"].values(), key=lambda b: b[0])
-            _, x, y, w, h = top
-            rows["area"].append(w * h)
-            rows["box_aspect"].append(w / h if h > 0 else 0.0)
-            rows["edge"].append(min(x, y, 1 - x - w, 1 - y - h) if w > 0 else 0.5)
+    for value in cv.copy_rows(records, rows):
+        combined, best = _person(value["person_scores"])
+        rows["person_combined"].append(combined)
+        rows["person_max"].append(best)
+        hands = value["hands"]
+        for classes, area in product(CLASS_SETS, MIN_AREAS):
+            stretch = _class_score(hands["stretch"], CLASS_SETS[classes], area)
+            pad = _class_score(hands["pad"], CLASS_SETS[classes], area)
+            for name, v in zip(INPUTS, (stretch, pad, max(stretch, pad), min(stretch, pad)), strict=True):
+                rows[("hand", name, classes, area)].append(v)
+        top = max(hands["stretch"].values(), key=lambda b: b[0])
+        _, x, y, w, h = top
+        rows["area"].append(w * h)
+        rows["box_aspect"].append(w / h if h > 0 else 0.0)
+        rows["edge"].append(min(x, y, 1 - x - w, 1 - y - h) if w > 0 else 0.5)
     hand = {key[1:]: np.array(v) for key, v in rows.items() if isinstance(key, tuple)}
     return Table(
-        photo=np.array(rows["photo"]),
-        kind=np.array(rows["kind"]),
-        source=np.array(rows["source"]),
-        category=np.array(rows["category"]),
-        weight=np.array(rows["weight"]),
+        **cv.rows_columns(records, rows),
         person={"combined": np.array(rows["person_combined"]), "max": np.array(rows["person_max"])},
         hand=hand,
         geometry={k: np.array(rows[k]) for k in ("area", "box_aspect", "edge")},
-        photo_kind=[r["kind"] for r in records],
         photo_source=[r["source"] for r in records],
     )
 
@@ -186,10 +153,6 @@ def candidates() -> list[Candidate]:
             out.append(Candidate(family, hand_input, classes, area, person))
     out.append(Candidate("logistic"))
     return out
-
-
-def _bins(values: np.ndarray) -> np.ndarray:
-    return np.clip(np.floor(values * 100 + 1e-9).astype(int), 0, LEVELS - 1)
 
 
 @dataclass
@@ -257,23 +220,11 @@ def fires(fitted: Fitted, table: Table, rows: np.ndarray) -> np.ndarray:
     return fire & (table.category[rows] == 3)
 
 
-def _region_sums(family: str, b1: np.ndarray, b2: np.ndarray | None, values: np.ndarray) -> np.ndarray:
-    """The sum of ``values`` over the rows the rule fires on, for every threshold (pair) of the 0.01 grid."""
-    if b2 is None:
-        return np.bincount(b1, values, LEVELS)[::-1].cumsum()[::-1]
-    cell = np.bincount(b1 * LEVELS + b2, values, LEVELS * LEVELS).reshape(LEVELS, LEVELS)
-    if family == "hand_and_person":
-        return cell[::-1, ::-1].cumsum(0).cumsum(1)[::-1, ::-1]
-    below = np.zeros((LEVELS + 1, LEVELS + 1))
-    below[1:, 1:] = cell.cumsum(0).cumsum(1)
-    return cell.sum() - below[:LEVELS, :LEVELS]
-
-
 def fit(candidate: Candidate, table: Table, rows: np.ndarray, mode: str = "objective") -> Fitted:
     """The thresholds on ``rows`` maximising the objective (``mode="objective"``) or the worn recall with at most
     TARGET_FP of the part's products called worn, the cascade's own included (``mode="capped"``); ties: the fewest
     flips."""
-    worn_share, product_share = share_values(table, rows)
+    worn_share, product_share = cv.share_values(table, rows)
     counted = table.category[rows] != 3 if mode == "capped_any" else table.category[rows] == 2
     cascade_products = float((product_share * counted).sum())
     keep = table.category[rows] == 3
@@ -286,13 +237,13 @@ def fit(candidate: Candidate, table: Table, rows: np.ndarray, mode: str = "objec
         fitted.coefficients = fit_logistic((x - mean) / scale, y, table.weight[all_rows])
         fitted.scaling = (mean, scale)
     first, second = scores_of(fitted, table, all_rows)
-    b1 = _bins(first)
-    b2 = None if second is None else _bins(second)
-    worn = _region_sums(candidate.family, b1, b2, worn_share[keep])
-    products = _region_sums(candidate.family, b1, b2, product_share[keep])
-    flips = _region_sums(candidate.family, b1, b2, table.weight[all_rows])
-    gain = worn - FP_WEIGHT * products
-    cap = TRAIN_CAP_ANY if mode == "capped_any" else TARGET_FP
+    b1 = cv.bins(first)
+    b2 = None if second is None else cv.bins(second)
+    worn = cv.region_sums(candidate.family, b1, b2, worn_share[keep])
+    products = cv.region_sums(candidate.family, b1, b2, product_share[keep])
+    flips = cv.region_sums(candidate.family, b1, b2, table.weight[all_rows])
+    gain = worn - cv.FP_WEIGHT * products
+    cap = TRAIN_CAP_ANY if mode == "capped_any" else cv.TARGET_FP
     score = gain if mode == "objective" else np.where(cascade_products + products <= cap + 1e-12, worn, -1.0)
     score = score - 1e-6 * flips
     score[:MIN_HAND_T] = -np.inf
@@ -300,136 +251,43 @@ def fit(candidate: Candidate, table: Table, rows: np.ndarray, mode: str = "objec
         score[:, 0] = -np.inf  # no person condition: that is the ``hand`` rule
     elif candidate.family == "hand_or_person":
         score[:, :1] = -np.inf  # a person threshold of 0 fires on every row
-        score[:, LEVELS - 1] = -np.inf  # no person alternative: that is the ``hand`` rule
+        score[:, cv.LEVELS - 1] = -np.inf  # no person alternative: that is the ``hand`` rule
     index = np.unravel_index(int(np.argmax(score)), score.shape)
     fitted.thresholds = tuple(float(i) / 100 for i in index)
     fitted.training_objective = float(gain[index])
     return fitted
 
 
-def share_values(table: Table, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per row of a part: its share of the part's worn photos (0 unless worn) and of its product photos."""
-    w = table.weight[rows]
-    worn = table.worn[rows]
-    prod = table.products[rows]
-    return np.where(worn, w, 0.0) / w[worn].sum(), np.where(prod, w, 0.0) / w[prod].sum()
-
-
-# -- cross-validation --------------------------------------------------------------------------------------------
-def photo_folds(kinds: list[str], photos: np.ndarray, seed: int = SEED) -> dict[int, int]:
-    """A fold per photo of ``photos``, stratified by kind."""
-    rng = np.random.default_rng(seed)
-    by_kind = defaultdict(list)
-    for p in photos:
-        by_kind[kinds[p]].append(int(p))
-    fold = {}
-    for members in by_kind.values():
-        for position, p in enumerate(rng.permutation(members)):
-            fold[int(p)] = position % FOLDS
-    return fold
-
-
-def groups_of(table: Table, rows: np.ndarray, scheme: str, seed: int = SEED) -> np.ndarray:
-    photos = np.unique(table.photo[rows])
-    if scheme == "photos":
-        fold = photo_folds(table.photo_kind, photos, seed)
-        return np.array([fold[int(p)] for p in table.photo[rows]])
-    return table.source[rows]
-
-
-def cv_objective(candidate: Candidate, table: Table, rows: np.ndarray, scheme: str, mode: str) -> float:
-    groups = groups_of(table, rows, scheme, seed=SEED + 1)
-    fired = np.zeros(len(rows), bool)
-    for group in np.unique(groups):
-        test = groups == group
-        fitted = fit(candidate, table, rows[~test], mode)
-        fired[test] = fires(fitted, table, rows[test])
-    return objective(table, rows, fired)
-
-
+# -- what the cross-validation judges ----------------------------------------------------------------------------
 def objective(table: Table, rows: np.ndarray, fired: np.ndarray) -> float:
     w = table.weight[rows]
     worn = table.worn[rows]
     prod = table.products[rows]
-    return float((w * fired)[worn].sum() / w[worn].sum() - FP_WEIGHT * (w * fired)[prod].sum() / w[prod].sum())
-
-
-def nested(table: Table, rows: np.ndarray, scheme: str, pool: list[Candidate], mode: str) -> tuple[Fitted, list[dict]]:
-    """The candidate with the best inner-CV objective on ``rows``, refitted on all of ``rows``."""
-    ranked = sorted(
-        ({"candidate": c, "inner_cv_objective": cv_objective(c, table, rows, scheme, mode)} for c in pool),
-        key=lambda r: -r["inner_cv_objective"],
-    )
-    return fit(ranked[0]["candidate"], table, rows, mode), ranked
+    return float((w * fired)[worn].sum() / w[worn].sum() - cv.FP_WEIGHT * (w * fired)[prod].sum() / w[prod].sum())
 
 
 def figures(table: Table, fired: np.ndarray) -> dict:
     """Per kind: share called worn (cascade + stage), by the stage alone; products called worn and flipped."""
-    w = table.weight
     cascade_worn = table.category == 2
     worn = cascade_worn | fired
-    out: dict = {}
-    for kind in KINDS:
-        mask = table.kind == kind
-        out[kind] = {
-            "photos": round(float(w[mask].sum()), 1),
-            "called_worn": round(float((w * worn)[mask].sum() / w[mask].sum()), 4),
-            "called_worn_by_cascade": round(float((w * cascade_worn)[mask].sum() / w[mask].sum()), 4),
-            "called_worn_by_stage": round(float((w * fired)[mask].sum() / w[mask].sum()), 4),
-        }
-    wn, pr = table.worn, table.products
-    out["worn"] = {"called_worn": round(float((w * worn)[wn].sum() / w[wn].sum()), 4)}
-    out["product_called_worn"] = round(float((w * worn)[pr].sum() / w[pr].sum()), 4)
-    not_product = (table.category != 3) | fired
-    out["product_called_worn_or_model"] = round(float((w * not_product)[pr].sum() / w[pr].sum()), 4)
-    out["product_flipped_by_stage"] = round(float((w * fired)[pr].sum() / w[pr].sum()), 4)
-    out["objective"] = round(out["worn"]["called_worn"] - FP_WEIGHT * out["product_called_worn"], 4)
+    out = cv.per_kind(
+        table, {"called_worn": worn, "called_worn_by_cascade": cascade_worn, "called_worn_by_stage": fired}
+    )
+    out["worn"] = {"called_worn": cv.share(table, worn, table.worn)}
+    out["product_called_worn"] = cv.share(table, worn, table.products)
+    out["product_called_worn_or_model"] = cv.share(table, (table.category != 3) | fired, table.products)
+    out["product_flipped_by_stage"] = cv.share(table, fired, table.products)
+    out["objective"] = round(out["worn"]["called_worn"] - cv.FP_WEIGHT * out["product_called_worn"], 4)
     return out
 
 
-def outer_cv(table: Table, scheme: str, pool: list[Candidate], mode: str) -> dict:
-    every = np.arange(len(table.photo))
-    groups = groups_of(table, every, scheme)
-    fired = np.zeros(len(every), bool)
-    chosen = []
-    for group in np.unique(groups):
-        test = groups == group
-        fitted, _ = nested(table, every[~test], scheme, pool, mode)
-        fired[test] = fires(fitted, table, every[test])
-        chosen.append({"left_out": str(group), "rule": fitted.candidate.name, "thresholds": fitted.thresholds})
-        print(f"  {mode} {scheme} {group}: {fitted.candidate.name} {fitted.thresholds}", flush=True)
-    return {
-        "test": figures(table, fired),
-        "chosen": chosen,
-        "rules_chosen": dict(Counter(c["rule"] for c in chosen).most_common()),
-    }
-
-
-def fixed_cv(table: Table, candidate: Candidate, scheme: str, mode: str) -> dict:
-    """One candidate, thresholds fitted per training part (no candidate choice): pooled test figures."""
-    every = np.arange(len(table.photo))
-    groups = groups_of(table, every, scheme)
-    fired = np.zeros(len(every), bool)
-    thresholds = []
-    for group in np.unique(groups):
-        test = groups == group
-        fitted = fit(candidate, table, every[~test], mode)
-        fired[test] = fires(fitted, table, every[test])
-        thresholds.append(fitted.thresholds)
-    return {"test": figures(table, fired), "thresholds": thresholds}
-
-
 # -- report ------------------------------------------------------------------------------------------------------
-def _pct(value: float) -> str:
-    return f"{100 * value:.1f}%"
-
-
 def _row(label: str, f: dict) -> str:
     return (
-        f"| {label} | {_pct(f['hands']['called_worn'])} | {_pct(f['legs']['called_worn'])} | "
-        f"{_pct(f['worn']['called_worn'])} | {_pct(f['amateur']['called_worn'])} | {_pct(f['studio']['called_worn'])} | "
-        f"{_pct(f['product_called_worn'])} | {_pct(f['product_called_worn_or_model'])} | "
-        f"{_pct(f['product_flipped_by_stage'])} | {_pct(f['model']['called_worn'])} | "
+        f"| {label} | {cv.pct(f['hands']['called_worn'])} | {cv.pct(f['legs']['called_worn'])} | "
+        f"{cv.pct(f['worn']['called_worn'])} | {cv.pct(f['amateur']['called_worn'])} | {cv.pct(f['studio']['called_worn'])} | "
+        f"{cv.pct(f['product_called_worn'])} | {cv.pct(f['product_called_worn_or_model'])} | "
+        f"{cv.pct(f['product_flipped_by_stage'])} | {cv.pct(f['model']['called_worn'])} | "
         f"{f['objective']:.3f} |"
     )
 
@@ -469,49 +327,31 @@ def markdown(result: dict) -> str:
             "",
             *header,
             _row("cascade alone", result["cascade_alone"]),
+            *cv.cv_rows(entry, _row),
+            *cv.chosen_lines(entry),
+            *cv.ranking_lines(
+                entry,
+                "Top rules on all photos by the stage's CV gain in objective over the cascade alone (photo folds):",
+                "CV gain in objective",
+            ),
         ]
-        for scheme, label in (("photos", "5 photo folds"), ("sources", "sources left out")):
-            lines.append(_row(f"**CV, {label}**", entry["cv"][scheme]["test"]))
-        lines.append(_row("in-sample (not a CV figure)", entry["in_sample"]["figures"]))
-        for name, fixed in entry["fixed"].items():
-            for scheme in ("photos", "sources"):
-                lines.append(_row(f"fixed `{name}`, CV {scheme}", fixed[scheme]["test"]))
-        lines += [
-            "",
-            f"Rule chosen on all photos: `{entry['in_sample']['rule']}`, thresholds {entry['in_sample']['thresholds']}.",
-            "",
-        ]
-        for scheme in ("photos", "sources"):
-            lines.append(
-                f"Rules chosen in the {scheme} scheme's training parts: "
-                + "; ".join(f"`{rule}` x{n}" for rule, n in entry["cv"][scheme]["rules_chosen"].items())
-                + "."
-            )
-            lines.append("")
-        lines += [
-            "Top rules on all photos by the stage's CV gain in objective over the cascade alone (photo folds):",
-            "",
-        ]
-        lines += ["| rule | CV gain in objective |", "|---|---|"]
-        for ranked in entry["ranking_all_photos"][:8]:
-            lines.append(f"| `{ranked['rule']}` | {ranked['inner_cv_objective']:.4f} |")
         v = entry["verdict"]
-        tests = [entry["cv"][scheme]["test"] for scheme in ("photos", "sources")]
+        tests = [entry["cv"][scheme]["test"] for scheme in cv.SCHEMES]
         lines += [
             "",
-            f"Targets (hands >= {_pct(TARGET_HANDS)}, all worn >= {_pct(TARGET_WORN)}, products called worn or model "
-            f"<= {_pct(TARGET_FP)}), CV photo folds / sources left out: hands "
-            + " / ".join(_pct(t["hands"]["called_worn"]) for t in tests)
+            f"Targets (hands >= {cv.pct(TARGET_HANDS)}, all worn >= {cv.pct(TARGET_WORN)}, products called worn or model "
+            f"<= {cv.pct(cv.TARGET_FP)}), CV photo folds / sources left out: hands "
+            + " / ".join(cv.pct(t["hands"]["called_worn"]) for t in tests)
             + ", all worn "
-            + " / ".join(_pct(t["worn"]["called_worn"]) for t in tests)
+            + " / ".join(cv.pct(t["worn"]["called_worn"]) for t in tests)
             + ", products called worn or model "
-            + " / ".join(_pct(t["product_called_worn_or_model"]) for t in tests)
+            + " / ".join(cv.pct(t["product_called_worn_or_model"]) for t in tests)
             + (
                 ": met in both schemes."
                 if all(
                     t["hands"]["called_worn"] >= TARGET_HANDS
                     and t["worn"]["called_worn"] >= TARGET_WORN
-                    and t["product_called_worn_or_model"] <= TARGET_FP
+                    and t["product_called_worn_or_model"] <= cv.TARGET_FP
                     for t in tests
                 )
                 else ": not met."
@@ -525,13 +365,14 @@ def markdown(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def rules_of(mode: str) -> cv.Rules:
+    return cv.Rules(mode, partial(fit, mode=mode), fires, objective, figures)
+
+
 def run_mode(table: Table, pool: list[Candidate], mode: str, cascade_alone: dict) -> dict:
-    entry: dict = {"fixed": {}}
-    for candidate in (Candidate("hand"), Candidate("hand", "pad"), Candidate("logistic")):
-        entry["fixed"][candidate.name] = {s: fixed_cv(table, candidate, s, mode) for s in ("photos", "sources")}
-    entry["cv"] = {scheme: outer_cv(table, scheme, pool, mode) for scheme in ("photos", "sources")}
+    fixed = (Candidate("hand"), Candidate("hand", "pad"), Candidate("logistic"))
+    entry, fitted, ranked = cv.cross_validate(rules_of(mode), table, pool, fixed)
     every = np.arange(len(table.photo))
-    fitted, ranked = nested(table, every, "photos", pool, mode)
     entry["in_sample"] = {
         "rule": fitted.candidate.name,
         "candidate": fitted.candidate.__dict__,
@@ -545,26 +386,24 @@ def run_mode(table: Table, pool: list[Candidate], mode: str, cascade_alone: dict
     base = cascade_alone["hands"]["called_worn"]
     tests = [entry["cv"][s]["test"] for s in ("photos", "sources")]
     budget = "product_called_worn" if mode == "capped" else "product_called_worn_or_model"
-    wire = all(t["hands"]["called_worn"] - base >= 0.10 and t[budget] <= TARGET_FP for t in tests)
+    wire = all(t["hands"]["called_worn"] - base >= 0.10 and t[budget] <= cv.TARGET_FP for t in tests)
     entry["verdict"] = {
         "wire": wire,
         "budget": "worn" if budget == "product_called_worn" else "worn or model",
-        "targets": {"hands": TARGET_HANDS, "worn": TARGET_WORN, "product_called_worn_or_model": TARGET_FP},
+        "targets": {"hands": TARGET_HANDS, "worn": TARGET_WORN, "product_called_worn_or_model": cv.TARGET_FP},
         "text": "hands {} / {} (photo folds / sources out) against {} for the cascade alone; all worn {} / {}; "
         "products called worn {} / {}, worn or model {} / {}".format(
-            *(_pct(t["hands"]["called_worn"]) for t in tests),
-            _pct(base),
-            *(_pct(t["worn"]["called_worn"]) for t in tests),
-            *(_pct(t["product_called_worn"]) for t in tests),
-            *(_pct(t["product_called_worn_or_model"]) for t in tests),
+            *(cv.pct(t["hands"]["called_worn"]) for t in tests),
+            cv.pct(base),
+            *(cv.pct(t["worn"]["called_worn"]) for t in tests),
+            *(cv.pct(t["product_called_worn"]) for t in tests),
+            *(cv.pct(t["product_called_worn_or_model"]) for t in tests),
         ),
     }
     return entry
 
 
 def main() -> int:
-    import os
-
     started = time.monotonic()
     records = load_scores()
     table = build_table(records)
@@ -572,12 +411,7 @@ def main() -> int:
     result: dict = {"photos": len(records), "rows": len(table.photo), "candidates": len(pool)}
     result["cascade_alone"] = figures(table, np.zeros(len(table.photo), bool))
     result["modes"] = {mode: run_mode(table, pool, mode, result["cascade_alone"]) for mode in MODE_TEXT}
-    result["seconds"] = round(time.monotonic() - started)
-    result["load"] = "uptime load averages at the end " + ", ".join(f"{v:.2f}" for v in os.getloadavg())
-    out = ROOT / "bench" / "results"
-    (out / "hands_fusion.json").write_text(json.dumps(result, indent=2, default=str) + "\n", encoding="utf-8")
-    (out / "hands_fusion.md").write_text(markdown(result), encoding="utf-8")
-    print(markdown(result))
+    cv.write_results("hands_fusion", result, markdown, started)
     return 0
 
 

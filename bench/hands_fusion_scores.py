@@ -20,9 +20,8 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import sys
-import time
+from functools import partial
 from pathlib import Path
 
 import cv2
@@ -32,13 +31,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "layers"))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from vision_data import COPIES, file_digest, load_photos, make_copy  # noqa: E402
+from score_cache import decode_upload, load_cached, score_photos  # noqa: E402
+from vision_data import load_photos  # noqa: E402
 
 from imagelift.config import VisionConfig  # noqa: E402
 from imagelift.vision.cascade import Cascade  # noqa: E402
 from imagelift.vision.hand_stage import pad_to_square  # noqa: E402
 from imagelift.vision.hands import HAND_CLASSES, IOU_THRESHOLD, HandDetector, nms  # noqa: E402
-from imagelift.vision.image_io import DecodeLimits, decode_image  # noqa: E402
 
 SCORES_VERSION = 1
 BOX_FLOOR = 0.02
@@ -71,12 +70,7 @@ def best_boxes(detector: HandDetector, image: np.ndarray, offset: tuple[int, int
 
 
 def score_photo(cascade: Cascade, detector: HandDetector, data: bytes) -> dict:
-    config = cascade.config
-    decoded = decode_image(
-        data,
-        limits=DecodeLimits.from_config(config),
-        target_long_side=max(config.decode_long_side, config.face_max_side) if config.decode_long_side else None,
-    )
+    decoded = decode_upload(data, cascade.config)
     result = cascade.classify_decoded(decoded)
     rgb = cv2.cvtColor(decoded.bgr, cv2.COLOR_BGR2RGB)
     h, w = rgb.shape[:2]
@@ -108,24 +102,7 @@ def main() -> int:
     photos = load_photos()
     if args.limit:
         photos = photos[: args.limit]
-    CACHE.mkdir(parents=True, exist_ok=True)
-    started = time.monotonic()
-    for number, photo in enumerate(photos, 1):
-        cache = CACHE / f"{file_digest(photo.path)}-{model_digest}-v{SCORES_VERSION}.json"
-        if cache.is_file():
-            continue
-        data = photo.path.read_bytes()
-        copies = {}
-        for copy in COPIES:
-            try:
-                copies[copy] = score_photo(cascade, detector, make_copy(data, copy))
-            except Exception as exc:  # a photo that cannot be decoded is recorded, not skipped silently
-                copies[copy] = {"error": f"{type(exc).__name__}: {exc}"}
-        record = {"id": photo.id, "kind": photo.kind, "label": photo.label, "source": photo.source, "copies": copies}
-        cache.write_text(json.dumps(record), encoding="utf-8")
-        if number % 20 == 0:
-            print(f"{number}/{len(photos)} photos, {time.monotonic() - started:.0f} s", flush=True)
-    print(f"done: {len(photos)} photos in {time.monotonic() - started:.0f} s", flush=True)
+    score_photos(photos, CACHE, model_digest, SCORES_VERSION, partial(score_photo, cascade, detector))
     return 0
 
 
@@ -133,13 +110,7 @@ def load_scores(models: Path = ROOT / "models") -> list[dict]:
     """The cached records of every tuning photo (raises when one is missing)."""
     hand_model = models / "hands" / "handtrack.onnx"
     model_digest = hashlib.sha256(hand_model.read_bytes()).hexdigest()[:16]
-    records = []
-    for photo in load_photos():
-        cache = CACHE / f"{file_digest(photo.path)}-{model_digest}-v{SCORES_VERSION}.json"
-        if not cache.is_file():
-            raise FileNotFoundError(f"{photo.id} has no cached scores: run bench/hands_fusion_scores.py first")
-        records.append(json.loads(cache.read_text(encoding="utf-8")))
-    return records
+    return load_cached(CACHE, model_digest, SCORES_VERSION, "bench/hands_fusion_scores.py")
 
 
 if __name__ == "__main__":

@@ -232,6 +232,29 @@ def test_function_memory_covers_the_benchmarked_peak():
     )
 
 
+def test_largest_report_function_covers_the_benchmarked_10m_peak():
+    """A report function at the template's largest memory holds the end-to-end peak measured at 10M rows (the size
+    its description tells operators to raise the memory for), with the same room as the default."""
+    import json
+
+    results = ROOT / "bench" / "results" / "report_scale.json"
+    if not results.is_file():
+        pytest.skip("bench/results/report_scale.json not there: run python bench/report_bench.py scale")
+    measured = [entry["end_to_end"] for entry in json.loads(results.read_text())["sizes"] if "end_to_end" in entry]
+    largest = max(measured, key=lambda e: e["rows"])
+    assert largest["rows"] >= 10_000_000
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_multi_constructor("!", lambda loader, suffix, node: None)
+    template = yaml.load((ROOT / "template.yaml").read_text(), Loader=Loader)
+    memory = template["Parameters"]["ReportMemorySize"]
+    peak_mb = max(run["peak_rss_mb"] for run in largest["runs"]["now"])
+    assert memory["MaxValue"] >= 1.5 * peak_mb, f"{memory['MaxValue']} MB at most, {peak_mb:.0f} MB measured"
+    assert f"{peak_mb / 1000:.1f} GB" in memory["Description"], "the description quotes the measured peak"
+
+
 def test_report_temporary_storage_holds_the_measured_duckdb_spill() -> None:
     import json
 

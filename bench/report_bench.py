@@ -1205,6 +1205,11 @@ def main() -> None:
     )
     parser.add_argument("--scale-sizes", type=int, nargs="+", default=[1_000_000, 10_000_000])
     parser.add_argument("--memory-limit-mb", type=int, default=2048, help="DuckDB's memory limit in the scale runs")
+    parser.add_argument(
+        "--scale-results",
+        default="report_scale.json",
+        help="scale: the results file under bench/results (another name keeps, say, a 100M-row run apart)",
+    )
     parser.add_argument("--routes", nargs="*", choices=SCALE_ROUTES, default=list(SCALE_ROUTES))
     parser.add_argument(
         "--ols-repeats", type=int, default=3, help="scale: interleaved rounds of the OLS fits (0: leave them out)"
@@ -1243,7 +1248,7 @@ def main() -> None:
             e2e_repeats=args.compare_repeats or 3,
             before=args.before,
         )
-        _write_keeping_history("report_scale.json", result)
+        _write_keeping_history(args.scale_results, result)
     if args.what in {"coverage", "all"}:
         _write("report_coverage.json", coverage(args.datasets))
     if args.what in {"identification", "all"}:

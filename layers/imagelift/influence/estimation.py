@@ -463,6 +463,7 @@ def fit_ppml(
         fe, keep, cluster_codes = _prepare(x, fe_columns, clusters, keep, tol, codes)
         if int(keep.sum()) == before:
             break
+    del codes  # the codes of every input row: once rows are dropped, the fixed effects hold their own
     n = int(keep.sum())
     k = x.shape[1]
     if n <= k + 1:

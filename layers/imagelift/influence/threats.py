@@ -198,8 +198,8 @@ def product_season_check(
     quarters = len(np.unique(quarter))
     if quarters < 2:
         raise EstimationError("the period lies within one quarter, so seasons cannot be told apart from products")
-    quarter_codes = factorize(quarter)[0]
-    product_quarter = product.astype(np.int64) * quarters + quarter_codes
+    product_quarter = product.astype(np.int64) * quarters + factorize(quarter)[0]
+    del dates, quarter  # a row-level array each, not needed while the fit runs
     fit = fit_ppml(
         units,
         x,

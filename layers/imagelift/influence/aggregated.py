@@ -369,25 +369,28 @@ def solve_cells(
 
     beta = np.zeros(k)
     g = np.log(cells.by_week(cells.y) / cells.by_week(cells.rows))
-    varying = sums_at(beta)
-    state = _state(cells, varying, g, beta, y_log_y)
+    state: _State | None = _state(cells, sums_at(beta), g, beta, y_log_y)
     for iteration in range(1, maxiter + 1):
         profiled = _profiled(cells, state)
         if iteration == 1:
             _check_variation(profiled.h_bb, state.sxx_total(), constant.x_max, names)
         step_g, step_b = _newton_step(cells, state, profiled)
+        # from here the step needs only the last deviance: the last point's cell sums go before the next point's
+        # are made, and a rejected try's before the next try's (at 100M rows each set is gigabytes)
+        deviance = state.deviance
+        state = profiled = None
         # Poisson's likelihood is concave, but a full Newton step from a poor start can overshoot: halve it until
         # the deviance does not rise
         for _ in range(30):
+            state = None
             new_beta, new_g = beta + step_b, g + step_g
-            new_varying = sums_at(new_beta)
-            new_state = _state(cells, new_varying, new_g, new_beta, y_log_y)
-            if np.isfinite(new_state.deviance) and new_state.deviance <= state.deviance + 1e-9 * abs(state.deviance):
+            state = _state(cells, sums_at(new_beta), new_g, new_beta, y_log_y)
+            if np.isfinite(state.deviance) and state.deviance <= deviance + 1e-9 * abs(deviance):
                 break
             step_b, step_g = step_b / 2, step_g / 2
-        change = abs(new_state.deviance - state.deviance) / (0.1 + abs(new_state.deviance))
+        change = abs(state.deviance - deviance) / (0.1 + abs(state.deviance))
         small_step = float(np.max(np.abs(step_b))) <= 1e-12 * (1 + float(np.max(np.abs(new_beta))))
-        beta, g, varying, state = new_beta, new_g, new_varying, new_state
+        beta, g = new_beta, new_g
         if change < irls_tol * 1e-3 or small_step:
             break
     else:

@@ -358,6 +358,8 @@ def solve_cells(
         yx=constant.yx[keep],
     )
     y_log_y = float(constant.y_log_y[keep].sum())
+    x_max, cluster_labels = constant.x_max, constant.product_labels[product_labels]
+    del constant  # the cells hold what is left of it (at 100M rows its cell arrays are over a gigabyte)
 
     all_kept = bool(keep.all())
 
@@ -373,7 +375,7 @@ def solve_cells(
     for iteration in range(1, maxiter + 1):
         profiled = _profiled(cells, state)
         if iteration == 1:
-            _check_variation(profiled.h_bb, state.sxx_total(), constant.x_max, names)
+            _check_variation(profiled.h_bb, state.sxx_total(), x_max, names)
         step_g, step_b = _newton_step(cells, state, profiled)
         # from here the step needs only the last deviance: the last point's cell sums go before the next point's
         # are made, and a rejected try's before the next try's (at 100M rows each set is gigabytes)
@@ -400,7 +402,7 @@ def solve_cells(
         state,
         beta,
         names,
-        constant.product_labels[product_labels],
+        cluster_labels,
         n,
         model=model,
         dropped={"all_zero_fixed_effect": n_separated, "singletons": n_singletons},

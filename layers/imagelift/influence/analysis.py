@@ -173,7 +173,7 @@ SPENT_AFTER_JOIN = ("product_id", "listing_id", "_source", "_line")
 def prepare_panel(joined: pd.DataFrame, controls: tuple[str, ...]) -> Panel:
     """The joined sales as fixed-effect codes and regressors (possibly none: the report then says what is missing)."""
     # the ids as text and where each row came from are spent once joined (rejections are counted by then); as
-    # strings they are most of the joined rows' memory
+    # text they are a large part of the joined rows' memory
     kept = joined.drop(columns=[c for c in SPENT_AFTER_JOIN if c in joined])
     if joined.empty:
         frame = kept.assign(**{PRICE: pd.Series(dtype=float), "product_code": pd.Series(dtype=np.int64)})

@@ -367,7 +367,13 @@ def solve_cells(
         varying = source.varying(beta)
         if all_kept:
             return varying
-        return VaryingSums(e=varying.e[keep], ex=varying.ex[keep], exx=varying.exx[keep])
+        # the kept cells one array at a time, each source array going as its copy is made
+        e, ex, exx = varying.e, varying.ex, varying.exx
+        del varying
+        e = e[keep]
+        ex = ex[keep]
+        exx = exx[keep]
+        return VaryingSums(e=e, ex=ex, exx=exx)
 
     beta = np.zeros(k)
     g = np.log(cells.by_week(cells.y) / cells.by_week(cells.rows))

@@ -386,7 +386,7 @@ def solve_cells(
         # from here the step needs only the last deviance: the last point's cell sums go before the next point's
         # are made, and a rejected try's before the next try's (at 100M rows each set is gigabytes)
         deviance = state.deviance
-        state = profiled = None
+        profiled = None
         # Poisson's likelihood is concave, but a full Newton step from a poor start can overshoot: halve it until
         # the deviance does not rise
         for _ in range(30):

@@ -122,9 +122,9 @@ class Fitted:
 
 
 def fit(candidate: Candidate, table: Table, rows: np.ndarray, budget: str) -> Fitted:
-    """Thresholds maximising worn recall on ``rows`` with at most TARGET_FP of their products called worn or model
-    (the cascade's and hand stage's own included); ties: the fewest flips. No threshold pair within the budget: a
-    rule that never fires."""
+    """Thresholds maximising worn recall on ``rows`` within ``budget`` (:data:`BUDGETS`: the share of their products
+    called worn or model, or worn, the cascade's and hand stage's own calls included; or the vote's own flips);
+    ties: the fewest flips. No threshold pair within the budget: a rule that never fires."""
     worn_share, product_share = cv.share_values(table, rows)
     counted, cap = BUDGETS[budget]
     already = float((product_share * np.isin(table.category[rows], counted)).sum())

@@ -18,9 +18,10 @@ import tomllib
 from pathlib import Path
 
 import pytest
-import yaml
 from packaging.markers import default_environment
 from packaging.requirements import Requirement
+
+from infra.localstack.cloudformation import load_template
 
 ROOT = Path(__file__).resolve().parents[2]
 LIBRARY = ROOT / "layers"
@@ -199,11 +200,7 @@ def test_dockerfile_and_template_build_the_image_from_these_files(function, logi
     assert "infra" not in final_stage.replace("--from=models", "")
     assert f"COPY functions/{function}/app.py" in final_stage and 'CMD ["app.lambda_handler"]' in final_stage
 
-    class Loader(yaml.SafeLoader):
-        pass
-
-    Loader.add_multi_constructor("!", lambda loader, suffix, node: None)
-    template = yaml.load((ROOT / "template.yaml").read_text(), Loader=Loader)
+    template = load_template(ROOT / "template.yaml")
     resource = template["Resources"][logical_id]
     assert resource["Properties"]["PackageType"] == "Image"
     assert resource["Metadata"]["Dockerfile"] == f"functions/{function}/Dockerfile"
@@ -219,11 +216,7 @@ def test_function_memory_covers_the_benchmarked_peak():
         pytest.skip("bench/results/report_speed.json not there: run python bench/report_bench.py speed")
     largest = json.loads(results.read_text())["sizes"][-1]
 
-    class Loader(yaml.SafeLoader):
-        pass
-
-    Loader.add_multi_constructor("!", lambda loader, suffix, node: None)
-    template = yaml.load((ROOT / "template.yaml").read_text(), Loader=Loader)
+    template = load_template(ROOT / "template.yaml")
     memory_mb = template["Parameters"]["ReportMemorySize"]["Default"]
     peak_mb = largest["end_to_end"]["peak_rss_mb"]
     assert largest["rows"] >= 1_000_000
@@ -244,11 +237,7 @@ def test_largest_report_function_covers_the_benchmarked_10m_peak():
     largest = max(measured, key=lambda e: e["rows"])
     assert largest["rows"] >= 10_000_000
 
-    class Loader(yaml.SafeLoader):
-        pass
-
-    Loader.add_multi_constructor("!", lambda loader, suffix, node: None)
-    template = yaml.load((ROOT / "template.yaml").read_text(), Loader=Loader)
+    template = load_template(ROOT / "template.yaml")
     memory = template["Parameters"]["ReportMemorySize"]
     peak_mb = max(run["peak_rss_mb"] for run in largest["runs"]["now"])
     assert memory["MaxValue"] >= 1.5 * peak_mb, f"{memory['MaxValue']} MB at most, {peak_mb:.0f} MB measured"
@@ -269,11 +258,7 @@ def test_report_temporary_storage_holds_the_measured_duckdb_spill() -> None:
     ]
     assert spills, "the ingest bench recorded no DuckDB run"
 
-    class Loader(yaml.SafeLoader):
-        pass
-
-    Loader.add_multi_constructor("!", lambda loader, suffix, node: None)
-    template = yaml.load((ROOT / "template.yaml").read_text(), Loader=Loader)
+    template = load_template(ROOT / "template.yaml")
     storage_mb = template["Parameters"]["ReportEphemeralStorage"]["Default"]
     function = template["Resources"]["InfluenceReportFunction"]["Properties"]
     assert "EphemeralStorage" in function

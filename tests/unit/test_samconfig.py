@@ -5,17 +5,13 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 
-import yaml
+from infra.localstack.cloudformation import load_template
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def template_parameters() -> dict:
-    class Loader(yaml.SafeLoader):
-        pass
-
-    Loader.add_multi_constructor("!", lambda loader, suffix, node: None)
-    return yaml.load((ROOT / "template.yaml").read_text(encoding="utf-8"), Loader=Loader)["Parameters"]
+    return load_template(ROOT / "template.yaml")["Parameters"]
 
 
 def test_deploy_defaults_need_no_questions():

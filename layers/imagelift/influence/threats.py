@@ -199,7 +199,7 @@ def product_season_check(
     if quarters < 2:
         raise EstimationError("the period lies within one quarter, so seasons cannot be told apart from products")
     product_quarter = product.astype(np.int64) * quarters + factorize(quarter)[0]
-    del dates, quarter  # a row-level array each, not needed while the fit runs
+    del dates, quarter  # row-level (quarter a new array), not needed while the fit runs
     fit = fit_ppml(
         units,
         x,

@@ -24,7 +24,7 @@ def decode_upload(data: bytes, config: VisionConfig) -> DecodedImage:
     return decode_image(
         data,
         limits=DecodeLimits.from_config(config),
-        target_long_side=max(config.decode_long_side, config.face_max_side) if config.decode_long_side else None,
+        target_long_side=config.decode_target_long_side,
     )
 
 

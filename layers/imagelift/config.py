@@ -263,6 +263,11 @@ class VisionConfig(_FromEnv):
         # from_env hands a string for fields with a default factory; keep the type promised above.
         object.__setattr__(self, "models_dir", Path(self.models_dir))
 
+    @property
+    def decode_target_long_side(self) -> int | None:
+        """The long side a photo is decoded down to (never below what MTCNN may look at), None for full size."""
+        return max(self.decode_long_side, self.face_max_side) if self.decode_long_side else None
+
 
 @dataclass(frozen=True)
 class ReportConfig(_FromEnv):

@@ -191,10 +191,7 @@ class Cascade:
         decoded = decode_image(
             data,
             limits=DecodeLimits.from_config(self.config),
-            # Never decode below what MTCNN is allowed to look at.
-            target_long_side=max(self.config.decode_long_side, self.config.face_max_side)
-            if self.config.decode_long_side
-            else None,
+            target_long_side=self.config.decode_target_long_side,
         )
         decode_ms = (time.perf_counter() - t0) * 1000
         return self.classify_decoded(decoded, name=name, decode_ms=decode_ms)

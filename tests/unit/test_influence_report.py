@@ -17,7 +17,7 @@ from imagelift.influence.analysis import Fits, Panel, analyse, assemble_report, 
 from imagelift.influence.demean import DemeaningDidNotConverge
 from imagelift.influence.estimation import EstimationError
 from imagelift.influence.records import join_categories, normalise_records
-from imagelift.influence.report import Report, ReportSummary
+from imagelift.influence.report import Report, ReportSummary, listings_that_switch
 from imagelift.influence.sales import InputFileError, read_sales
 from imagelift.influence.simulate import SimulationSpec, simulate
 from imagelift.records.categories import EFFECT_CATEGORIES
@@ -250,3 +250,16 @@ def test_corrected_categories_are_counted_in_the_report_and_its_page(sim):
     untouched = build_report(_sources(sim), sim.records, CONFIG, generated_at=WHEN)
     assert untouched.report.counts.records.corrected == 0
     assert "a person corrected" not in untouched.files["influence.html"].decode()
+
+
+@pytest.mark.parametrize(
+    ("n", "phrase"),
+    [
+        (0, "no listing switches"),
+        (1, "only 1 listing switches"),
+        (2, "only 2 listings switch"),
+        (1200, "only 1,200 listings switch"),
+    ],
+)
+def test_a_note_on_too_few_switches_counts_in_words_that_agree(n, phrase):
+    assert listings_that_switch(n) == phrase

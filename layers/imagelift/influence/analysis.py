@@ -52,6 +52,7 @@ from imagelift.influence.report import (
     Shrinkage,
     Spec,
     ThreatCheck,
+    listings_that_switch,
 )
 from imagelift.influence.robust_intervals import (
     bootstrap_concentrated,
@@ -585,7 +586,7 @@ def _within_estimable(
         n = switching[category][1]
         if n < config.min_cell_products:
             notes[category] = (
-                f"only {n} listing(s) switch to or from {CATEGORY_NAMES[category]} photos (at least "
+                f"{listings_that_switch(n)} to or from {CATEGORY_NAMES[category]} photos (at least "
                 f"{config.min_cell_products} are needed), so it has no within-listing estimate"
             )
         else:

@@ -46,7 +46,7 @@ from imagelift.errors import EstimationFailure
 from imagelift.influence.demean import FixedEffects, factorize
 from imagelift.influence.distributions import f_sf, t_ppf, t_sf
 from imagelift.influence.estimation import EstimationError, FitResult, fit_ols_fe, fit_ppml
-from imagelift.influence.report import Effect, EventBin, EventStudy
+from imagelift.influence.report import Effect, EventBin, EventStudy, listings_that_switch
 from imagelift.records.categories import BASE, CATEGORY_NAMES
 
 WINDOW = 8
@@ -406,7 +406,7 @@ def event_studies(
             studies[c] = empty_study(
                 c,
                 counts[c],
-                f"only {counts[c]} listing(s) switch from {BASE.name} to {CATEGORY_NAMES[c]} photos (at least "
+                f"{listings_that_switch(counts[c])} from {BASE.name} to {CATEGORY_NAMES[c]} photos (at least "
                 f"{min_switches} are needed), so there is no event study",
             )
     if wanted:

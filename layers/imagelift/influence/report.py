@@ -928,5 +928,13 @@ class ReportSummary:
         return "\n".join(lines)
 
 
+def listings_that_switch(n: int) -> str:
+    """The start of a note on too few switching listings: "no listing switches", "only 1 listing switches",
+    "only 2 listings switch" (the verb agrees with the count)."""
+    if n == 0:
+        return "no listing switches"
+    return f"only {n:,} listing switches" if n == 1 else f"only {n:,} listings switch"
+
+
 def _list(interval: Interval | None) -> list[float | None] | None:
     return None if interval is None else list(interval)

@@ -188,6 +188,16 @@ class VisionConfig(_FromEnv):
     at most 0.5% of product and worn copies called model): 0.93 in every photo fold and in 29 of 31 source folds.
     At 0.9, 13 instead of 6 of 1885 product copies got a false face, for one more model copy found."""
 
+    face_gate_min_person: float = 0.125
+    """MTCNN runs only where the primary YOLO net, on the whole photo (the pass the person stage runs first, so
+    its result is reused there), gives a person at least this score; below it no face is looked for (the record's
+    ``face_gate`` says so) and the photo goes on to the person and hand stages. No model copy among the tuning
+    photos scores under 0.23. Chosen by nested cross-validation (bench/person_gate.py,
+    bench/results/person_gate.json: the smallest threshold with the fewest errors, 0.125 in every photo fold and
+    every source left out): model recall unchanged (74.2% both schemes), 6 of 1885 product copies' false faces
+    removed (products called model or worn 0.7% -> 0.4%), the face stage skipped on 79% of copies (94% of product
+    copies). 0 = the face stage always runs."""
+
     face_second_look: bool = False
     """When the first face pass finds no face but a person box is found, run MTCNN again on the upscaled head
     region of each person box (imagelift.vision.second_look); a face found there makes the photo category 1.

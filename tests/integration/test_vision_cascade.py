@@ -73,6 +73,11 @@ def test_record_contract(results) -> None:
             assert person["net"] == record["person_net"] and person["pass"] == record["person_pass"]
         assert 0 <= record["best_face_score"] < thresholds["face_min_confidence"]
         assert isinstance(record["review"], bool)
+        gate = record["face_gate"]
+        assert gate["net"] == "yolov3-tiny" and gate["threshold"] == thresholds["face_gate_min_person"] > 0
+        assert gate["open"] is (gate["person"] >= gate["threshold"])
+        if not gate["open"]:  # no face was looked for
+            assert not record["faces"] and record["best_face_score"] == 0 and record["timings_ms"]["mtcnn"] < 1
         if record["decided_by"] == "mtcnn":
             assert record["faces"] and record["category"] == 1
             assert record["person_scores"] is None and record["person_net"] is None
@@ -255,3 +260,23 @@ def test_both_stages_look_at_one_decode(cascade: Cascade, photos_dir: Path) -> N
     assert shared.bgr.shape[1] == 800
     record = cascade.classify_bytes(data)
     assert record.person_scores == cascade.persons.search(shared.bgr).scores_record()
+
+
+def test_the_face_gate_only_skips_the_face_stage(cascade: Cascade, results, models_dir: Path) -> None:
+    """Against the cascade without the gate: where the gate opens, the same record; where it closes, MTCNN did
+    not run and the person and hand stages say what they said (the gate's run of the primary net is reused)."""
+    ungated = Cascade.load(VisionConfig.from_env({}, models_dir=models_dir, threads=1, face_gate_min_person=0.0))
+    closed = 0
+    for path, label, result in results:
+        before = ungated.classify_path(path)
+        assert before.face_gate is None and "face_gate" not in before.timings_ms
+        if result.face_gate.open:
+            assert (result.category, result.best_face_score) == (before.category, before.best_face_score), path.name
+            assert len(result.faces) == len(before.faces)
+        else:
+            closed += 1
+            assert label != 1 and not before.faces, path.name  # no face lost on these photos
+            assert not result.faces and result.best_face_score == 0.0
+        assert result.person_scores == before.person_scores, path.name
+        assert result.category == before.category and result.review == before.review, path.name
+    assert closed >= 10  # most product shots skip the face stage

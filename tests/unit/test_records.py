@@ -104,10 +104,12 @@ def test_near_misses_and_review_are_named_fields_that_round_trip():
         persons=[],
         person_scores={"yolov3-tiny": {"full": 0.0, "padded": 0.2731}, "yolov4-tiny": {"full": 0.012, "padded": 0.31}},
         best_face_score=0.8123,
+        face_gate={"net": "yolov3-tiny", "person": 0.0132, "threshold": 0.125, "open": False},
         review=True,
     )
     assert record.extra == {}
     assert record.review is True and record.person_scores["yolov4-tiny"]["padded"] == 0.31
+    assert record.face_gate["open"] is False
     stored = marshal(record.to_item())
     assert stored["review"] == {"BOOL": True}
     assert stored["person_scores"]["M"]["yolov3-tiny"]["M"]["padded"] == {"N": "0.2731"}

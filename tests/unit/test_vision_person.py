@@ -161,3 +161,21 @@ def test_vision_config_from_env() -> None:
     assert VisionConfig.from_env({}).threads == 1
     with pytest.raises(ValueError, match="IMAGELIFT_THREADS"):
         VisionConfig.from_env({"IMAGELIFT_THREADS": "many"})
+
+
+def test_a_first_look_is_reused_by_the_whole_photo_pass() -> None:
+    """The face gate's run of the primary net is the search's own first pass: the net does not run again."""
+    detector = FakeDetector(find_in_full=True)
+    finder = PersonFinder(detector, input_size=192)
+    first = finder.first_look(_photo())
+    assert len(detector.calls) == 1 and detector.calls[0][1] == 192
+    search = finder.search(_photo(), first)
+    assert len(detector.calls) == 1
+    assert search.persons == first and search.net == finder.primary == "yolo"
+    fresh = PersonFinder(FakeDetector(find_in_full=True), input_size=192).search(_photo())
+    assert fresh.persons == search.persons and fresh.scores == search.scores
+
+
+def test_without_a_whole_photo_pass_there_is_no_first_look() -> None:
+    detector = FakeDetector(find_in_full=True)
+    assert PersonFinder(detector, input_size=0).first_look(_photo()) == [] and detector.calls == []

@@ -104,6 +104,9 @@ class CategoryRecord:
     """Near misses: each net's best person score in each pass that ran, ``{net: {pass: score}}``."""
     best_face_score: float | None = None
     """Near miss: the best score of a face MTCNN reported that did not count."""
+    face_gate: dict[str, Any] | None = None
+    """The person gate in front of the face stage: ``{net, person, threshold, open}``; ``open`` False means MTCNN
+    did not run (the primary net saw no person at ``threshold``), so ``best_face_score`` is 0 without a look."""
     review: bool | None = None
     """A score lies within the calibrated margin of its threshold: the category is worth a human look."""
     hand_vote: dict[str, Any] | None = None

@@ -111,6 +111,8 @@ def face_score(record: CategoryRecord) -> float | None:
     scores = [float(face["confidence"]) for face in record.faces or () if face.get("confidence") is not None]
     if scores:
         return max(scores)
+    if record.face_gate and not record.face_gate.get("open", True):
+        return None  # no face was looked for: the person gate kept MTCNN from running
     return None if record.best_face_score is None else float(record.best_face_score)
 
 

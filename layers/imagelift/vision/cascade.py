@@ -1,5 +1,9 @@
 """The classification cascade: a face makes a model shot (1), else a person a worn look (2), else a product shot (3).
 
+MTCNN looks for a face only where the primary YOLO net sees at least a faint person on the whole photo (the face
+gate, ``face_gate_min_person``): most product shots then skip the face stage, its false faces on fabric and prints
+with it, and the person stage reuses that net's run.
+
 Load once per process (``Cascade.load``), then ``classify_bytes`` per photo. Every result carries what decided it,
 the boxes, the per-stage milliseconds, the model ids and the thresholds, so a stored record explains itself; and its
 near misses (the best face score, each net's best person score per pass) with ``review`` set when a person score
@@ -25,9 +29,26 @@ from imagelift.vision.mtcnn import MTCNN, Face, FaceDetection
 from imagelift.vision.person import Person, PersonFinder, PersonSearch
 from imagelift.vision.second_look import head_crops, look_again
 
-__all__ = ["Cascade", "Classification", "ImageDecodeError"]
+__all__ = ["Cascade", "Classification", "FaceGate", "ImageDecodeError"]
 
 MTCNN_FILES = {"pnet": "mtcnn/pnet.onnx", "rnet": "mtcnn/rnet.onnx", "onet": "mtcnn/onet.onnx"}
+
+
+@dataclass(frozen=True)
+class FaceGate:
+    """The person gate in front of the face stage: the primary net's best person score on the whole photo, against
+    ``face_gate_min_person``. Closed (``open`` False): MTCNN did not run, so no face was looked for."""
+
+    net: str
+    person: float
+    threshold: float
+
+    @property
+    def open(self) -> bool:
+        return self.person >= self.threshold
+
+    def to_record(self) -> dict:
+        return {"net": self.net, "person": round(self.person, 4), "threshold": self.threshold, "open": self.open}
 
 
 @dataclass
@@ -52,6 +73,8 @@ class Classification:
     face_pass: str | None = None
     """``first`` (the whole photo) or ``second_look`` (head crops of person boxes): which pass found the face;
     None without a face."""
+    face_gate: FaceGate | None = None
+    """The person gate's reading where it ran (``face_gate_min_person`` > 0); closed means no face was looked for."""
     best_face_score: float = 0.0
     """Best O-Net score of a face that MTCNN reported but that did not count (0 when none)."""
     review: bool = False
@@ -84,6 +107,7 @@ class Classification:
             "person_pass": self.person_pass,
             "person_scores": self.person_scores,
             "face_pass": self.face_pass,
+            "face_gate": None if self.face_gate is None else self.face_gate.to_record(),
             "best_face_score": round(float(self.best_face_score), 4),
             "review": self.review,
         }
@@ -109,6 +133,7 @@ class Cascade:
         self.hands = hands
         self.thresholds = {
             "face_min_confidence": config.face_min_confidence,
+            "face_gate_min_person": config.face_gate_min_person,
             "face_min_size": config.face_min_size,
             "face_max_side": config.face_max_side,
             "face_scale_factor": config.face_scale_factor,
@@ -211,16 +236,24 @@ class Cascade:
         t0 = time.perf_counter()
         image = decoded.bgr
         to_photo = decoded.width / image.shape[1]  # decoded pixels -> original photo pixels
-        face_detection = self.detect_faces(image)
+        timings = {"decode": decode_ms}
+        first_look, gate = None, None
+        if self.config.face_gate_min_person > 0 and self.persons.input_size:
+            first_look = self.persons.first_look(image)
+            best = max((p.confidence for p in first_look), default=0.0)
+            gate = FaceGate(self.persons.primary, best, self.config.face_gate_min_person)
+            timings["face_gate"] = (time.perf_counter() - t0) * 1000
+        t_faces = time.perf_counter()
+        face_detection = self.detect_faces(image) if gate is None or gate.open else FaceDetection([])
         faces = face_detection.faces
         t1 = time.perf_counter()
-        timings = {"decode": decode_ms, "mtcnn": (t1 - t0) * 1000, "yolo": 0.0}
+        timings.update(mtcnn=(t1 - t_faces) * 1000, yolo=0.0)
         search = PersonSearch([])
         face_pass = "first" if faces else None
         if faces:
             category, decided_by = MODEL.id, "mtcnn"
         else:
-            search = self.persons.search(image)
+            search = self.persons.search(image, first_look)
             timings["yolo"] = (time.perf_counter() - t1) * 1000
             category, decided_by = (WORN.id, "yolo") if search.found else (PRODUCT.id, "none")
             if search.found and self.config.face_second_look:
@@ -259,6 +292,7 @@ class Cascade:
             person_pass=search.pass_name,
             person_scores=search.scores_record() if search.net is not None or not faces else None,
             face_pass=face_pass,
+            face_gate=gate,
             best_face_score=face_detection.best_rejected,
             review=face_unsure or (margin is not None and margin < self.config.review_margin),
             hand_vote=None if hand_vote is None else hand_vote.to_record(),

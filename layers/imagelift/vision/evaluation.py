@@ -45,6 +45,7 @@ def _scores(record: dict[str, Any]) -> dict[str, Any]:
     return {
         "faces": [round(f["confidence"], 4) for f in record.get("faces", [])],
         "best_face_score": record.get("best_face_score"),
+        "face_gate": record.get("face_gate"),
         "persons": [round(p["confidence"], 4) for p in record.get("persons", [])],
         "person_net": record.get("person_net"),
         "person_pass": record.get("person_pass"),

@@ -152,8 +152,24 @@ class PersonFinder:
         """The first (primary) net."""
         return next(iter(self.nets.values()))
 
-    def search(self, image_bgr: np.ndarray) -> PersonSearch:
-        """Run the passes in order until one finds a person; every pass that ran leaves its scores."""
+    @property
+    def primary(self) -> str:
+        """The name of the first (primary) net."""
+        return next(iter(self.nets))
+
+    def first_look(self, image_bgr: np.ndarray) -> list[Person]:
+        """The primary net's persons on the whole photo, as :meth:`search`'s first pass finds them (same input size
+        and floor); hand them to ``search`` and the net does not run twice. Empty without a whole-photo pass."""
+        if not self.input_size:
+            return []
+        floor = min(self.min_confidence, NEAR_MISS_FLOOR)
+        return self._detect(self.detector, image_bgr, self.input_size, floor, self.primary)
+
+    def search(self, image_bgr: np.ndarray, first_look: list[Person] | None = None) -> PersonSearch:
+        """Run the passes in order until one finds a person; every pass that ran leaves its scores.
+
+        ``first_look``: what :meth:`first_look` returned for this image, used instead of running the primary net
+        again in the whole-photo pass."""
         scores: dict[str, dict[str, float]] = {net: {} for net in self.nets}
         combined: dict[str, float] = {}
         thresholds: dict[str, float] = {}
@@ -162,7 +178,8 @@ class PersonFinder:
             settle_below = (
                 threshold - self.settle_margin if self.combine == "min" and self.settle_margin is not None else None
             )
-            per_net = self._run_pass(name, image_bgr, min(threshold, NEAR_MISS_FLOOR), settle_below)
+            known = {self.primary: first_look} if name == "full" and first_look is not None else {}
+            per_net = self._run_pass(name, image_bgr, min(threshold, NEAR_MISS_FLOOR), settle_below, known)
             best = {net: max((p.confidence for p in persons), default=0.0) for net, persons in per_net.items()}
             for net, value in best.items():
                 scores[net][name] = value
@@ -182,10 +199,15 @@ class PersonFinder:
         return [name for name, on in (("full", bool(self.input_size)), ("padded", self.padded_pass)) if on]
 
     def _run_pass(
-        self, name: str, image_bgr: np.ndarray, floor: float, settle_below: float | None = None
+        self,
+        name: str,
+        image_bgr: np.ndarray,
+        floor: float,
+        settle_below: float | None = None,
+        known: Mapping[str, list[Person]] | None = None,
     ) -> dict[str, list[Person]]:
-        """Each net's persons in one pass; with ``settle_below``, the nets after one whose best is under it are
-        skipped."""
+        """Each net's persons in one pass (``known``: nets already run on this pass's input); with
+        ``settle_below``, the nets after one whose best is under it are skipped."""
         if name == "full":
             image, size, to_photo = image_bgr, self.input_size, None
         else:
@@ -199,7 +221,7 @@ class PersonFinder:
 
         found: dict[str, list[Person]] = {}
         for net, detector in self.nets.items():
-            persons = self._detect(detector, image, size, floor, net)
+            persons = known[net] if known and net in known else self._detect(detector, image, size, floor, net)
             found[net] = [to_photo(p) for p in persons] if to_photo else persons
             if settle_below is not None and max((p.confidence for p in persons), default=0.0) < settle_below:
                 break

@@ -45,7 +45,8 @@ def test_evaluate_json_on_the_labelled_photos(photos_dir: Path, models_dir: Path
         assert mistake["label"] != mistake["predicted"] and Path(mistake["path"]).is_file()
         assert Path(mistake["path"]).parent.name.startswith(f"cat{mistake['label']}_")
         assert {"faces", "best_face_score", "persons", "person_scores", "review", "decided_by"} <= set(mistake)
-        assert {"hand_vote", "hands"} <= set(mistake)
+        assert {"hand_vote", "hands", "face_gate"} <= set(mistake)
+        assert mistake["face_gate"]["open"] is (mistake["face_gate"]["person"] >= mistake["face_gate"]["threshold"])
         if mistake["predicted"] == 3:  # nobody was found, so the hand stage ran and says why it did not fire
             assert mistake["hand_vote"]["fired"] is False and mistake["hands"] == []
         if mistake["decided_by"] != "mtcnn":

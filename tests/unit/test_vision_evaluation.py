@@ -51,3 +51,18 @@ def test_summarise_counts_and_lists_the_mistakes() -> None:
     assert [(m["path"], m["predicted"]) for m in summary["mistakes"]] == [("w1.jpg", 3), ("p2.jpg", 2)]
     assert summary["mistakes"][0]["person_scores"] == {"yolov3-tiny": {"full": 0.2}}
     assert summary["errors"][0]["path"] == "bad.jpg"
+
+
+def test_a_mistake_whose_face_stage_was_skipped_says_so_instead_of_a_face_score():
+    from imagelift.commands.evaluate import _face_text
+
+    closed = {
+        "best_face_score": 0.0,
+        "face_gate": {"net": "yolov3-tiny", "person": 0.0132, "threshold": 0.125, "open": False},
+    }
+    assert _face_text(closed) == "no face looked for (yolov3-tiny person 0.0132 < 0.125)"
+    opened = {
+        "best_face_score": 0.61,
+        "face_gate": {"net": "yolov3-tiny", "person": 0.4, "threshold": 0.125, "open": True},
+    }
+    assert _face_text(opened) == _face_text({"best_face_score": 0.61, "face_gate": None}) == "best rejected face 0.61"

@@ -184,12 +184,20 @@ def print_summary(summary: dict[str, Any]) -> None:
         for m in summary["mistakes"]:
             print(
                 f"  {m['path']}: {m['label']} {m['label_name']} called {m['predicted']} {m['predicted_name']} "
-                f"({m['decided_by']}); faces {m['faces']} best rejected face {m['best_face_score']}; "
+                f"({m['decided_by']}); faces {m['faces']} {_face_text(m)}; "
                 f"persons {m['persons']} scores {json.dumps(m['person_scores'])}{_hand_text(m)}"
                 f"{' [review]' if m['review'] else ''}"
             )
     for e in summary["errors"]:
         print(f"  {e['path']}: ERROR {e['error']['code']}: {e['error']['message']}")
+
+
+def _face_text(mistake: dict[str, Any]) -> str:
+    """The face near miss, or why there is none: the person gate kept MTCNN from running."""
+    gate = mistake.get("face_gate")
+    if gate and not gate["open"]:
+        return f"no face looked for ({gate['net']} person {gate['person']} < {gate['threshold']})"
+    return f"best rejected face {mistake['best_face_score']}"
 
 
 def _hand_text(mistake: dict[str, Any]) -> str:
@@ -230,8 +238,8 @@ def write_contact_sheet(out_dir: Path, cascade, summary: dict[str, Any]) -> None
             f'<figure><img src="{html.escape(thumb)}" alt="{html.escape(path.name)}">'
             f"<figcaption><b>{html.escape(path.name)}</b><br>true {mistake['label_name']}, called "
             f"{mistake['predicted_name']} ({html.escape(str(mistake['decided_by']))})"
-            f"{' <i>review</i>' if mistake['review'] else ''}<br>faces {mistake['faces']}, best rejected face "
-            f"{mistake['best_face_score']}<br>persons {mistake['persons']}<br>person scores {scores}"
+            f"{' <i>review</i>' if mistake['review'] else ''}<br>faces {mistake['faces']}, "
+            f"{html.escape(_face_text(mistake))}<br>persons {mistake['persons']}<br>person scores {scores}"
             f"{html.escape(_hand_text(mistake)).replace('; ', '<br>', 1)}"
             "</figcaption></figure>"
         )

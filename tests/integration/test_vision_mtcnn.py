@@ -109,6 +109,30 @@ def test_crop_resize_equals_opencv_area_resize() -> None:
         assert np.abs(crop - expected).max() < 1e-4
 
 
+@pytest.mark.parametrize("n", [0, 1, 15, 16, 17, 500])
+def test_crops_made_in_chunks_are_those_of_one_pass(n: int) -> None:
+    from imagelift.vision import mtcnn
+
+    rng = np.random.default_rng(n)
+    integral = cv2.integral(rng.integers(0, 256, (200, 300, 3), dtype=np.uint8), sdepth=cv2.CV_64F)
+    x, y, side = rng.uniform(-20, 280, n), rng.uniform(-20, 180, n), rng.uniform(4, 120, n)
+    boxes = np.trunc(np.column_stack([x, y, x + side, y + side]))
+    for size in (24, 48):
+        chunked = crop_resize(integral, boxes, size)
+        assert chunked.shape == (n, size, size, 3) and chunked.dtype == np.float32
+        assert np.array_equal(chunked, mtcnn._crop_resize_all(integral, boxes, size))
+
+
+def test_nets_run_in_chunks_find_what_one_batch_finds(ours: MTCNN, photos_dir: Path, monkeypatch) -> None:
+    """R-Net and O-Net see the candidates a few at a time (memory); the faces and near misses are unchanged."""
+    from imagelift.vision import mtcnn
+
+    paths = sorted(photos_dir.glob("cat*/*.jpg"))
+    chunked = [ours.detect(_rgb(path)) for path in paths]
+    monkeypatch.setattr(mtcnn, "RUN_CHUNK", 10**9)
+    assert [ours.detect(_rgb(path)) for path in paths] == chunked
+
+
 def test_crop_outside_the_image_is_black() -> None:
     image = np.full((30, 30, 3), 255, np.uint8)
     integral = cv2.integral(image, sdepth=cv2.CV_64F)

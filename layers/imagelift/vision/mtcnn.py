@@ -217,10 +217,19 @@ class MTCNN:
         return boxes[pick], points[pick], best_rejected
 
     def _run(self, session: ort.InferenceSession, names: list[str], crops: np.ndarray) -> dict[str, np.ndarray]:
-        batch = np.ascontiguousarray(crops.transpose(0, 2, 1, 3))  # [N, W, H, 3]
-        results = session.run(None, {session.get_inputs()[0].name: batch})
+        """The net on every crop, ``RUN_CHUNK`` crops per run: ONNX Runtime sizes its activations by the batch, and
+        one batch of the thousands of candidates of a busy photo held more memory than the rest of the cascade."""
+        input_name = session.get_inputs()[0].name
+        parts = []
+        for start in range(0, max(len(crops), 1), RUN_CHUNK):
+            batch = np.ascontiguousarray(crops[start : start + RUN_CHUNK].transpose(0, 2, 1, 3))  # [N, W, H, 3]
+            parts.append(session.run(None, {input_name: batch}))
+        results = parts[0] if len(parts) == 1 else [np.concatenate(outs) for outs in zip(*parts, strict=True)]
         return dict(zip(names, results, strict=True))
 
+
+RUN_CHUNK = 16
+"""Crops per R-Net / O-Net run (see ``MTCNN._run``)."""
 
 PNET_WINDOW = 12
 PNET_STRIDE = 2
@@ -306,17 +315,28 @@ def nms(boxes: np.ndarray, threshold: float, method: str = "union") -> np.ndarra
     return np.asarray(keep, dtype=np.int64)
 
 
+CROP_CHUNK = 16
+"""Boxes cropped together. Each box needs about 0.5 MB of float64 scratch at 48 px (0.1 MB at 24 px), so the
+thousands of P-Net candidates of a busy photo, cropped at once, set the classifier's peak memory."""
+
+
 def crop_resize(integral: np.ndarray, boxes: np.ndarray, size: int) -> np.ndarray:
-    """Area-averaged ``size`` x ``size`` crops of every box at once, normalised for the nets.
+    """Area-averaged ``size`` x ``size`` crops of every box, normalised for the nets.
 
     ``integral`` is ``cv2.integral`` of the image. A box (x1, y1, x2, y2) in inclusive pixel coordinates covers
     pixels x1-1 .. x2-1 (the reference's 1-based crop); each output cell averages the source area it covers,
     read off the integral image by bilinear interpolation (exact for a piecewise-constant image), and what falls
-    outside the image counts as black, as the reference's zero padding does.
+    outside the image counts as black, as the reference's zero padding does. The boxes are done ``CROP_CHUNK`` at
+    a time (every box's arithmetic is its own, so the crops are those of one pass over all of them).
     """
-    n = len(boxes)
-    if n == 0:
-        return np.empty((0, size, size, 3), dtype=np.float32)
+    out = np.empty((len(boxes), size, size, 3), dtype=np.float32)
+    for start in range(0, len(boxes), CROP_CHUNK):
+        out[start : start + CROP_CHUNK] = _crop_resize_all(integral, boxes[start : start + CROP_CHUNK], size)
+    return out
+
+
+def _crop_resize_all(integral: np.ndarray, boxes: np.ndarray, size: int) -> np.ndarray:
+    """:func:`crop_resize` of every box of ``boxes`` in one vectorised pass."""
     height, width = integral.shape[0] - 1, integral.shape[1] - 1
     flat = integral.reshape(-1, integral.shape[2])
     x0 = boxes[:, 0] - 1

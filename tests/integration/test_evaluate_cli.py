@@ -11,6 +11,7 @@ from pathlib import Path
 from imagelift.cli import main as cli_main
 
 HANDS_FUSION = Path(__file__).resolve().parents[2] / "bench" / "results" / "hands_fusion.json"
+GATE_CV = Path(__file__).resolve().parents[2] / "bench" / "results" / "person_gate.json"
 
 
 def test_evaluate_json_on_the_labelled_photos(photos_dir: Path, models_dir: Path, labelled_photos, tmp_path, capsys):
@@ -25,7 +26,9 @@ def test_evaluate_json_on_the_labelled_photos(photos_dir: Path, models_dir: Path
         )
     )
     args = ["evaluate", str(photos_dir), "--json", "--html", str(sheet), "--models-dir", str(models_dir)]
-    code = cli_main([*args, "--threads", "1", "--cv", str(cv_file), "--hand-cv", str(HANDS_FUSION)])
+    code = cli_main(
+        [*args, "--threads", "1", "--cv", str(cv_file), "--hand-cv", str(HANDS_FUSION), "--gate-cv", str(GATE_CV)]
+    )
     out = capsys.readouterr().out
     assert code == 0
     summary = json.loads(out)
@@ -61,6 +64,12 @@ def test_evaluate_json_on_the_labelled_photos(photos_dir: Path, models_dir: Path
         assert with_hands[scheme]["worn_recall"] == test["worn"]["called_worn"]
         assert with_hands[scheme]["product_called_worn_or_model"] == test["product_called_worn_or_model"] <= 0.01
     assert summary["thresholds"]["person_combine"]
+    # the face gate is on by default: the estimate also gives its CV figures, from its own tuning run
+    gate = summary["cross_validated_estimate"]["with_face_gate"]
+    tuned = json.loads(GATE_CV.read_text())["cv"]
+    for scheme in ("photos", "sources"):
+        assert gate[scheme]["model_recall"] == tuned[scheme]["test"]["model_recall"]
+        assert gate[scheme]["products_called_worn_or_model"] == tuned[scheme]["test"]["products_called_worn_or_model"]
     page = (sheet / "index.html").read_text()
     images = re.findall(r'<img src="([^"]+)"', page)
     assert len(images) == len(summary["mistakes"])

@@ -22,6 +22,7 @@ from imagelift.commands.classify import add_model_arguments, vision_config
 
 DEFAULT_CV = Path("bench") / "results" / "vision_tuning.json"
 DEFAULT_HAND_CV = Path("bench") / "results" / "hands_fusion.json"
+DEFAULT_GATE_CV = Path("bench") / "results" / "person_gate.json"
 THUMB_LONG_SIDE = 360
 
 
@@ -46,8 +47,26 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help=f"the hand stage's tuning results, used when the stage is on (default: {DEFAULT_HAND_CV} when it exists)",
     )
+    parser.add_argument(
+        "--gate-cv",
+        type=Path,
+        default=None,
+        help=f"the face gate's tuning results, used when the gate is on (default: {DEFAULT_GATE_CV} when it exists)",
+    )
     add_model_arguments(parser)
     parser.set_defaults(func=run)
+
+
+def gate_estimate(path: Path | None) -> dict[str, Any] | None:
+    """The CV figures of the cascade with its face gate (bench/person_gate.py), per scheme: model recall, products
+    called worn or model, the share of photos whose face stage is skipped, model copies lost and false faces
+    removed by the gate."""
+    path = path if path is not None else (DEFAULT_GATE_CV if DEFAULT_GATE_CV.is_file() else None)
+    if path is None:
+        return None
+    cv = json.loads(path.read_text(encoding="utf-8"))["cv"]
+    keys = ("model_recall", "products_called_worn_or_model", "gated", "model_copies_lost", "false_faces_removed")
+    return {"source": str(path), **{scheme: {k: entry["test"][k] for k in keys} for scheme, entry in cv.items()}}
 
 
 def hand_stage_estimate(path: Path | None) -> dict[str, Any] | None:
@@ -103,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
     if not files:
         print("error: no photos under cat1_model/, cat2_legs/ or cat3_product/", file=sys.stderr)
         return 1
-    for given in (args.cv, args.hand_cv):
+    for given in (args.cv, args.hand_cv, args.gate_cv):
         if given is not None and not given.is_file():
             print(f"error: {given} does not exist", file=sys.stderr)
             return 2
@@ -130,6 +149,8 @@ def run(args: argparse.Namespace) -> int:
     summary["cross_validated_estimate"] = cross_validated_estimate(args.cv)
     if summary["cross_validated_estimate"] is not None and cascade.hands is not None:
         summary["cross_validated_estimate"]["with_hand_stage"] = hand_stage_estimate(args.hand_cv)
+    if summary["cross_validated_estimate"] is not None and cascade.config.face_gate_min_person > 0:
+        summary["cross_validated_estimate"]["with_face_gate"] = gate_estimate(args.gate_cv)
     if args.html:
         write_contact_sheet(args.html, cascade, summary)
         summary["html"] = str(args.html / "index.html")
@@ -177,6 +198,16 @@ def print_summary(summary: dict[str, Any]) -> None:
                     f"  with the hand stage ({scheme} left out, {with_hands['source']}): hands {figures['hands']:.0%}, "
                     f"legs {figures['legs']:.0%}, worn {figures['worn_recall']:.0%}, "
                     f"products called worn or model {figures['product_called_worn_or_model']:.1%}"
+                )
+        with_gate = estimate.get("with_face_gate") or {}
+        for scheme in ("photos", "sources"):
+            figures = with_gate.get(scheme)
+            if figures:
+                print(
+                    f"  with the face gate ({scheme} left out, {with_gate['source']}): model {figures['model_recall']:.0%}, "
+                    f"products called worn or model {figures['products_called_worn_or_model']:.1%}, face stage "
+                    f"skipped on {figures['gated']:.0%} of photos (photo copies: {figures['false_faces_removed']} "
+                    f"false faces removed, {figures['model_copies_lost']} model photos lost)"
                 )
     if summary["mistakes"]:
         print()

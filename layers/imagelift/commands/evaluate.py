@@ -206,8 +206,8 @@ def print_summary(summary: dict[str, Any]) -> None:
                 print(
                     f"  with the face gate ({scheme} left out, {with_gate['source']}): model {figures['model_recall']:.0%}, "
                     f"products called worn or model {figures['products_called_worn_or_model']:.1%}, face stage "
-                    f"skipped on {figures['gated']:.0%} of photos (photo copies: {figures['false_faces_removed']} "
-                    f"false faces removed, {figures['model_copies_lost']} model photos lost)"
+                    f"skipped on {figures['gated']:.0%} of photos (of their copies: {figures['false_faces_removed']} "
+                    f"false faces removed, {figures['model_copies_lost']} model ones lost)"
                 )
     if summary["mistakes"]:
         print()

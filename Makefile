@@ -8,11 +8,13 @@ STAMP := $(VENV)/.installed
 .PHONY: install models lint format test demo bench tune clean
 
 install: $(STAMP)
-$(STAMP): pyproject.toml infra/pyproject.toml
+# At the versions of functions/constraints.txt (what the function images install, `python -m infra.lock`), so a
+# fresh machine tests what the images hold rather than whatever the registry published since.
+$(STAMP): pyproject.toml infra/pyproject.toml functions/constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@echo "==> installing imagelift, its tooling (infra/) and their dependencies into $(VENV)"
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]' -e './infra[local,build]'
+	$(BIN)/python -m pip install --quiet --constraint functions/constraints.txt -e '.[dev]' -e './infra[local,build]'
 	@touch $@
 
 # `--extra body`: MoveNet and CenterNet (bench/results/body_votes.md), measured and tested here, not in the image.

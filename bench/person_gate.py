@@ -200,7 +200,7 @@ def write(entry: dict, table: Table) -> None:
         "| | model recall | hands | legs | products called worn/model | accuracy | photos gated | products gated |"
         " model copies lost | false faces removed |",
         "|---|---|---|---|---|---|---|---|---|---|",
-        _row("no gate (shipped)", entry["no_gate"]),
+        _row("no gate (the cascade before it)", entry["no_gate"]),
         *cv.cv_rows(entry, _row),
     ]
     lines += cv.chosen_lines(entry)

@@ -34,7 +34,7 @@ from imagelift.config import VisionConfig  # noqa: E402
 from imagelift.vision.cascade import Cascade  # noqa: E402
 from imagelift.vision.person import PERSON_CLASS_ID  # noqa: E402
 
-SCORES_VERSION = 1
+SCORES_VERSION = 2
 CACHE = ROOT / ".cache" / "person_gate_scores"
 GATE_FLOOR = 0.001
 

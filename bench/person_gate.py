@@ -8,14 +8,15 @@ skipped and the photo goes on to the person and hand stages as before, so what t
 on a photo where the net sees no person: a model photo lost, or a false face on a product shot removed. Its gain is
 time: the face stage is most of the cascade's CPU time and most photos are product shots.
 
-``t`` is chosen on the 0.005 grid below by the objective model recall - 15 x products called model or worn
-(15: the ratio of the two error budgets, as bench/tune_vision.py), plus 0.001 x the share of photos gated, so that
-between thresholds that lose nothing the faster one wins. Outer schemes: 5 photo folds stratified by kind (copies
-together) and leave one MANIFEST ``source_repo`` out; the threshold is refitted on each outer training part by an
-inner CV of the same scheme (bench/nested_cv.py). Every photo weighs 1 and its copies share it. The category of a
-gated photo with a face is taken as product: the person stage cannot find a person under the gate (``t`` is below
-the person threshold), and the hand stage's rare call is left out of this estimate; the cascade's own benchmark
-(bench/vision_bench.py) runs the real thing.
+``t`` is fitted on a training part as the smallest value of the grid below with the fewest errors, by the
+objective model recall - 15 x products called model or worn (15: the ratio of the two error budgets, as
+bench/tune_vision.py); see ``fit`` for why the smallest. Outer schemes: 5 photo folds stratified by kind (copies
+together) and leave one MANIFEST ``source_repo`` out, ``t`` refitted on each outer training part
+(bench/nested_cv.py; with one candidate rule the inner CV, which ranks rules by that objective plus 0.001 x the
+share gated, has nothing to choose). Every photo weighs 1 and its copies share it. The category of a gated photo
+with a face is taken as product: the person stage cannot find a person under the gate (``t`` is below the person
+threshold), and the hand stage's rare call is left out of this estimate; bench/person_gate_speed.py runs the real
+cascade on every copy and compares.
 
 Writes bench/results/person_gate.json and bench/results/person_gate.md.
 """
@@ -195,7 +196,7 @@ def write(entry: dict, table: Table) -> None:
         "Written by `bench/person_gate.py` from `bench/person_gate_scores.py` (every photo of `../shared/data/images` "
         "+ `../shared/data/pool` and its four copies, 470 photos, each weighing 1). MTCNN runs only where "
         f"{GATE_NET} gives a person >= t; below it a face is not looked for. Threshold grid {list(GRID)}, objective "
-        "model recall - 15 x products called worn/model + 0.001 x share gated.",
+        "model recall - 15 x products called worn/model; the smallest threshold with the fewest errors.",
         "",
         "| | model recall | hands | legs | products called worn/model | accuracy | photos gated | products gated |"
         " model copies lost | false faces removed |",

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from imagelift.config import ReportConfig
@@ -166,3 +168,15 @@ def test_the_report_command_takes_the_rule(tmp_path, capsys, rule, expected):
     assert report["spec"]["listing_category"] == (rule or MAIN_PHOTO)
     weeks = report["counts"]["listing_weeks_by_category"]
     assert {name: weeks[name] for name in expected} == expected
+
+
+def test_a_photo_the_face_gate_kept_from_mtcnn_has_no_face_score_rather_than_zero():
+    from imagelift.services.categories import face_score
+
+    gate = {"net": "yolov3-tiny", "person": 0.0132, "threshold": 0.125}
+    closed = _record("a.jpg", 3, "2026-01-01T00:00:00Z", "01", face_gate={**gate, "open": False})
+    assert face_score(replace(closed, best_face_score=0.0)) is None
+    looked = _record("b.jpg", 3, "2026-01-01T00:00:00Z", "02", face_gate={**gate, "person": 0.4, "open": True})
+    assert face_score(replace(looked, best_face_score=0.61)) == 0.61
+    face = {"box": [1, 2, 3, 4], "confidence": 0.99, "keypoints": {}}
+    assert face_score(replace(looked, category=1, faces=[face])) == 0.99

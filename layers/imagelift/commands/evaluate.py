@@ -190,25 +190,23 @@ def print_summary(summary: dict[str, Any]) -> None:
                     if v.get("recall") is not None
                 )
                 print(f"cross-validated estimate ({scheme} left out, {estimate['source']}): {kinds}")
-        with_hands = estimate.get("with_hand_stage") or {}
-        for scheme in ("photos", "sources"):
-            figures = with_hands.get(scheme)
-            if figures:
-                print(
-                    f"  with the hand stage ({scheme} left out, {with_hands['source']}): hands {figures['hands']:.0%}, "
-                    f"legs {figures['legs']:.0%}, worn {figures['worn_recall']:.0%}, "
-                    f"products called worn or model {figures['product_called_worn_or_model']:.1%}"
-                )
-        with_gate = estimate.get("with_face_gate") or {}
-        for scheme in ("photos", "sources"):
-            figures = with_gate.get(scheme)
-            if figures:
-                print(
-                    f"  with the face gate ({scheme} left out, {with_gate['source']}): model {figures['model_recall']:.0%}, "
-                    f"products called worn or model {figures['products_called_worn_or_model']:.1%}, face stage "
-                    f"skipped on {figures['gated']:.0%} of photos (of their copies: {figures['false_faces_removed']} "
-                    f"false faces removed, {figures['model_copies_lost']} model ones lost)"
-                )
+        _stage_estimate_lines(
+            estimate.get("with_hand_stage"),
+            "hand stage",
+            lambda f: (
+                f"hands {f['hands']:.0%}, legs {f['legs']:.0%}, worn {f['worn_recall']:.0%}, "
+                f"products called worn or model {f['product_called_worn_or_model']:.1%}"
+            ),
+        )
+        _stage_estimate_lines(
+            estimate.get("with_face_gate"),
+            "face gate",
+            lambda f: (
+                f"model {f['model_recall']:.0%}, products called worn or model {f['products_called_worn_or_model']:.1%}, "
+                f"face stage skipped on {f['gated']:.0%} of photos (of their copies: {f['false_faces_removed']} false "
+                f"faces removed, {f['model_copies_lost']} model ones lost)"
+            ),
+        )
     if summary["mistakes"]:
         print()
         print("wrong:")
@@ -221,6 +219,14 @@ def print_summary(summary: dict[str, Any]) -> None:
             )
     for e in summary["errors"]:
         print(f"  {e['path']}: ERROR {e['error']['code']}: {e['error']['message']}")
+
+
+def _stage_estimate_lines(section: dict[str, Any] | None, stage: str, describe) -> None:
+    """One line per CV scheme of a stage's own tuning results (``describe`` words its figures)."""
+    for scheme in ("photos", "sources"):
+        figures = (section or {}).get(scheme)
+        if figures:
+            print(f"  with the {stage} ({scheme} left out, {section['source']}): {describe(figures)}")
 
 
 def _face_text(mistake: dict[str, Any]) -> str:

@@ -73,7 +73,7 @@ def score_open_copies(config: VisionConfig) -> list[dict]:
                 for variant, cascade in cascades.items():
                     image = decode_upload(encoded, cascade.config).bgr
                     c0 = time.process_time()
-                    detection = cascade.mtcnn.detect_bgr(_capped(image, variant[0]))
+                    detection = cascade.detect_faces(image)  # the faces that count and the best one that did not
                     ms = (time.process_time() - c0) * 1000
                     best = max([f.confidence for f in detection.faces] + [detection.best_rejected])
                     row["faces"][_name(variant)] = {"best": round(float(best), 5), "cpu_ms": round(ms, 2)}
@@ -81,16 +81,6 @@ def score_open_copies(config: VisionConfig) -> list[dict]:
         if (index + 1) % 50 == 0:
             print(f"{index + 1} photos, {time.monotonic() - started:.0f} s", flush=True)
     return rows
-
-
-def _capped(image: np.ndarray, cap: int) -> np.ndarray:
-    import cv2
-
-    h, w = image.shape[:2]
-    shrink = min(1.0, cap / max(h, w))
-    if shrink >= 1.0:
-        return image
-    return cv2.resize(image, (max(1, round(w * shrink)), max(1, round(h * shrink))), interpolation=cv2.INTER_AREA)
 
 
 def categories(rows: list[dict], variant: str, score: float) -> np.ndarray:

@@ -40,6 +40,7 @@ sys.path.insert(0, str(ROOT / "layers"))
 sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT / "tests"))  # the stock cascade is test support, not library code
 
+import vision_bench  # noqa: E402
 from person_gate_scores import load_scores  # noqa: E402
 from support.stock import MTCNN_SDIST, YOLO_SDIST, StockCascade, find_sdist  # noqa: E402
 from vision_data import COPIES, load_photos, make_copy, time_interleaved  # noqa: E402
@@ -48,14 +49,6 @@ from imagelift.config import VisionConfig  # noqa: E402
 from imagelift.vision.cascade import Cascade  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "person_gate_speed.json"
-
-
-def _stock_runner(stock: StockCascade):
-    def run(data: bytes) -> int:
-        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-        return stock.classify_bgr(image).category
-
-    return run
 
 
 def _summary(values: list[float]) -> dict:
@@ -119,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     variants = {
         "gated": lambda data: gated.classify_bytes(data).category,
         "no gate": lambda data: ungated.classify_bytes(data).category,
-        "stock": _stock_runner(stock),
+        "stock": lambda data: vision_bench.run_stock(stock, data)[0],
     }
     load_before = os.getloadavg()
     started = time.monotonic()

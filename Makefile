@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml infra/pyproject.toml functions/constraints.txt
 
 # `--extra body`: MoveNet and CenterNet (bench/results/body_votes.md), measured and tested here, not in the image.
 models: $(MODELS_DIR)/manifest.json
-$(MODELS_DIR)/manifest.json: $(STAMP)
+$(MODELS_DIR)/manifest.json: $(STAMP) infra/models/sources.json
 	$(BIN)/imagelift models build --out $(MODELS_DIR) --extra body
 
 lint: $(STAMP)

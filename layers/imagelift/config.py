@@ -216,6 +216,28 @@ class VisionConfig(_FromEnv):
     """O-Net score a second-look face needs; stricter than ``face_min_confidence`` because an enlarged crop gives
     MTCNN more windows to be wrong in."""
 
+    pose_face: bool = True
+    """Where a person was found but no face, look for a head facing the camera on each person box with MoveNet
+    (``pose_model``, imagelift.vision.pose_face); one found makes the photo category 1. On: by nested
+    cross-validation (bench/pose_face.py, bench/results/pose_face.md) it finds 87.1% / 83.9% of model copies against
+    74.2% (photo folds / sources left out), for 3.5% / 2.3% of worn copies called model; products unchanged. It costs
+    about 8 ms per person box looked at, on the photos it reaches."""
+    pose_model: str = "body/movenet-lightning.onnx"
+    """MoveNet Lightning model file under ``models_dir`` (built by ``imagelift models build``)."""
+    pose_face_score: str = "face"
+    """Which head score decides (imagelift.vision.body.HEAD_KEYPOINTS): ``face`` (mean of nose and eyes),
+    ``face_min`` (the smallest of them) or ``head`` (mean of nose, eyes and ears)."""
+    pose_face_min_score: float = 0.47
+    """Head score a person box needs for the photo to be category 1: chosen on all tuning photos by the most model
+    recall with at most 2% of worn photos called model (the thresholds chosen in the CV's training parts range from
+    0.34 to 0.52)."""
+    pose_face_max_boxes: int = 3
+    """Person boxes MoveNet looks at, most confident first."""
+    pose_face_crop_margin: float = 0.15
+    """Margin added on each side of a person box's long side for MoveNet's square crop."""
+    pose_face_review_margin: float = 0.05
+    """A head score this close to ``pose_face_min_score`` (either side) marks the record ``review`` (not tuned)."""
+
     # Persons (YOLO nets, COCO class 0): a person without a face makes the photo category 2. The defaults are what
     # bench/tune_vision.py chose by nested cross-validation (bench/results/vision_tuning.json).
     yolo_model: str = "yolo/yolov3-tiny.onnx"

@@ -12,6 +12,7 @@ from imagelift.cli import main as cli_main
 
 HANDS_FUSION = Path(__file__).resolve().parents[2] / "bench" / "results" / "hands_fusion.json"
 GATE_CV = Path(__file__).resolve().parents[2] / "bench" / "results" / "person_gate.json"
+POSE_CV = Path(__file__).resolve().parents[2] / "bench" / "results" / "pose_face.json"
 
 
 def test_evaluate_json_on_the_labelled_photos(photos_dir: Path, models_dir: Path, labelled_photos, tmp_path, capsys):
@@ -27,7 +28,11 @@ def test_evaluate_json_on_the_labelled_photos(photos_dir: Path, models_dir: Path
     )
     args = ["evaluate", str(photos_dir), "--json", "--html", str(sheet), "--models-dir", str(models_dir)]
     code = cli_main(
-        [*args, "--threads", "1", "--cv", str(cv_file), "--hand-cv", str(HANDS_FUSION), "--gate-cv", str(GATE_CV)]
+        [
+            *args,
+            *("--threads", "1", "--cv", str(cv_file), "--hand-cv", str(HANDS_FUSION), "--gate-cv", str(GATE_CV)),
+            *("--pose-cv", str(POSE_CV)),
+        ]
     )
     out = capsys.readouterr().out
     assert code == 0
@@ -48,7 +53,9 @@ def test_evaluate_json_on_the_labelled_photos(photos_dir: Path, models_dir: Path
         assert mistake["label"] != mistake["predicted"] and Path(mistake["path"]).is_file()
         assert Path(mistake["path"]).parent.name.startswith(f"cat{mistake['label']}_")
         assert {"faces", "best_face_score", "persons", "person_scores", "review", "decided_by"} <= set(mistake)
-        assert {"hand_vote", "hands", "face_gate"} <= set(mistake)
+        assert {"hand_vote", "hands", "face_gate", "pose_face"} <= set(mistake)
+        if mistake["decided_by"] in ("yolo", "movenet"):  # a person and no face: the pose stage ran and says so
+            assert mistake["pose_face"]["fired"] is (mistake["decided_by"] == "movenet")
         assert mistake["face_gate"]["open"] is (mistake["face_gate"]["person"] >= mistake["face_gate"]["threshold"])
         if mistake["predicted"] == 3:  # nobody was found, so the hand stage ran and says why it did not fire
             assert mistake["hand_vote"]["fired"] is False and mistake["hands"] == []
@@ -70,6 +77,13 @@ def test_evaluate_json_on_the_labelled_photos(photos_dir: Path, models_dir: Path
     for scheme in ("photos", "sources"):
         assert gate[scheme]["model_recall"] == tuned[scheme]["test"]["model_recall"]
         assert gate[scheme]["products_called_worn_or_model"] == tuned[scheme]["test"]["products_called_worn_or_model"]
+    # the pose stage is on by default: its CV figures too
+    pose = summary["cross_validated_estimate"]["with_pose_stage"]
+    tuning = json.loads(POSE_CV.read_text())
+    fitted, before = tuning["modes"]["budget"]["cv"], tuning["cascade"]["model"]
+    for scheme in ("photos", "sources"):
+        assert pose[scheme]["model"] == fitted[scheme]["test"]["model"] > before
+        assert pose[scheme]["worn_called_model"] == fitted[scheme]["test"]["worn_called_model"]
     page = (sheet / "index.html").read_text()
     images = re.findall(r'<img src="([^"]+)"', page)
     assert len(images) == len(summary["mistakes"])

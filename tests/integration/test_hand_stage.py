@@ -57,7 +57,15 @@ def test_hand_photo_missed_by_the_person_stage_becomes_worn(with_stage, without_
         assert hand["label"] in ("hand", "fist", "pinch", "point")
         assert x >= 0 and y >= 0 and x + w <= record["width"] + 1 and y + h <= record["height"] + 1
     assert "hands" in record["timings_ms"]
-    assert set(record["models"]) == {"pnet", "rnet", "onet", "yolov3-tiny", "yolov4-tiny", "handtrack"}
+    assert set(record["models"]) == {
+        "pnet",
+        "rnet",
+        "onet",
+        "yolov3-tiny",
+        "yolov4-tiny",
+        "handtrack",
+        "movenet-lightning",
+    }
     assert record["thresholds"]["hand_stage"] is True
 
 
@@ -90,7 +98,7 @@ def test_the_stage_is_on_by_default(models_dir) -> None:
 
 
 def test_missing_hand_model_is_named_with_the_build_command(models_dir, tmp_path) -> None:
-    for name in ("mtcnn", "yolo"):
+    for name in ("mtcnn", "yolo", "body"):
         (tmp_path / name).symlink_to(models_dir / name, target_is_directory=True)
     config = VisionConfig.from_env({}, models_dir=tmp_path, threads=1, hand_stage=True)
     with pytest.raises(FileNotFoundError, match=r"hands/handtrack\.onnx.*`imagelift models build`"):

@@ -30,6 +30,7 @@ EXPECTED_FILES = {
     "yolo/yolov3-tiny.onnx",
     "yolo/yolov4-tiny.onnx",
     "hands/handtrack.onnx",
+    "body/movenet-lightning.onnx",
 }
 DESIGN_SHA256 = {
     "mtcnn/pnet.onnx": "07a69013008e612c4d2ad31b09645038911dfec67411cd68ccd0da55ca291a35",

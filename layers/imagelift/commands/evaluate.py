@@ -5,7 +5,8 @@ label. Prints the confusion matrix, the recall of each class, how many photos la
 of the rest, and every wrong photo with its scores (faces, near-miss face score, each net's person score per pass).
 Beside the figures measured here it prints the cross-validated estimate that the shipped thresholds were chosen
 with (``--cv``, bench/results/vision_tuning.json) and, with the hand stage on, the cascade's estimate with that stage
-(``--hand-cv``, bench/results/hands_fusion.json), so a figure from a handful of photos is not taken for the truth.
+(``--hand-cv``, bench/results/hands_fusion.json), the face gate's (``--gate-cv``) and the pose stage's
+(``--pose-cv``, bench/results/pose_face.json), so a figure from a handful of photos is not taken for the truth.
 ``--html DIR`` writes a contact sheet of the mistakes with the boxes drawn.
 """
 
@@ -23,6 +24,7 @@ from imagelift.commands.classify import add_model_arguments, vision_config
 DEFAULT_CV = Path("bench") / "results" / "vision_tuning.json"
 DEFAULT_HAND_CV = Path("bench") / "results" / "hands_fusion.json"
 DEFAULT_GATE_CV = Path("bench") / "results" / "person_gate.json"
+DEFAULT_POSE_CV = Path("bench") / "results" / "pose_face.json"
 THUMB_LONG_SIDE = 360
 
 
@@ -53,6 +55,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help=f"the face gate's tuning results, used when the gate is on (default: {DEFAULT_GATE_CV} when it exists)",
     )
+    parser.add_argument(
+        "--pose-cv",
+        type=Path,
+        default=None,
+        help=f"the pose stage's tuning results, used when the stage is on (default: {DEFAULT_POSE_CV} when it exists)",
+    )
     add_model_arguments(parser)
     parser.set_defaults(func=run)
 
@@ -66,6 +74,17 @@ def gate_estimate(path: Path | None) -> dict[str, Any] | None:
         return None
     cv = json.loads(path.read_text(encoding="utf-8"))["cv"]
     keys = ("model_recall", "products_called_worn_or_model", "gated", "model_copies_lost", "false_faces_removed")
+    return {"source": str(path), **{scheme: {k: entry["test"][k] for k in keys} for scheme, entry in cv.items()}}
+
+
+def pose_stage_estimate(path: Path | None) -> dict[str, Any] | None:
+    """The CV figures of the cascade with its pose stage (bench/pose_face.py, the shipped ``budget`` fit), per
+    scheme: model and worn recall, worn photos called model, products called worn or model."""
+    path = path if path is not None else (DEFAULT_POSE_CV if DEFAULT_POSE_CV.is_file() else None)
+    if path is None:
+        return None
+    cv = json.loads(path.read_text(encoding="utf-8"))["modes"]["budget"]["cv"]
+    keys = ("model", "worn", "worn_called_model", "products_called_worn_or_model")
     return {"source": str(path), **{scheme: {k: entry["test"][k] for k in keys} for scheme, entry in cv.items()}}
 
 
@@ -122,7 +141,7 @@ def run(args: argparse.Namespace) -> int:
     if not files:
         print("error: no photos under cat1_model/, cat2_legs/ or cat3_product/", file=sys.stderr)
         return 1
-    for given in (args.cv, args.hand_cv, args.gate_cv):
+    for given in (args.cv, args.hand_cv, args.gate_cv, args.pose_cv):
         if given is not None and not given.is_file():
             print(f"error: {given} does not exist", file=sys.stderr)
             return 2
@@ -151,6 +170,8 @@ def run(args: argparse.Namespace) -> int:
         summary["cross_validated_estimate"]["with_hand_stage"] = hand_stage_estimate(args.hand_cv)
     if summary["cross_validated_estimate"] is not None and cascade.config.face_gate_min_person > 0:
         summary["cross_validated_estimate"]["with_face_gate"] = gate_estimate(args.gate_cv)
+    if summary["cross_validated_estimate"] is not None and cascade.pose is not None:
+        summary["cross_validated_estimate"]["with_pose_stage"] = pose_stage_estimate(args.pose_cv)
     if args.html:
         write_contact_sheet(args.html, cascade, summary)
         summary["html"] = str(args.html / "index.html")
@@ -207,6 +228,14 @@ def print_summary(summary: dict[str, Any]) -> None:
                 f"faces removed, {f['model_copies_lost']} model ones lost)"
             ),
         )
+        _stage_estimate_lines(
+            estimate.get("with_pose_stage"),
+            "pose stage",
+            lambda f: (
+                f"model {f['model']:.0%}, worn {f['worn']:.0%}, worn called model {f['worn_called_model']:.1%}, "
+                f"products called worn or model {f['products_called_worn_or_model']:.1%}"
+            ),
+        )
     if summary["mistakes"]:
         print()
         print("wrong:")
@@ -214,7 +243,7 @@ def print_summary(summary: dict[str, Any]) -> None:
             print(
                 f"  {m['path']}: {m['label']} {m['label_name']} called {m['predicted']} {m['predicted_name']} "
                 f"({m['decided_by']}); faces {m['faces']} {_face_text(m)}; "
-                f"persons {m['persons']} scores {json.dumps(m['person_scores'])}{_hand_text(m)}"
+                f"persons {m['persons']} scores {json.dumps(m['person_scores'])}{_pose_text(m)}{_hand_text(m)}"
                 f"{' [review]' if m['review'] else ''}"
             )
     for e in summary["errors"]:
@@ -235,6 +264,14 @@ def _face_text(mistake: dict[str, Any]) -> str:
     if gate and not gate["open"]:
         return f"no face looked for ({gate['net']} person {gate['person']} < {gate['threshold']})"
     return f"best rejected face {mistake['best_face_score']}"
+
+
+def _pose_text(mistake: dict[str, Any]) -> str:
+    """The pose stage's best head score where it ran."""
+    vote = mistake.get("pose_face")
+    if not vote:
+        return ""
+    return f"; pose stage: head {vote['score']} {'>=' if vote['fired'] else '<'} {vote['threshold']}"
 
 
 def _hand_text(mistake: dict[str, Any]) -> str:

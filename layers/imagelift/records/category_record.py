@@ -87,7 +87,8 @@ class CategoryRecord:
     category: int | None = None
     category_name: str | None = None
     decided_by: str | None = None
-    """``mtcnn``, ``yolo``, ``handtrack`` (the hand stage, imagelift.vision.hand_stage) or ``none``."""
+    """``mtcnn``, ``movenet`` (the pose stage, imagelift.vision.pose_face), ``yolo``, ``handtrack`` (the hand stage,
+    imagelift.vision.hand_stage) or ``none``."""
     faces: list[dict[str, Any]] | None = None
     persons: list[dict[str, Any]] | None = None
     width: int | None = None
@@ -107,6 +108,10 @@ class CategoryRecord:
     face_gate: dict[str, Any] | None = None
     """The person gate in front of the face stage: ``{net, person, threshold, open}``; ``open`` False means MTCNN
     did not run (the primary net saw no person at ``threshold``), so ``best_face_score`` is 0 without a look."""
+    pose_face: dict[str, Any] | None = None
+    """Where the pose stage ran (a person, no face): MoveNet's best head score over the person boxes (``score``),
+    its ``threshold``, whether it made the photo category 1 (``fired``), the ``box`` it scored best and how many
+    ``boxes`` it looked at."""
     review: bool | None = None
     """A score lies within the calibrated margin of its threshold: the category is worth a human look."""
     hand_vote: dict[str, Any] | None = None

@@ -50,6 +50,10 @@ HIPS = (11, 12)
 KNEES = (13, 14)
 ANKLES = (15, 16)
 LOWER_BODY = HIPS + KNEES + ANKLES
+HEAD_KEYPOINTS = {"face": (0, 1, 2), "face_min": (0, 1, 2), "head": (0, 1, 2, 3, 4)}
+"""The keypoints each head score reads: nose and eyes (``face``: their mean, ``face_min``: the smallest) or
+nose, eyes and ears (``head``: their mean)."""
+HEAD_SCORES = tuple(HEAD_KEYPOINTS)
 DISTANCE_BIAS = 1.8  # the graph's own constant (add_5/y) in both weighted arg-maxes
 CENTERNET_INPUT_SCALE = 1.0  # the graph takes RGB 0..255 (at 0..1 it sees no person even on a full-body photo)
 PERSON_CLASS = 0
@@ -81,6 +85,41 @@ def decode_single_pose(
     return np.stack([(ky + off[:, 0]) / grid_h, (kx + off[:, 1]) / grid_w, score], axis=1).astype(np.float32)
 
 
+def crop_origin(box: tuple[float, float, float, float], margin: float) -> tuple[int, int, int]:
+    """(x0, y0, side) of :func:`person_crop`'s square in the photo's pixels."""
+    x, y, w, h = box
+    side = max(2, round(float(max(w, h)) * (1 + 2 * margin)))
+    return round(float(x + w / 2 - side / 2)), round(float(y + h / 2 - side / 2)), side
+
+
+def person_crop(image_rgb: np.ndarray, box: tuple[float, float, float, float], margin: float) -> np.ndarray:
+    """A square crop centred on ``box`` (x, y, w, h in the photo's pixels), its side the box's long side plus
+    ``margin`` of it on each side; grey where it runs past the photo, so a person at an edge keeps its shape."""
+    from imagelift.vision.hand_stage import LETTERBOX_GREY
+
+    x0, y0, side = crop_origin(box, margin)
+    height, width = image_rgb.shape[:2]
+    canvas = np.full((side, side, 3), LETTERBOX_GREY, np.uint8)
+    sx0, sy0, sx1, sy1 = max(0, x0), max(0, y0), min(width, x0 + side), min(height, y0 + side)
+    if sx1 > sx0 and sy1 > sy0:
+        canvas[sy0 - y0 : sy1 - y0, sx0 - x0 : sx1 - x0] = image_rgb[sy0:sy1, sx0:sx1]
+    return canvas
+
+
+def head_score(keypoints, crop: tuple[float, float, float, float] | list[float], name: str = "face") -> float:
+    """How surely MoveNet sees a head on a person crop: the ``name`` score of :data:`HEAD_KEYPOINTS` from ``[17, 3]``
+    keypoints (y, x in 0..1 of the crop, score), 0 when one of its keypoints falls outside the photo. ``crop`` is
+    the crop as fractions of the photo: x, y, side / width, side / height. A head placed in the grey beyond a legs
+    close-up's top edge is MoveNet completing a body, not a head in the photo."""
+    points = np.asarray(keypoints, dtype=np.float64)[list(HEAD_KEYPOINTS[name])]
+    x0, y0, side_w, side_h = crop
+    px, py = x0 + points[:, 1] * side_w, y0 + points[:, 0] * side_h
+    if not (((px >= 0) & (px <= 1) & (py >= 0) & (py <= 1)).all()):
+        return 0.0
+    scores = points[:, 2]
+    return float(scores.min() if name == "face_min" else scores.mean())
+
+
 class _Net:
     def __init__(self, model_path: Path | str, threads: int, what: str) -> None:
         from imagelift.vision.sessions import open_session, session_options
@@ -93,6 +132,10 @@ class _Net:
         self.size = int(self.input.shape[1])
         self.outputs = [o.name for o in self.session.get_outputs()]
         self.metadata = self.session.get_modelmeta().custom_metadata_map
+
+    def resize(self, square_rgb: np.ndarray) -> np.ndarray:
+        """A square RGB uint8 image resized to the net's input."""
+        return _resize(square_rgb, self.size)
 
     def prepare(self, image_rgb: np.ndarray) -> np.ndarray:
         """The net's uint8 input for an RGB uint8 photo: padded to a square with grey, resized to the input size."""

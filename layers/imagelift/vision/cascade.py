@@ -2,7 +2,9 @@
 
 MTCNN looks for a face only where the primary YOLO net sees at least a faint person on the whole photo (the face
 gate, ``face_gate_min_person``): most product shots then skip the face stage, its false faces on fabric and prints
-with it, and the person stage reuses that net's run.
+with it, and the person stage reuses that net's run. Where a person is found but no face, MoveNet looks for a
+head facing the camera on the person boxes (the pose stage, ``pose_face``): a face too small for MTCNN still
+makes a model shot.
 
 Load once per process (``Cascade.load``), then ``classify_bytes`` per photo. Every result carries what decided it,
 the boxes, the per-stage milliseconds, the model ids and the thresholds, so a stored record explains itself; and its
@@ -27,6 +29,7 @@ from imagelift.vision.hand_stage import HandStage
 from imagelift.vision.image_io import DecodedImage, DecodeLimits, ImageDecodeError, decode_image
 from imagelift.vision.mtcnn import MTCNN, Face, FaceDetection
 from imagelift.vision.person import Person, PersonFinder, PersonSearch
+from imagelift.vision.pose_face import PoseFaceStage, PoseFaceVote
 from imagelift.vision.second_look import head_crops, look_again
 
 __all__ = ["Cascade", "Classification", "FaceGate", "ImageDecodeError"]
@@ -54,7 +57,7 @@ class FaceGate:
 @dataclass
 class Classification:
     category: int
-    decided_by: str  # "mtcnn" | "yolo" | "handtrack" | "none"
+    decided_by: str  # "mtcnn" | "movenet" | "yolo" | "handtrack" | "none"
     faces: list[Face]
     persons: list[Person]
     width: int
@@ -79,6 +82,8 @@ class Classification:
     """Best O-Net score of a face that MTCNN reported but that did not count (0 when none)."""
     review: bool = False
     """A score lies within the calibrated ``review_margin`` of its threshold: worth a human look."""
+    pose_face: PoseFaceVote | None = None
+    """The pose stage's vote (photo pixels) where it ran: a person found, no face."""
     hand_vote: dict | None = None
     """The hand stage's scores (``stretched``, ``padded``, ``person``, ``fired``) where it ran; None elsewhere."""
     hands: list = field(default_factory=list)
@@ -111,6 +116,8 @@ class Classification:
             "best_face_score": round(float(self.best_face_score), 4),
             "review": self.review,
         }
+        if self.pose_face is not None:
+            record["pose_face"] = self.pose_face.to_record()
         if self.hand_vote is not None:
             record["hand_vote"] = self.hand_vote
             record["hands"] = [h.to_record() for h in self.hands]
@@ -125,12 +132,14 @@ class Cascade:
         persons: PersonFinder,
         models: dict[str, str],
         hands: HandStage | None = None,
+        pose: PoseFaceStage | None = None,
     ) -> None:
         self.config = config
         self.mtcnn = mtcnn
         self.persons = persons
         self.models = models
         self.hands = hands
+        self.pose = pose
         self.thresholds = {
             "face_min_confidence": config.face_min_confidence,
             "face_gate_min_person": config.face_gate_min_person,
@@ -152,6 +161,9 @@ class Cascade:
             "face_second_look_head_fraction": config.face_second_look_head_fraction,
             "face_second_look_upscale": config.face_second_look_upscale,
             "face_second_look_min_confidence": config.face_second_look_min_confidence,
+            "pose_face": config.pose_face,
+            "pose_face_score": config.pose_face_score,
+            "pose_face_min_score": config.pose_face_min_score,
             "hand_stage": config.hand_stage,
             "hand_min_confidence": config.hand_min_confidence,
             "hand_person_min_confidence": config.hand_person_min_confidence,
@@ -169,9 +181,10 @@ class Cascade:
         models_dir = Path(config.models_dir)
         yolo_rels = [config.yolo_model, *([config.second_yolo_model] if config.second_yolo_model else [])]
         hand_rels = [config.hand_model] if config.hand_stage else []
+        pose_rels = [config.pose_model] if config.pose_face else []
         missing = [
             str(models_dir / rel)
-            for rel in (*MTCNN_FILES.values(), *yolo_rels, *hand_rels)
+            for rel in (*MTCNN_FILES.values(), *yolo_rels, *hand_rels, *pose_rels)
             if not (models_dir / rel).is_file()
         ]
         if missing:
@@ -207,7 +220,19 @@ class Cascade:
                 min_confidence=config.hand_min_confidence,
                 person_min_confidence=config.hand_person_min_confidence,
             )
-        return cls(config, mtcnn, finder, model_ids(models_dir, rels), hands)
+        pose = None
+        if config.pose_face:
+            from imagelift.vision.body import PoseEstimator
+
+            rels[Path(config.pose_model).stem] = config.pose_model
+            pose = PoseFaceStage(
+                PoseEstimator(models_dir / config.pose_model, threads=config.threads),
+                min_score=config.pose_face_min_score,
+                score=config.pose_face_score,
+                max_boxes=config.pose_face_max_boxes,
+                crop_margin=config.pose_face_crop_margin,
+            )
+        return cls(config, mtcnn, finder, model_ids(models_dir, rels), hands, pose)
 
     # -- classification -----------------------------------------------------------------------------------
     def classify_bytes(self, data: bytes, name: str = "") -> Classification:
@@ -265,6 +290,13 @@ class Cascade:
                     faces = second.faces
                     face_pass = "second_look"
                     category, decided_by = MODEL.id, "mtcnn"
+        pose_vote = None
+        if category == WORN.id and self.pose is not None:
+            t4 = time.perf_counter()
+            pose_vote = self.pose.vote(cv2.cvtColor(image, cv2.COLOR_BGR2RGB), search.persons)
+            timings["pose_face"] = (time.perf_counter() - t4) * 1000
+            if pose_vote.fired:
+                category, decided_by = MODEL.id, "movenet"
         hand_vote = None
         if category == PRODUCT.id and self.hands is not None:
             t3 = time.perf_counter()
@@ -275,6 +307,9 @@ class Cascade:
         margin = search.nearest_margin()
         best_face = max([f.confidence for f in faces] + [face_detection.best_rejected])
         face_unsure = abs(best_face - self.config.face_min_confidence) < self.config.face_review_margin
+        pose_unsure = pose_vote is not None and abs(pose_vote.score - pose_vote.threshold) < (
+            self.config.pose_face_review_margin
+        )
         timings["total"] = decode_ms + (time.perf_counter() - t0) * 1000
         return Classification(
             category=category,
@@ -294,7 +329,8 @@ class Cascade:
             face_pass=face_pass,
             face_gate=gate,
             best_face_score=face_detection.best_rejected,
-            review=face_unsure or (margin is not None and margin < self.config.review_margin),
+            review=face_unsure or pose_unsure or (margin is not None and margin < self.config.review_margin),
+            pose_face=None if pose_vote is None else pose_vote.scaled(to_photo),
             hand_vote=None if hand_vote is None else hand_vote.to_record(),
             hands=[]
             if hand_vote is None

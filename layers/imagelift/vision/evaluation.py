@@ -50,6 +50,7 @@ def _scores(record: dict[str, Any]) -> dict[str, Any]:
         "person_net": record.get("person_net"),
         "person_pass": record.get("person_pass"),
         "person_scores": record.get("person_scores"),
+        "pose_face": record.get("pose_face"),
         "hand_vote": record.get("hand_vote"),
         "hands": [round(h["confidence"], 4) for h in record.get("hands") or []],
         "review": record.get("review"),

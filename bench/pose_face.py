@@ -40,6 +40,8 @@ from pose_face_scores import load_scores  # noqa: E402
 from imagelift.vision.body import HEAD_SCORES, head_score  # noqa: E402
 
 GRID = np.round(np.arange(0.20, 0.801, 0.01), 2)
+REVIEW_MARGINS = (0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2)
+REVIEW_ERROR_SHARE = 0.5
 WORN_BUDGET = 0.02
 FP_WEIGHT = 15.0
 MODES = {
@@ -55,20 +57,21 @@ class Fitted:
     threshold: float
 
 
-def table_of(records: list[dict]) -> tuple[Rows, dict[str, np.ndarray], np.ndarray]:
+def table_of(records: list[dict]) -> tuple[Rows, dict[str, np.ndarray], np.ndarray, np.ndarray]:
     """The rows, each head score's best over the copy's person boxes (0 where the cascade did not call it worn by
-    a person) and each row's label."""
+    a person), each row's label and whether it reaches the stage (a person found, no face)."""
     rows: defaultdict = defaultdict(list)
     scores: dict[str, list[float]] = {name: [] for name in HEAD_SCORES}
-    labels = []
+    labels, reached = [], []
     for value in copy_rows(records, rows):
         boxes = value.get("boxes", [])
+        reached.append(bool(boxes))
         for name in HEAD_SCORES:
             scores[name].append(max((head_score(b["keypoints"], b["crop"], name) for b in boxes), default=0.0))
     for record in records:
         labels += [record["label"]] * sum("error" not in v for v in record["copies"].values())
     table = Rows(**rows_columns(records, rows))
-    return table, {k: np.array(v) for k, v in scores.items()}, np.array(labels)
+    return table, {k: np.array(v) for k, v in scores.items()}, np.array(labels), np.array(reached)
 
 
 def calls(table: Rows, scores: dict[str, np.ndarray], fitted: Fitted | None) -> np.ndarray:
@@ -120,16 +123,20 @@ def fit(table: Rows, scores: dict, labels: np.ndarray, score: str, rows: np.ndar
     return Fitted(score, float(GRID[(lo + hi) // 2]))
 
 
-def left_out_calls(table: Rows, scores: dict, rows: np.ndarray, scheme: str, choose, seed: int = SEED) -> np.ndarray:
+def left_out_calls(
+    table: Rows, scores: dict, rows: np.ndarray, scheme: str, choose, seed: int = SEED
+) -> tuple[np.ndarray, np.ndarray]:
     """Each part of ``rows`` called with the rule ``choose(group, training rows)`` returns (other rows as the
-    cascade called them)."""
+    cascade called them), and each row's distance from its rule's threshold (inf outside ``rows``)."""
     groups = groups_of(table, rows, scheme, seed=seed)
     category = table.category.copy()
+    distance = np.full(len(category), np.inf)
     for group in np.unique(groups):
         test, train = rows[groups == group], rows[groups != group]
         fitted = choose(group, train)
         category[test] = calls(table, scores, fitted)[test]
-    return category
+        distance[test] = np.abs(scores[fitted.score][test] - fitted.threshold)
+    return category, distance
 
 
 def nested_choice(
@@ -137,7 +144,7 @@ def nested_choice(
 ) -> tuple[Fitted, list]:
     ranking = []
     for score in HEAD_SCORES:
-        inner = left_out_calls(
+        inner, _ = left_out_calls(
             table, scores, rows, scheme, lambda _, train, s=score: fit(table, scores, labels, s, train, mode), SEED + 1
         )
         value = objective(table, labels, inner, rows, mode)
@@ -166,7 +173,35 @@ def figures(table: Rows, labels: np.ndarray, category: np.ndarray) -> dict:
     return {k: round(v, 4) for k, v in out.items()}
 
 
-def run_mode(table: Rows, scores: dict, labels: np.ndarray, mode: str) -> dict:
+def review_curve(
+    table: Rows, labels: np.ndarray, reached: np.ndarray, category: np.ndarray, distance: np.ndarray
+) -> list[dict]:
+    """For each review margin, over the copies that reach the stage: the share put in review (head score within
+    the margin of its fold's threshold), the share of their wrong calls in review, the accuracy outside it."""
+    w = table.weight
+    wrong = reached & (category != labels)
+    out = []
+    for margin in REVIEW_MARGINS:
+        review = reached & (distance < margin)
+        outside = reached & ~review
+        out.append(
+            {
+                "margin": margin,
+                "in_review": round(float(w[review].sum() / w[reached].sum()), 4),
+                "errors_in_review": round(float(w[review & wrong].sum() / w[wrong].sum()), 4),
+                "accuracy_outside": round(float(w[outside & ~wrong].sum() / w[outside].sum()), 4),
+            }
+        )
+    return out
+
+
+def review_margin(curve: list[dict]) -> float:
+    """The smallest margin that puts at least REVIEW_ERROR_SHARE of the stage's wrong calls in review, else the
+    widest."""
+    return next((r["margin"] for r in curve if r["errors_in_review"] >= REVIEW_ERROR_SHARE), curve[-1]["margin"])
+
+
+def run_mode(table: Rows, scores: dict, labels: np.ndarray, reached: np.ndarray, mode: str) -> dict:
     every = np.arange(len(labels))
     entry: dict = {"fit": MODES[mode], "cv": {}, "fixed": {}}
     for scheme in SCHEMES:
@@ -178,9 +213,10 @@ def run_mode(table: Rows, scores: dict, labels: np.ndarray, mode: str) -> dict:
             print(f"  {mode} {scheme} {group}: {fitted.score} >= {fitted.threshold}", flush=True)
             return fitted
 
-        category = left_out_calls(table, scores, every, scheme, choose)
+        category, distance = left_out_calls(table, scores, every, scheme, choose)
         entry["cv"][scheme] = {
             "test": figures(table, labels, category),
+            "review": review_curve(table, labels, reached, category, distance),
             "chosen": chosen,
             "scores_chosen": dict(Counter(c["score"] for c in chosen).most_common()),
             "thresholds": [c["threshold"] for c in chosen],
@@ -188,10 +224,11 @@ def run_mode(table: Rows, scores: dict, labels: np.ndarray, mode: str) -> dict:
     for score in HEAD_SCORES:
         entry["fixed"][score] = {}
         for scheme in SCHEMES:
-            category = left_out_calls(
+            category, _ = left_out_calls(
                 table, scores, every, scheme, lambda _, train, s=score: fit(table, scores, labels, s, train, mode)
             )
             entry["fixed"][score][scheme] = figures(table, labels, category)
+    entry["review_margin"] = review_margin(entry["cv"]["photos"]["review"])
     fitted, ranking = nested_choice(table, scores, labels, every, "photos", mode)
     entry["in_sample"] = {
         "score": fitted.score,
@@ -204,13 +241,13 @@ def run_mode(table: Rows, scores: dict, labels: np.ndarray, mode: str) -> dict:
 
 def run() -> dict:
     records = load_scores()
-    table, scores, labels = table_of(records)
+    table, scores, labels, reached = table_of(records)
     return {
         "rows": len(labels),
         "photos": len(records),
         "grid": [float(GRID[0]), float(GRID[-1]), 0.01],
         "cascade": figures(table, labels, table.category),
-        "modes": {mode: run_mode(table, scores, labels, mode) for mode in MODES},
+        "modes": {mode: run_mode(table, scores, labels, reached, mode) for mode in MODES},
     }
 
 
@@ -250,6 +287,22 @@ def markdown(result: dict) -> str:
                 f"Chosen in the {scheme} scheme's training parts: "
                 + "; ".join(f"`{s}` x{n}" for s, n in cv["scores_chosen"].items())
                 + f"; thresholds {min(thresholds)} to {max(thresholds)} (median {float(np.median(thresholds)):.2f})."
+            )
+        lines += [
+            "",
+            f"Review (copies reaching the stage, head score within the margin of its fold's threshold); the margin "
+            f"kept is the smallest putting at least {REVIEW_ERROR_SHARE:.0%} of the stage's wrong calls in review "
+            f"over photo folds: **{entry['review_margin']}**.",
+            "",
+            "| margin | in review (photo folds / sources) | wrong calls in review | accuracy outside review |",
+            "|---|---|---|---|",
+        ]
+        curves = [entry["cv"][scheme]["review"] for scheme in SCHEMES]
+        for photos, sources in zip(*curves, strict=True):
+            lines.append(
+                f"| {photos['margin']} | {pct(photos['in_review'])} / {pct(sources['in_review'])} | "
+                f"{pct(photos['errors_in_review'])} / {pct(sources['errors_in_review'])} | "
+                f"{pct(photos['accuracy_outside'])} / {pct(sources['accuracy_outside'])} |"
             )
         lines += ["", "Inner-CV objective on all photos, photo folds:", "", "| score | objective |", "|---|---|"]
         lines += [f"| `{r['score']}` | {r['inner_cv_objective']:.4f} |" for r in in_sample["ranking"]]

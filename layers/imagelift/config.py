@@ -235,8 +235,11 @@ class VisionConfig(_FromEnv):
     """Person boxes MoveNet looks at, most confident first."""
     pose_face_crop_margin: float = 0.15
     """Margin added on each side of a person box's long side for MoveNet's square crop."""
-    pose_face_review_margin: float = 0.05
-    """A head score this close to ``pose_face_min_score`` (either side) marks the record ``review`` (not tuned)."""
+    pose_face_review_margin: float = 0.1
+    """A head score this close to ``pose_face_min_score`` (either side) marks the record ``review``: the smallest
+    margin that puts half the stage's wrong calls in review in cross-validation (bench/results/pose_face.md: 54% of
+    them over photo folds, 58% with sources left out, for 18-19% of the copies that reach the stage, about 1.6% of
+    all copies)."""
 
     # Persons (YOLO nets, COCO class 0): a person without a face makes the photo category 2. The defaults are what
     # bench/tune_vision.py chose by nested cross-validation (bench/results/vision_tuning.json).

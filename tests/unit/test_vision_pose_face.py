@@ -106,6 +106,7 @@ def test_defaults_are_what_nested_cv_chose_on_all_photos() -> None:
     chosen = result["modes"]["budget"]["in_sample"]
     assert (chosen["score"], chosen["threshold"]) == (VisionConfig.pose_face_score, VisionConfig.pose_face_min_score)
     assert VisionConfig.pose_face is True
+    assert result["modes"]["budget"]["review_margin"] == VisionConfig.pose_face_review_margin
     cv = result["modes"]["budget"]["cv"]
     # what the config's docstring and the README quote
     assert (

@@ -219,18 +219,21 @@ class VisionConfig(_FromEnv):
     pose_face: bool = True
     """Where a person was found but no face, look for a head facing the camera on each person box with MoveNet
     (``pose_model``, imagelift.vision.pose_face); one found makes the photo category 1. On: by nested
-    cross-validation (bench/pose_face.py, bench/results/pose_face.md) it finds 87.1% / 83.9% of model copies against
-    74.2% (photo folds / sources left out), for 3.5% / 2.3% of worn copies called model; products unchanged. It costs
+    cross-validation (bench/pose_face.py, bench/results/pose_face.md) it finds 92.9% / 83.9% of model copies against
+    74.2% (photo folds / sources left out), for 3.5% / 3.9% of worn copies called model; products unchanged. It costs
     about 8 ms per person box looked at, on the photos it reaches."""
     pose_model: str = "body/movenet-lightning.onnx"
     """MoveNet Lightning model file under ``models_dir`` (built by ``imagelift models build``)."""
-    pose_face_score: str = "face"
+    pose_face_score: str = "head"
     """Which head score decides (imagelift.vision.body.HEAD_KEYPOINTS): ``face`` (mean of nose and eyes),
     ``face_min`` (the smallest of them) or ``head`` (mean of nose, eyes and ears)."""
-    pose_face_min_score: float = 0.47
-    """Head score a person box needs for the photo to be category 1: chosen on all tuning photos by the most model
-    recall with at most 2% of worn photos called model (the thresholds chosen in the CV's training parts range from
-    0.34 to 0.52)."""
+    pose_face_min_score: float = 0.38
+    """Head score a person box needs for the photo to be category 1: chosen with ``pose_face_score`` and
+    ``pose_face_away_penalty`` on all tuning photos by the most model recall with at most 2% of worn photos called
+    model (the thresholds chosen in the CV's training parts range from 0.36 to 0.52)."""
+    pose_face_away_penalty: float = 0.15
+    """Subtracted from a person box's head score when MoveNet places the eyes as on a person turned away from the
+    camera (imagelift.vision.body.facing_away): people seen from behind are worn photos."""
     pose_face_max_boxes: int = 3
     """Person boxes MoveNet looks at, most confident first."""
     pose_face_crop_margin: float = 0.15

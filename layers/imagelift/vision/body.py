@@ -106,9 +106,20 @@ def person_crop(image_rgb: np.ndarray, box: tuple[float, float, float, float], m
     return canvas
 
 
-def head_score(keypoints, crop: tuple[float, float, float, float] | list[float], name: str = "face") -> float:
+def facing_away(keypoints) -> bool:
+    """Whether MoveNet placed the eyes as on a person turned away from the camera: the left eye (keypoint 1) left of
+    the right eye in the picture. On a person facing the camera the left eye is on the picture's right; the net
+    reads that from the whole body, which is how it tells a back view from a front view at all."""
+    points = np.asarray(keypoints, dtype=np.float64)
+    return bool(points[1, 1] < points[2, 1])
+
+
+def head_score(
+    keypoints, crop: tuple[float, float, float, float] | list[float], name: str = "face", away_penalty: float = 0.0
+) -> float:
     """How surely MoveNet sees a head on a person crop: the ``name`` score of :data:`HEAD_KEYPOINTS` from ``[17, 3]``
-    keypoints (y, x in 0..1 of the crop, score), 0 when one of its keypoints falls outside the photo. ``crop`` is
+    keypoints (y, x in 0..1 of the crop, score), 0 when one of its keypoints falls outside the photo, less
+    ``away_penalty`` (not below 0) when the eyes sit as on a person turned away (:func:`facing_away`). ``crop`` is
     the crop as fractions of the photo: x, y, side / width, side / height. A head placed in the grey beyond a legs
     close-up's top edge is MoveNet completing a body, not a head in the photo."""
     points = np.asarray(keypoints, dtype=np.float64)[list(HEAD_KEYPOINTS[name])]
@@ -117,7 +128,10 @@ def head_score(keypoints, crop: tuple[float, float, float, float] | list[float],
     if not (((px >= 0) & (px <= 1) & (py >= 0) & (py <= 1)).all()):
         return 0.0
     scores = points[:, 2]
-    return float(scores.min() if name == "face_min" else scores.mean())
+    score = float(scores.min() if name == "face_min" else scores.mean())
+    if away_penalty and facing_away(keypoints):
+        score = max(0.0, score - away_penalty)
+    return score
 
 
 class _Net:

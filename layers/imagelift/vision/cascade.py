@@ -164,6 +164,7 @@ class Cascade:
             "pose_face": config.pose_face,
             "pose_face_score": config.pose_face_score,
             "pose_face_min_score": config.pose_face_min_score,
+            "pose_face_away_penalty": config.pose_face_away_penalty,
             "hand_stage": config.hand_stage,
             "hand_min_confidence": config.hand_min_confidence,
             "hand_person_min_confidence": config.hand_person_min_confidence,
@@ -231,6 +232,7 @@ class Cascade:
                 score=config.pose_face_score,
                 max_boxes=config.pose_face_max_boxes,
                 crop_margin=config.pose_face_crop_margin,
+                away_penalty=config.pose_face_away_penalty,
             )
         return cls(config, mtcnn, finder, model_ids(models_dir, rels), hands, pose)
 

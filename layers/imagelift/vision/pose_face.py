@@ -4,8 +4,9 @@ It runs only where the person stage found a person and neither face pass found a
 sports photo, whose 10-25 px face MTCNN cannot see, would otherwise be called worn. MoveNet Lightning looks at a
 square crop around each person box (best first, at most ``max_boxes``); the box's head score is the mean of the
 nose and eye keypoint scores, 0 when one of them lies outside the photo (a legs close-up cut at the top edge gets
-a head MoveNet imagines in the grey beyond it). The stage fires when a box's head score reaches
-``min_score``: the photo is category 1. Score and threshold were chosen by nested cross-validation over photos and
+a head MoveNet imagines in the grey beyond it), lowered by ``away_penalty`` when the eyes sit as on a person turned
+away from the camera (MoveNet reads that from the whole body; a back view otherwise scores like a face). The stage fires when a box's head score reaches
+``min_score``: the photo is category 1. Score, penalty and threshold were chosen by nested cross-validation over photos and
 over sources under a budget of worn photos called model (bench/pose_face.py, bench/results/pose_face.md).
 """
 
@@ -56,6 +57,7 @@ class PoseFaceStage:
         score: str = "face",
         max_boxes: int = 3,
         crop_margin: float = 0.15,
+        away_penalty: float = 0.0,
     ) -> None:
         if not 0.0 <= min_score <= 1.0:
             raise ValueError(f"pose stage min_score must be within 0..1, got {min_score}")
@@ -63,18 +65,21 @@ class PoseFaceStage:
             raise ValueError(f"pose stage score must be one of {', '.join(HEAD_SCORES)}, got {score!r}")
         if max_boxes < 1:
             raise ValueError(f"pose stage max_boxes must be at least 1, got {max_boxes}")
+        if not 0.0 <= away_penalty <= 1.0:
+            raise ValueError(f"pose stage away_penalty must be within 0..1, got {away_penalty}")
         self.pose = pose
         self.min_score = min_score
         self.score = score
         self.max_boxes = max_boxes
         self.crop_margin = crop_margin
+        self.away_penalty = away_penalty
 
     def head_score(self, image_rgb: np.ndarray, box: tuple[float, float, float, float]) -> float:
         """The head score of one person box (pixels of ``image_rgb``)."""
         h, w = image_rgb.shape[:2]
         x0, y0, side = crop_origin(box, self.crop_margin)
         keypoints = self.pose.keypoints_of(self.pose.resize(person_crop(image_rgb, box, self.crop_margin)))
-        return head_score(keypoints, (x0 / w, y0 / h, side / w, side / h), self.score)
+        return head_score(keypoints, (x0 / w, y0 / h, side / w, side / h), self.score, self.away_penalty)
 
     def vote(self, image_rgb: np.ndarray, persons: list[Person]) -> PoseFaceVote:
         """The stage's vote on an RGB uint8 photo, given the person boxes found in its pixels. Every box looked at

@@ -81,7 +81,7 @@ def test_every_net_is_prepared_for_this_host_and_listed_with_its_sha256(prepared
 
 def test_sessions_open_the_prepared_nets_and_give_the_same_outputs(prepared_dir: Path, original_dir: Path) -> None:
     for rel in sorted(json.loads((prepared_dir / "manifest.json").read_text())["prepared"]["files"]):
-        options = sessions.session_options(1, varying_shapes=rel.startswith("mtcnn"))
+        options = sessions.session_options(1, arena=not rel.startswith("mtcnn"))
         prepared = sessions.open_session(prepared_dir / rel, options)
         original = sessions.open_session(original_dir / rel, sessions.session_options(1))
         assert Path(prepared._model_path) == prepared_dir / "prepared" / rel

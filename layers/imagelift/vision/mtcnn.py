@@ -65,8 +65,8 @@ class FaceDetection:
 
 
 def session_options(threads: int) -> ort.SessionOptions:
-    """The options of every MTCNN session (imagelift.vision.sessions.session_options, shapes varying)."""
-    return sessions.session_options(threads, varying_shapes=True)
+    """The options of every MTCNN session (imagelift.vision.sessions.session_options: no arena, as the shapes vary)."""
+    return sessions.session_options(threads)
 
 
 class MTCNN:

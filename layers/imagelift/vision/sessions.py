@@ -34,13 +34,16 @@ PROVIDERS = ["CPUExecutionProvider"]
 logger = logging.getLogger(__name__)
 
 
-def session_options(threads: int, *, optimise: bool = True, varying_shapes: bool = False) -> ort.SessionOptions:
+def session_options(threads: int, *, optimise: bool = True, arena: bool = False) -> ort.SessionOptions:
     """Options for one vision net at ``threads`` intra-op threads (0 lets ONNX Runtime choose).
 
-    ``optimise`` False opens a prepared copy as it is. ``varying_shapes``: P-Net sees a new input shape at every
-    pyramid level and R/O-Net a new batch size per photo, so memory patterns planned for one shape are never reused
-    and the arena would keep blocks for every shape it has seen (569 instead of 400 MB peak RSS at the 640 px cap,
-    for about 2 ms less face-stage time: bench/results/mtcnn_arena.json).
+    ``optimise`` False opens a prepared copy as it is. ``arena``: ONNX Runtime's CPU memory arena and memory
+    patterns, off unless asked for. P-Net sees a new input shape at every pyramid level and R/O-Net a new batch size
+    per photo, so patterns planned for one shape are never reused and the arena would keep blocks for every shape it
+    has seen (569 instead of 400 MB peak RSS at the 640 px cap, for about 2 ms less face-stage time:
+    bench/results/mtcnn_arena.json). The fixed-shape nets (YOLO, HandTrack, MoveNet) each hold their activations
+    in an arena of their own between photos: without it the classifier's peak over the benchmark's 78 photos is
+    about 30 MB lower for the same CPU per photo (bench/results/session_arena.json).
     """
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
@@ -49,9 +52,8 @@ def session_options(threads: int, *, optimise: bool = True, varying_shapes: bool
     options.graph_optimization_level = (
         ort.GraphOptimizationLevel.ORT_ENABLE_ALL if optimise else ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     )
-    if varying_shapes:
-        options.enable_mem_pattern = False
-        options.enable_cpu_mem_arena = False
+    options.enable_mem_pattern = arena
+    options.enable_cpu_mem_arena = arena
     return options
 
 

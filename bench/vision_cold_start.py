@@ -11,8 +11,9 @@ and the manifest minus its ``prepared`` section), so both variants load the very
    the second classification of the same photo; peak and current RSS after each stage (imports, sessions, decode
    of a 4000 px JPEG, its classification).
 2. Peak RSS (VmHWM) of a fresh process classifying the photos vision_bench.py uses for it (../images as they are
-   and at 2000 px), per variant: also with the YOLO sessions' memory arena off and with glibc's mmap threshold
-   fixed (``MALLOC_MMAP_THRESHOLD_``), with each one's CPU time per photo.
+   and at 2000 px), per variant: also with the memory arena the fixed-shape nets had before
+   (imagelift.vision.sessions.session_options) and with glibc's mmap threshold fixed (``MALLOC_MMAP_THRESHOLD_``),
+   with each one's CPU time per photo.
 3. Per photo, in one process, interleaved at 1 thread: the CPU and wall ms of ``classify_bytes`` for each variant
    on every tuning photo (../images + ../pool, the files as they are), and the check that every variant gives
    every photo the same category, the same faces and the same persons as the original nets.
@@ -100,15 +101,12 @@ out["category"] = result.category
 print(__import__("json").dumps(out))
 """
 
-YOLO_ARENA_OFF = """
+ARENA_ON = """
+import imagelift.vision.mtcnn as _mtcnn
 import imagelift.vision.sessions as _sessions
 _options = _sessions.session_options
-def _no_arena(threads, **kwargs):
-    options = _options(threads, **kwargs)
-    options.enable_cpu_mem_arena = False
-    options.enable_mem_pattern = False
-    return options
-_sessions.session_options = _no_arena
+_sessions.session_options = lambda threads, *, optimise=True, arena=True: _options(threads, optimise=optimise, arena=arena)
+_mtcnn.session_options = lambda threads: _options(threads)
 """
 
 
@@ -330,9 +328,12 @@ def rss_section(report: dict, args: argparse.Namespace, original: Path, tmp: Pat
     rss_variants = {
         "original nets (before)": (original, "", {}),
         "prepared nets": (args.models, "", {}),
-        "prepared nets, YOLO arena and memory patterns off": (args.models, YOLO_ARENA_OFF, {}),
+        "prepared nets, arena and memory patterns on for YOLO, HandTrack, MoveNet (before)": (
+            args.models,
+            ARENA_ON,
+            {},
+        ),
         "prepared nets, MALLOC_MMAP_THRESHOLD_=131072": (args.models, "", fixed_heap),
-        "prepared nets, MALLOC_MMAP_THRESHOLD_=131072, YOLO arena off": (args.models, YOLO_ARENA_OFF, fixed_heap),
     }
     report["peak_rss"] = peak_rss(rss_variants, folder, args.rss_rounds)
     report["peak_rss_photos"] = len(list(folder.iterdir()))

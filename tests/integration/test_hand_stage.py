@@ -9,6 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from support.nets import DEFAULT_MODEL_IDS
 
 from imagelift.config import VisionConfig
 from imagelift.vision.annotate import HAND_COLOUR, annotate, annotate_recorded
@@ -57,15 +58,7 @@ def test_hand_photo_missed_by_the_person_stage_becomes_worn(with_stage, without_
         assert hand["label"] in ("hand", "fist", "pinch", "point")
         assert x >= 0 and y >= 0 and x + w <= record["width"] + 1 and y + h <= record["height"] + 1
     assert "hands" in record["timings_ms"]
-    assert set(record["models"]) == {
-        "pnet",
-        "rnet",
-        "onet",
-        "yolov3-tiny",
-        "yolov4-tiny",
-        "handtrack",
-        "movenet-lightning",
-    }
+    assert set(record["models"]) == DEFAULT_MODEL_IDS
     assert record["thresholds"]["hand_stage"] is True
 
 

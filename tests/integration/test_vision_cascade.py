@@ -9,6 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from support.nets import DEFAULT_MODEL_IDS
 
 from imagelift.config import VisionConfig
 from imagelift.records.categories import CATEGORY_NAMES
@@ -51,17 +52,9 @@ def test_record_contract(results) -> None:
         record = json.loads(json.dumps(result.to_record()))  # JSON-able
         assert record["category"] in (1, 2, 3)
         assert record["category_name"] == CATEGORY_NAMES[record["category"]]
-        assert record["decided_by"] in ("mtcnn", "yolo", "handtrack", "none")
+        assert record["decided_by"] in ("mtcnn", "movenet", "yolo", "handtrack", "none")
         assert {"decode", "mtcnn", "yolo", "total"} <= set(record["timings_ms"])
-        assert set(record["models"]) == {
-            "pnet",
-            "rnet",
-            "onet",
-            "yolov3-tiny",
-            "yolov4-tiny",
-            "handtrack",
-            "movenet-lightning",
-        }
+        assert set(record["models"]) == DEFAULT_MODEL_IDS
         assert all(len(v) == 12 for v in record["models"].values())
         assert record["thresholds"]["face_min_confidence"] > 0
         image = cv2.imread(str(path))

